@@ -1,0 +1,62 @@
+//! Command-line interface of the `weir` binary.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// weir runs streaming pipelines described in TOML files.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Only warnings and errors in the log.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// A pipeline file plus `--set` overrides.
+#[derive(Debug, clap::Args)]
+pub struct PipelineArgs {
+    /// The pipeline file.
+    pub file: PathBuf,
+
+    /// Override or add a key, e.g. --set sources.user_log.rate='"max"' (value parsed as TOML,
+    /// else taken as a string). Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a pipeline until its input ends or Ctrl-C / SIGTERM.
+    Run(PipelineArgs),
+    /// Check a pipeline file and report every problem (opens nothing but the file).
+    Validate(PipelineArgs),
+    /// Print the pipeline's graph.
+    Graph {
+        /// The pipeline.
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+    /// List every stage type with its options.
+    List,
+}
+
+/// `weir graph` output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// Graphviz DOT (pipe into `dot -Tsvg`).
+    Dot,
+    /// A table for the terminal.
+    Text,
+}

@@ -1,0 +1,186 @@
+//! The `weir` binary: parses the command line and dispatches to the library.
+
+mod cli;
+
+use clap::Parser;
+use cli::{Cli, Command, GraphFormat, PipelineArgs};
+use std::process::ExitCode;
+use weir::config::{Diagnostics, load_document};
+use weir::registry::Registry;
+use weir::stage::{ShutdownTrigger, shutdown_pair};
+use weir::topology::{self, Plan, graph};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    install_panic_hook();
+    let registry = Registry::builtin();
+    match cli.command {
+        Command::List => {
+            print!("{}", list(&registry));
+            ExitCode::SUCCESS
+        }
+        Command::Validate(args) => match checked_plan(&args, &registry) {
+            Some(_) => {
+                println!("{}: ok", args.file.display());
+                ExitCode::SUCCESS
+            }
+            None => ExitCode::FAILURE,
+        },
+        Command::Graph { pipeline, format } => match checked_plan(&pipeline, &registry) {
+            Some(plan) => {
+                let text = match format {
+                    GraphFormat::Dot => graph::to_dot(&plan),
+                    GraphFormat::Text => graph::to_text(&plan),
+                };
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            None => ExitCode::FAILURE,
+        },
+        Command::Run(args) => match checked_plan(&args, &registry) {
+            Some(plan) => run(plan),
+            None => ExitCode::FAILURE,
+        },
+    }
+}
+
+/// Loads and checks a pipeline, printing every diagnostic. `None` when there are errors.
+fn checked_plan(args: &PipelineArgs, registry: &Registry) -> Option<Plan> {
+    let (plan, diagnostics) = match load_document(&args.file, &args.set) {
+        Ok(doc) => topology::plan(&doc, registry),
+        Err(diagnostics) => (None, diagnostics),
+    };
+    print_diagnostics(&diagnostics);
+    plan
+}
+
+fn print_diagnostics(diagnostics: &Diagnostics) {
+    if diagnostics.0.is_empty() {
+        return;
+    }
+    eprint!("{diagnostics}");
+    let errors = diagnostics.error_count();
+    if errors > 0 {
+        eprintln!("{errors} error{} found", if errors == 1 { "" } else { "s" });
+    }
+}
+
+fn run(plan: Plan) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let (trigger, _) = shutdown_pair();
+        let trigger = std::sync::Arc::new(trigger);
+        tokio::spawn(stop_on_signals(std::sync::Arc::clone(&trigger)));
+        let report = topology::run(plan, &trigger).await;
+        for c in &report.counts {
+            let dropped = if c.dropped > 0 {
+                format!(", {} dropped", c.dropped)
+            } else {
+                String::new()
+            };
+            tracing::info!("{}: {} in, {} out{dropped}", c.path, c.received, c.emitted);
+        }
+        if report.failures.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            for f in &report.failures {
+                eprintln!("error: {f}");
+            }
+            ExitCode::FAILURE
+        }
+    })
+}
+
+/// First Ctrl-C or SIGTERM: stop the sources and let everything drain. Second: exit at once.
+async fn stop_on_signals(trigger: std::sync::Arc<ShutdownTrigger>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; Ctrl-C will end the process abruptly");
+        return;
+    };
+    for round in 0.. {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        if round == 0 {
+            tracing::info!(
+                "stopping: sources stop, stages drain, sinks flush (signal again to exit at once)"
+            );
+            trigger.trigger();
+        } else {
+            eprintln!("exiting without draining");
+            std::process::exit(130);
+        }
+    }
+}
+
+fn list(registry: &Registry) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut kind = None;
+    for factory in registry.all() {
+        if kind != Some(factory.kind()) {
+            kind = Some(factory.kind());
+            let _ = writeln!(
+                out,
+                "{}{}:",
+                if out.is_empty() { "" } else { "\n" },
+                factory.kind().section()
+            );
+        }
+        let _ = writeln!(out, "  {:<10} {}", factory.type_name(), factory.summary());
+        for option in factory.options() {
+            let _ = writeln!(
+                out,
+                "      {:<16} {:<24} default {:<10} {}",
+                option.name, option.ty, option.default, option.doc
+            );
+        }
+    }
+    out
+}
+
+fn init_logging(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(weir::progress::StderrAroundBars)
+        .with_target(false)
+        .with_ansi(weir::progress::stderr_is_terminal())
+        .init();
+}
+
+/// Panics inside stages are caught by the engine and reported as that stage's failure; the hook
+/// only adds where it happened to the log.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map_or_else(String::new, |l| format!(" at {}:{}", l.file(), l.line()));
+        tracing::debug!(
+            "panic{location}: {}",
+            info.payload_as_str().unwrap_or("(no message)")
+        );
+    }));
+}

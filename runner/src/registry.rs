@@ -1,0 +1,256 @@
+//! The stage registry: maps each `type` name to a factory that checks a component's options and
+//! builds the stage. Built-in stages register here; plugin stages will register through the same
+//! [`StageFactory`] trait, so the topology never knows the difference.
+
+use crate::config::de::from_node;
+use crate::config::node::Node;
+use crate::config::pipeline::StageKind;
+use crate::config::{Diagnostic, Origin};
+use crate::stage::{Stage, StageError, StageMetrics};
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+/// One option of a stage type, for `weir list` and the docs.
+#[derive(Clone, Copy, Debug)]
+pub struct OptionDoc {
+    /// Key name.
+    pub name: &'static str,
+    /// Value type, e.g. `string`, `integer | "max"`.
+    pub ty: &'static str,
+    /// Default, or `required`.
+    pub default: &'static str,
+    /// One line on what it does.
+    pub doc: &'static str,
+}
+
+/// What the engine hands a stage config when building the stage.
+#[derive(Clone)]
+pub struct BuildContext {
+    /// The component's key path, e.g. `sources.user_log`.
+    pub path: String,
+    /// The stage's counters.
+    pub metrics: Arc<StageMetrics>,
+}
+
+/// A problem with one option, found after the options parsed (e.g. `slide` longer than `size`).
+#[derive(Clone, Debug)]
+pub struct OptionIssue {
+    /// The option's key path relative to the component, e.g. `slide` or `aggregates[1].field`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: Option<String>,
+}
+
+impl OptionIssue {
+    /// An issue with `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        OptionIssue {
+            key: key.into(),
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// Adds a hint.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// A component's checked options, able to build the stage.
+pub trait StageConfig: Send + Sync + Debug {
+    /// Builds the stage. May open files or connections; `weir validate` never calls it.
+    fn build(&self, cx: &BuildContext) -> Result<Stage, StageError>;
+}
+
+/// A stage type: its name, documentation and how to read its options.
+pub trait StageFactory: Send + Sync {
+    /// The role of stages of this type.
+    fn kind(&self) -> StageKind;
+    /// The `type` name.
+    fn type_name(&self) -> &str;
+    /// One line on what it does.
+    fn summary(&self) -> &str;
+    /// Its options.
+    fn options(&self) -> &[OptionDoc];
+    /// Reads and checks the options of the component at `path`. Returns the config and any
+    /// warnings, or every error found.
+    fn configure(&self, options: &Node, path: &str) -> Result<Configured, Vec<Diagnostic>>;
+}
+
+/// A component's options, read and checked.
+#[derive(Debug)]
+pub struct Configured {
+    /// The config, ready to build.
+    pub config: Box<dyn StageConfig>,
+    /// Things that are allowed but probably wrong.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// What a built-in stage's config struct provides on top of `Deserialize`.
+pub trait BuiltinConfig: StageConfig + DeserializeOwned + 'static {
+    /// Checks that need more than one option or more than the type, as errors.
+    fn check(&self) -> Vec<OptionIssue> {
+        Vec::new()
+    }
+
+    /// Checks that only warrant a warning (e.g. an input file that does not exist yet).
+    fn warnings(&self) -> Vec<OptionIssue> {
+        Vec::new()
+    }
+}
+
+/// The factory of a built-in stage: a config struct plus its documentation.
+pub struct Builtin<C> {
+    kind: StageKind,
+    name: &'static str,
+    summary: &'static str,
+    options: &'static [OptionDoc],
+    config: PhantomData<fn() -> C>,
+}
+
+impl<C: BuiltinConfig> Builtin<C> {
+    /// A factory for `C`.
+    pub const fn new(
+        kind: StageKind,
+        name: &'static str,
+        summary: &'static str,
+        options: &'static [OptionDoc],
+    ) -> Self {
+        Builtin {
+            kind,
+            name,
+            summary,
+            options,
+            config: PhantomData,
+        }
+    }
+}
+
+impl<C: BuiltinConfig> StageFactory for Builtin<C> {
+    fn kind(&self) -> StageKind {
+        self.kind
+    }
+
+    fn type_name(&self) -> &str {
+        self.name
+    }
+
+    fn summary(&self) -> &str {
+        self.summary
+    }
+
+    fn options(&self) -> &[OptionDoc] {
+        self.options
+    }
+
+    fn configure(&self, options: &Node, path: &str) -> Result<Configured, Vec<Diagnostic>> {
+        let config: C = from_node(options, path)?;
+        let at = |issue: OptionIssue| {
+            let origin = options
+                .find(&issue.key)
+                .map_or_else(|| options.origin.clone(), |n| n.origin.clone());
+            (origin, format!("{path}.{}", issue.key), issue)
+        };
+        let errors: Vec<Diagnostic> = config
+            .check()
+            .into_iter()
+            .map(at)
+            .map(|(origin, key, i)| {
+                Diagnostic::error(origin, key, i.message).with_optional_hint(i.hint)
+            })
+            .collect();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let warnings = config
+            .warnings()
+            .into_iter()
+            .map(at)
+            .map(|(origin, key, i)| {
+                Diagnostic::warning(origin, key, i.message).with_optional_hint(i.hint)
+            })
+            .collect();
+        Ok(Configured {
+            config: Box::new(config),
+            warnings,
+        })
+    }
+}
+
+/// All stage types known to a run.
+#[derive(Clone, Default)]
+pub struct Registry {
+    factories: Vec<Arc<dyn StageFactory>>,
+}
+
+impl Registry {
+    /// The registry of built-in stages.
+    pub fn builtin() -> Registry {
+        let mut registry = Registry::default();
+        crate::sources::register(&mut registry);
+        crate::transforms::register(&mut registry);
+        crate::sinks::register(&mut registry);
+        registry
+    }
+
+    /// Adds a stage type.
+    pub fn register(&mut self, factory: Arc<dyn StageFactory>) {
+        self.factories.push(factory);
+    }
+
+    /// The factory for `type_name` in role `kind`.
+    pub fn find(&self, kind: StageKind, type_name: &str) -> Option<&Arc<dyn StageFactory>> {
+        self.factories
+            .iter()
+            .find(|f| f.kind() == kind && f.type_name() == type_name)
+    }
+
+    /// Every factory, sources first.
+    pub fn all(&self) -> Vec<&Arc<dyn StageFactory>> {
+        let mut all: Vec<_> = self.factories.iter().collect();
+        all.sort_by_key(|f| (f.kind(), f.type_name().to_string()));
+        all
+    }
+
+    /// Explains why `type_name` is not a stage of `kind`, with a suggestion when possible.
+    pub fn unknown_type(
+        &self,
+        kind: StageKind,
+        type_name: &str,
+        origin: Origin,
+        path: &str,
+    ) -> Diagnostic {
+        let same_kind = self
+            .factories
+            .iter()
+            .filter(|f| f.kind() == kind)
+            .map(|f| f.type_name());
+        let other_kind = self
+            .factories
+            .iter()
+            .find(|f| f.kind() != kind && f.type_name() == type_name);
+        let hint = match (
+            crate::config::did_you_mean(type_name, same_kind.clone()),
+            other_kind,
+        ) {
+            (Some(h), _) => h,
+            (None, Some(f)) => format!("`{type_name}` is a {}, not a {kind}", f.kind()),
+            (None, None) => format!(
+                "{} types: {}",
+                kind,
+                same_kind
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        Diagnostic::error(origin, path, format!("unknown {kind} type `{type_name}`"))
+            .with_hint(hint)
+    }
+}

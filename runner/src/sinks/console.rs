@@ -1,0 +1,76 @@
+//! Sink `console`: writes records to standard output, one line each.
+
+use super::format::{Encoder, Format};
+use crate::config::pipeline::StageKind;
+use crate::progress;
+use crate::record::Batch;
+use crate::registry::{BuildContext, Builtin, BuiltinConfig, OptionDoc, StageConfig};
+use crate::stage::{Sink, Stage, StageError, StageResult};
+use async_trait::async_trait;
+use serde::Deserialize;
+use std::io::Write;
+
+/// Options of the `console` sink.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    #[serde(default)]
+    format: Format,
+}
+
+/// The documented options, for `weir list`.
+pub const OPTIONS: &[OptionDoc] = &[OptionDoc {
+    name: "format",
+    ty: "\"json\" | \"seed\"",
+    default: "\"json\"",
+    doc: "json: one object per record; seed: one [{\"key\":value},...] array per window",
+}];
+
+/// The `console` sink type.
+pub fn factory() -> Builtin<ConsoleConfig> {
+    Builtin::new(
+        StageKind::Sink,
+        "console",
+        "Prints records to standard output, one line each",
+        OPTIONS,
+    )
+}
+
+impl BuiltinConfig for ConsoleConfig {}
+
+impl StageConfig for ConsoleConfig {
+    fn build(&self, _cx: &BuildContext) -> Result<Stage, StageError> {
+        Ok(Stage::Sink(Box::new(Console {
+            encoder: Encoder::new(self.format),
+            buffer: Vec::with_capacity(64 * 1024),
+        })))
+    }
+}
+
+struct Console {
+    encoder: Encoder,
+    buffer: Vec<u8>,
+}
+
+#[async_trait]
+impl Sink for Console {
+    async fn write(&mut self, batch: Batch) -> StageResult {
+        self.buffer.clear();
+        self.encoder.encode(&batch, &mut self.buffer);
+        let buffer = &self.buffer;
+        // stdout may be a slow pipe; let the runtime move other tasks off this thread meanwhile.
+        tokio::task::block_in_place(|| {
+            progress::suspend(|| {
+                let mut out = std::io::stdout().lock();
+                out.write_all(buffer).and_then(|()| out.flush())
+            })
+        })
+        .map_err(|e| StageError::new(format!("cannot write to stdout: {e}")))
+    }
+
+    async fn finish(&mut self) -> StageResult {
+        std::io::stdout()
+            .flush()
+            .map_err(|e| StageError::new(format!("cannot flush stdout: {e}")))
+    }
+}

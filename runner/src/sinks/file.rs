@@ -1,0 +1,115 @@
+//! Sink `file`: appends records to a file, one line each.
+
+use super::format::{Encoder, Format};
+use crate::config::pipeline::StageKind;
+use crate::record::Batch;
+use crate::registry::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
+use crate::stage::{Sink, Stage, StageError, StageResult};
+use async_trait::async_trait;
+use serde::Deserialize;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+/// Options of the `file` sink.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    path: PathBuf,
+    #[serde(default)]
+    format: Format,
+    #[serde(default)]
+    append: bool,
+}
+
+/// The documented options, for `weir list`.
+pub const OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        name: "path",
+        ty: "string",
+        default: "required",
+        doc: "file to write (its directory must exist)",
+    },
+    OptionDoc {
+        name: "format",
+        ty: "\"json\" | \"seed\"",
+        default: "\"json\"",
+        doc: "as for console",
+    },
+    OptionDoc {
+        name: "append",
+        ty: "bool",
+        default: "false",
+        doc: "append instead of replacing the file",
+    },
+];
+
+/// The `file` sink type.
+pub fn factory() -> Builtin<FileConfig> {
+    Builtin::new(
+        StageKind::Sink,
+        "file",
+        "Writes records to a file, one line each",
+        OPTIONS,
+    )
+}
+
+impl BuiltinConfig for FileConfig {
+    fn warnings(&self) -> Vec<OptionIssue> {
+        let parent = self.path.parent().filter(|p| !p.as_os_str().is_empty());
+        match parent {
+            Some(dir) if !dir.is_dir() => vec![OptionIssue::new(
+                "path",
+                format!("directory {} does not exist (yet)", dir.display()),
+            )],
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl StageConfig for FileConfig {
+    fn build(&self, _cx: &BuildContext) -> Result<Stage, StageError> {
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(self.append)
+            .truncate(!self.append)
+            .open(&self.path)
+            .map_err(|e| format!("cannot open {} for writing: {e}", self.path.display()))?;
+        Ok(Stage::Sink(Box::new(FileSink {
+            path: self.path.clone(),
+            writer: BufWriter::with_capacity(256 * 1024, file),
+            encoder: Encoder::new(self.format),
+            buffer: Vec::with_capacity(64 * 1024),
+        })))
+    }
+}
+
+struct FileSink {
+    path: PathBuf,
+    writer: BufWriter<File>,
+    encoder: Encoder,
+    buffer: Vec<u8>,
+}
+
+impl FileSink {
+    fn error(&self, e: std::io::Error) -> StageError {
+        StageError::new(format!("cannot write {}: {e}", self.path.display()))
+    }
+}
+
+#[async_trait]
+impl Sink for FileSink {
+    async fn write(&mut self, batch: Batch) -> StageResult {
+        self.buffer.clear();
+        self.encoder.encode(&batch, &mut self.buffer);
+        let (writer, buffer) = (&mut self.writer, &self.buffer);
+        tokio::task::block_in_place(|| writer.write_all(buffer)).map_err(|e| self.error(e))
+    }
+
+    async fn finish(&mut self) -> StageResult {
+        let writer = &mut self.writer;
+        tokio::task::block_in_place(|| writer.flush().and_then(|()| writer.get_ref().sync_data()))
+            .map_err(|e| self.error(e))
+    }
+}

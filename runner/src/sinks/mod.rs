@@ -1,0 +1,16 @@
+//! Built-in sinks.
+
+pub mod blackhole;
+pub mod console;
+pub mod file;
+pub mod format;
+
+use crate::registry::Registry;
+use std::sync::Arc;
+
+/// Registers every built-in sink.
+pub fn register(registry: &mut Registry) {
+    registry.register(Arc::new(blackhole::factory()));
+    registry.register(Arc::new(console::factory()));
+    registry.register(Arc::new(file::factory()));
+}

@@ -1,0 +1,147 @@
+//! A `Read` adapter in front of the CSV parser: skips a UTF-8 byte-order mark, cuts every
+//! physical line at `max_line_bytes` (remembering which lines were cut, so their rows can be
+//! reported as bad) and counts the bytes read for the progress bar. A 10 MB line or a binary file
+//! with no newlines therefore never makes the parser buffer more than one cut line.
+
+use std::collections::VecDeque;
+use std::io::{self, BufRead, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The guarded input.
+pub struct GuardedInput<R> {
+    inner: R,
+    max_line_bytes: u64,
+    line: u64,
+    line_len: u64,
+    cutting: bool,
+    cut_lines: VecDeque<u64>,
+    bytes_read: Arc<AtomicU64>,
+}
+
+impl<R: BufRead> GuardedInput<R> {
+    /// Wraps `inner`, skipping a leading BOM. `bytes_read` is kept up to date with the number of
+    /// bytes taken from `inner`.
+    pub fn new(mut inner: R, max_line_bytes: u64, bytes_read: Arc<AtomicU64>) -> io::Result<Self> {
+        let start = inner.fill_buf()?;
+        if start.starts_with(BOM) {
+            inner.consume(BOM.len());
+            bytes_read.fetch_add(BOM.len() as u64, Ordering::Relaxed);
+        }
+        Ok(GuardedInput {
+            inner,
+            max_line_bytes,
+            line: 1,
+            line_len: 0,
+            cutting: false,
+            cut_lines: VecDeque::new(),
+            bytes_read,
+        })
+    }
+}
+
+impl<R> GuardedInput<R> {
+    /// Forgets cut lines before `end` and says whether any line in `start..end` was cut.
+    pub fn take_cut_lines_before(&mut self, start: u64, end: u64) -> bool {
+        let mut any = false;
+        while let Some(&line) = self.cut_lines.front() {
+            if line >= end {
+                break;
+            }
+            any |= line >= start;
+            self.cut_lines.pop_front();
+        }
+        any
+    }
+}
+
+impl<R: Read> Read for GuardedInput<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let n = self.inner.read(buf)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            self.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+            let kept = self.cut_long_lines(&mut buf[..n]);
+            if kept > 0 {
+                return Ok(kept);
+            }
+        }
+    }
+}
+
+impl<R> GuardedInput<R> {
+    /// Drops the bytes of `chunk` that lie past the limit of their line, compacting in place;
+    /// returns how many bytes remain.
+    fn cut_long_lines(&mut self, chunk: &mut [u8]) -> usize {
+        let mut write = 0;
+        let mut read = 0;
+        while read < chunk.len() {
+            let newline = memchr::memchr(b'\n', &chunk[read..]).map(|i| read + i);
+            let segment_end = newline.unwrap_or(chunk.len());
+            let segment = (segment_end - read) as u64;
+            let keep = if self.cutting {
+                0
+            } else if self.line_len + segment <= self.max_line_bytes {
+                segment
+            } else {
+                self.cutting = true;
+                self.cut_lines.push_back(self.line);
+                self.max_line_bytes - self.line_len
+            };
+            chunk.copy_within(read..read + keep as usize, write);
+            write += keep as usize;
+            self.line_len += keep;
+            read = segment_end;
+            if newline.is_some() {
+                chunk[write] = b'\n';
+                write += 1;
+                read += 1;
+                self.line += 1;
+                self.line_len = 0;
+                self.cutting = false;
+            }
+        }
+        write
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guard(input: &[u8], max: u64) -> (String, GuardedInput<&[u8]>) {
+        let mut g = GuardedInput::new(input, max, Arc::default()).unwrap();
+        let mut out = Vec::new();
+        // Small reads so lines straddle chunk boundaries.
+        let mut buf = [0u8; 3];
+        loop {
+            let n = g.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        (String::from_utf8(out).unwrap(), g)
+    }
+
+    #[test]
+    fn skips_bom_and_keeps_short_lines() {
+        let (out, mut g) = guard(b"\xEF\xBB\xBFa,b\r\nc,d\n", 100);
+        assert_eq!(out, "a,b\r\nc,d\n");
+        assert!(!g.take_cut_lines_before(1, 10));
+    }
+
+    #[test]
+    fn cuts_long_lines_and_remembers_them() {
+        let (out, mut g) = guard(b"ok\n0123456789\nfine\nxxxxxxxxxxxxxxxx", 5);
+        assert_eq!(out, "ok\n01234\nfine\nxxxxx");
+        assert!(!g.take_cut_lines_before(1, 2));
+        assert!(g.take_cut_lines_before(2, 3));
+        assert!(!g.take_cut_lines_before(3, 4));
+        assert!(g.take_cut_lines_before(4, 5));
+    }
+}

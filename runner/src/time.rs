@@ -1,0 +1,140 @@
+//! Time values in configs: durations like `"1s"` or `"250ms"`, and points in time given as epoch
+//! milliseconds or RFC 3339 text.
+
+use crate::record::Millis;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A duration written as text with a unit: `"1s"`, `"500ms"`, `"2m"`, `"1h 30m"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DurationSpec(pub Duration);
+
+impl DurationSpec {
+    /// Whole milliseconds.
+    pub fn as_millis(self) -> Millis {
+        self.0.as_millis().min(i64::MAX as u128) as Millis
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = DurationSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration like \"1s\" or \"250ms\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<DurationSpec, E> {
+                humantime::parse_duration(s.trim())
+                    .map(DurationSpec)
+                    .map_err(|e| {
+                        E::custom(format!(
+                            "invalid duration \"{s}\": {e} (write e.g. \"1s\", \"500ms\", \"2m\")"
+                        ))
+                    })
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<DurationSpec, E> {
+                Err(E::custom(format!(
+                    "a duration needs a unit: write \"{v}s\" or \"{v}ms\""
+                )))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<DurationSpec, E> {
+                self.visit_i64(v as i64)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A point in time: integer milliseconds since the Unix epoch, or RFC 3339 text such as
+/// `"2024-11-11T00:00:00Z"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Instant(pub Millis);
+
+impl<'de> Deserialize<'de> for Instant {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Instant;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("epoch milliseconds or an RFC 3339 time like \"2024-11-11T00:00:00Z\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Instant, E> {
+                Ok(Instant(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Instant, E> {
+                i64::try_from(v)
+                    .map(Instant)
+                    .map_err(|_| E::custom("time out of range"))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Instant, E> {
+                let t = humantime::parse_rfc3339_weak(s.trim()).map_err(|e| {
+                    E::custom(format!(
+                        "invalid time \"{s}\": {e} (write e.g. \"2024-11-11T00:00:00Z\")"
+                    ))
+                })?;
+                Ok(Instant(system_time_millis(t)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Milliseconds since the epoch of `t` (negative before 1970).
+pub fn system_time_millis(t: SystemTime) -> Millis {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as Millis,
+        Err(e) => -(e.duration().as_millis() as Millis),
+    }
+}
+
+/// The wall clock now, in epoch milliseconds.
+pub fn now_millis() -> Millis {
+    system_time_millis(SystemTime::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn duration(text: &str) -> Result<DurationSpec, String> {
+        let node = crate::config::parse_document_for_tests(&format!("d = {text}"));
+        #[derive(Deserialize)]
+        struct W {
+            d: DurationSpec,
+        }
+        crate::config::de::from_node::<W>(&node, "")
+            .map(|w| w.d)
+            .map_err(|e| e[0].message.clone())
+    }
+
+    #[test]
+    fn durations_need_units() {
+        assert_eq!(duration("\"1s\"").unwrap().as_millis(), 1000);
+        assert_eq!(duration("\"250ms\"").unwrap().as_millis(), 250);
+        assert_eq!(duration("\"1m 30s\"").unwrap().as_millis(), 90_000);
+        assert!(duration("5").unwrap_err().contains("needs a unit"));
+        assert!(
+            duration("\"fast\"")
+                .unwrap_err()
+                .contains("invalid duration \"fast\"")
+        );
+    }
+
+    #[test]
+    fn instants_from_millis_or_rfc3339() {
+        let node = crate::config::parse_document_for_tests(
+            "a = 1700000000000\nb = \"2023-11-14T22:13:20Z\"",
+        );
+        #[derive(Deserialize)]
+        struct W {
+            a: Instant,
+            b: Instant,
+        }
+        let w: W = crate::config::de::from_node(&node, "").unwrap();
+        assert_eq!(w.a, Instant(1_700_000_000_000));
+        assert_eq!(w.b, Instant(1_700_000_000_000));
+    }
+}

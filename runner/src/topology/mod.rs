@@ -1,0 +1,9 @@
+//! The pipeline graph: planning it from a document (`plan`), rendering it (`graph`) and running it
+//! (`run`).
+
+pub mod graph;
+pub mod plan;
+pub mod run;
+
+pub use plan::{Plan, PlannedStage, plan};
+pub use run::{RunReport, StageCounts, StageFailure, run};

@@ -1,0 +1,276 @@
+//! Planning: resolves every component's `type` in the registry, checks its options, resolves
+//! `inputs` and checks the graph (dangling inputs, cycles, no sources or sinks). Pure: nothing is
+//! opened or connected, so `weir validate` and `weir graph` are safe anywhere.
+
+use crate::config::pipeline::{ComponentSpec, StageKind};
+use crate::config::{
+    Diagnostic, Diagnostics, Document, Origin, PipelineSpec, SourceFile, did_you_mean,
+};
+use crate::registry::{Registry, StageConfig};
+use std::sync::Arc;
+
+/// A checked pipeline, ready to build and run.
+#[derive(Debug)]
+pub struct Plan {
+    /// The pipeline file.
+    pub file: Arc<SourceFile>,
+    /// Stages in declaration order (sources, transforms, sinks).
+    pub stages: Vec<PlannedStage>,
+}
+
+/// One checked component.
+#[derive(Debug)]
+pub struct PlannedStage {
+    /// Component id.
+    pub id: String,
+    /// Key path, e.g. `sinks.out`.
+    pub path: String,
+    /// Role.
+    pub kind: StageKind,
+    /// Stage type.
+    pub type_name: String,
+    /// Positions in [`Plan::stages`] of the stages it reads from.
+    pub inputs: Vec<usize>,
+    /// Its checked options.
+    pub config: Box<dyn StageConfig>,
+}
+
+impl Plan {
+    /// Positions of the stages that read from stage `index`.
+    pub fn consumers(&self, index: usize) -> Vec<usize> {
+        (0..self.stages.len())
+            .filter(|&i| self.stages[i].inputs.contains(&index))
+            .collect()
+    }
+}
+
+/// Checks `doc` against `registry`. Returns the plan when there are no errors, and every
+/// diagnostic (errors and warnings) found.
+pub fn plan(doc: &Document, registry: &Registry) -> (Option<Plan>, Diagnostics) {
+    let (spec, structure_errors) = PipelineSpec::from_document(doc);
+    let mut diagnostics = Diagnostics(structure_errors);
+    let mut configs = Vec::with_capacity(spec.components.len());
+    for component in &spec.components {
+        configs.push(configure(component, registry, &mut diagnostics));
+    }
+    let inputs: Vec<Vec<usize>> = spec
+        .components
+        .iter()
+        .map(|c| resolve_inputs(c, &spec, &mut diagnostics))
+        .collect();
+    check_graph(&spec, &inputs, &mut diagnostics);
+    if diagnostics.has_errors() {
+        return (None, diagnostics);
+    }
+    let stages = spec
+        .components
+        .into_iter()
+        .zip(configs)
+        .zip(inputs)
+        .map(|((c, config), inputs)| PlannedStage {
+            id: c.id,
+            path: c.path,
+            kind: c.kind,
+            type_name: c.type_name,
+            inputs,
+            config: config.expect("no errors means every component configured"),
+        })
+        .collect();
+    (
+        Some(Plan {
+            file: spec.file,
+            stages,
+        }),
+        diagnostics,
+    )
+}
+
+fn configure(
+    c: &ComponentSpec,
+    registry: &Registry,
+    diagnostics: &mut Diagnostics,
+) -> Option<Box<dyn StageConfig>> {
+    let Some(factory) = registry.find(c.kind, &c.type_name) else {
+        diagnostics.push(registry.unknown_type(
+            c.kind,
+            &c.type_name,
+            c.type_origin.clone(),
+            &format!("{}.type", c.path),
+        ));
+        return None;
+    };
+    match factory.configure(&c.options, &c.path) {
+        Ok(configured) => {
+            diagnostics.0.extend(configured.warnings);
+            Some(configured.config)
+        }
+        Err(errors) => {
+            diagnostics.0.extend(errors);
+            None
+        }
+    }
+}
+
+fn resolve_inputs(
+    c: &ComponentSpec,
+    spec: &PipelineSpec,
+    diagnostics: &mut Diagnostics,
+) -> Vec<usize> {
+    let mut resolved = Vec::new();
+    for input in &c.inputs {
+        let found = spec.components.iter().position(|o| o.id == input.id);
+        let error = |message: String| Diagnostic::error(input.origin.clone(), &input.path, message);
+        match found {
+            None => {
+                let readable = spec
+                    .components
+                    .iter()
+                    .filter(|o| o.kind != StageKind::Sink)
+                    .map(|o| o.id.as_str());
+                let hint = did_you_mean(&input.id, readable)
+                    .unwrap_or_else(|| "inputs name sources or transforms of this pipeline".into());
+                diagnostics.push(
+                    error(format!("no component `{}` to read from", input.id)).with_hint(hint),
+                );
+            }
+            Some(i) if spec.components[i].kind == StageKind::Sink => {
+                diagnostics.push(error(format!(
+                    "`{}` is a sink; sinks have no output to read",
+                    input.id
+                )));
+            }
+            Some(i) if spec.components[i].id == c.id => {
+                diagnostics.push(
+                    error(format!("`{}` reads its own output", c.id))
+                        .with_hint("a stage cannot be its own input"),
+                );
+            }
+            Some(i) if resolved.contains(&i) => {
+                diagnostics.push(error(format!("`{}` is listed twice", input.id)));
+            }
+            Some(i) => resolved.push(i),
+        }
+    }
+    resolved
+}
+
+fn check_graph(spec: &PipelineSpec, inputs: &[Vec<usize>], diagnostics: &mut Diagnostics) {
+    let file_origin = Origin::File {
+        file: Arc::clone(&spec.file),
+        offset: 0,
+    };
+    let has = |kind| spec.components.iter().any(|c| c.kind == kind);
+    let errors_so_far = diagnostics.has_errors();
+    if !has(StageKind::Source) && !errors_so_far {
+        diagnostics.push(
+            Diagnostic::error(
+                file_origin.clone(),
+                "sources",
+                "the pipeline has no sources",
+            )
+            .with_hint("add a [sources.ID] table; `weir list` shows the types"),
+        );
+    }
+    if !has(StageKind::Sink) && !errors_so_far {
+        diagnostics.push(
+            Diagnostic::error(file_origin, "sinks", "the pipeline has no sinks")
+                .with_hint("add a [sinks.ID] table, e.g. type = \"console\""),
+        );
+    }
+    for cycle in find_cycles(inputs) {
+        let first = &spec.components[cycle[0]];
+        let names: Vec<&str> = cycle
+            .iter()
+            .chain(std::iter::once(&cycle[0]))
+            .map(|&i| spec.components[i].id.as_str())
+            .collect();
+        let origin = first
+            .inputs
+            .first()
+            .map_or(first.origin.clone(), |i| i.origin.clone());
+        diagnostics.push(
+            Diagnostic::error(
+                origin,
+                format!("{}.inputs", first.path),
+                format!("cycle: {}", names.join(" -> ")),
+            )
+            .with_hint("a pipeline must not feed a stage's output back into it"),
+        );
+    }
+    for (i, c) in spec.components.iter().enumerate() {
+        let read = inputs.iter().any(|ins| ins.contains(&i));
+        if c.kind != StageKind::Sink && !read {
+            diagnostics.push(
+                Diagnostic::warning(
+                    c.origin.clone(),
+                    &c.path,
+                    format!("nothing reads the output of `{}`", c.id),
+                )
+                .with_hint("list it in a transform's or sink's `inputs`"),
+            );
+        }
+    }
+}
+
+/// Every cycle in the graph given as each node's inputs, each reported once (as the nodes on it,
+/// in the order data flows).
+fn find_cycles(inputs: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnStack,
+        Done,
+    }
+    fn visit(
+        n: usize,
+        inputs: &[Vec<usize>],
+        marks: &mut [Mark],
+        stack: &mut Vec<usize>,
+        cycles: &mut Vec<Vec<usize>>,
+    ) {
+        marks[n] = Mark::OnStack;
+        stack.push(n);
+        for &input in &inputs[n] {
+            match marks[input] {
+                Mark::New => visit(input, inputs, marks, stack, cycles),
+                Mark::OnStack => {
+                    let from = stack
+                        .iter()
+                        .position(|&s| s == input)
+                        .expect("on the stack");
+                    let mut cycle: Vec<usize> = stack[from..].to_vec();
+                    cycle.reverse();
+                    cycles.push(cycle);
+                }
+                Mark::Done => {}
+            }
+        }
+        stack.pop();
+        marks[n] = Mark::Done;
+    }
+    let mut marks = vec![Mark::New; inputs.len()];
+    let mut cycles = Vec::new();
+    for n in 0..inputs.len() {
+        if marks[n] == Mark::New {
+            visit(n, inputs, &mut marks, &mut Vec::new(), &mut cycles);
+        }
+    }
+    cycles
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_each_cycle_once() {
+        // 0 <- 2, 1 <- 0, 2 <- 1 (a loop of three), 3 <- 3 is excluded upstream; 4 <- 0.
+        let inputs = vec![vec![2], vec![0], vec![1], vec![], vec![0]];
+        let cycles = find_cycles(&inputs);
+        assert_eq!(cycles.len(), 1);
+        let mut sorted = cycles[0].clone();
+        sorted.sort();
+        assert_eq!(sorted, [0, 1, 2]);
+        assert!(find_cycles(&[vec![], vec![0], vec![0, 1]]).is_empty());
+    }
+}

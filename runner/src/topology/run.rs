@@ -1,0 +1,241 @@
+//! The engine: builds every stage, connects them with bounded channels, runs each as its own
+//! task, and waits until all have finished.
+//!
+//! Ending: when every source has returned (finite input, or a stop request), their channels close
+//! and each downstream stage drains what is queued, finishes (windows emit, sinks flush) and
+//! closes its own output in turn. A failing or panicking stage is reported by its key path; the
+//! run then asks the sources to stop and lets the rest drain.
+
+use super::plan::Plan;
+use crate::record::Batch;
+use crate::registry::BuildContext;
+use crate::stage::{
+    Output, Shutdown, ShutdownTrigger, Sink, Source, SourceContext, Stage, StageMetrics,
+    StageResult, Transform,
+};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+/// Batches that may wait on one edge before the sender has to wait: bounds memory per edge.
+const CHANNEL_BATCHES: usize = 8;
+
+/// A stage that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageFailure {
+    /// Its key path, e.g. `sinks.out`.
+    pub path: String,
+    /// Its type.
+    pub type_name: String,
+    /// What happened.
+    pub message: String,
+}
+
+impl std::fmt::Display for StageFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "stage {} ({}) failed: {}",
+            self.path, self.type_name, self.message
+        )
+    }
+}
+
+/// Per-stage counts at the end of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageCounts {
+    /// Key path.
+    pub path: String,
+    /// Records in.
+    pub received: u64,
+    /// Records out.
+    pub emitted: u64,
+    /// Records or rows dropped as bad or late.
+    pub dropped: u64,
+}
+
+/// How a run ended.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    /// Stages that failed (empty for a clean run).
+    pub failures: Vec<StageFailure>,
+    /// Counts per stage, in plan order.
+    pub counts: Vec<StageCounts>,
+}
+
+/// Builds and runs `plan` until it ends by itself, or `trigger` fires and it has drained.
+pub async fn run(plan: Plan, trigger: &ShutdownTrigger) -> RunReport {
+    let metrics: Vec<Arc<StageMetrics>> = plan.stages.iter().map(|_| Arc::default()).collect();
+    let mut built = Vec::with_capacity(plan.stages.len());
+    let mut failures = Vec::new();
+    for (i, (stage, metrics)) in plan.stages.iter().zip(&metrics).enumerate() {
+        let cx = BuildContext {
+            path: stage.path.clone(),
+            metrics: Arc::clone(metrics),
+        };
+        match stage.config.build(&cx) {
+            Ok(s) => built.push(Some(s)),
+            Err(e) => {
+                built.push(None);
+                failures.push(failure(&plan, i, e.to_string()));
+            }
+        }
+    }
+    if !failures.is_empty() {
+        return RunReport {
+            failures,
+            counts: counts(&plan, &metrics),
+        };
+    }
+
+    let (mut senders, mut receivers): (Vec<_>, Vec<_>) = (0..plan.stages.len())
+        .map(|_| {
+            let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_BATCHES);
+            (Some(tx), Some(rx))
+        })
+        .unzip();
+    let outputs: Vec<Output> = (0..plan.stages.len())
+        .map(|i| {
+            let to = plan
+                .consumers(i)
+                .into_iter()
+                .filter_map(|c| senders[c].clone())
+                .collect();
+            Output::new(to, Arc::clone(&metrics[i]))
+        })
+        .collect();
+    // Only the outputs hold senders now, so a channel closes when its last writer finishes.
+    senders.iter_mut().for_each(|s| *s = None);
+
+    let mut tasks = JoinSet::new();
+    let mut task_stage = std::collections::HashMap::new();
+    for (i, (stage, output)) in built.into_iter().zip(outputs).enumerate() {
+        let input = receivers[i].take().expect("one receiver per stage");
+        let metrics = Arc::clone(&metrics[i]);
+        let handle = match stage.expect("all stages built") {
+            Stage::Source(source) => tasks.spawn(run_source(source, output, trigger.subscribe())),
+            Stage::Transform(transform) => {
+                tasks.spawn(run_transform(transform, input, output, metrics))
+            }
+            Stage::Sink(sink) => tasks.spawn(run_sink(sink, input, metrics)),
+        };
+        task_stage.insert(handle.id(), i);
+        tracing::debug!("started {}", plan.stages[i].path);
+    }
+    while let Some(joined) = tasks.join_next_with_id().await {
+        let (id, result) = match joined {
+            Ok((id, result)) => (id, result.map_err(|e| e.to_string())),
+            Err(e) => (e.id(), Err(join_error_message(e))),
+        };
+        let i = task_stage[&id];
+        match result {
+            Ok(()) => tracing::debug!("{} finished", plan.stages[i].path),
+            Err(message) => {
+                let f = failure(&plan, i, message);
+                tracing::error!("{f}; stopping the sources and draining the rest");
+                failures.push(f);
+                trigger.trigger();
+            }
+        }
+    }
+    RunReport {
+        failures,
+        counts: counts(&plan, &metrics),
+    }
+}
+
+fn failure(plan: &Plan, i: usize, message: String) -> StageFailure {
+    StageFailure {
+        path: plan.stages[i].path.clone(),
+        type_name: plan.stages[i].type_name.clone(),
+        message,
+    }
+}
+
+fn join_error_message(e: tokio::task::JoinError) -> String {
+    if e.is_panic() {
+        format!("panicked: {}", crate::panic_message(e.into_panic()))
+    } else {
+        "cancelled".into()
+    }
+}
+
+fn counts(plan: &Plan, metrics: &[Arc<StageMetrics>]) -> Vec<StageCounts> {
+    plan.stages
+        .iter()
+        .zip(metrics)
+        .map(|(s, m)| {
+            let (received, emitted, dropped) = m.snapshot();
+            StageCounts {
+                path: s.path.clone(),
+                received,
+                emitted,
+                dropped,
+            }
+        })
+        .collect()
+}
+
+async fn run_source(source: Box<dyn Source>, output: Output, shutdown: Shutdown) -> StageResult {
+    source.run(SourceContext { output, shutdown }).await
+}
+
+async fn run_transform(
+    mut transform: Box<dyn Transform>,
+    mut input: mpsc::Receiver<Batch>,
+    mut output: Output,
+    metrics: Arc<StageMetrics>,
+) -> StageResult {
+    let mut produced = Vec::new();
+    let mut ticker = transform.tick_interval().map(|period| {
+        let mut t = tokio::time::interval(period);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    loop {
+        let next = match ticker.as_mut() {
+            Some(ticker) => tokio::select! {
+                batch = input.recv() => batch.map(Some),
+                _ = ticker.tick() => Some(None),
+            },
+            None => input.recv().await.map(Some),
+        };
+        match next {
+            Some(Some(batch)) => {
+                metrics
+                    .received
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                transform.process(batch, &mut produced)?;
+            }
+            Some(None) => transform.on_tick(&mut produced)?,
+            None => break,
+        }
+        for batch in produced.drain(..) {
+            if output.send(batch).await.is_err() {
+                return Ok(()); // everything downstream is gone; the run is ending
+            }
+        }
+    }
+    transform.finish(&mut produced)?;
+    for batch in produced.drain(..) {
+        if output.send(batch).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+async fn run_sink(
+    mut sink: Box<dyn Sink>,
+    mut input: mpsc::Receiver<Batch>,
+    metrics: Arc<StageMetrics>,
+) -> StageResult {
+    while let Some(batch) = input.recv().await {
+        metrics
+            .received
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        sink.write(batch).await?;
+    }
+    sink.finish().await
+}
