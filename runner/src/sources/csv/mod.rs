@@ -257,21 +257,21 @@ pub enum TimeUnit {
 impl BuiltinConfig for CsvConfig {
     fn check(&self) -> Vec<OptionIssue> {
         let mut issues = Vec::new();
-        if let Rate::PerSecond(r) = self.rate {
-            if !(r.is_finite() && r > 0.0) {
-                issues.push(
-                    OptionIssue::new("rate", format!("rate must be above 0, found {r}"))
-                        .hint("use \"max\" to read as fast as possible"),
-                );
-            }
+        if let Rate::PerSecond(r) = self.rate
+            && !(r.is_finite() && r > 0.0)
+        {
+            issues.push(
+                OptionIssue::new("rate", format!("rate must be above 0, found {r}"))
+                    .hint("use \"max\" to read as fast as possible"),
+            );
         }
-        if let Some(r) = self.event_rate {
-            if !(r.is_finite() && r > 0.0) {
-                issues.push(OptionIssue::new(
-                    "event_rate",
-                    format!("event_rate must be above 0, found {r}"),
-                ));
-            }
+        if let Some(r) = self.event_rate
+            && !(r.is_finite() && r > 0.0)
+        {
+            issues.push(OptionIssue::new(
+                "event_rate",
+                format!("event_rate must be above 0, found {r}"),
+            ));
         }
         if self.timestamp_field.is_some()
             && (self.event_rate.is_some() || self.start_time.is_some())
@@ -322,13 +322,13 @@ impl BuiltinConfig for CsvConfig {
                     ));
                 }
             }
-            if let Some(t) = &self.timestamp_field {
-                if !columns.contains(t) {
-                    issues.push(OptionIssue::new(
-                        "timestamp_field",
-                        format!("`{t}` is not one of the columns"),
-                    ));
-                }
+            if let Some(t) = &self.timestamp_field
+                && !columns.contains(t)
+            {
+                issues.push(OptionIssue::new(
+                    "timestamp_field",
+                    format!("`{t}` is not one of the columns"),
+                ));
             }
         }
         issues
