@@ -213,6 +213,7 @@ impl<'a> Row<'a> {
     }
 
     /// Field `field` of the row (by position in the schema).
+    #[inline]
     pub fn get(&self, field: usize) -> FieldRef<'a> {
         self.resolve(self.values()[field])
     }
@@ -228,7 +229,20 @@ impl<'a> Row<'a> {
         &self.batch.values[self.index * width..(self.index + 1) * width]
     }
 
+    /// The bytes of text field `field`, without re-checking them as UTF-8 (they were checked
+    /// when the batch was built); `None` when the field is not text.
+    #[inline]
+    pub fn text_bytes(&self, field: usize) -> Option<&'a [u8]> {
+        match self.values()[field] {
+            Value::Str { start, len } => {
+                Some(&self.batch.arena[start as usize..(start + len) as usize])
+            }
+            _ => None,
+        }
+    }
+
     /// Reads a stored value of this row's batch.
+    #[inline]
     pub fn resolve(&self, value: Value) -> FieldRef<'a> {
         match value {
             Value::Null => FieldRef::Null,

@@ -92,7 +92,9 @@ impl<R> GuardedInput<R> {
                 self.cut_lines.push_back(self.line);
                 self.max_line_bytes - self.line_len
             };
-            chunk.copy_within(read..read + keep as usize, write);
+            if write != read {
+                chunk.copy_within(read..read + keep as usize, write);
+            }
             write += keep as usize;
             self.line_len += keep;
             read = segment_end;

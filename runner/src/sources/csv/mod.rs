@@ -371,7 +371,7 @@ impl StageConfig for CsvConfig {
             },
             None => Timestamps::Replay {
                 start_time,
-                event_rate,
+                ms_per_row: 1000.0 / event_rate,
                 row: 0,
             },
         };
@@ -407,9 +407,10 @@ impl StageConfig for CsvConfig {
 
 /// Where event times come from.
 enum Timestamps {
+    /// Row n is stamped `start_time + n * ms_per_row`.
     Replay {
         start_time: Millis,
-        event_rate: f64,
+        ms_per_row: f64,
         row: u64,
     },
     Field {
@@ -437,10 +438,10 @@ impl Stamp for Timestamps {
         match self {
             Timestamps::Replay {
                 start_time,
-                event_rate,
+                ms_per_row,
                 row,
             } => {
-                let t = *start_time + (*row as f64 * 1000.0 / *event_rate) as Millis;
+                let t = *start_time + (*row as f64 * *ms_per_row) as Millis;
                 *row += 1;
                 Ok(t)
             }

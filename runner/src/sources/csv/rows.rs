@@ -110,7 +110,7 @@ impl<R: BufRead> CsvRows<R> {
         &mut self,
         out: &mut Option<BatchBuilder>,
         max_rows: usize,
-        stamp: &mut dyn Stamp,
+        stamp: &mut impl Stamp,
         bad: &mut Vec<BadRow>,
     ) -> io::Result<usize> {
         let mut good = 0;
@@ -150,34 +150,33 @@ impl<R: BufRead> CsvRows<R> {
             if self.record.len() == 1 && text.is_empty() {
                 continue; // a blank line
             }
-            let schema = match &self.schema {
-                Some(schema) => Arc::clone(schema),
+            let width = match &self.schema {
+                Some(schema) => schema.len(),
                 None => {
                     let is_header = self.detect_header(text);
                     let schema = Arc::new(self.name_columns(is_header.then_some(text)));
                     stamp
                         .on_schema(&schema)
                         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                    self.schema = Some(Arc::clone(&schema));
+                    let width = schema.len();
+                    self.schema = Some(schema);
                     if is_header {
                         self.header = Some(self.record.clone());
                         continue;
                     }
-                    schema
+                    width
                 }
             };
-            if self.header.as_ref() == Some(&self.record) {
+            if self.header.as_ref().is_some_and(|h| {
+                h.len() == self.record.len() && h.as_slice() == self.record.as_slice()
+            }) {
                 self.repeated_headers += 1;
                 continue;
             }
-            if self.record.len() != schema.len() {
+            if self.record.len() != width {
                 bad.push(BadRow {
                     line,
-                    reason: format!(
-                        "expected {} fields, found {}",
-                        schema.len(),
-                        self.record.len()
-                    ),
+                    reason: format!("expected {width} fields, found {}", self.record.len()),
                 });
                 continue;
             }
@@ -190,12 +189,18 @@ impl<R: BufRead> CsvRows<R> {
                     continue;
                 }
             };
-            let builder = out.get_or_insert_with(|| BatchBuilder::with_capacity(schema, max_rows));
-            builder.push_str_row(
-                text,
-                (0..record.len()).filter_map(|i| record.range(i)),
-                time,
-            );
+            let schema = &self.schema;
+            let builder = out.get_or_insert_with(|| {
+                let schema = Arc::clone(schema.as_ref().expect("set with the first row"));
+                BatchBuilder::with_capacity(schema, max_rows)
+            });
+            // Fields are sub-slices of the record's text; their offsets are pointer differences.
+            let base = text.as_ptr() as usize;
+            let fields = record.iter().map(|f| {
+                let start = f.as_ptr() as usize - base;
+                start..start + f.len()
+            });
+            builder.push_str_row(text, fields, time);
             good += 1;
         }
         Ok(good)

@@ -3,8 +3,10 @@
 
 use super::aggregate::{Accumulator, AggregateOp, Fed};
 use crate::record::{BatchBuilder, FieldRef, Millis, Row, Schema};
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 /// Window geometry: `size` long, a new one every `slide` (tumbling when equal), aligned to the
@@ -40,39 +42,66 @@ pub struct AggregateSpec {
     pub name: String,
 }
 
-/// A group's key as owned values (kept once per group).
-#[derive(Clone, Debug)]
-enum KeyValue {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(Box<str>),
-}
+/// Most emptied window tables kept for reuse.
+const POOL_SIZE: usize = 16;
 
-impl KeyValue {
-    fn as_field(&self) -> FieldRef<'_> {
-        match self {
-            KeyValue::Null => FieldRef::Null,
-            KeyValue::Bool(b) => FieldRef::Bool(*b),
-            KeyValue::Int(i) => FieldRef::Int(*i),
-            KeyValue::Float(f) => FieldRef::Float(*f),
-            KeyValue::Str(s) => FieldRef::Str(s),
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Group {
-    key: Vec<KeyValue>,
+/// The groups of one open window. Keys are stored back to back in one byte arena and the hash
+/// table holds slot numbers, so a window costs no allocation per group; emptied windows are
+/// recycled, so steady state allocates nothing.
+#[derive(Debug, Default)]
+struct Groups {
+    table: HashTable<u32>,
+    keys: Vec<u8>,
+    key_ends: Vec<u32>,
+    /// `aggregates.len()` accumulators per slot.
     accumulators: Vec<Accumulator>,
 }
 
-/// Groups of one window, found by their encoded key bytes.
-#[derive(Debug, Default)]
-struct Groups {
-    index: FxHashMap<Box<[u8]>, usize>,
-    groups: Vec<Group>,
+/// The key of `slot` in a key arena.
+fn key_at<'k>(keys: &'k [u8], key_ends: &[u32], slot: u32) -> &'k [u8] {
+    let end = key_ends[slot as usize] as usize;
+    let start = if slot == 0 {
+        0
+    } else {
+        key_ends[slot as usize - 1] as usize
+    };
+    &keys[start..end]
+}
+
+impl Groups {
+    fn key(&self, slot: u32) -> &[u8] {
+        key_at(&self.keys, &self.key_ends, slot)
+    }
+
+    fn slots(&self) -> u32 {
+        self.key_ends.len() as u32
+    }
+
+    /// The slot of `key`, adding it with fresh accumulators when new.
+    fn slot(&mut self, key: &[u8], per_slot: usize) -> u32 {
+        let hash = FxBuildHasher.hash_one(key);
+        let (keys, key_ends) = (&self.keys, &self.key_ends);
+        if let Some(&slot) = self.table.find(hash, |&s| key_at(keys, key_ends, s) == key) {
+            return slot;
+        }
+        let slot = self.slots();
+        self.keys.extend_from_slice(key);
+        self.key_ends.push(self.keys.len() as u32);
+        self.accumulators
+            .resize(self.accumulators.len() + per_slot, Accumulator::default());
+        let (keys, key_ends) = (&self.keys, &self.key_ends);
+        self.table.insert_unique(hash, slot, |&s| {
+            FxBuildHasher.hash_one(key_at(keys, key_ends, s))
+        });
+        slot
+    }
+
+    fn clear(&mut self) {
+        self.table.clear();
+        self.keys.clear();
+        self.key_ends.clear();
+        self.accumulators.clear();
+    }
 }
 
 /// Field positions for the schema currently flowing in.
@@ -91,6 +120,7 @@ pub struct WindowState {
     aggregates: Vec<AggregateSpec>,
     output_schema: Arc<Schema>,
     open: BTreeMap<Millis, Groups>,
+    pool: Vec<Groups>,
     /// Every window ending at or before this has been emitted.
     closed_through: Millis,
     resolved: Option<Resolved>,
@@ -117,6 +147,7 @@ impl WindowState {
             group_by,
             aggregates,
             open: BTreeMap::new(),
+            pool: Vec::new(),
             closed_through: Millis::MIN,
             resolved: None,
             key_scratch: Vec::with_capacity(64),
@@ -136,34 +167,21 @@ impl WindowState {
         self.resolve(row.schema());
         let resolved = self.resolved.as_ref().expect("resolved above");
         encode_key(&row, &resolved.group_fields, &mut self.key_scratch);
+        let per_slot = self.aggregates.len();
         let mut placed = false;
         for start in self.geometry.starts(t) {
             if start + self.geometry.size <= self.closed_through {
                 continue;
             }
             placed = true;
-            let groups = self.open.entry(start).or_default();
-            let index = match groups.index.get(self.key_scratch.as_slice()) {
-                Some(&i) => i,
-                None => {
-                    let key = resolved
-                        .group_fields
-                        .iter()
-                        .map(|f| owned(f.map_or(FieldRef::Null, |i| row.get(i))))
-                        .collect();
-                    groups.groups.push(Group {
-                        key,
-                        accumulators: vec![Accumulator::default(); self.aggregates.len()],
-                    });
-                    groups
-                        .index
-                        .insert(self.key_scratch.as_slice().into(), groups.groups.len() - 1);
-                    groups.groups.len() - 1
-                }
-            };
-            let group = &mut groups.groups[index];
-            for ((acc, spec), field) in group
-                .accumulators
+            let pool = &mut self.pool;
+            let groups = self
+                .open
+                .entry(start)
+                .or_insert_with(|| pool.pop().unwrap_or_default());
+            let slot = groups.slot(&self.key_scratch, per_slot) as usize;
+            let accumulators = &mut groups.accumulators[slot * per_slot..(slot + 1) * per_slot];
+            for ((acc, spec), field) in accumulators
                 .iter_mut()
                 .zip(&self.aggregates)
                 .zip(&resolved.aggregate_fields)
@@ -194,11 +212,15 @@ impl WindowState {
             if *entry.key() + size > watermark {
                 break;
             }
-            let (start, groups) = entry.remove_entry();
+            let (start, mut groups) = entry.remove_entry();
             let b = builder.get_or_insert_with(|| {
                 BatchBuilder::with_capacity(Arc::clone(&self.output_schema), 16)
             });
-            emit_window(start, start + size, groups, &self.aggregates, b);
+            emit_window(start, start + size, &groups, &self.aggregates, b);
+            if self.pool.len() < POOL_SIZE {
+                groups.clear();
+                self.pool.push(groups);
+            }
         }
         if let Some(b) = builder {
             out.push(b.build());
@@ -239,6 +261,12 @@ impl WindowState {
 fn encode_key(row: &Row<'_>, fields: &[Option<usize>], out: &mut Vec<u8>) {
     out.clear();
     for field in fields {
+        if let Some(bytes) = field.and_then(|i| row.text_bytes(i)) {
+            out.push(b's');
+            out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            out.extend_from_slice(bytes);
+            continue;
+        }
         match field.map_or(FieldRef::Null, |i| row.get(i)) {
             FieldRef::Null => out.push(b'n'),
             FieldRef::Bool(b) => out.extend_from_slice(&[b'b', u8::from(b)]),
@@ -259,13 +287,30 @@ fn encode_key(row: &Row<'_>, fields: &[Option<usize>], out: &mut Vec<u8>) {
     }
 }
 
-fn owned(field: FieldRef<'_>) -> KeyValue {
-    match field {
-        FieldRef::Null => KeyValue::Null,
-        FieldRef::Bool(b) => KeyValue::Bool(b),
-        FieldRef::Int(i) => KeyValue::Int(i),
-        FieldRef::Float(f) => KeyValue::Float(f),
-        FieldRef::Str(s) => KeyValue::Str(s.into()),
+/// Reads back the fields that [`encode_key`] wrote, appending them to the current row of `out`.
+fn decode_key(mut key: &[u8], out: &mut BatchBuilder) {
+    fn take<'k>(key: &mut &'k [u8], n: usize) -> &'k [u8] {
+        let (head, tail) = key.split_at(n.min(key.len()));
+        *key = tail;
+        head
+    }
+    fn eight(bytes: &[u8]) -> [u8; 8] {
+        bytes.try_into().unwrap_or_default()
+    }
+    while let Some((&tag, rest)) = key.split_first() {
+        key = rest;
+        let field = match tag {
+            b'b' => FieldRef::Bool(take(&mut key, 1) == [1]),
+            b'i' => FieldRef::Int(i64::from_le_bytes(eight(take(&mut key, 8)))),
+            b'f' => FieldRef::Float(f64::from_bits(u64::from_le_bytes(eight(take(&mut key, 8))))),
+            b's' => {
+                let len = u32::from_le_bytes(take(&mut key, 4).try_into().unwrap_or_default());
+                // The bytes were text in the input batch, so they are valid UTF-8.
+                FieldRef::Str(std::str::from_utf8(take(&mut key, len as usize)).unwrap_or_default())
+            }
+            _ => FieldRef::Null,
+        };
+        out.push(field);
     }
 }
 
@@ -273,20 +318,22 @@ fn owned(field: FieldRef<'_>) -> KeyValue {
 fn emit_window(
     start: Millis,
     end: Millis,
-    groups: Groups,
+    groups: &Groups,
     aggregates: &[AggregateSpec],
     out: &mut BatchBuilder,
 ) {
-    let mut keyed: Vec<(Box<[u8]>, usize)> = groups.index.into_iter().collect();
-    keyed.sort_unstable();
-    for (_, i) in keyed {
-        let group = &groups.groups[i];
+    let mut slots: Vec<u32> = (0..groups.slots()).collect();
+    slots.sort_unstable_by(|a, b| groups.key(*a).cmp(groups.key(*b)));
+    let per_slot = aggregates.len();
+    for slot in slots {
+        let slot = slot as usize;
         out.push(FieldRef::Int(start));
         out.push(FieldRef::Int(end));
-        for k in &group.key {
-            out.push(k.as_field());
-        }
-        for (acc, spec) in group.accumulators.iter().zip(aggregates) {
+        decode_key(groups.key(slot as u32), out);
+        for (acc, spec) in groups.accumulators[slot * per_slot..(slot + 1) * per_slot]
+            .iter()
+            .zip(aggregates)
+        {
             out.push(acc.result(spec.op));
         }
         out.end_row(end - 1);
@@ -296,6 +343,33 @@ fn emit_window(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_round_trip_through_their_encoding() {
+        let schema = Arc::new(Schema::new(["s", "i", "n"]));
+        let mut b = BatchBuilder::with_capacity(Arc::clone(&schema), 1);
+        b.push_str("四川");
+        b.push(FieldRef::Int(-7));
+        b.push(FieldRef::Null);
+        b.end_row(0);
+        let batch = b.build();
+        let mut key = Vec::new();
+        encode_key(&batch.row(0), &[Some(0), Some(1), Some(2), None], &mut key);
+        let mut out = BatchBuilder::with_capacity(Arc::new(Schema::new(["a", "b", "c", "d"])), 1);
+        decode_key(&key, &mut out);
+        out.end_row(0);
+        let decoded = out.build();
+        let row = decoded.row(0);
+        assert_eq!(
+            (row.get(0), row.get(1), row.get(2), row.get(3)),
+            (
+                FieldRef::Str("四川"),
+                FieldRef::Int(-7),
+                FieldRef::Null,
+                FieldRef::Null
+            )
+        );
+    }
 
     #[test]
     fn tumbling_and_sliding_window_starts() {
