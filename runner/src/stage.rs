@@ -9,7 +9,7 @@
 //! Transforms are synchronous on purpose: they are pure CPU work, and a plugin behind a C ABI can
 //! implement them without an async runtime crossing the boundary.
 
-use crate::record::Batch;
+use crate::record::{Batch, Millis};
 use async_trait::async_trait;
 use std::fmt;
 use std::sync::Arc;
@@ -67,6 +67,19 @@ pub trait Transform: Send {
     /// How often [`on_tick`](Self::on_tick) should run; `None` (the default) for never.
     fn tick_interval(&self) -> Option<Duration> {
         None
+    }
+
+    /// Called when the event-time watermark of the inputs advances: no record with an event
+    /// time at or before `watermark` is expected any more (the engine takes, per input, the
+    /// latest event time seen, and the smallest of those over the inputs still open).
+    fn on_watermark(&mut self, _watermark: Millis, _out: &mut Vec<Batch>) -> StageResult {
+        Ok(())
+    }
+
+    /// The watermark this transform's output carries when its input watermark is `input`:
+    /// the default passes it on; a stage that may still emit older records holds it back.
+    fn output_watermark(&self, input: Millis) -> Millis {
+        input
     }
 
     /// Called every [`tick_interval`](Self::tick_interval), for work driven by the clock.
@@ -139,20 +152,47 @@ impl StageMetrics {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DownstreamClosed;
 
+/// What travels on an edge between two stages.
+#[derive(Debug, Clone)]
+pub enum Message {
+    /// Records.
+    Batch(Batch),
+    /// The sender will send no record with an event time at or before this any more (beyond
+    /// what the receiver's own lateness allows).
+    Watermark(Millis),
+}
+
 /// A stage's outgoing edges. Fan-out sends each batch to every consumer.
 pub struct Output {
-    senders: Vec<mpsc::Sender<Batch>>,
+    senders: Vec<mpsc::Sender<Message>>,
     had_consumers: bool,
     metrics: Arc<StageMetrics>,
+    /// Sources announce their progress themselves: after each batch, the latest event time so
+    /// far becomes the watermark.
+    derive_watermarks: bool,
+    latest: Millis,
+    watermark: Millis,
 }
 
 impl Output {
-    /// An output feeding `senders` and counting into `metrics`.
-    pub fn new(senders: Vec<mpsc::Sender<Batch>>, metrics: Arc<StageMetrics>) -> Self {
+    /// A transform's output feeding `senders` and counting into `metrics`; watermarks are sent
+    /// explicitly with [`send_watermark`](Self::send_watermark).
+    pub fn new(senders: Vec<mpsc::Sender<Message>>, metrics: Arc<StageMetrics>) -> Self {
         Output {
             had_consumers: !senders.is_empty(),
             senders,
             metrics,
+            derive_watermarks: false,
+            latest: Millis::MIN,
+            watermark: Millis::MIN,
+        }
+    }
+
+    /// A source's output: after every batch it sends the latest event time seen as watermark.
+    pub fn for_source(senders: Vec<mpsc::Sender<Message>>, metrics: Arc<StageMetrics>) -> Self {
+        Output {
+            derive_watermarks: true,
+            ..Output::new(senders, metrics)
         }
     }
 
@@ -161,11 +201,55 @@ impl Output {
         if batch.is_empty() {
             return Ok(());
         }
+        let watermark = self.count(&batch);
+        self.send_message(Message::Batch(batch)).await?;
+        match watermark {
+            Some(t) => self.send_watermark(t).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Tells every consumer that no record at or before `watermark` will follow (only sent when
+    /// it advances).
+    pub async fn send_watermark(&mut self, watermark: Millis) -> Result<(), DownstreamClosed> {
+        if watermark <= self.watermark {
+            return Ok(());
+        }
+        self.watermark = watermark;
+        self.send_message(Message::Watermark(watermark)).await
+    }
+
+    /// [`send`](Self::send) for code running outside the async runtime (a blocking thread).
+    pub fn blocking_send(&mut self, batch: Batch) -> Result<(), DownstreamClosed> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let watermark = self.count(&batch);
+        self.blocking_send_message(Message::Batch(batch))?;
+        if let Some(t) = watermark.filter(|t| *t > self.watermark) {
+            self.watermark = t;
+            self.blocking_send_message(Message::Watermark(t))?;
+        }
+        Ok(())
+    }
+
+    /// Counts the batch; for sources, returns the watermark to announce after it.
+    fn count(&mut self, batch: &Batch) -> Option<Millis> {
         self.metrics
             .emitted
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        if !self.derive_watermarks {
+            return None;
+        }
+        self.latest = self
+            .latest
+            .max(batch.times().iter().copied().max().unwrap_or(Millis::MIN));
+        Some(self.latest)
+    }
+
+    async fn send_message(&mut self, message: Message) -> Result<(), DownstreamClosed> {
         let mut closed = Vec::new();
-        let mut copies = copies(batch, self.senders.len());
+        let mut copies = copies(message, self.senders.len());
         for (i, sender) in self.senders.iter().enumerate() {
             if sender
                 .send(copies.next().expect("one copy per sender"))
@@ -178,16 +262,9 @@ impl Output {
         self.forget(closed)
     }
 
-    /// [`send`](Self::send) for code running outside the async runtime (a blocking thread).
-    pub fn blocking_send(&mut self, batch: Batch) -> Result<(), DownstreamClosed> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        self.metrics
-            .emitted
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    fn blocking_send_message(&mut self, message: Message) -> Result<(), DownstreamClosed> {
         let mut closed = Vec::new();
-        let mut copies = copies(batch, self.senders.len());
+        let mut copies = copies(message, self.senders.len());
         for (i, sender) in self.senders.iter().enumerate() {
             if sender
                 .blocking_send(copies.next().expect("one copy per sender"))
@@ -211,9 +288,9 @@ impl Output {
     }
 }
 
-/// `n` handles to `batch`: clones for all but the last, which gets the original.
-fn copies(batch: Batch, n: usize) -> impl Iterator<Item = Batch> {
-    let mut original = Some(batch);
+/// `n` handles to `message`: clones for all but the last, which gets the original.
+fn copies(message: Message, n: usize) -> impl Iterator<Item = Message> {
+    let mut original = Some(message);
     (0..n).map(move |i| {
         if i + 1 == n {
             original.take().expect("taken once")
@@ -280,12 +357,18 @@ mod tests {
         let (tx1, mut rx1) = mpsc::channel(4);
         let (tx2, rx2) = mpsc::channel(4);
         let metrics = Arc::new(StageMetrics::default());
-        let mut out = Output::new(vec![tx1, tx2], Arc::clone(&metrics));
+        let mut out = Output::for_source(vec![tx1, tx2], Arc::clone(&metrics));
         out.send(batch(2)).await.unwrap();
         drop(rx2);
         out.send(batch(3)).await.unwrap();
-        assert_eq!(rx1.recv().await.unwrap().len(), 2);
-        assert_eq!(rx1.recv().await.unwrap().len(), 3);
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            seen.push(match rx1.recv().await.unwrap() {
+                Message::Batch(b) => format!("batch {}", b.len()),
+                Message::Watermark(t) => format!("watermark {t}"),
+            });
+        }
+        assert_eq!(seen, ["batch 2", "watermark 1", "batch 3", "watermark 2"]);
         drop(rx1);
         assert_eq!(out.send(batch(1)).await, Err(DownstreamClosed));
         assert_eq!(metrics.snapshot().1, 6);

@@ -2,6 +2,7 @@
 //! (`run`).
 
 pub mod graph;
+pub mod inputs;
 pub mod plan;
 pub mod run;
 

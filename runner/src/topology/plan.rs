@@ -197,6 +197,9 @@ fn check_graph(spec: &PipelineSpec, inputs: &[Vec<usize>], diagnostics: &mut Dia
             .with_hint("a pipeline must not feed a stage's output back into it"),
         );
     }
+    if diagnostics.has_errors() {
+        return; // a dead end is usually just the echo of an error above
+    }
     for (i, c) in spec.components.iter().enumerate() {
         let read = inputs.iter().any(|ins| ins.contains(&i));
         if c.kind != StageKind::Sink && !read {
@@ -240,6 +243,13 @@ fn find_cycles(inputs: &[Vec<usize>]) -> Vec<Vec<usize>> {
                         .expect("on the stack");
                     let mut cycle: Vec<usize> = stack[from..].to_vec();
                     cycle.reverse();
+                    // Start at the component declared first, so the report reads naturally.
+                    let first = cycle
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, n)| **n)
+                        .map_or(0, |(i, _)| i);
+                    cycle.rotate_left(first);
                     cycles.push(cycle);
                 }
                 Mark::Done => {}

@@ -6,9 +6,11 @@
 //! closes its own output in turn. A failing or panicking stage is reported by its key path; the
 //! run then asks the sources to stop and lets the rest drain.
 
+use super::inputs::{InputEvent, Inputs, Watermarks};
 use super::plan::Plan;
-use crate::record::Batch;
+use crate::config::pipeline::StageKind;
 use crate::registry::BuildContext;
+use crate::stage::Message;
 use crate::stage::{
     Output, Shutdown, ShutdownTrigger, Sink, Source, SourceContext, Stage, StageMetrics,
     StageResult, Transform,
@@ -18,8 +20,9 @@ use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-/// Batches that may wait on one edge before the sender has to wait: bounds memory per edge.
-const CHANNEL_BATCHES: usize = 8;
+/// Messages (batches and watermarks) that may wait on one edge before the sender has to wait:
+/// bounds memory per edge.
+const CHANNEL_MESSAGES: usize = 16;
 
 /// A stage that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,29 +92,33 @@ pub async fn run(plan: Plan, trigger: &ShutdownTrigger) -> RunReport {
         };
     }
 
-    let (mut senders, mut receivers): (Vec<_>, Vec<_>) = (0..plan.stages.len())
-        .map(|_| {
-            let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_BATCHES);
-            (Some(tx), Some(rx))
-        })
-        .unzip();
-    let outputs: Vec<Output> = (0..plan.stages.len())
-        .map(|i| {
-            let to = plan
-                .consumers(i)
-                .into_iter()
-                .filter_map(|c| senders[c].clone())
-                .collect();
-            Output::new(to, Arc::clone(&metrics[i]))
+    // One bounded channel per edge: stage i's port p reads from stage `inputs[p]`.
+    let mut receivers: Vec<Vec<mpsc::Receiver<Message>>> =
+        plan.stages.iter().map(|_| Vec::new()).collect();
+    let mut senders: Vec<Vec<mpsc::Sender<Message>>> =
+        plan.stages.iter().map(|_| Vec::new()).collect();
+    for (i, stage) in plan.stages.iter().enumerate() {
+        for &upstream in &stage.inputs {
+            let (tx, rx) = mpsc::channel::<Message>(CHANNEL_MESSAGES);
+            senders[upstream].push(tx);
+            receivers[i].push(rx);
+        }
+    }
+    let outputs: Vec<Output> = senders
+        .into_iter()
+        .zip(&metrics)
+        .zip(&plan.stages)
+        .map(|((to, metrics), stage)| match stage.kind {
+            StageKind::Source => Output::for_source(to, Arc::clone(metrics)),
+            _ => Output::new(to, Arc::clone(metrics)),
         })
         .collect();
-    // Only the outputs hold senders now, so a channel closes when its last writer finishes.
-    senders.iter_mut().for_each(|s| *s = None);
+    let mut receivers = receivers.into_iter();
 
     let mut tasks = JoinSet::new();
     let mut task_stage = std::collections::HashMap::new();
     for (i, (stage, output)) in built.into_iter().zip(outputs).enumerate() {
-        let input = receivers[i].take().expect("one receiver per stage");
+        let input = Inputs::new(receivers.next().expect("one receiver list per stage"));
         let metrics = Arc::clone(&metrics[i]);
         let handle = match stage.expect("all stages built") {
             Stage::Source(source) => tasks.spawn(run_source(source, output, trigger.subscribe())),
@@ -183,11 +190,12 @@ async fn run_source(source: Box<dyn Source>, output: Output, shutdown: Shutdown)
 
 async fn run_transform(
     mut transform: Box<dyn Transform>,
-    mut input: mpsc::Receiver<Batch>,
+    mut input: Inputs,
     mut output: Output,
     metrics: Arc<StageMetrics>,
 ) -> StageResult {
     let mut produced = Vec::new();
+    let mut watermarks = Watermarks::new(input.ports());
     let mut ticker = transform.tick_interval().map(|period| {
         let mut t = tokio::time::interval(period);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -196,25 +204,42 @@ async fn run_transform(
     loop {
         let next = match ticker.as_mut() {
             Some(ticker) => tokio::select! {
-                batch = input.recv() => batch.map(Some),
+                event = input.next() => event.map(Some),
                 _ = ticker.tick() => Some(None),
             },
-            None => input.recv().await.map(Some),
+            None => input.next().await.map(Some),
         };
+        let mut advanced = None;
         match next {
-            Some(Some(batch)) => {
+            Some(Some(InputEvent::Batch(_, batch))) => {
                 metrics
                     .received
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 transform.process(batch, &mut produced)?;
             }
+            Some(Some(InputEvent::Watermark(port, t))) => {
+                advanced = watermarks.observe(port, t);
+            }
+            Some(Some(InputEvent::Ended(port))) => {
+                advanced = watermarks.end(port);
+            }
             Some(None) => transform.on_tick(&mut produced)?,
             None => break,
+        }
+        let mut forward = None;
+        if let Some(watermark) = advanced {
+            transform.on_watermark(watermark, &mut produced)?;
+            forward = Some(transform.output_watermark(watermark));
         }
         for batch in produced.drain(..) {
             if output.send(batch).await.is_err() {
                 return Ok(()); // everything downstream is gone; the run is ending
             }
+        }
+        if let Some(watermark) = forward
+            && output.send_watermark(watermark).await.is_err()
+        {
+            return Ok(());
         }
     }
     transform.finish(&mut produced)?;
@@ -228,14 +253,16 @@ async fn run_transform(
 
 async fn run_sink(
     mut sink: Box<dyn Sink>,
-    mut input: mpsc::Receiver<Batch>,
+    mut input: Inputs,
     metrics: Arc<StageMetrics>,
 ) -> StageResult {
-    while let Some(batch) = input.recv().await {
-        metrics
-            .received
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        sink.write(batch).await?;
+    while let Some(event) = input.next().await {
+        if let InputEvent::Batch(_, batch) = event {
+            metrics
+                .received
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            sink.write(batch).await?;
+        }
     }
     sink.finish().await
 }

@@ -1,9 +1,10 @@
 //! Transform `window`: tumbling or sliding windows over event time or processing time, grouped by
 //! fields, with count / sum / min / max / avg.
 //!
-//! Event time: the watermark is the largest event time seen minus `allowed_lateness`; a window
-//! closes (is emitted) once the watermark reaches its end. A row whose windows have all closed is
-//! late: it is dropped and counted. At the end of the input every open window closes.
+//! Event time: the engine's watermark (per input, the latest event time seen; the smallest of
+//! those over the open inputs) minus `allowed_lateness` closes every window that ends at or
+//! before it. A row whose windows have all closed is late: it is dropped and counted. At the end
+//! of the input every open window closes.
 //! Processing time: rows are stamped with their arrival time and windows close on the clock.
 //!
 //! Output rows: `window_start`, `window_end` (epoch ms), the `group_by` fields, then one field per
@@ -224,7 +225,6 @@ impl StageConfig for WindowConfig {
             mode: self.time,
             lateness: self.allowed_lateness.map_or(0, DurationSpec::as_millis),
             tick: Duration::from_millis((geometry.slide as u64 / 4).clamp(10, 100)),
-            max_event_time: Millis::MIN,
             reported_late: 0,
             reported_missing: 0,
             label: cx.path.clone(),
@@ -239,7 +239,6 @@ pub struct Window {
     mode: TimeMode,
     lateness: Millis,
     tick: Duration,
-    max_event_time: Millis,
     reported_late: u64,
     reported_missing: usize,
     label: String,
@@ -270,16 +269,12 @@ impl Window {
 }
 
 impl Transform for Window {
-    fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> StageResult {
+    fn process(&mut self, batch: Batch, _out: &mut Vec<Batch>) -> StageResult {
         match self.mode {
             TimeMode::Event => {
                 for row in batch.rows() {
-                    let t = row.event_time();
-                    self.max_event_time = self.max_event_time.max(t);
-                    self.state.add(row, t);
+                    self.state.add(row, row.event_time());
                 }
-                let watermark = self.max_event_time.saturating_sub(self.lateness);
-                self.state.close_through(watermark, out);
             }
             TimeMode::Processing => {
                 let now = now_millis();
@@ -290,6 +285,20 @@ impl Transform for Window {
         }
         self.report();
         Ok(())
+    }
+
+    fn on_watermark(&mut self, watermark: Millis, out: &mut Vec<Batch>) -> StageResult {
+        if self.mode == TimeMode::Event {
+            self.state
+                .close_through(watermark.saturating_sub(self.lateness), out);
+        }
+        Ok(())
+    }
+
+    fn output_watermark(&self, input: Millis) -> Millis {
+        // Windows still open may end as early as the closing point; their rows are stamped
+        // `window_end - 1`.
+        input.saturating_sub(self.lateness)
     }
 
     fn tick_interval(&self) -> Option<Duration> {

@@ -4,8 +4,46 @@ use super::*;
 use crate::config::parse_document_for_tests;
 use crate::record::{BatchBuilder, JsonWriter, Schema};
 use crate::registry::StageFactory;
+use crate::topology::inputs::Watermarks;
 
-fn window(options: &str) -> Box<dyn Transform> {
+/// Drives a window the way the engine does: process, then advance the one input's watermark.
+struct Driver {
+    window: Box<dyn Transform>,
+    marks: Watermarks,
+}
+
+impl Driver {
+    fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> StageResult {
+        let latest = batch.times().iter().copied().max().unwrap_or(Millis::MIN);
+        self.window.process(batch, out)?;
+        let advanced = self.marks.observe(0, latest);
+        match advanced {
+            Some(watermark) => self.window.on_watermark(watermark, out),
+            None => Ok(()),
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<Batch>) -> StageResult {
+        self.window.finish(out)
+    }
+
+    fn on_tick(&mut self, out: &mut Vec<Batch>) -> StageResult {
+        self.window.on_tick(out)
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        self.window.tick_interval()
+    }
+}
+
+fn driven(window: Box<dyn Transform>) -> Driver {
+    Driver {
+        window,
+        marks: Watermarks::new(1),
+    }
+}
+
+fn window(options: &str) -> Driver {
     let node = parse_document_for_tests(options);
     let configured = factory().configure(&node, "transforms.w").unwrap();
     let cx = BuildContext {
@@ -13,7 +51,7 @@ fn window(options: &str) -> Box<dyn Transform> {
         metrics: Arc::default(),
     };
     match configured.config.build(&cx).unwrap() {
-        Stage::Transform(t) => t,
+        Stage::Transform(t) => driven(t),
         _ => unreachable!("window builds a transform"),
     }
 }
@@ -122,9 +160,10 @@ fn late_rows_are_counted_as_dropped() {
         path: "w".into(),
         metrics: Arc::clone(&metrics),
     };
-    let Stage::Transform(mut w) = configured.config.build(&cx).unwrap() else {
+    let Stage::Transform(w) = configured.config.build(&cx).unwrap() else {
         unreachable!()
     };
+    let mut w = driven(w);
     let mut out = Vec::new();
     w.process(batch(&[(5000, "a", "")]), &mut out).unwrap();
     w.process(

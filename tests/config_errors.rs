@@ -1,0 +1,212 @@
+//! `weir validate` / `weir run` on broken pipeline files: every mistake is reported at once, each
+//! with file:line:col, key path and hint, and the exit code is 1.
+
+mod common;
+
+use common::{run, text};
+use std::io::Write;
+
+#[test]
+fn five_mistakes_give_five_positioned_errors() {
+    let out = run(&["validate", "tests/fixtures/five_mistakes.toml"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    let file = "tests/fixtures/five_mistakes.toml";
+    let expected = [
+        format!(
+            "{file}:5:8: error: sources.user_log.rate: invalid value: string \"fast\", expected rows per second (a number) or \"max\""
+        ),
+        format!(
+            "{file}:8:8: error: transforms.per_second.type: unknown transform type `windw`\n  hint: did you mean `window`?"
+        ),
+        format!(
+            "{file}:26:1: error: sinks.out.fromat: unknown key `fromat`\n  hint: did you mean `format`?"
+        ),
+        format!(
+            "{file}:25:11: error: sinks.out.inputs[0]: no component `per_secnd` to read from\n  hint: did you mean `per_second`?"
+        ),
+        format!("{file}:14:11: error: transforms.a.inputs: cycle: a -> b -> a"),
+    ];
+    for e in &expected {
+        assert!(
+            stderr.contains(e.as_str()),
+            "missing:\n{e}\n--- in stderr:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("5 errors found"), "{stderr}");
+}
+
+#[test]
+fn validate_accepts_the_shipped_pipeline() {
+    let out = run(&["validate", "pipelines/shopping_gender_local.toml"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("ok"), "{stdout}");
+}
+
+fn validate_text(toml: &str) -> (i32, String) {
+    let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    file.write_all(toml.as_bytes()).unwrap();
+    let out = run(&["validate", file.path().to_str().unwrap()]);
+    let (_, stderr) = text(&out);
+    (
+        out.status.code().unwrap_or(-1),
+        stderr.replace(&file.path().display().to_string(), "p.toml"),
+    )
+}
+
+#[test]
+fn toml_syntax_error_has_its_position() {
+    let (code, stderr) = validate_text("[sources.a]\ntype = \"csv\"\npath = \"x.csv\n");
+    assert_eq!(code, 1);
+    assert!(stderr.starts_with("p.toml:3:"), "{stderr}");
+    assert!(stderr.contains("TOML syntax"), "{stderr}");
+}
+
+#[test]
+fn type_errors_name_the_expected_type() {
+    let (code, stderr) = validate_text(
+        "[sources.a]\ntype = \"csv\"\npath = 5\n[sinks.b]\ntype = \"console\"\ninputs = \"a\"\n",
+    );
+    assert_eq!(code, 1);
+    assert!(
+        stderr
+            .contains("p.toml:3:8: error: sources.a.path: expected path string, found integer `5`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "p.toml:6:10: error: sinks.b.inputs: expected an array of component ids, found string"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn missing_and_unset_things() {
+    let (code, stderr) = validate_text("[sources.a]\npath = \"${WEIR_TEST_SURELY_UNSET}\"\n");
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(
+            "p.toml:2:9: error: environment variable `WEIR_TEST_SURELY_UNSET` is not set"
+        ),
+        "{stderr}"
+    );
+    let (code, stderr) = validate_text("[sources.a]\npath = \"x\"\n");
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("p.toml:1:1: error: sources.a.type: missing required key `type`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_sink_cannot_feed_and_a_source_must_exist() {
+    let (code, stderr) = validate_text(
+        "[transforms.t]\ntype = \"select\"\ninputs = [\"s\"]\nkeep = [\"a\"]\n[sinks.s]\ntype = \"console\"\ninputs = [\"t\"]\n",
+    );
+    assert_eq!(code, 1);
+    assert!(stderr.contains("p.toml:3:11: error: transforms.t.inputs[0]: `s` is a sink; sinks have no output to read"), "{stderr}");
+    assert!(
+        stderr.contains("the pipeline has no sources") || stderr.contains("`s` is a sink"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn wrong_kind_of_type_gets_a_hint() {
+    let (code, stderr) = validate_text(
+        "[sources.a]\ntype = \"console\"\n[sinks.b]\ntype = \"console\"\ninputs = [\"a\"]\n",
+    );
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("unknown source type `console`\n  hint: `console` is a sink, not a source"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn set_overrides_are_checked_like_the_file() {
+    let out = run(&[
+        "validate",
+        "pipelines/shopping_gender_local.toml",
+        "--set",
+        "transforms.per_second.size=\"1 fortnight\"",
+    ]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("--set transforms.per_second.size=\"1 fortnight\": error: transforms.per_second.size: invalid duration"), "{stderr}");
+}
+
+#[test]
+fn warnings_do_not_fail_validation() {
+    let (code, stderr) = validate_text(
+        "[sources.a]\ntype = \"csv\"\npath = \"no/such/file.csv\"\n[sinks.b]\ntype = \"console\"\ninputs = [\"a\"]\n",
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr
+            .contains("p.toml:3:8: warning: sources.a.path: no/such/file.csv does not exist (yet)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn missing_pipeline_file_is_an_error() {
+    let out = run(&["validate", "no/such/pipeline.toml"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("no/such/pipeline.toml:1:1: error: cannot read pipeline file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn list_shows_every_stage_with_options() {
+    let out = run(&["list"]);
+    let (stdout, _) = text(&out);
+    assert!(out.status.success());
+    for name in [
+        "csv",
+        "window",
+        "filter",
+        "select",
+        "console",
+        "file",
+        "blackhole",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.trim_start().starts_with(name)),
+            "{name} missing from:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("allowed_lateness"), "{stdout}");
+}
+
+#[test]
+fn graph_prints_dot_and_text() {
+    let out = run(&["graph", "pipelines/shopping_gender_local.toml"]);
+    let (stdout, _) = text(&out);
+    assert!(stdout.starts_with("digraph"), "{stdout}");
+    assert!(
+        stdout.contains("\"user_log\" -> \"per_second\";"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\"per_second\" -> \"out\";"), "{stdout}");
+    let out = run(&[
+        "graph",
+        "--format",
+        "text",
+        "pipelines/shopping_gender_local.toml",
+    ]);
+    let (stdout, _) = text(&out);
+    assert!(
+        stdout.contains("out         sink       console  <- per_second"),
+        "{stdout}"
+    );
+}

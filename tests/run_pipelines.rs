@@ -1,0 +1,305 @@
+//! Running pipelines through the real `weir` binary: totals over all windows equal an independent
+//! count of the input; fan-in and fan-out; overrides; Ctrl-C / SIGTERM drains; failures exit 1.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+#[test]
+fn shipped_local_pipeline_flat_out_matches_the_file() {
+    let out = run(&[
+        "run",
+        "pipelines/shopping_gender_local.toml",
+        "--set",
+        "sources.user_log.rate=\"max\"",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let expected = count_genders(&repo().join("data/user_log_sample.csv"));
+    assert_eq!(expected, totals(&[("0", 3306), ("1", 3319), ("2", 3374)]));
+    assert_eq!(sum_seed(&stdout), expected);
+    // 10 rows per event-second: every window holds exactly 10 rows (the last holds the rest).
+    let windows: Vec<u64> = stdout.lines().map(|l| sum_seed(l).values().sum()).collect();
+    assert_eq!(windows.len(), 1000);
+    assert!(windows[..999].iter().all(|&n| n == 10), "{windows:?}");
+    assert_eq!(windows[999], 9);
+}
+
+#[test]
+fn headerless_log_through_an_env_variable() {
+    let out = weir()
+        .args([
+            "run",
+            "pipelines/shopping_gender_local.toml",
+            "--set",
+            "sources.user_log.rate=\"max\"",
+        ])
+        .env("WEIR_USER_LOG", "tests/fixtures/small_user_log.csv")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        sum_seed(&stdout),
+        totals(&[("0", 3361), ("1", 3299), ("2", 3340)])
+    );
+}
+
+/// Writes `rows` user_log rows with a header, genders drawn from a fixed-seed generator, and
+/// returns the per-gender totals it wrote.
+fn generate(path: &Path, rows: u64) -> BTreeMap<String, u64> {
+    let mut file = BufWriter::new(std::fs::File::create(path).unwrap());
+    writeln!(
+        file,
+        "user_id,item_id,cat_id,merchant_id,brand_id,month,day,action,age_range,gender,province"
+    )
+    .unwrap();
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let provinces = ["北京市", "上海市", "四川", "广东", "内蒙古"];
+    let mut totals = BTreeMap::new();
+    for i in 0..rows {
+        let r = next();
+        let gender = r % 3;
+        *totals.entry(gender.to_string()).or_insert(0) += 1;
+        let province = provinces[(r >> 8) as usize % provinces.len()];
+        writeln!(
+            file,
+            "{},{},{},{},{},11,11,{},{},{gender},{province}",
+            328862 + i / 40,
+            r % 1_000_000,
+            r % 1700,
+            r % 5000,
+            r % 8500,
+            (r >> 4) % 4,
+            (r >> 6) % 8
+        )
+        .unwrap();
+    }
+    file.flush().unwrap();
+    totals
+}
+
+#[test]
+fn a_million_generated_rows_count_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("big.csv");
+    let written = generate(&csv, 1_000_000);
+    assert_eq!(
+        count_genders(&csv),
+        written,
+        "the independent counter agrees with the generator"
+    );
+    let pipeline = dir.path().join("count.toml");
+    let out_path = dir.path().join("counts.jsonl");
+    std::fs::write(&pipeline, count_pipeline(&csv, &out_path)).unwrap();
+    let out = run(&["run", pipeline.to_str().unwrap()]);
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let output = std::fs::read_to_string(&out_path).unwrap();
+    assert_eq!(sum_json_counts(&output, "gender"), written);
+    let windows: std::collections::BTreeSet<u64> = output
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["window_start"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(windows.len(), 100_000, "10 rows per event-second");
+    assert_eq!(*windows.first().unwrap(), 1_700_000_000_000);
+}
+
+#[test]
+fn fan_in_and_fan_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    let pipeline = dir.path().join("p.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            r#"
+[sources.sample]
+type = "csv"
+path = "data/user_log_sample.csv"
+[sources.small]
+type = "csv"
+path = "tests/fixtures/small_user_log.csv"
+[transforms.known]
+type = "filter"
+inputs = ["sample", "small"]
+field = "gender"
+in = [0, 1]
+[transforms.w]
+type = "window"
+inputs = ["known"]
+size = "1s"
+group_by = ["gender"]
+[sinks.a]
+type = "file"
+inputs = ["w"]
+path = "{}"
+[sinks.b]
+type = "file"
+inputs = ["w"]
+path = "{}"
+"#,
+            a.display(),
+            b.display()
+        ),
+    )
+    .unwrap();
+    let out = run(&["run", pipeline.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let want = totals(&[("0", 3306 + 3361), ("1", 3319 + 3299)]);
+    assert_eq!(
+        sum_json_counts(&std::fs::read_to_string(&a).unwrap(), "gender"),
+        want
+    );
+    assert_eq!(
+        sum_json_counts(&std::fs::read_to_string(&b).unwrap(), "gender"),
+        want
+    );
+}
+
+#[test]
+fn set_adds_a_whole_sink_and_select_renames() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = dir.path().join("extra.jsonl");
+    let path_arg = format!("sinks.f.path={}", extra.display());
+    let out = run(&[
+        "run",
+        "pipelines/shopping_gender_local.toml",
+        "--set",
+        "sources.user_log.rate=\"max\"",
+        "--set",
+        "transforms.renamed.type=select",
+        "--set",
+        "transforms.renamed.inputs=[\"per_second\"]",
+        "--set",
+        "transforms.renamed.rename={ gender = \"sex\" }",
+        "--set",
+        "sinks.f.type=file",
+        "--set",
+        "sinks.f.inputs=[\"renamed\"]",
+        "--set",
+        &path_arg,
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let expected = totals(&[("0", 3306), ("1", 3319), ("2", 3374)]);
+    assert_eq!(sum_seed(&stdout), expected);
+    assert_eq!(
+        sum_json_counts(&std::fs::read_to_string(&extra).unwrap(), "sex"),
+        expected
+    );
+}
+
+#[test]
+fn sigterm_stops_the_source_and_drains_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("out.jsonl");
+    let path_arg = format!("sinks.out.path={}", out_path.display());
+    let child = weir()
+        .args([
+            "run",
+            "pipelines/shopping_gender_local.toml",
+            "--set",
+            "sources.user_log.rate=20",
+            "--set",
+            "sinks.out.type=file",
+            "--set",
+            &path_arg,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "drained promptly"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("stopping"), "{stderr}");
+    // Everything read was counted and flushed, including the window that was still open.
+    let read: u64 = stderr
+        .lines()
+        .find_map(|l| l.split("sources.user_log: read ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no read count in {stderr}"));
+    assert!(
+        (20..=60).contains(&read),
+        "read {read} rows in ~1.5 s at 20 rows/s"
+    );
+    let counted: u64 = sum_seed(&std::fs::read_to_string(&out_path).unwrap())
+        .values()
+        .sum();
+    assert_eq!(counted, read);
+}
+
+#[test]
+fn a_stage_that_cannot_start_fails_the_run_by_name() {
+    let out = run(&[
+        "run",
+        "pipelines/shopping_gender_local.toml",
+        "--set",
+        "sinks.out.type=file",
+        "--set",
+        "sinks.out.path=no/such/dir/out.txt",
+    ]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains(
+            "error: stage sinks.out (file) failed: cannot open no/such/dir/out.txt for writing"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_stage_failing_mid_run_stops_an_endless_source() {
+    if !Path::new("/dev/full").exists() {
+        return;
+    }
+    let started = Instant::now();
+    let out = run(&[
+        "run",
+        "pipelines/shopping_gender_local.toml",
+        "--set",
+        "sources.user_log.rate=\"max\"",
+        "--set",
+        "sources.user_log.loop=true",
+        "--set",
+        "sinks.out.type=file",
+        "--set",
+        "sinks.out.path=/dev/full",
+    ]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: stage sinks.out (file) failed: cannot write /dev/full"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
