@@ -1,7 +1,9 @@
 //! A `Read` adapter in front of the CSV parser: skips a UTF-8 byte-order mark, cuts every
 //! physical line at `max_line_bytes` (remembering which lines were cut, so their rows can be
-//! reported as bad) and counts the bytes read for the progress bar. A 10 MB line or a binary file
-//! with no newlines therefore never makes the parser buffer more than one cut line.
+//! reported as bad), counts the bytes read for the progress bar, and keeps the positions of the
+//! newlines it passed on so that a record's byte offset maps to its physical line number (CRLF,
+//! blank lines and quoted newlines included). A 10 MB line or a binary file with no newlines
+//! therefore never makes the parser buffer more than one cut line.
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, Read};
@@ -19,6 +21,12 @@ pub struct GuardedInput<R> {
     cutting: bool,
     cut_lines: VecDeque<u64>,
     bytes_read: Arc<AtomicU64>,
+    /// Bytes handed to the parser so far.
+    passed: u64,
+    /// Offsets (in the bytes handed on) of newlines not yet below a looked-up position.
+    newlines: VecDeque<u64>,
+    /// Newlines already below a looked-up position.
+    lines_before: u64,
 }
 
 impl<R: BufRead> GuardedInput<R> {
@@ -38,11 +46,24 @@ impl<R: BufRead> GuardedInput<R> {
             cutting: false,
             cut_lines: VecDeque::new(),
             bytes_read,
+            passed: 0,
+            newlines: VecDeque::new(),
+            lines_before: 0,
         })
     }
 }
 
 impl<R> GuardedInput<R> {
+    /// The 1-based line of the byte at `offset` of what was handed to the parser. Offsets must
+    /// not decrease from call to call.
+    pub fn line_at(&mut self, offset: u64) -> u64 {
+        while self.newlines.front().is_some_and(|&n| n < offset) {
+            self.newlines.pop_front();
+            self.lines_before += 1;
+        }
+        self.lines_before + 1
+    }
+
     /// Forgets cut lines before `end` and says whether any line in `start..end` was cut.
     pub fn take_cut_lines_before(&mut self, start: u64, end: u64) -> bool {
         let mut any = false;
@@ -66,6 +87,7 @@ impl<R: Read> Read for GuardedInput<R> {
             }
             self.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
             let kept = self.cut_long_lines(&mut buf[..n]);
+            self.passed += kept as u64;
             if kept > 0 {
                 return Ok(kept);
             }
@@ -99,6 +121,7 @@ impl<R> GuardedInput<R> {
             self.line_len += keep;
             read = segment_end;
             if newline.is_some() {
+                self.newlines.push_back(self.passed + write as u64);
                 chunk[write] = b'\n';
                 write += 1;
                 read += 1;
@@ -135,6 +158,17 @@ mod tests {
         let (out, mut g) = guard(b"\xEF\xBB\xBFa,b\r\nc,d\n", 100);
         assert_eq!(out, "a,b\r\nc,d\n");
         assert!(!g.take_cut_lines_before(1, 10));
+    }
+
+    #[test]
+    fn maps_offsets_to_lines() {
+        let (out, mut g) = guard(b"a\r\n\r\nbb\ncc", 100);
+        assert_eq!(out, "a\r\n\r\nbb\ncc");
+        assert_eq!(g.line_at(0), 1);
+        assert_eq!(g.line_at(3), 2);
+        assert_eq!(g.line_at(5), 3);
+        assert_eq!(g.line_at(8), 4);
+        assert_eq!(g.line_at(10), 4);
     }
 
     #[test]

@@ -118,12 +118,15 @@ impl<R: BufRead> CsvRows<R> {
             if !self.reader.read_byte_record(&mut self.record)? {
                 break;
             }
-            let line = self.record.position().map_or(0, |p| p.line());
-            let next_line = self.reader.position().line();
-            let cut = self
-                .reader
-                .get_mut()
-                .take_cut_lines_before(line, next_line.max(line + 1));
+            // The reader's record offsets can sit on skipped terminators (a CRLF's `\n`, blank
+            // lines), but the byte before the next record is always this record's last content
+            // byte or its first terminator byte; count back over newlines inside quoted fields.
+            let end = self.reader.position().byte().saturating_sub(1);
+            let guard = self.reader.get_mut();
+            let last_line = guard.line_at(end);
+            let embedded = memchr::memchr_iter(b'\n', self.record.as_slice()).count() as u64;
+            let line = last_line.saturating_sub(embedded).max(1);
+            let cut = guard.take_cut_lines_before(line, last_line + 1);
             let text = match std::str::from_utf8(self.record.as_slice()) {
                 Ok(text) if !cut => text,
                 Ok(_) => {
@@ -347,6 +350,15 @@ mod tests {
         assert!(bad[1].reason.contains("invalid UTF-8"));
         assert_eq!(bad[2].line, 5);
         assert!(bad[2].reason.contains("longer than max_line_bytes"));
+    }
+
+    #[test]
+    fn line_numbers_survive_crlf_blank_lines_and_quoted_newlines() {
+        let input = b"a,b\r\n1,2\r\n\r\n1\r\n\n\n\"x\ny\",2,3\n4,5\n6\n";
+        let (batch, bad, _) = read_all(input, options(HeaderMode::Auto));
+        assert_eq!(batch.unwrap().len(), 2);
+        let lines: Vec<u64> = bad.iter().map(|b| b.line).collect();
+        assert_eq!(lines, [4, 7, 10], "{bad:?}");
     }
 
     #[test]
