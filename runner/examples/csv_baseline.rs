@@ -21,8 +21,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         bytes += record.as_slice().len() as u64;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let peak = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
     println!(
-        "{rows} rows ({bytes} field bytes) in {seconds:.3} s: {:.0} rows/s",
+        "{rows} rows ({bytes} field bytes) in {seconds:.3} s: {:.0} rows/s; {peak}",
         rows as f64 / seconds
     );
     Ok(())

@@ -50,6 +50,29 @@ pub enum Command {
     },
     /// List every stage type with its options.
     List,
+    /// Generate synthetic input data.
+    #[command(subcommand)]
+    Gen(GenCommand),
+}
+
+/// `weir gen` data sets.
+#[derive(Debug, Subcommand)]
+pub enum GenCommand {
+    /// A Taobao Double-11 user log with the real columns and distributions.
+    UserLog {
+        /// Number of rows.
+        #[arg(long)]
+        rows: u64,
+        /// Random seed; the same seed gives the same bytes.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Leave out the header line.
+        #[arg(long)]
+        no_header: bool,
+    },
 }
 
 /// `weir graph` output formats.

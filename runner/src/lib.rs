@@ -6,6 +6,7 @@
 //! record batches (`topology`, `stage`, `record`).
 
 pub mod config;
+pub mod generate;
 pub mod progress;
 pub mod record;
 pub mod registry;

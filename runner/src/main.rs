@@ -3,7 +3,7 @@
 mod cli;
 
 use clap::Parser;
-use cli::{Cli, Command, GraphFormat, PipelineArgs};
+use cli::{Cli, Command, GenCommand, GraphFormat, PipelineArgs};
 use std::process::ExitCode;
 use weir::config::{Diagnostics, load_document};
 use weir::registry::Registry;
@@ -38,6 +38,49 @@ fn main() -> ExitCode {
             }
             None => ExitCode::FAILURE,
         },
+        Command::Gen(GenCommand::UserLog {
+            rows,
+            seed,
+            out,
+            no_header,
+        }) => {
+            let spec = weir::generate::UserLogSpec {
+                rows,
+                seed,
+                header: !no_header,
+            };
+            let result = match &out {
+                Some(path) => std::fs::File::create(path).and_then(|f| {
+                    weir::generate::write_user_log(
+                        spec,
+                        &mut std::io::BufWriter::with_capacity(1 << 20, f),
+                    )
+                }),
+                None => weir::generate::write_user_log(
+                    spec,
+                    &mut std::io::BufWriter::new(std::io::stdout().lock()),
+                ),
+            };
+            match result {
+                Ok(genders) => {
+                    tracing::info!(
+                        "wrote {rows} rows; gender 0: {}, 1: {}, 2: {}",
+                        genders[0],
+                        genders[1],
+                        genders[2]
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!(
+                        "error: cannot write {}: {e}",
+                        out.as_ref()
+                            .map_or("standard output".into(), |p| p.display().to_string())
+                    );
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run(args) => match checked_plan(&args, &registry) {
             Some(plan) => run(plan),
             None => ExitCode::FAILURE,
@@ -90,6 +133,9 @@ fn run(plan: Plan) -> ExitCode {
             };
             tracing::info!("{}: {} in, {} out{dropped}", c.path, c.received, c.emitted);
         }
+        if let Some(kib) = peak_rss_kib() {
+            tracing::info!("peak memory (RSS): {:.1} MB", kib as f64 / 1024.0);
+        }
         if report.failures.is_empty() {
             ExitCode::SUCCESS
         } else {
@@ -126,6 +172,13 @@ async fn stop_on_signals(trigger: std::sync::Arc<ShutdownTrigger>) {
             std::process::exit(130);
         }
     }
+}
+
+/// The process's peak resident set size (VmHWM), where the OS reports it (Linux).
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn list(registry: &Registry) -> String {
