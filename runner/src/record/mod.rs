@@ -130,6 +130,28 @@ impl Batch {
         }
     }
 
+    /// A batch from parts built elsewhere: `values` holds `times.len()` rows of
+    /// `schema.len()` values each, and every string value is a span of `text`, which should be
+    /// UTF-8 (a span that is not reads as an empty string).
+    pub fn from_utf8_parts(
+        schema: Arc<Schema>,
+        text: Vec<u8>,
+        values: Vec<Value>,
+        times: Vec<Millis>,
+    ) -> Batch {
+        assert_eq!(
+            values.len(),
+            times.len() * schema.len(),
+            "one value per field per row"
+        );
+        Batch {
+            schema,
+            arena: Arc::new(text),
+            values,
+            times,
+        }
+    }
+
     /// Number of rows.
     pub fn len(&self) -> usize {
         self.times.len()

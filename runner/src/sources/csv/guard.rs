@@ -64,6 +64,11 @@ impl<R> GuardedInput<R> {
         self.lines_before + 1
     }
 
+    /// True when some line has been cut and not yet claimed by a row.
+    pub fn has_cut_lines(&self) -> bool {
+        !self.cut_lines.is_empty()
+    }
+
     /// Forgets cut lines before `end` and says whether any line in `start..end` was cut.
     pub fn take_cut_lines_before(&mut self, start: u64, end: u64) -> bool {
         let mut any = false;

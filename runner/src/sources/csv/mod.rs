@@ -12,7 +12,7 @@ pub use rows::USER_LOG_COLUMNS;
 
 use crate::config::pipeline::StageKind;
 use crate::progress;
-use crate::record::{BatchBuilder, Millis};
+use crate::record::Millis;
 use crate::registry::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
 use crate::stage::{Source, SourceContext, Stage, StageError, StageMetrics, StageResult};
 use crate::time::{Instant as TimeSpec, now_millis};
@@ -70,7 +70,7 @@ fn default_max_line_bytes() -> u64 {
     1 << 20
 }
 fn default_batch_size() -> usize {
-    1024
+    2048
 }
 
 /// The documented options, for `weir list`.
@@ -150,7 +150,7 @@ pub const OPTIONS: &[OptionDoc] = &[
     OptionDoc {
         name: "batch_size",
         ty: "integer",
-        default: "1024",
+        default: "2048",
         doc: "most rows per batch",
     },
     OptionDoc {
@@ -549,28 +549,28 @@ impl CsvSource {
                 finish_bar(bar);
                 return Ok((true, bad_count));
             }
-            let mut builder: Option<BatchBuilder> = None;
             let want = pace.rows_per_batch();
-            let got = rows
-                .read_rows(&mut builder, want, &mut self.timestamps, &mut bad)
+            let read = rows
+                .read_batch(want, &mut self.timestamps, &mut bad)
                 .map_err(|e| format!("{}: {e}", self.path.display()))?;
             bad_count += self.report_bad(&mut bad, bad_count);
+            let got = read.batch.as_ref().map_or(0, |b| b.len() as u64);
             if let Some(bar) = &bar {
                 bar.set_position(bytes_read.load(Ordering::Relaxed));
-                bar.set_message(format!("{} rows, {} bad", *emitted + got as u64, bad_count));
+                bar.set_message(format!("{} rows, {} bad", *emitted + got, bad_count));
             }
-            if let Some(builder) = builder {
-                if !pace.wait_for(*emitted + got as u64 - 1, &cx.shutdown) {
+            if let Some(batch) = read.batch {
+                if !pace.wait_for(*emitted + got - 1, &cx.shutdown) {
                     finish_bar(bar);
                     return Ok((true, bad_count));
                 }
-                *emitted += got as u64;
-                if cx.output.blocking_send(builder.build()).is_err() {
+                *emitted += got;
+                if cx.output.blocking_send(batch).is_err() {
                     finish_bar(bar);
                     return Ok((true, bad_count));
                 }
             }
-            if got < want {
+            if read.at_end {
                 break;
             }
         }

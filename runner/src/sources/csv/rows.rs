@@ -1,9 +1,13 @@
 //! Reads CSV rows into batches: detects the header, names the columns, and sets aside bad rows
 //! (wrong number of fields, invalid UTF-8, cut over-long lines) with their line numbers.
+//!
+//! The parser (`csv-core`) writes each row's unescaped fields straight into the arena of the
+//! batch being built, so a row's bytes are copied once. UTF-8 is checked once per batch over the
+//! whole arena; only when that fails are rows checked one by one to find the bad ones.
 
 use super::guard::GuardedInput;
-use crate::record::{BatchBuilder, Millis, Schema};
-use std::io::{self, BufRead};
+use crate::record::{Batch, Millis, Schema, Value};
+use std::io::{self, BufRead, Read};
 use std::sync::Arc;
 
 /// The user_log.csv columns, used for header-less files whose rows have 11 fields.
@@ -20,6 +24,9 @@ pub const USER_LOG_COLUMNS: [&str; 11] = [
     "gender",
     "province",
 ];
+
+/// Bytes read from the file per refill.
+const READ_BUFFER: usize = 256 * 1024;
 
 /// Whether the first row is a header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,15 +74,70 @@ pub trait Stamp {
     fn stamp<'r>(&mut self, field: &dyn Fn(usize) -> &'r str) -> Result<Millis, String>;
 }
 
+/// A byte buffer that stays initialized up to its length, so the parser can write into its spare
+/// part; `used` bytes hold data.
+struct Arena {
+    bytes: Vec<u8>,
+    used: usize,
+}
+
+impl Arena {
+    fn with_capacity(bytes: usize) -> Arena {
+        Arena {
+            bytes: vec![0; bytes.max(256)],
+            used: 0,
+        }
+    }
+
+    /// The unused part, grown when it is small.
+    fn spare(&mut self) -> &mut [u8] {
+        if self.bytes.len() - self.used < 256 {
+            let grow = self.bytes.len().max(4096);
+            self.bytes.resize(self.bytes.len() + grow, 0);
+        }
+        &mut self.bytes[self.used..]
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.bytes[..self.used]
+    }
+
+    fn into_vec(mut self) -> Vec<u8> {
+        self.bytes.truncate(self.used);
+        self.bytes
+    }
+}
+
+/// The header row as read: its bytes and field ends.
+struct Header {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
 /// A CSV file being read.
 pub struct CsvRows<R> {
-    reader: csv::Reader<GuardedInput<R>>,
-    record: csv::ByteRecord,
+    input: GuardedInput<R>,
+    parser: csv_core::Reader,
+    buffer: Box<[u8]>,
+    buffer_start: usize,
+    buffer_end: usize,
+    input_done: bool,
+    /// Bytes of the guarded input the parser has consumed.
+    consumed: u64,
+    ends: Vec<usize>,
     options: ReadOptions,
     schema: Option<Arc<Schema>>,
-    header: Option<csv::ByteRecord>,
+    header: Option<Header>,
     /// Repeated header lines skipped so far.
     pub repeated_headers: u64,
+}
+
+/// One batch read from the file.
+pub struct ReadBatch {
+    /// The good rows, if any.
+    pub batch: Option<Batch>,
+    /// True when the file has no more rows.
+    pub at_end: bool,
 }
 
 impl<R: BufRead> CsvRows<R> {
@@ -85,17 +147,20 @@ impl<R: BufRead> CsvRows<R> {
         options: ReadOptions,
         bytes_read: Arc<std::sync::atomic::AtomicU64>,
     ) -> io::Result<Self> {
-        let guarded = GuardedInput::new(input, options.max_line_bytes, bytes_read)?;
-        let reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
+        let input = GuardedInput::new(input, options.max_line_bytes, bytes_read)?;
+        let parser = csv_core::ReaderBuilder::new()
             .delimiter(options.delimiter)
             .quoting(options.quoting)
-            .buffer_capacity(256 * 1024)
-            .from_reader(guarded);
+            .build();
         Ok(CsvRows {
-            reader,
-            record: csv::ByteRecord::new(),
+            input,
+            parser,
+            buffer: vec![0; READ_BUFFER].into_boxed_slice(),
+            buffer_start: 0,
+            buffer_end: 0,
+            input_done: false,
+            consumed: 0,
+            ends: vec![0; 64],
             options,
             schema: None,
             header: None,
@@ -103,154 +168,294 @@ impl<R: BufRead> CsvRows<R> {
         })
     }
 
-    /// Reads up to `max_rows` good rows into `out` (a builder is created once the schema is
-    /// known), appending bad rows to `bad`. Returns the number of good rows read; fewer than
-    /// `max_rows` means the end of the file.
-    pub fn read_rows(
+    /// Parses the next record into `arena`. Returns its number of fields (their ends, relative to
+    /// the record's start, are in `self.ends`), or `None` at the end of the input.
+    fn next_record(&mut self, arena: &mut Arena) -> io::Result<Option<usize>> {
+        let mut fields = 0;
+        loop {
+            if self.buffer_start == self.buffer_end && !self.input_done {
+                self.buffer_start = 0;
+                self.buffer_end = self.input.read(&mut self.buffer)?;
+                self.input_done = self.buffer_end == 0;
+            }
+            let input = &self.buffer[self.buffer_start..self.buffer_end];
+            let (result, read, written, ended) =
+                self.parser
+                    .read_record(input, arena.spare(), &mut self.ends[fields..]);
+            self.buffer_start += read;
+            self.consumed += read as u64;
+            arena.used += written;
+            fields += ended;
+            match result {
+                csv_core::ReadRecordResult::InputEmpty | csv_core::ReadRecordResult::OutputFull => {
+                }
+                csv_core::ReadRecordResult::OutputEndsFull => {
+                    let more = self.ends.len();
+                    self.ends.resize(self.ends.len() + more, 0);
+                }
+                csv_core::ReadRecordResult::Record => return Ok(Some(fields)),
+                csv_core::ReadRecordResult::End => return Ok(None),
+            }
+        }
+    }
+
+    /// Reads up to `max_rows` rows. Good rows come back as one batch; bad rows are appended to
+    /// `bad` in line order.
+    pub fn read_batch(
         &mut self,
-        out: &mut Option<BatchBuilder>,
         max_rows: usize,
         stamp: &mut impl Stamp,
         bad: &mut Vec<BadRow>,
-    ) -> io::Result<usize> {
-        let mut good = 0;
-        while good < max_rows {
-            if !self.reader.read_byte_record(&mut self.record)? {
+    ) -> io::Result<ReadBatch> {
+        let width_guess = self.schema.as_ref().map_or(16, |s| s.len());
+        let mut arena = Arena::with_capacity(max_rows * 48);
+        let mut values: Vec<Value> = Vec::with_capacity(max_rows * width_guess);
+        let mut times: Vec<Millis> = Vec::with_capacity(max_rows);
+        let mut rows: Vec<(usize, u64)> = Vec::with_capacity(max_rows); // (arena start, line)
+        let first_bad = bad.len();
+        let mut at_end = false;
+        while rows.len() < max_rows {
+            let start = arena.used;
+            let Some(fields) = self.next_record(&mut arena)? else {
+                at_end = true;
                 break;
-            }
-            // The reader's record offsets can sit on skipped terminators (a CRLF's `\n`, blank
-            // lines), but the byte before the next record is always this record's last content
-            // byte or its first terminator byte; count back over newlines inside quoted fields.
-            let end = self.reader.position().byte().saturating_sub(1);
-            let guard = self.reader.get_mut();
-            let last_line = guard.line_at(end);
-            let embedded = memchr::memchr_iter(b'\n', self.record.as_slice()).count() as u64;
-            let line = last_line.saturating_sub(embedded).max(1);
-            let cut = guard.take_cut_lines_before(line, last_line + 1);
-            let text = match std::str::from_utf8(self.record.as_slice()) {
-                Ok(text) if !cut => text,
-                Ok(_) => {
-                    bad.push(BadRow {
-                        line,
-                        reason: format!(
-                            "line longer than max_line_bytes ({} bytes)",
-                            self.options.max_line_bytes
-                        ),
-                    });
+            };
+            let row = &arena.data()[start..];
+            let last_line = self.input.line_at(self.consumed.saturating_sub(1));
+            let line = || first_line(row, last_line);
+            let verdict = self.check_row(row, fields, last_line, stamp);
+            match verdict {
+                Ok(RowVerdict::Keep(time)) => {
+                    let ends = &self.ends[..fields];
+                    values.extend(ends.iter().enumerate().map(|(i, &end)| {
+                        let field_start = if i == 0 { 0 } else { ends[i - 1] };
+                        Value::Str {
+                            start: (start + field_start) as u32,
+                            len: (end - field_start) as u32,
+                        }
+                    }));
+                    times.push(time);
+                    rows.push((start, last_line));
                     continue;
                 }
-                Err(e) => {
-                    bad.push(BadRow {
-                        line,
-                        reason: format!(
-                            "invalid UTF-8 (byte {} of the row's text); if the file is GBK-encoded, convert it with `iconv -f GBK -t UTF-8`",
-                            e.valid_up_to() + 1
-                        ),
-                    });
-                    continue;
+                Ok(RowVerdict::Skip) => {}
+                Err(RowError::Bad(reason)) => bad.push(BadRow {
+                    line: line(),
+                    reason,
+                }),
+                Err(RowError::Fatal(message)) => {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, message));
                 }
-            };
-            if self.record.len() == 1 && text.is_empty() {
-                continue; // a blank line
             }
-            let width = match &self.schema {
-                Some(schema) => schema.len(),
-                None => {
-                    let is_header = self.detect_header(text);
-                    let schema = Arc::new(self.name_columns(is_header.then_some(text)));
-                    stamp
-                        .on_schema(&schema)
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                    let width = schema.len();
-                    self.schema = Some(schema);
-                    if is_header {
-                        self.header = Some(self.record.clone());
-                        continue;
-                    }
-                    width
-                }
-            };
-            if self.header.as_ref().is_some_and(|h| {
-                h.len() == self.record.len() && h.as_slice() == self.record.as_slice()
-            }) {
-                self.repeated_headers += 1;
-                continue;
-            }
-            if self.record.len() != width {
-                bad.push(BadRow {
-                    line,
-                    reason: format!("expected {width} fields, found {}", self.record.len()),
-                });
-                continue;
-            }
-            let record = &self.record;
-            let field = |i: usize| record.range(i).map_or("", |r| &text[r]);
-            let time = match stamp.stamp(&field) {
-                Ok(t) => t,
-                Err(reason) => {
-                    bad.push(BadRow { line, reason });
-                    continue;
-                }
-            };
-            let schema = &self.schema;
-            let builder = out.get_or_insert_with(|| {
-                let schema = Arc::clone(schema.as_ref().expect("set with the first row"));
-                BatchBuilder::with_capacity(schema, max_rows)
-            });
-            // Fields are sub-slices of the record's text; their offsets are pointer differences.
-            let base = text.as_ptr() as usize;
-            let fields = record.iter().map(|f| {
-                let start = f.as_ptr() as usize - base;
-                start..start + f.len()
-            });
-            builder.push_str_row(text, fields, time);
-            good += 1;
+            arena.used = start; // drop the row's bytes
         }
-        Ok(good)
+        let batch = self.finish_batch(arena, values, times, &rows, bad);
+        bad[first_bad..].sort_by_key(|b| b.line);
+        Ok(ReadBatch { batch, at_end })
     }
 
-    fn detect_header(&self, _text: &str) -> bool {
-        match self.options.header {
-            HeaderMode::Present => true,
-            HeaderMode::Absent => false,
-            HeaderMode::Auto => looks_like_header(&self.record),
+    /// Decides what to do with one parsed row that ends on line `last_line`.
+    fn check_row(
+        &mut self,
+        row: &[u8],
+        fields: usize,
+        last_line: u64,
+        stamp: &mut impl Stamp,
+    ) -> Result<RowVerdict, RowError> {
+        if self.input.has_cut_lines()
+            && self
+                .input
+                .take_cut_lines_before(first_line(row, last_line), last_line + 1)
+        {
+            return Err(RowError::Bad(format!(
+                "line longer than max_line_bytes ({} bytes)",
+                self.options.max_line_bytes
+            )));
         }
+        if fields == 1 && row.is_empty() {
+            return Ok(RowVerdict::Skip); // a blank line
+        }
+        let ends = &self.ends[..fields];
+        let width = match &self.schema {
+            Some(schema) => schema.len(),
+            None => {
+                // The first row decides the columns, so it is checked on its own.
+                let text = std::str::from_utf8(row).map_err(|e| RowError::Bad(utf8_reason(e)))?;
+                let is_header = match self.options.header {
+                    HeaderMode::Present => true,
+                    HeaderMode::Absent => false,
+                    HeaderMode::Auto => looks_like_header(text, ends),
+                };
+                let schema = Arc::new(self.name_columns(text, ends, is_header));
+                stamp.on_schema(&schema).map_err(RowError::Fatal)?;
+                let width = schema.len();
+                self.schema = Some(schema);
+                if is_header {
+                    self.header = Some(Header {
+                        bytes: row.to_vec(),
+                        ends: ends.to_vec(),
+                    });
+                    return Ok(RowVerdict::Skip);
+                }
+                width
+            }
+        };
+        if self
+            .header
+            .as_ref()
+            .is_some_and(|h| h.bytes == row && h.ends == ends)
+        {
+            self.repeated_headers += 1;
+            return Ok(RowVerdict::Skip);
+        }
+        if fields != width {
+            return Err(RowError::Bad(format!(
+                "expected {width} fields, found {fields}"
+            )));
+        }
+        let field = |i: usize| {
+            let start = if i == 0 { 0 } else { ends[i - 1] };
+            std::str::from_utf8(&row[start..ends[i]]).unwrap_or_default()
+        };
+        stamp
+            .stamp(&field)
+            .map(RowVerdict::Keep)
+            .map_err(RowError::Bad)
     }
 
-    fn name_columns(&self, header_text: Option<&str>) -> Schema {
+    /// Validates the batch's text in one pass and builds the batch; when that fails, finds the
+    /// rows with invalid UTF-8, reports them and keeps the rest.
+    fn finish_batch(
+        &self,
+        arena: Arena,
+        values: Vec<Value>,
+        times: Vec<Millis>,
+        rows: &[(usize, u64)],
+        bad: &mut Vec<BadRow>,
+    ) -> Option<Batch> {
+        let schema = Arc::clone(self.schema.as_ref()?);
+        if rows.is_empty() {
+            return None;
+        }
+        let bytes = arena.into_vec();
+        // Valid as a whole and every row starting on a character boundary means every row is
+        // valid on its own.
+        let valid = simdutf8::basic::from_utf8(&bytes).is_ok()
+            && rows
+                .iter()
+                .all(|&(start, _)| bytes.get(start).is_none_or(|&b| (b as i8) >= -0x40));
+        Some(if valid {
+            Batch::from_utf8_parts(schema, bytes, values, times)
+        } else {
+            self.drop_invalid_rows(schema, bytes, values, times, rows, bad)
+        })
+    }
+
+    /// Rebuilds a batch without its invalid rows (the slow path; rows are checked one by one).
+    fn drop_invalid_rows(
+        &self,
+        schema: Arc<Schema>,
+        bytes: Vec<u8>,
+        values: Vec<Value>,
+        times: Vec<Millis>,
+        rows: &[(usize, u64)],
+        bad: &mut Vec<BadRow>,
+    ) -> Batch {
+        let width = schema.len();
+        let mut text = String::with_capacity(bytes.len());
+        let mut kept_values = Vec::with_capacity(values.len());
+        let mut kept_times = Vec::with_capacity(times.len());
+        for (k, &(start, last_line)) in rows.iter().enumerate() {
+            let end = rows.get(k + 1).map_or(bytes.len(), |&(next, _)| next);
+            match std::str::from_utf8(&bytes[start..end]) {
+                Ok(row) => {
+                    let shift = text.len() as i64 - start as i64;
+                    text.push_str(row);
+                    kept_values.extend(values[k * width..(k + 1) * width].iter().map(
+                        |v| match *v {
+                            Value::Str { start, len } => Value::Str {
+                                start: (start as i64 + shift) as u32,
+                                len,
+                            },
+                            other => other,
+                        },
+                    ));
+                    kept_times.push(times[k]);
+                }
+                Err(e) => bad.push(BadRow {
+                    line: first_line(&bytes[start..end], last_line),
+                    reason: utf8_reason(e),
+                }),
+            }
+        }
+        Batch::from_utf8_parts(schema, text.into_bytes(), kept_values, kept_times)
+    }
+
+    fn name_columns(&self, text: &str, ends: &[usize], is_header: bool) -> Schema {
         if let Some(columns) = &self.options.columns {
             return Schema::new(columns);
         }
-        if let Some(text) = header_text {
-            let names =
-                (0..self.record.len()).map(|i| self.record.range(i).map_or("", |r| text[r].trim()));
-            return Schema::new(names);
+        if is_header {
+            return Schema::new(fields(text, ends).map(str::trim));
         }
-        if self.record.len() == USER_LOG_COLUMNS.len() {
+        if ends.len() == USER_LOG_COLUMNS.len() {
             return Schema::new(USER_LOG_COLUMNS);
         }
-        Schema::new((1..=self.record.len()).map(|i| format!("field_{i}")))
+        Schema::new((1..=ends.len()).map(|i| format!("field_{i}")))
     }
 }
 
+enum RowVerdict {
+    Keep(Millis),
+    Skip,
+}
+
+enum RowError {
+    Bad(String),
+    Fatal(String),
+}
+
+/// The line a row starts on, given the line it ends on. The parser's record boundaries can sit on
+/// skipped terminators (a CRLF's `\n`, blank lines), but the byte before the next record is
+/// always this record's last content byte or its first terminator byte, so lines are counted
+/// from the end, back over newlines inside quoted fields.
+fn first_line(row: &[u8], last_line: u64) -> u64 {
+    let embedded = memchr::memchr_iter(b'\n', row).count() as u64;
+    last_line.saturating_sub(embedded).max(1)
+}
+
+fn utf8_reason(e: std::str::Utf8Error) -> String {
+    format!(
+        "invalid UTF-8 (byte {} of the row's text); if the file is GBK-encoded, convert it with `iconv -f GBK -t UTF-8`",
+        e.valid_up_to() + 1
+    )
+}
+
+/// The fields of a row given its text and field ends.
+fn fields<'t>(text: &'t str, ends: &'t [usize]) -> impl Iterator<Item = &'t str> + 't {
+    ends.iter().enumerate().map(move |(i, &end)| {
+        let start = if i == 0 { 0 } else { ends[i - 1] };
+        text.get(start..end).unwrap_or_default()
+    })
+}
+
 /// A header row has only non-empty, distinct fields that do not parse as numbers.
-fn looks_like_header(record: &csv::ByteRecord) -> bool {
-    let fields: Vec<&[u8]> = record.iter().collect();
-    let all_names = fields.iter().all(|f| {
-        let f = std::str::from_utf8(f).unwrap_or("").trim();
-        !f.is_empty() && f.parse::<f64>().is_err()
-    });
-    let distinct = fields
+fn looks_like_header(text: &str, ends: &[usize]) -> bool {
+    let names: Vec<&str> = fields(text, ends).map(str::trim).collect();
+    let all_names = names
+        .iter()
+        .all(|f| !f.is_empty() && f.parse::<f64>().is_err());
+    let distinct = names
         .iter()
         .enumerate()
-        .all(|(i, f)| !fields[..i].contains(f));
+        .all(|(i, f)| !names[..i].contains(f));
     all_names && distinct
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Batch, FieldRef};
+    use crate::record::FieldRef;
 
     struct Counter(i64);
     impl Stamp for Counter {
@@ -270,13 +475,30 @@ mod tests {
         }
     }
 
-    fn read_all(input: &[u8], options: ReadOptions) -> (Option<Batch>, Vec<BadRow>, u64) {
+    /// Reads everything in batches of `per_batch` rows.
+    fn read_in(
+        input: &[u8],
+        options: ReadOptions,
+        per_batch: usize,
+    ) -> (Vec<Batch>, Vec<BadRow>, u64) {
         let mut rows = CsvRows::new(input, options, Arc::default()).unwrap();
-        let mut out = None;
+        let mut batches = Vec::new();
         let mut bad = Vec::new();
-        rows.read_rows(&mut out, 1000, &mut Counter(0), &mut bad)
-            .unwrap();
-        (out.map(BatchBuilder::build), bad, rows.repeated_headers)
+        let mut stamp = Counter(0);
+        loop {
+            let read = rows.read_batch(per_batch, &mut stamp, &mut bad).unwrap();
+            batches.extend(read.batch);
+            if read.at_end {
+                break;
+            }
+        }
+        (batches, bad, rows.repeated_headers)
+    }
+
+    fn read_all(input: &[u8], options: ReadOptions) -> (Option<Batch>, Vec<BadRow>, u64) {
+        let (mut batches, bad, repeated) = read_in(input, options, 1000);
+        assert!(batches.len() <= 1);
+        (batches.pop(), bad, repeated)
     }
 
     fn column(batch: &Batch, name: &str) -> Vec<String> {
@@ -304,6 +526,12 @@ mod tests {
     }
 
     #[test]
+    fn quoted_fields_are_unescaped() {
+        let (batch, _, _) = read_all(b"a,b\n\"x,\"\"y\"\"\",2\n", options(HeaderMode::Auto));
+        assert_eq!(column(&batch.unwrap(), "a"), ["x,\"y\""]);
+    }
+
+    #[test]
     fn headerless_user_log_gets_the_standard_columns() {
         let row = "328862,406349,1280,2700,5476,11,11,0,0,1,四川\n";
         let (batch, _, _) = read_all(row.repeat(3).as_bytes(), options(HeaderMode::Auto));
@@ -324,32 +552,37 @@ mod tests {
         assert_eq!(batch.unwrap().len(), 2);
     }
 
-    #[test]
-    fn bad_rows_are_set_aside_with_line_numbers() {
+    fn quirky_input() -> Vec<u8> {
         let long = "z".repeat(100);
-        let input = format!("a,b\n1,2\n1,2,3\n\u{FF}\n{long},1\n3,\"4\"\n\n5,6");
-        let mut bytes = input.into_bytes();
+        let mut bytes = format!("a,b\n1,2\n1,2,3\n\u{FF}\n{long},1\n3,\"4\"\n\n5,6").into_bytes();
         // Replace the placeholder with a GBK byte pair (not UTF-8).
         let at = bytes
             .windows(2)
             .position(|w| w == "\u{FF}".as_bytes())
             .unwrap();
         bytes.splice(at..at + 2, [0xC4, 0xE3, b',', b'x']);
-        let (batch, bad, _) = read_all(&bytes, options(HeaderMode::Auto));
-        let batch = batch.unwrap();
-        assert_eq!(column(&batch, "a"), ["1", "3", "5"]);
-        assert_eq!(bad.len(), 3, "{bad:?}");
-        assert_eq!(
-            bad[0],
-            BadRow {
-                line: 3,
-                reason: "expected 2 fields, found 3".into()
-            }
-        );
-        assert_eq!(bad[1].line, 4);
-        assert!(bad[1].reason.contains("invalid UTF-8"));
-        assert_eq!(bad[2].line, 5);
-        assert!(bad[2].reason.contains("longer than max_line_bytes"));
+        bytes
+    }
+
+    #[test]
+    fn bad_rows_are_set_aside_with_line_numbers() {
+        for per_batch in [1, 2, 1000] {
+            let (batches, bad, _) = read_in(&quirky_input(), options(HeaderMode::Auto), per_batch);
+            let good: Vec<String> = batches.iter().flat_map(|b| column(b, "a")).collect();
+            assert_eq!(good, ["1", "3", "5"], "batches of {per_batch}");
+            assert_eq!(bad.len(), 3, "{bad:?}");
+            assert_eq!(
+                bad[0],
+                BadRow {
+                    line: 3,
+                    reason: "expected 2 fields, found 3".into()
+                }
+            );
+            assert_eq!(bad[1].line, 4);
+            assert!(bad[1].reason.contains("invalid UTF-8"));
+            assert_eq!(bad[2].line, 5);
+            assert!(bad[2].reason.contains("longer than max_line_bytes"));
+        }
     }
 
     #[test]
@@ -359,6 +592,16 @@ mod tests {
         assert_eq!(batch.unwrap().len(), 2);
         let lines: Vec<u64> = bad.iter().map(|b| b.line).collect();
         assert_eq!(lines, [4, 7, 10], "{bad:?}");
+    }
+
+    #[test]
+    fn invalid_utf8_split_across_rows_is_caught() {
+        // Row 2 ends with the first two bytes of a three-byte character, row 3 starts with its
+        // last byte: the concatenation is valid UTF-8, each row is not.
+        let input = b"a,b\n1,x\xE5\xA4\n\x9A,2\n3,4\n";
+        let (batch, bad, _) = read_all(input, options(HeaderMode::Auto));
+        assert_eq!(column(&batch.unwrap(), "a"), ["3"]);
+        assert_eq!(bad.iter().map(|b| b.line).collect::<Vec<_>>(), [2, 3]);
     }
 
     #[test]

@@ -125,6 +125,7 @@ pub struct WindowState {
     closed_through: Millis,
     resolved: Option<Resolved>,
     key_scratch: Vec<u8>,
+    slot_scratch: Vec<u32>,
     /// Rows dropped because every window they belong to had closed.
     pub late_rows: u64,
     /// Values left out of numeric aggregates because they were not numbers.
@@ -151,6 +152,7 @@ impl WindowState {
             closed_through: Millis::MIN,
             resolved: None,
             key_scratch: Vec::with_capacity(64),
+            slot_scratch: Vec::new(),
             late_rows: 0,
             non_numeric_values: 0,
             missing_fields: Vec::new(),
@@ -216,7 +218,14 @@ impl WindowState {
             let b = builder.get_or_insert_with(|| {
                 BatchBuilder::with_capacity(Arc::clone(&self.output_schema), 16)
             });
-            emit_window(start, start + size, &groups, &self.aggregates, b);
+            emit_window(
+                start,
+                start + size,
+                &groups,
+                &self.aggregates,
+                &mut self.slot_scratch,
+                b,
+            );
             if self.pool.len() < POOL_SIZE {
                 groups.clear();
                 self.pool.push(groups);
@@ -320,12 +329,14 @@ fn emit_window(
     end: Millis,
     groups: &Groups,
     aggregates: &[AggregateSpec],
+    slots: &mut Vec<u32>,
     out: &mut BatchBuilder,
 ) {
-    let mut slots: Vec<u32> = (0..groups.slots()).collect();
+    slots.clear();
+    slots.extend(0..groups.slots());
     slots.sort_unstable_by(|a, b| groups.key(*a).cmp(groups.key(*b)));
     let per_slot = aggregates.len();
-    for slot in slots {
+    for &slot in slots.iter() {
         let slot = slot as usize;
         out.push(FieldRef::Int(start));
         out.push(FieldRef::Int(end));
