@@ -5,6 +5,7 @@ mod cli;
 use clap::Parser;
 use cli::{Cli, Command, GenCommand, GraphFormat, PipelineArgs};
 use std::process::ExitCode;
+use weir::config::pipeline::StageKind;
 use weir::config::{Diagnostics, load_document};
 use weir::registry::Registry;
 use weir::stage::{ShutdownTrigger, shutdown_pair};
@@ -131,7 +132,12 @@ fn run(plan: Plan) -> ExitCode {
             } else {
                 String::new()
             };
-            tracing::info!("{}: {} in, {} out{dropped}", c.path, c.received, c.emitted);
+            let flow = match c.kind {
+                StageKind::Source => format!("{} out", c.emitted),
+                StageKind::Transform => format!("{} in, {} out", c.received, c.emitted),
+                StageKind::Sink => format!("{} in", c.received),
+            };
+            tracing::info!("{}: {flow}{dropped}", c.path);
         }
         if let Some(kib) = peak_rss_kib() {
             tracing::info!("peak memory (RSS): {:.1} MB", kib as f64 / 1024.0);

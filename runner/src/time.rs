@@ -51,31 +51,31 @@ impl<'de> Deserialize<'de> for DurationSpec {
 /// A point in time: integer milliseconds since the Unix epoch, or RFC 3339 text such as
 /// `"2024-11-11T00:00:00Z"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Instant(pub Millis);
+pub struct TimePoint(pub Millis);
 
-impl<'de> Deserialize<'de> for Instant {
+impl<'de> Deserialize<'de> for TimePoint {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl Visitor<'_> for V {
-            type Value = Instant;
+            type Value = TimePoint;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("epoch milliseconds or an RFC 3339 time like \"2024-11-11T00:00:00Z\"")
             }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Instant, E> {
-                Ok(Instant(v))
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<TimePoint, E> {
+                Ok(TimePoint(v))
             }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Instant, E> {
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<TimePoint, E> {
                 i64::try_from(v)
-                    .map(Instant)
+                    .map(TimePoint)
                     .map_err(|_| E::custom("time out of range"))
             }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Instant, E> {
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<TimePoint, E> {
                 let t = humantime::parse_rfc3339_weak(s.trim()).map_err(|e| {
                     E::custom(format!(
                         "invalid time \"{s}\": {e} (write e.g. \"2024-11-11T00:00:00Z\")"
                     ))
                 })?;
-                Ok(Instant(system_time_millis(t)))
+                Ok(TimePoint(system_time_millis(t)))
             }
         }
         d.deserialize_any(V)
@@ -130,11 +130,11 @@ mod tests {
         );
         #[derive(Deserialize)]
         struct W {
-            a: Instant,
-            b: Instant,
+            a: TimePoint,
+            b: TimePoint,
         }
         let w: W = crate::config::de::from_node(&node, "").unwrap();
-        assert_eq!(w.a, Instant(1_700_000_000_000));
-        assert_eq!(w.b, Instant(1_700_000_000_000));
+        assert_eq!(w.a, TimePoint(1_700_000_000_000));
+        assert_eq!(w.b, TimePoint(1_700_000_000_000));
     }
 }

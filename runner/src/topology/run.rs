@@ -50,6 +50,8 @@ impl std::fmt::Display for StageFailure {
 pub struct StageCounts {
     /// Key path.
     pub path: String,
+    /// Role of the stage.
+    pub kind: StageKind,
     /// Records in.
     pub received: u64,
     /// Records out.
@@ -176,6 +178,7 @@ fn counts(plan: &Plan, metrics: &[Arc<StageMetrics>]) -> Vec<StageCounts> {
             let (received, emitted, dropped) = m.snapshot();
             StageCounts {
                 path: s.path.clone(),
+                kind: s.kind,
                 received,
                 emitted,
                 dropped,

@@ -15,7 +15,7 @@ use crate::progress;
 use crate::record::Millis;
 use crate::registry::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
 use crate::stage::{Source, SourceContext, Stage, StageError, StageMetrics, StageResult};
-use crate::time::{Instant as TimeSpec, now_millis};
+use crate::time::{TimePoint, now_millis};
 use async_trait::async_trait;
 use rows::{BadRow, CsvRows, HeaderMode, ReadOptions, Stamp};
 use serde::Deserialize;
@@ -46,7 +46,7 @@ pub struct CsvConfig {
     #[serde(default)]
     rate: Rate,
     event_rate: Option<f64>,
-    start_time: Option<TimeSpec>,
+    start_time: Option<TimePoint>,
     timestamp_field: Option<String>,
     #[serde(default)]
     timestamp_unit: TimeUnit,
