@@ -50,6 +50,11 @@ pub enum Command {
     },
     /// List every stage type with its options.
     List,
+    /// Show what plugin libraries offer (files, or directories of shared libraries).
+    Plugins {
+        /// Plugin files or directories; default: $WEIR_PLUGIN_PATH (colon-separated).
+        paths: Vec<PathBuf>,
+    },
     /// Generate synthetic input data.
     #[command(subcommand)]
     Gen(GenCommand),

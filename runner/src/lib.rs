@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod generate;
+pub mod plugins;
 pub mod progress;
 pub mod record;
 pub mod registry;

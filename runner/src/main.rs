@@ -82,6 +82,26 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Plugins { paths } => {
+            let paths = if paths.is_empty() {
+                std::env::var_os("WEIR_PLUGIN_PATH")
+                    .map(|p| std::env::split_paths(&p).collect())
+                    .unwrap_or_default()
+            } else {
+                paths
+            };
+            if paths.is_empty() {
+                eprintln!("error: name plugin files or directories, or set WEIR_PLUGIN_PATH");
+                return ExitCode::FAILURE;
+            }
+            let (text, ok) = weir::plugins::describe(&paths);
+            print!("{text}");
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Command::Run(args) => match checked_plan(&args, &registry) {
             Some(plan) => run(plan),
             None => ExitCode::FAILURE,

@@ -89,8 +89,8 @@ pub struct PipelineSpec {
     pub components: Vec<ComponentSpec>,
 }
 
-/// Top-level tables a pipeline file may have.
-pub const SECTIONS: [&str; 3] = ["sources", "transforms", "sinks"];
+/// Top-level tables a pipeline file may have (`plugins` is read by the `plugins` module).
+pub const SECTIONS: [&str; 4] = ["sources", "transforms", "sinks", "plugins"];
 
 impl PipelineSpec {
     /// Reads the component tables of `doc`. Components with structural errors are left out and

@@ -17,25 +17,10 @@ use std::sync::Arc;
 /// Event time: milliseconds since the Unix epoch.
 pub type Millis = i64;
 
-/// One field of a row, as stored in a batch.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Value {
-    /// No value (a missing or empty optional field).
-    Null,
-    /// A boolean.
-    Bool(bool),
-    /// A 64-bit signed integer.
-    Int(i64),
-    /// A 64-bit float.
-    Float(f64),
-    /// UTF-8 text stored in the batch's arena at `start .. start + len`.
-    Str {
-        /// Byte offset of the text in the arena.
-        start: u32,
-        /// Byte length of the text.
-        len: u32,
-    },
-}
+/// One field of a row, as stored in a batch: null, bool, integer, float, or a span of the
+/// batch's arena. It is the plugin ABI's value type, so batches cross into plugins without
+/// conversion.
+pub use weir_plugin_abi::Value;
 
 /// A field value borrowed from a batch, ready to read.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -181,6 +166,16 @@ impl Batch {
     /// Event times of all rows, in order.
     pub fn times(&self) -> &[Millis] {
         &self.times
+    }
+
+    /// The arena holding the text of all string values.
+    pub fn arena(&self) -> &[u8] {
+        &self.arena
+    }
+
+    /// All values, row by row (`len() * schema().len()` of them).
+    pub fn values(&self) -> &[Value] {
+        &self.values
     }
 
     /// A batch with only the rows whose index `keep` accepts; shares this batch's arena.

@@ -47,8 +47,12 @@ impl Plan {
 /// Checks `doc` against `registry`. Returns the plan when there are no errors, and every
 /// diagnostic (errors and warnings) found.
 pub fn plan(doc: &Document, registry: &Registry) -> (Option<Plan>, Diagnostics) {
+    let mut registry = registry.clone();
+    let plugin_errors = crate::plugins::register(doc, &mut registry);
+    let registry = &registry;
     let (spec, structure_errors) = PipelineSpec::from_document(doc);
-    let mut diagnostics = Diagnostics(structure_errors);
+    let mut diagnostics = Diagnostics(plugin_errors);
+    diagnostics.0.extend(structure_errors);
     let mut configs = Vec::with_capacity(spec.components.len());
     for component in &spec.components {
         configs.push(configure(component, registry, &mut diagnostics));

@@ -1,0 +1,52 @@
+//! The plugin's handle on the host during one call: emit batches, log, report errors.
+
+use crate::batch::BatchBuilder;
+use std::ffi::c_void;
+use weir_plugin_abi::{HostApi, LogLevel, Status, Str};
+
+/// The host, as seen from inside one plugin call. Valid only during that call.
+pub struct Host {
+    api: *const HostApi,
+    ctx: *mut c_void,
+}
+
+impl Host {
+    /// Wraps the callbacks and context the host passed in.
+    pub(crate) fn new(api: *const HostApi, ctx: *mut c_void) -> Host {
+        Host { api, ctx }
+    }
+
+    fn api(&self) -> &HostApi {
+        // SAFETY: the host passes a valid `HostApi` for the duration of every call.
+        unsafe { &*self.api }
+    }
+
+    /// Hands `batch` to the host (which copies it) and clears it for reuse.
+    pub fn emit(&mut self, batch: &mut BatchBuilder) -> Result<(), String> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let emit = self.api().emit;
+        let ctx = self.ctx;
+        // SAFETY: the view points into `batch`, alive across the call; the host copies it.
+        let status = batch.with_view(|view| unsafe { emit(ctx, view) });
+        batch.clear();
+        if status == Status::OK {
+            Ok(())
+        } else {
+            Err("the host rejected the emitted batch".into())
+        }
+    }
+
+    /// Writes a log line attributed to this stage.
+    pub fn log(&self, level: LogLevel, message: &str) {
+        // SAFETY: valid callbacks for the duration of the call; the host copies the message.
+        unsafe { (self.api().log)(self.ctx, level, Str::new(message)) }
+    }
+
+    /// Reports an error (with the config byte offset it is about, or -1).
+    pub(crate) fn error(&self, offset: i64, message: &str) {
+        // SAFETY: as for `log`.
+        unsafe { (self.api().error)(self.ctx, offset, Str::new(message)) }
+    }
+}

@@ -1,0 +1,144 @@
+//! Stage plugins: shared libraries that offer stage types through the C ABI in
+//! `plugins/abi`. A pipeline names them in `[plugins] paths = [...]` (files, or directories whose
+//! shared libraries are all loaded) and uses their components as `type = "<plugin>.<component>"`.
+//! Loading (`library`), the host callbacks (`host`), the stage-type factory (`factory`) and the
+//! engine adapters (`stages`) are the only places that know a stage is a plugin.
+
+mod factory;
+mod host;
+pub mod library;
+mod stages;
+
+pub use factory::PluginFactory;
+
+use crate::config::de::from_node;
+use crate::config::pipeline::StageKind;
+use crate::config::{Diagnostic, Document};
+use crate::registry::Registry;
+use serde::Deserialize;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The `[plugins]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PluginsSection {
+    #[serde(default)]
+    paths: Vec<String>,
+}
+
+/// Loads the plugins `doc` names and registers their components. Returns every problem found.
+pub fn register(doc: &Document, registry: &mut Registry) -> Vec<Diagnostic> {
+    let Some(node) = doc.root.get("plugins") else {
+        return Vec::new();
+    };
+    let section: PluginsSection = match from_node(node, "plugins") {
+        Ok(section) => section,
+        Err(errors) => return errors,
+    };
+    let mut errors = Vec::new();
+    for (i, path) in section.paths.iter().enumerate() {
+        let key = format!("plugins.paths[{i}]");
+        let origin = node
+            .find(&format!("paths[{i}]"))
+            .map_or_else(|| node.origin.clone(), |n| n.origin.clone());
+        let fail = |message: String| Diagnostic::error(origin.clone(), &key, message);
+        let path = Path::new(path);
+        if !path.exists() {
+            errors.push(fail(format!("{} does not exist", path.display())).with_hint("build plugins with `cargo build --release --workspace`; relative paths are taken from the directory weir runs in"));
+            continue;
+        }
+        let in_directory = path.is_dir();
+        let files = match library::files(path) {
+            Ok(files) => files,
+            Err(e) => {
+                errors.push(fail(e));
+                continue;
+            }
+        };
+        for file in files {
+            match library::load(&file) {
+                Ok(plugin) => {
+                    for index in 0..plugin.components.len() {
+                        let factory = PluginFactory::new(Arc::clone(&plugin), index);
+                        let (kind, name) = (
+                            factory_kind(&factory),
+                            crate::registry::StageFactory::type_name(&factory).to_string(),
+                        );
+                        if registry.find(kind, &name).is_some() {
+                            errors.push(fail(format!(
+                                "{}: stage type `{name}` is already registered",
+                                file.display()
+                            )));
+                        } else {
+                            registry.register(Arc::new(factory));
+                        }
+                    }
+                }
+                Err(library::LoadError::NotAPlugin(_)) if in_directory => {
+                    tracing::debug!("{}: not a weir plugin; skipped", file.display());
+                }
+                Err(e) => errors.push(fail(format!("{}: {e}", file.display()))),
+            }
+        }
+    }
+    errors
+}
+
+fn factory_kind(factory: &PluginFactory) -> StageKind {
+    crate::registry::StageFactory::kind(factory)
+}
+
+/// `weir plugins`: what each library at `paths` offers, or why it cannot be loaded.
+pub fn describe(paths: &[std::path::PathBuf]) -> (String, bool) {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut ok = true;
+    for path in paths {
+        let files = match library::files(path) {
+            Ok(files) => files,
+            Err(e) => {
+                ok = false;
+                let _ = writeln!(out, "{}: error: {e}", path.display());
+                continue;
+            }
+        };
+        for file in files {
+            match library::load(&file) {
+                Ok(plugin) => {
+                    let _ = writeln!(
+                        out,
+                        "{}: plugin `{}` {} (ABI {}.{})",
+                        file.display(),
+                        plugin.name,
+                        plugin.version,
+                        plugin.abi.0,
+                        plugin.abi.1
+                    );
+                    for c in &plugin.components {
+                        let _ = writeln!(
+                            out,
+                            "  {:<9} {}.{:<14} {}",
+                            c.kind.noun(),
+                            plugin.name,
+                            c.name,
+                            c.description
+                        );
+                        for o in &c.options {
+                            let _ = writeln!(
+                                out,
+                                "      {:<14} {:<22} default {:<10} {}",
+                                o.name, o.ty, o.default, o.doc
+                            );
+                        }
+                    }
+                }
+                Err(e) => {
+                    ok = false;
+                    let _ = writeln!(out, "{}: error: {e}", file.display());
+                }
+            }
+        }
+    }
+    (out, ok)
+}

@@ -1,0 +1,227 @@
+//! Plugin components as engine stages: the adapters that implement the same `Source`,
+//! `Transform` and `Sink` traits as the built-ins by calling through the C ABI.
+//!
+//! Calls into a plugin are synchronous and may block, so transforms and sinks make them with
+//! `block_in_place` (the runtime moves other tasks off the thread meanwhile) and sources run
+//! their whole loop on the blocking pool.
+
+use super::host::{CallContext, HOST_API, LentNames, view_of};
+use super::library::Component;
+use crate::config::pipeline::StageKind;
+use crate::record::{Batch, Schema};
+use crate::stage::{Sink, Source, SourceContext, Stage, StageError, StageResult, Transform};
+use async_trait::async_trait;
+use std::ffi::c_void;
+use std::sync::Arc;
+use std::time::Duration;
+use weir_plugin_abi::{ComponentVTable, Handle, HostApi, Status, Str};
+
+/// Rows a plugin source may emit per poll.
+const SOURCE_BATCH_ROWS: usize = 2048;
+
+/// Creates an instance of `component` and wraps it in the adapter for its kind.
+pub fn create(component: &Component, config: &str, label: &str) -> Result<Stage, StageError> {
+    let mut out = Vec::new();
+    let mut schema = None;
+    let mut cx = CallContext {
+        label,
+        out: &mut out,
+        schema: &mut schema,
+        errors: Vec::new(),
+    };
+    let mut handle: Handle = std::ptr::null_mut();
+    // SAFETY: the text, context and handle slot outlive the call.
+    let status = unsafe {
+        (component.vtable.create)(
+            Str::new(config),
+            &HOST_API,
+            (&raw mut cx).cast::<c_void>(),
+            &raw mut handle,
+        )
+    };
+    if status != Status::OK || handle.is_null() {
+        let message = cx.error_message("the plugin could not create the stage");
+        return Err(StageError::new(if status == Status::PANIC {
+            format!("panicked: {message}")
+        } else {
+            message
+        }));
+    }
+    let instance = Instance {
+        vtable: component.vtable,
+        handle,
+        label: label.to_string(),
+        schema: None,
+        names: None,
+    };
+    Ok(match component.kind {
+        StageKind::Source => Stage::Source(Box::new(PluginSource(instance))),
+        StageKind::Transform => Stage::Transform(Box::new(PluginTransform(instance))),
+        StageKind::Sink => Stage::Sink(Box::new(PluginSink(instance))),
+    })
+}
+
+/// A live plugin component instance; destroyed (by the plugin) when dropped.
+struct Instance {
+    vtable: &'static ComponentVTable,
+    handle: Handle,
+    label: String,
+    schema: Option<Arc<Schema>>,
+    names: Option<LentNames>,
+}
+
+// The ABI lets the host move an instance between threads as long as one thread calls it at a
+// time, which `&mut self` guarantees.
+unsafe impl Send for Instance {}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from `create` and is destroyed exactly once.
+        unsafe { (self.vtable.destroy)(self.handle) }
+    }
+}
+
+impl Instance {
+    /// Makes one call, collecting emitted batches into `out`; errors and panics become the
+    /// stage's error.
+    fn call(
+        &mut self,
+        out: &mut Vec<Batch>,
+        f: impl FnOnce(&'static ComponentVTable, Handle, *const HostApi, *mut c_void) -> Status,
+    ) -> StageResult<Status> {
+        let mut cx = CallContext {
+            label: &self.label,
+            out,
+            schema: &mut self.schema,
+            errors: Vec::new(),
+        };
+        let status = f(
+            self.vtable,
+            self.handle,
+            &HOST_API,
+            (&raw mut cx).cast::<c_void>(),
+        );
+        match status {
+            Status::OK | Status::FINISHED => Ok(status),
+            Status::PANIC => Err(StageError::new(format!(
+                "panicked: {}",
+                cx.error_message("(no message)")
+            ))),
+            _ => Err(StageError::new(
+                cx.error_message("the plugin failed without a message"),
+            )),
+        }
+    }
+
+    /// Lends `batch` to the plugin's `process`.
+    fn process(&mut self, batch: &Batch, out: &mut Vec<Batch>) -> StageResult {
+        let view = view_of(
+            batch,
+            LentNames::for_schema(&mut self.names, batch.schema()),
+        );
+        // SAFETY: the view borrows `batch` and the cached names, both alive during the call.
+        blocking(|| {
+            self.call(out, |v, h, api, cx| unsafe {
+                (v.process)(h, &view, api, cx)
+            })
+        })
+        .map(|_| ())
+    }
+}
+
+/// Runs a possibly blocking plugin call without stalling the async workers.
+fn blocking<R>(call: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(call)
+        }
+        _ => call(),
+    }
+}
+
+struct PluginTransform(Instance);
+
+impl Transform for PluginTransform {
+    fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> StageResult {
+        self.0.process(&batch, out)
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        let millis = self.0.vtable.tick_millis;
+        (millis > 0).then(|| Duration::from_millis(millis))
+    }
+
+    fn on_tick(&mut self, out: &mut Vec<Batch>) -> StageResult {
+        // SAFETY: a live handle; no borrowed data crosses.
+        blocking(|| {
+            self.0
+                .call(out, |v, h, api, cx| unsafe { (v.tick)(h, api, cx) })
+        })
+        .map(|_| ())
+    }
+
+    fn finish(&mut self, out: &mut Vec<Batch>) -> StageResult {
+        // SAFETY: as for `on_tick`.
+        blocking(|| {
+            self.0
+                .call(out, |v, h, api, cx| unsafe { (v.finish)(h, api, cx) })
+        })
+        .map(|_| ())
+    }
+}
+
+struct PluginSink(Instance);
+
+#[async_trait]
+impl Sink for PluginSink {
+    async fn write(&mut self, batch: Batch) -> StageResult {
+        self.0.process(&batch, &mut Vec::new())
+    }
+
+    async fn finish(&mut self) -> StageResult {
+        // SAFETY: a live handle; no borrowed data crosses.
+        blocking(|| {
+            self.0.call(&mut Vec::new(), |v, h, api, cx| unsafe {
+                (v.finish)(h, api, cx)
+            })
+        })
+        .map(|_| ())
+    }
+}
+
+struct PluginSource(Instance);
+
+#[async_trait]
+impl Source for PluginSource {
+    async fn run(self: Box<Self>, cx: SourceContext) -> StageResult {
+        let mut instance = self.0;
+        let label = instance.label.clone();
+        let polled = tokio::task::spawn_blocking(move || {
+            let SourceContext {
+                mut output,
+                shutdown,
+            } = cx;
+            let mut out = Vec::new();
+            while !shutdown.is_requested() {
+                // SAFETY: a live handle; no borrowed data crosses.
+                let status = instance.call(&mut out, |v, h, api, cx| unsafe {
+                    (v.poll)(h, SOURCE_BATCH_ROWS, api, cx)
+                })?;
+                for batch in out.drain(..) {
+                    if output.blocking_send(batch).is_err() {
+                        return Ok(());
+                    }
+                }
+                if status == Status::FINISHED {
+                    break;
+                }
+            }
+            Ok(())
+        })
+        .await;
+        match polled {
+            Ok(result) => result,
+            Err(e) => Err(StageError::new(format!("{label}: {e}"))),
+        }
+    }
+}
