@@ -21,7 +21,7 @@ fn guarded(host: &mut Host, body: impl FnOnce(&mut Host) -> Result<Status, Strin
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "(no message)".into());
-            host.error(-1, &format!("panicked: {message}"));
+            host.error(-1, &message); // the host adds "panicked:" for Status::PANIC
             Status::PANIC
         }
     }

@@ -1,0 +1,307 @@
+//! Plugins through the real `weir` binary with real `.so` files built from this workspace: the
+//! example plugin end to end, plugins that panic or fail, a future ABI, a library that is not a
+//! plugin, a file that is not a library, and config errors inside plugin options.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// Builds the plugin crates once per test run, in a target directory of their own (the outer
+/// `cargo test` holds the lock on its own), and returns where the libraries are.
+fn plugin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugins");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let packages = [
+            "weir-shop",
+            "weir-test-faulty",
+            "weir-test-future-abi",
+            "weir-test-not-a-plugin",
+            "weir-plugin-template",
+        ];
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(repo())
+            .args(["build", "--quiet", "--locked", "--target-dir"])
+            .arg(&target);
+        for p in packages {
+            cmd.args(["-p", p]);
+        }
+        let status = cmd.status().expect("cargo runs");
+        assert!(status.success(), "building the plugins failed");
+        target.join("debug")
+    })
+}
+
+fn lib(name: &str) -> PathBuf {
+    plugin_dir().join(format!("lib{name}.{}", std::env::consts::DLL_EXTENSION))
+}
+
+/// Writes `pipeline` (with PLUGIN replaced by the library path of `plugin`) and runs `args` on it.
+fn run_with(plugin: &Path, pipeline: &str, command: &str) -> (Output, String, PathBuf) {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let file = dir.join("p.toml");
+    let text = pipeline
+        .replace("PLUGIN", &plugin.display().to_string())
+        .replace("DIR", &dir.display().to_string());
+    std::fs::write(&file, text).unwrap();
+    let out = run(&[command, file.to_str().unwrap()]);
+    let stderr = text_of(&out).replace(&file.display().to_string(), "p.toml");
+    (out, stderr, dir)
+}
+
+fn text_of(out: &Output) -> String {
+    text(out).1
+}
+
+#[test]
+fn shipped_plugin_pipeline_runs_end_to_end() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = weir()
+        .args([
+            "run",
+            "pipelines/shopping_gender_plugins.toml",
+            "--set",
+            "sources.log.rate=0",
+            "--set",
+            "sources.log.rows=10000",
+        ])
+        .env("WEIR_PLUGIN_DIR", plugin_dir())
+        .env("WEIR_OUT_DIR", out_dir.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let printed = sum_seed(&stdout);
+    assert_eq!(
+        printed.keys().collect::<Vec<_>>(),
+        ["female", "male", "unknown"],
+        "labels from shop.label"
+    );
+    assert_eq!(
+        printed.values().sum::<u64>(),
+        10_000,
+        "shop.generate produced every row"
+    );
+    let csv = std::fs::read_to_string(out_dir.path().join("gender_counts.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("window_start,window_end,gender,count"));
+    let mut written = std::collections::BTreeMap::new();
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        *written.entry(f[2].to_string()).or_insert(0u64) += f[3].parse::<u64>().unwrap();
+    }
+    assert_eq!(
+        written, printed,
+        "shop.csv_append wrote what the console printed"
+    );
+}
+
+#[test]
+fn template_plugin_works_as_documented() {
+    let (out, stderr, dir) = run_with(
+        &lib("weir_plugin_template"),
+        r#"
+[plugins]
+paths = ["PLUGIN"]
+[sources.s]
+type = "csv"
+path = "data/user_log_sample.csv"
+[transforms.up]
+type = "template.upper"
+inputs = ["s"]
+field = "province"
+[sinks.f]
+type = "file"
+inputs = ["up"]
+path = "DIR/out.jsonl"
+"#,
+        "run",
+    );
+    assert!(out.status.success(), "{stderr}");
+    let first = std::fs::read_to_string(dir.join("out.jsonl"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        first.contains(r#""province":"内蒙古""#),
+        "non-ASCII text passes through: {first}"
+    );
+    let (out, stderr, dir) = run_with(
+        &lib("weir_plugin_template"),
+        "[plugins]\npaths = [\"PLUGIN\"]\n[sources.s]\ntype = \"csv\"\npath = \"DIR/in.csv\"\n[transforms.up]\ntype = \"template.upper\"\ninputs = [\"s\"]\nfield = \"name\"\n[sinks.f]\ntype = \"file\"\ninputs = [\"up\"]\npath = \"DIR/out.jsonl\"\n",
+        "validate",
+    );
+    assert!(out.status.success(), "{stderr}");
+    drop(dir);
+}
+
+#[test]
+fn weir_plugins_lists_what_a_library_offers() {
+    let out = run(&["plugins", lib("weir_shop").to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("plugin `shop` 0.1.0 (ABI 1.0)"), "{stdout}");
+    for line in [
+        "transform shop.label",
+        "sink      shop.csv_append",
+        "source    shop.generate",
+    ] {
+        assert!(stdout.contains(line), "{line} missing from\n{stdout}");
+    }
+}
+
+const PANIC_PIPELINE: &str = r#"
+[plugins]
+paths = ["PLUGIN"]
+[sources.s]
+type = "csv"
+path = "data/user_log_sample.csv"
+batch_size = 100
+[transforms.p]
+type = "faulty.panic_after"
+inputs = ["s"]
+after = 2
+[sinks.out]
+type = "blackhole"
+inputs = ["p"]
+"#;
+
+#[test]
+fn a_panicking_plugin_fails_its_stage_not_the_process() {
+    let (out, stderr, _) = run_with(&lib("weir_test_faulty"), PANIC_PIPELINE, "run");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an orderly failure, not an abort: {stderr}"
+    );
+    assert!(stderr.contains("error: stage transforms.p (faulty.panic_after) failed: panicked: deliberate panic in a plugin"), "{stderr}");
+    assert!(
+        stderr.contains("sinks.out: 200 in"),
+        "the batches before the panic were delivered: {stderr}"
+    );
+}
+
+#[test]
+fn plugin_errors_on_create_and_write_name_the_stage() {
+    let (out, stderr, _) = run_with(
+        &lib("weir_test_faulty"),
+        "[plugins]\npaths = [\"PLUGIN\"]\n[sources.s]\ntype = \"csv\"\npath = \"data/user_log_sample.csv\"\n[transforms.c]\ntype = \"faulty.fail_create\"\ninputs = [\"s\"]\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"c\"]\n",
+        "run",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("stage transforms.c (faulty.fail_create) failed: cannot start: the simulated device is missing"), "{stderr}");
+    let (out, stderr, _) = run_with(
+        &lib("weir_test_faulty"),
+        "[plugins]\npaths = [\"PLUGIN\"]\n[sources.s]\ntype = \"csv\"\npath = \"data/user_log_sample.csv\"\n[sinks.r]\ntype = \"faulty.reject\"\ninputs = [\"s\"]\n",
+        "run",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("stage sinks.r (faulty.reject) failed: disk full (simulated)"),
+        "{stderr}"
+    );
+}
+
+fn validate_plugin_path(plugin: &Path) -> (Option<i32>, String) {
+    let (out, stderr, _) = run_with(
+        plugin,
+        "[plugins]\npaths = [\"PLUGIN\"]\n[sources.s]\ntype = \"csv\"\npath = \"data/user_log_sample.csv\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"s\"]\n",
+        "validate",
+    );
+    (out.status.code(), stderr)
+}
+
+#[test]
+fn a_future_abi_is_refused_by_name() {
+    let (code, stderr) = validate_plugin_path(&lib("weir_test_future_abi"));
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.starts_with("p.toml:2:10: error: plugins.paths[0]: "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "libweir_test_future_abi.so: built for plugin ABI 2.0, but this weir speaks ABI 1.x"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_library_that_is_not_a_plugin_is_refused_by_name() {
+    let (code, stderr) = validate_plugin_path(&lib("weir_test_not_a_plugin"));
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("libweir_test_not_a_plugin.so: not a weir plugin: it has no `weir_plugin_descriptor` symbol"), "{stderr}");
+}
+
+#[test]
+fn a_file_that_is_not_a_library_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("libfake.so");
+    std::fs::write(&fake, "this is text, not ELF").unwrap();
+    let (code, stderr) = validate_plugin_path(&fake);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("libfake.so: cannot load:"), "{stderr}");
+    let (code, stderr) = validate_plugin_path(&dir.path().join("libmissing.so"));
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("libmissing.so does not exist"), "{stderr}");
+}
+
+#[test]
+fn a_plugin_directory_loads_plugins_and_skips_other_libraries() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["weir_shop", "weir_test_not_a_plugin"] {
+        std::fs::copy(lib(name), dir.path().join(format!("lib{name}.so"))).unwrap();
+    }
+    let (out, stderr, _) = run_with(
+        dir.path(),
+        "[plugins]\npaths = [\"PLUGIN\"]\n[sources.s]\ntype = \"shop.generate\"\nrows = 50\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"s\"]\n",
+        "run",
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("sinks.out: 50 in"), "{stderr}");
+}
+
+#[test]
+fn plugin_option_errors_have_positions_like_built_ins() {
+    let (out, stderr, _) = run_with(
+        &lib("weir_shop"),
+        r#"[plugins]
+paths = ["PLUGIN"]
+[sources.a]
+type = "shop.generate"
+rows = "many"
+[sources.b]
+type = "shop.generate"
+rowz = 5
+[sources.c]
+type = "shop.generate"
+seed = 3
+[sources.d]
+type = "shop.generate"
+rows = 5
+event_rate = 0
+[sinks.out]
+type = "blackhole"
+inputs = ["a", "b", "c", "d"]
+"#,
+        "validate",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let expected = [
+        "p.toml:5:8: error: sources.a.rows: invalid type: string \"many\", expected u64",
+        "p.toml:8:1: error: sources.b.rowz: unknown key `rowz`\n  hint: did you mean `rows`?",
+        "p.toml:9:1: error: sources.c: missing field `rows`",
+        "p.toml:12:1: error: sources.d: event_rate must be above 0, found 0",
+    ];
+    for e in expected {
+        assert!(stderr.contains(e), "missing:\n{e}\n--- in:\n{stderr}");
+    }
+    assert!(stderr.contains("4 errors found"), "{stderr}");
+}
