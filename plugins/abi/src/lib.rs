@@ -162,6 +162,11 @@ pub struct HostApi {
     /// Hands the host an output batch; the host copies it before returning. Returns
     /// [`Status::OK`], or [`Status::ERROR`] when the batch is malformed.
     pub emit: unsafe extern "C-unwind" fn(ctx: *mut c_void, batch: *const BatchView) -> Status,
+    /// Emits the listed rows (indices, ascending) of the batch lent to the current `process`
+    /// call, without copying: the cheap way for filters to emit. Returns [`Status::ERROR`]
+    /// outside `process` or for an index out of range.
+    pub emit_rows:
+        unsafe extern "C-unwind" fn(ctx: *mut c_void, rows: *const u32, len: usize) -> Status,
     /// Writes a log line attributed to the stage.
     pub log: unsafe extern "C-unwind" fn(ctx: *mut c_void, level: LogLevel, message: Str),
     /// Reports why the current call fails. For `validate` and `create`, `offset` is the byte

@@ -20,7 +20,7 @@ pub enum Field<'a> {
 /// A batch lent by the host for the duration of one call.
 pub struct Batch<'a> {
     view: &'a BatchView,
-    names: Vec<&'a str>,
+    names: std::cell::OnceCell<Vec<&'a str>>,
 }
 
 impl<'a> Batch<'a> {
@@ -29,14 +29,16 @@ impl<'a> Batch<'a> {
     /// # Safety
     /// Every pointer in `view` must be valid for its stated length for `'a`.
     pub(crate) unsafe fn new(view: &'a BatchView) -> Self {
-        let names = (0..view.columns)
-            .map(|i| {
-                // SAFETY: `names` holds `columns` valid strings (caller's contract).
-                let name = unsafe { *view.names.add(i) };
-                std::str::from_utf8(unsafe { name.as_bytes() }).unwrap_or_default()
-            })
-            .collect();
-        Batch { view, names }
+        Batch {
+            view,
+            names: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// Name `i` as raw bytes.
+    fn name_bytes(&self, i: usize) -> &'a [u8] {
+        // SAFETY: `names` holds `columns` valid strings (the constructor's contract).
+        unsafe { (*self.view.names.add(i)).as_bytes() }
     }
 
     /// Number of rows.
@@ -49,14 +51,23 @@ impl<'a> Batch<'a> {
         self.view.rows == 0
     }
 
-    /// Field names in order.
+    /// Number of fields per row.
+    pub fn columns(&self) -> usize {
+        self.view.columns
+    }
+
+    /// Field names in order (decoded on first use).
     pub fn names(&self) -> &[&'a str] {
-        &self.names
+        self.names.get_or_init(|| {
+            (0..self.view.columns)
+                .map(|i| std::str::from_utf8(self.name_bytes(i)).unwrap_or_default())
+                .collect()
+        })
     }
 
     /// Position of field `name`.
     pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.names.iter().position(|n| *n == name)
+        (0..self.view.columns).find(|&i| self.name_bytes(i) == name.as_bytes())
     }
 
     /// Event time of row `row` (epoch ms).
@@ -198,6 +209,7 @@ mod tests {
             assert_eq!(batch.get(0, 1), Field::Int(3));
             assert_eq!(batch.time(0), 7);
             assert_eq!(batch.index_of("n"), Some(1));
+            assert_eq!(batch.columns(), 2);
         });
     }
 }

@@ -38,6 +38,22 @@ impl Host {
         }
     }
 
+    /// Emits rows `rows` (ascending indices) of the batch passed to the current `process` call,
+    /// without copying them: how a filter should emit.
+    pub fn emit_rows(&mut self, rows: &[u32]) -> Result<(), String> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: valid callbacks for the duration of the call; the host reads `rows` only
+        // during the callback.
+        let status = unsafe { (self.api().emit_rows)(self.ctx, rows.as_ptr(), rows.len()) };
+        if status == Status::OK {
+            Ok(())
+        } else {
+            Err("the host rejected the emitted rows (only the rows of the batch being processed can be emitted this way)".into())
+        }
+    }
+
     /// Writes a log line attributed to this stage.
     pub fn log(&self, level: LogLevel, message: &str) {
         // SAFETY: valid callbacks for the duration of the call; the host copies the message.

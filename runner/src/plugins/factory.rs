@@ -92,6 +92,7 @@ impl StageFactory for PluginFactory {
             out: &mut out,
             schema: &mut schema,
             errors: Vec::new(),
+            lent: None,
         };
         // SAFETY: the text and context outlive the call; `validate` may not keep them.
         let status = unsafe {

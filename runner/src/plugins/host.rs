@@ -20,6 +20,8 @@ pub struct CallContext<'a> {
     pub schema: &'a mut Option<Arc<Schema>>,
     /// Errors reported during the call: (config byte offset or -1, message).
     pub errors: Vec<(i64, String)>,
+    /// The batch lent to the current `process` call, for `emit_rows`.
+    pub lent: Option<&'a Batch>,
 }
 
 impl CallContext<'_> {
@@ -35,6 +37,7 @@ impl CallContext<'_> {
 pub static HOST_API: HostApi = HostApi {
     struct_size: std::mem::size_of::<HostApi>(),
     emit,
+    emit_rows,
     log,
     error,
 };
@@ -87,6 +90,31 @@ unsafe extern "C-unwind" fn emit(ctx: *mut c_void, view: *const BatchView) -> St
     }
 }
 
+unsafe extern "C-unwind" fn emit_rows(ctx: *mut c_void, rows: *const u32, len: usize) -> Status {
+    // SAFETY: `ctx` is the `CallContext` of the call in progress.
+    let cx = unsafe { &mut *ctx.cast::<CallContext<'_>>() };
+    let Some(lent) = cx.lent else {
+        cx.errors.push((-1, "emit_rows outside of process".into()));
+        return Status::ERROR;
+    };
+    // SAFETY: the plugin lends `len` indices for the duration of the callback.
+    let rows: &[u32] = unsafe { slice(rows, len) };
+    if let Some(bad) = rows.iter().find(|&&r| r as usize >= lent.len()) {
+        cx.errors.push((
+            -1,
+            format!(
+                "emit_rows: row {bad} is out of range (the batch has {})",
+                lent.len()
+            ),
+        ));
+        return Status::ERROR;
+    }
+    if !rows.is_empty() {
+        cx.out.push(lent.select(rows));
+    }
+    Status::OK
+}
+
 /// Copies a plugin's batch into host memory, checking it on the way.
 ///
 /// # Safety
@@ -108,10 +136,10 @@ unsafe fn copy_batch(view: &BatchView, schema: &mut Option<Arc<Schema>>) -> Resu
     if !reuse {
         *schema = Some(Arc::new(Schema::new(&names)));
     }
-    let values = raw_values
-        .iter()
-        .map(|raw| value_from_raw(raw, arena.len()))
-        .collect::<Result<Vec<Value>, String>>()?;
+    let mut values = Vec::with_capacity(cells);
+    for raw in raw_values {
+        values.push(value_from_raw(raw, arena.len()).map_err(|e| e.to_string())?);
+    }
     let schema = Arc::clone(schema.as_ref().expect("set above"));
     Ok(Batch::from_utf8_parts(
         schema,
@@ -134,30 +162,54 @@ unsafe fn slice<'a, T>(ptr: *const T, len: usize) -> &'a [T] {
     }
 }
 
+/// What can be wrong with one value a plugin emitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BadValue {
+    Tag(u8),
+    Boolean(u8),
+    Span { start: u32, len: u32, arena: usize },
+}
+
+impl std::fmt::Display for BadValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            BadValue::Tag(tag) => write!(f, "invalid value tag {tag}"),
+            BadValue::Boolean(b) => write!(f, "invalid boolean byte {b}"),
+            BadValue::Span { start, len, arena } => write!(
+                f,
+                "text span {start}+{len} is outside the {arena}-byte arena"
+            ),
+        }
+    }
+}
+
 /// Decodes a `#[repr(C, u8)]` value from its 16 bytes (tag at 0, payload at 8) without trusting
 /// the tag.
-fn value_from_raw(raw: &[u8; 16], arena_len: usize) -> Result<Value, String> {
-    let payload: [u8; 8] = raw[8..16].try_into().expect("8 bytes");
+#[inline]
+fn value_from_raw(raw: &[u8; 16], arena_len: usize) -> Result<Value, BadValue> {
+    let word = |at: usize| u32::from_ne_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]);
+    let payload = || u64::from(word(8)) | (u64::from(word(12)) << 32);
     match raw[0] {
         0 => Ok(Value::Null),
         1 => match raw[8] {
             0 => Ok(Value::Bool(false)),
             1 => Ok(Value::Bool(true)),
-            b => Err(format!("invalid boolean byte {b}")),
+            b => Err(BadValue::Boolean(b)),
         },
-        2 => Ok(Value::Int(i64::from_ne_bytes(payload))),
-        3 => Ok(Value::Float(f64::from_ne_bytes(payload))),
+        2 => Ok(Value::Int(payload() as i64)),
+        3 => Ok(Value::Float(f64::from_bits(payload()))),
         4 => {
-            let start = u32::from_ne_bytes(payload[0..4].try_into().expect("4 bytes"));
-            let len = u32::from_ne_bytes(payload[4..8].try_into().expect("4 bytes"));
+            let (start, len) = (word(8), word(12));
             if start as usize + len as usize > arena_len {
-                return Err(format!(
-                    "text span {start}+{len} is outside the {arena_len}-byte arena"
-                ));
+                return Err(BadValue::Span {
+                    start,
+                    len,
+                    arena: arena_len,
+                });
             }
             Ok(Value::Str { start, len })
         }
-        tag => Err(format!("invalid value tag {tag}")),
+        tag => Err(BadValue::Tag(tag)),
     }
 }
 
@@ -244,6 +296,11 @@ mod tests {
         raw[0] = 4;
         raw[8..12].copy_from_slice(&10u32.to_ne_bytes());
         raw[12..16].copy_from_slice(&5u32.to_ne_bytes());
-        assert!(value_from_raw(&raw, 12).unwrap_err().contains("outside"));
+        assert!(
+            value_from_raw(&raw, 12)
+                .unwrap_err()
+                .to_string()
+                .contains("outside")
+        );
     }
 }

@@ -28,6 +28,7 @@ pub fn create(component: &Component, config: &str, label: &str) -> Result<Stage,
         out: &mut out,
         schema: &mut schema,
         errors: Vec::new(),
+        lent: None,
     };
     let mut handle: Handle = std::ptr::null_mut();
     // SAFETY: the text, context and handle slot outlive the call.
@@ -89,11 +90,22 @@ impl Instance {
         out: &mut Vec<Batch>,
         f: impl FnOnce(&'static ComponentVTable, Handle, *const HostApi, *mut c_void) -> Status,
     ) -> StageResult<Status> {
+        self.call_lending(None, out, f)
+    }
+
+    /// [`call`](Self::call) with `lent` as the batch `emit_rows` selects from.
+    fn call_lending(
+        &mut self,
+        lent: Option<&Batch>,
+        out: &mut Vec<Batch>,
+        f: impl FnOnce(&'static ComponentVTable, Handle, *const HostApi, *mut c_void) -> Status,
+    ) -> StageResult<Status> {
         let mut cx = CallContext {
             label: &self.label,
             out,
             schema: &mut self.schema,
             errors: Vec::new(),
+            lent,
         };
         let status = f(
             self.vtable,
@@ -121,7 +133,7 @@ impl Instance {
         );
         // SAFETY: the view borrows `batch` and the cached names, both alive during the call.
         blocking(|| {
-            self.call(out, |v, h, api, cx| unsafe {
+            self.call_lending(Some(batch), out, |v, h, api, cx| unsafe {
                 (v.process)(h, &view, api, cx)
             })
         })

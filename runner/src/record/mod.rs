@@ -198,6 +198,24 @@ impl Batch {
         }
     }
 
+    /// A batch of rows `rows` (indices, in range) of this one; shares this batch's arena.
+    pub fn select(&self, rows: &[u32]) -> Batch {
+        let width = self.schema.len();
+        let mut values = Vec::with_capacity(rows.len() * width);
+        let mut times = Vec::with_capacity(rows.len());
+        for &row in rows {
+            let row = row as usize;
+            values.extend_from_slice(&self.values[row * width..(row + 1) * width]);
+            times.push(self.times[row]);
+        }
+        Batch {
+            schema: Arc::clone(&self.schema),
+            arena: Arc::clone(&self.arena),
+            values,
+            times,
+        }
+    }
+
     /// A batch with a new schema whose field `i` is this batch's field `sources[i]`; shares this
     /// batch's arena.
     pub fn project(&self, schema: Arc<Schema>, sources: &[Option<usize>]) -> Batch {
