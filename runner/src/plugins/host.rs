@@ -284,6 +284,7 @@ mod tests {
         assert!(
             value_from_raw(&raw, 0)
                 .unwrap_err()
+                .to_string()
                 .contains("invalid value tag 9")
         );
         raw[0] = 1;
@@ -291,6 +292,7 @@ mod tests {
         assert!(
             value_from_raw(&raw, 0)
                 .unwrap_err()
+                .to_string()
                 .contains("invalid boolean")
         );
         raw[0] = 4;
