@@ -254,6 +254,30 @@ fn a_file_that_is_not_a_library_is_refused_by_name() {
 }
 
 #[test]
+fn a_library_for_another_architecture_is_refused_by_name() {
+    // A real plugin whose ELF header says AArch64 (e_machine, 2 bytes at offset 18) on x86-64,
+    // or x86-64 elsewhere: what a library built for another machine looks like to the loader.
+    let mut bytes = std::fs::read(lib("weir_shop")).unwrap();
+    assert_eq!(
+        &bytes[..4],
+        b"\x7fELF",
+        "plugins are ELF files on this platform"
+    );
+    let other: u16 = if cfg!(target_arch = "aarch64") {
+        62
+    } else {
+        183
+    };
+    bytes[18..20].copy_from_slice(&other.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let foreign = dir.path().join("libforeign.so");
+    std::fs::write(&foreign, bytes).unwrap();
+    let (code, stderr) = validate_plugin_path(&foreign);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("libforeign.so: cannot load:"), "{stderr}");
+}
+
+#[test]
 fn a_plugin_directory_loads_plugins_and_skips_other_libraries() {
     let dir = tempfile::tempdir().unwrap();
     for name in ["weir_shop", "weir_test_not_a_plugin"] {
