@@ -87,8 +87,12 @@ pub fn load(path: &Path) -> Result<Arc<Plugin>, LoadError> {
 
 fn open(path: &Path) -> Result<Plugin, LoadError> {
     // SAFETY: loading a library runs its initialisers; plugins are code the user chose to run.
-    let library = unsafe { libloading::Library::new(path) }
-        .map_err(|e| LoadError::Unusable(format!("cannot load: {e}")))?;
+    let library = unsafe { libloading::Library::new(path) }.map_err(|e| {
+        LoadError::Unusable(
+            foreign_architecture(path)
+                .unwrap_or_else(|| format!("cannot load: {}", with_causes(&e))),
+        )
+    })?;
     // SAFETY: the symbol's type is fixed by the ABI.
     let entry = unsafe { library.get::<EntryFn>(ENTRY_SYMBOL) }.map_err(|_| {
         LoadError::NotAPlugin("not a weir plugin: it has no `weir_plugin_descriptor` symbol (was it built with weir_plugin::export_plugin!?)".into())
@@ -98,6 +102,58 @@ fn open(path: &Path) -> Result<Plugin, LoadError> {
     // libraries is not reliably safe.
     std::mem::forget(library);
     described
+}
+
+/// When `path` is an ELF file for another machine, says so (the loader's own message for this
+/// can be as unhelpful as "No such file or directory").
+fn foreign_architecture(path: &Path) -> Option<String> {
+    let mut header = [0u8; 20];
+    std::io::Read::read_exact(&mut std::fs::File::open(path).ok()?, &mut header).ok()?;
+    if &header[..4] != b"\x7fELF" {
+        return None;
+    }
+    let name = |machine: u16| match machine {
+        3 => "x86",
+        40 => "arm",
+        62 => "x86_64",
+        183 => "aarch64",
+        243 => "riscv",
+        _ => "another machine",
+    };
+    let bits = if header[4] == 1 { 32 } else { 64 };
+    let machine = u16::from_le_bytes([header[18], header[19]]);
+    let ours = match std::env::consts::ARCH {
+        "x86" => 3,
+        "arm" => 40,
+        "x86_64" => 62,
+        "aarch64" => 183,
+        "riscv64" => 243,
+        _ => return None,
+    };
+    let our_bits = if cfg!(target_pointer_width = "64") {
+        64
+    } else {
+        32
+    };
+    (machine != ours || bits != our_bits).then(|| {
+        format!(
+            "cannot load: built for {} ({bits}-bit ELF, machine {machine}), but this weir runs on {} ({our_bits}-bit); build the plugin for this machine",
+            name(machine),
+            std::env::consts::ARCH
+        )
+    })
+}
+
+/// An error and its sources, e.g. "dlopen failed: ...: wrong ELF class: ELFCLASS32".
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Reads and checks the descriptor behind `entry`.
