@@ -4,6 +4,7 @@ pub mod blackhole;
 pub mod console;
 pub mod file;
 pub mod format;
+pub mod socketio;
 
 use crate::registry::Registry;
 use std::sync::Arc;
@@ -13,4 +14,5 @@ pub fn register(registry: &mut Registry) {
     registry.register(Arc::new(blackhole::factory()));
     registry.register(Arc::new(console::factory()));
     registry.register(Arc::new(file::factory()));
+    registry.register(Arc::new(socketio::factory()));
 }

@@ -1,0 +1,188 @@
+//! The dashboard's web server: the embedded page at `/`, Socket.IO at `/socket.io/` (protocol 5,
+//! and 4 for Socket.IO 2.x clients), access checks, and broadcasting that never waits for a slow
+//! browser.
+
+use super::board::{Board, Point, Snapshot, tutorial_message};
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde::Serialize;
+use serde_json::{Value, json};
+use socketioxide::SocketIo;
+use socketioxide::extract::{SocketRef, TryData};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Largest message a browser may send, in bytes; larger ones close its connection.
+const MAX_CLIENT_MESSAGE: u64 = 4096;
+
+/// What the page is told when it connects: title and series.
+#[derive(Clone, Debug, Serialize)]
+pub struct PageConfig {
+    /// Chart title.
+    pub title: String,
+    /// Points shown.
+    pub points: usize,
+    /// Series in order: key in the records and label on the chart.
+    pub series: Vec<Series>,
+}
+
+/// One chart series.
+#[derive(Clone, Debug, Serialize)]
+pub struct Series {
+    /// The key value in the window records (e.g. gender "0").
+    pub key: String,
+    /// Its label.
+    pub label: String,
+}
+
+/// Who may connect.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    /// Token clients must present (`auth: {token}` or `?token=`), if any.
+    pub token: Option<String>,
+    /// Origins allowed besides the page's own (`*` for any).
+    pub allowed_origins: Vec<String>,
+}
+
+/// Counters for the run summary and the load benchmark.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Messages not delivered because a browser's buffer was full (slow client).
+    pub dropped: AtomicU64,
+    /// Connections refused (token or origin).
+    pub refused: AtomicU64,
+    /// Client messages ignored (unknown events or bad payloads).
+    pub ignored: AtomicU64,
+}
+
+/// A running dashboard.
+pub struct Dashboard {
+    io: SocketIo,
+    board: Mutex<Board>,
+    /// Delivery counters.
+    pub stats: Stats,
+}
+
+/// Binds `listen` and serves the dashboard on the current tokio runtime.
+pub fn start(listen: &str, page: PageConfig, access: Access, buffer: usize) -> Result<Arc<Dashboard>, String> {
+    let listener = std::net::TcpListener::bind(listen).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!("cannot listen on {listen}: the address is already in use (set another `listen`, e.g. \"127.0.0.1:5001\")"),
+        _ => format!("cannot listen on {listen}: {e}"),
+    })?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+    let (layer, io) = SocketIo::builder().max_payload(MAX_CLIENT_MESSAGE).max_buffer_size(buffer).build_layer();
+    let dashboard = Arc::new(Dashboard {
+        io: io.clone(),
+        board: Mutex::new(Board::new(page.points)),
+        stats: Stats::default(),
+    });
+    let page = Arc::new(page);
+    let on_connect = {
+        let dashboard = Arc::clone(&dashboard);
+        async move |socket: SocketRef, TryData(auth): TryData<Value>| {
+            let auth = auth.ok();
+            if let Err(why) = access_check(&socket, auth.as_ref(), &access) {
+                dashboard.stats.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("dashboard: refused a connection: {why}");
+                let _ = socket.emit("refused", &json!({ "reason": why }));
+                let _ = socket.disconnect();
+                return;
+            }
+            let snapshot: Snapshot = dashboard.board.lock().unwrap_or_else(|e| e.into_inner()).snapshot();
+            let _ = socket.emit("config", &*page);
+            let _ = socket.emit("history", &snapshot);
+            socket.on("test_connect", async |s: SocketRef| {
+                let _ = s.emit("connected", &json!({ "data": "Connected" }));
+            });
+            let counter = Arc::clone(&dashboard);
+            socket.on_fallback(async move || {
+                counter.stats.ignored.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+    };
+    io.ns("/", on_connect);
+    let app = Router::new()
+        .route("/", get(|| async { asset("text/html; charset=utf-8", include_str!("../../../../web/index.html")) }))
+        .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("../../../../web/app.js")) }))
+        .route("/style.css", get(|| async { asset("text/css; charset=utf-8", include_str!("../../../../web/style.css")) }))
+        .route("/vendor/uPlot.iife.min.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("../../../../web/vendor/uPlot.iife.min.js")) }))
+        .route("/vendor/uPlot.min.css", get(|| async { asset("text/css; charset=utf-8", include_str!("../../../../web/vendor/uPlot.min.css")) }))
+        .route("/vendor/socket.io.min.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("../../../../web/vendor/socket.io.min.js")) }))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
+        .layer(layer);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("dashboard server on {addr} stopped: {e}");
+        }
+    });
+    tracing::info!("dashboard at http://{addr}/");
+    Ok(dashboard)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    (headers, body)
+}
+
+/// Checks the token and the origin of a new connection.
+fn access_check(socket: &SocketRef, auth: Option<&Value>, access: &Access) -> Result<(), &'static str> {
+    let parts = socket.req_parts();
+    if let Some(token) = &access.token {
+        let from_auth = auth.and_then(|a| a.get("token")).and_then(Value::as_str);
+        let from_query = parts.uri.query().and_then(|q| {
+            q.split('&').find_map(|pair| pair.strip_prefix("token="))
+        });
+        if from_auth.or(from_query) != Some(token.as_str()) {
+            return Err("missing or wrong token");
+        }
+    }
+    let Some(origin) = parts.headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return Ok(()); // not a browser: no origin to check
+    };
+    let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let same_origin = origin.split_once("://").is_some_and(|(_, rest)| rest == host);
+    let listed = access.allowed_origins.iter().any(|o| o == "*" || o == origin);
+    if same_origin || listed {
+        Ok(())
+    } else {
+        Err("origin not allowed")
+    }
+}
+
+impl Dashboard {
+    /// Records a closed window and pushes it to every browser, without waiting for slow ones.
+    pub async fn publish(&self, point: Point) {
+        let (update, tutorial) = {
+            let mut board = self.board.lock().unwrap_or_else(|e| e.into_inner());
+            let tutorial = tutorial_message(&point);
+            let update = serde_json::to_value(board.add(point)).unwrap_or(Value::Null);
+            (update, tutorial)
+        };
+        self.broadcast("window", &update).await;
+        self.broadcast("test_message", &json!({ "data": tutorial })).await;
+    }
+
+    async fn broadcast(&self, event: &str, data: &Value) {
+        if let Err(e) = self.io.emit(event, data).await {
+            // A full per-browser buffer (a slow client) fails for that browser only; count it.
+            let failed = match &e {
+                socketioxide::BroadcastError::Socket(errors) => errors.len() as u64,
+                _ => 1,
+            };
+            self.stats.dropped.fetch_add(failed, Ordering::Relaxed);
+            tracing::debug!("dashboard: {event} not delivered to {failed} browser(s): {e}");
+        }
+    }
+
+    /// Number of connected browsers.
+    pub fn clients(&self) -> usize {
+        self.io.sockets().len()
+    }
+}
