@@ -56,7 +56,8 @@
       return;
     }
     const xs = points.map((p) => p.t / 1000);
-    const ys = config.series.map((s) => points.map((p) => (s.key in p.values ? p.values[s.key] : null)));
+    // A key missing from a window had no records in it: plot 0, not a gap.
+    const ys = config.series.map((s) => points.map((p) => (s.key in p.values ? p.values[s.key] : 0)));
     chart.setData([xs].concat(ys));
     el.totals.replaceChildren(...config.series.map((s, i) => {
       const item = document.createElement('div');

@@ -104,7 +104,8 @@ impl Sink for FileSink {
         self.buffer.clear();
         self.encoder.encode(&batch, &mut self.buffer);
         let (writer, buffer) = (&mut self.writer, &self.buffer);
-        tokio::task::block_in_place(|| writer.write_all(buffer)).map_err(|e| self.error(e))
+        // Flushed per batch so readers (`tail -f`, other programs) see each batch as it is done.
+        tokio::task::block_in_place(|| writer.write_all(buffer).and_then(|()| writer.flush())).map_err(|e| self.error(e))
     }
 
     async fn finish(&mut self) -> StageResult {

@@ -14,8 +14,9 @@ use socketioxide::extract::{SocketRef, TryData};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Largest message a browser may send, in bytes; larger ones close its connection.
-const MAX_CLIENT_MESSAGE: u64 = 4096;
+/// Largest HTTP payload (a polling request or response, a WebSocket message) in bytes; larger
+/// client messages close that client's connection.
+const MAX_CLIENT_MESSAGE: u64 = 64 * 1024;
 
 /// What the page is told when it connects: title and series.
 #[derive(Clone, Debug, Serialize)]
@@ -74,7 +75,7 @@ pub fn start(listen: &str, page: PageConfig, access: Access, buffer: usize) -> R
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-    let (layer, io) = SocketIo::builder().max_payload(MAX_CLIENT_MESSAGE).max_buffer_size(buffer).build_layer();
+    let (socket_io, io) = SocketIo::builder().max_payload(MAX_CLIENT_MESSAGE).max_buffer_size(buffer).build_svc();
     let dashboard = Arc::new(Dashboard {
         io: io.clone(),
         board: Mutex::new(Board::new(page.points)),
@@ -112,8 +113,11 @@ pub fn start(listen: &str, page: PageConfig, access: Access, buffer: usize) -> R
         .route("/vendor/uPlot.iife.min.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("../../../../web/vendor/uPlot.iife.min.js")) }))
         .route("/vendor/uPlot.min.css", get(|| async { asset("text/css; charset=utf-8", include_str!("../../../../web/vendor/uPlot.min.css")) }))
         .route("/vendor/socket.io.min.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("../../../../web/vendor/socket.io.min.js")) }))
-        .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
-        .layer(layer);
+        // One Socket.IO service for the one path: each socketioxide layer or service holds its
+        // own Engine.IO session table, so it must not be applied per route (polling would lose
+        // its session between requests).
+        .route_service("/socket.io/", socket_io)
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found") });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("dashboard server on {addr} stopped: {e}");
