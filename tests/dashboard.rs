@@ -17,9 +17,16 @@ use std::time::{Duration, Instant};
 fn python(env: &str, venv: &str) -> PathBuf {
     let path = std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| {
         let home = std::env::var_os("HOME").expect("HOME is set");
-        Path::new(&home).join(".cache/weir").join(venv).join("bin/python")
+        Path::new(&home)
+            .join(".cache/weir")
+            .join(venv)
+            .join("bin/python")
     });
-    assert!(path.exists(), "{} is missing: run `bash tests/setup.sh` first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `bash tests/setup.sh` first",
+        path.display()
+    );
     path
 }
 
@@ -46,56 +53,106 @@ impl Weir {
     /// Window records the file sink wrote: window_end -> (gender -> count).
     fn windows(&self) -> BTreeMap<i64, BTreeMap<String, f64>> {
         let mut windows: BTreeMap<i64, BTreeMap<String, f64>> = BTreeMap::new();
-        for line in std::fs::read_to_string(&self.out).unwrap_or_default().lines() {
+        for line in std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+        {
             let r: Value = serde_json::from_str(line).unwrap();
             let end = r["window_end"].as_i64().unwrap();
-            windows.entry(end).or_default().insert(r["gender"].as_str().unwrap().to_string(), r["count"].as_f64().unwrap());
+            windows.entry(end).or_default().insert(
+                r["gender"].as_str().unwrap().to_string(),
+                r["count"].as_f64().unwrap(),
+            );
         }
         windows
     }
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Starts the shipped dashboard pipeline at 40 rows/s (4 windows a second) on a free port, with
 /// a file sink on the same window.
 fn start(extra: &[&str]) -> Weir {
+    start_pipeline(
+        "pipelines/shopping_gender_dashboard.toml",
+        "sinks.dashboard.listen",
+        extra,
+    )
+}
+
+fn start_pipeline(pipeline: &str, listen_key: &str, extra: &[&str]) -> Weir {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("windows.jsonl");
     let port = free_port();
-    let listen = format!("sinks.dashboard.listen=127.0.0.1:{port}");
+    let listen = format!("{listen_key}=127.0.0.1:{port}");
     let path = format!("sinks.copy.path={}", out.display());
     let mut args = vec![
-        "run", "pipelines/shopping_gender_dashboard.toml",
-        "--set", "sources.user_log.rate=40",
-        "--set", &listen,
-        "--set", "sinks.copy.type=file",
-        "--set", "sinks.copy.inputs=[\"per_second\"]",
-        "--set", &path,
+        "run",
+        pipeline,
+        "--set",
+        "sources.user_log.rate=40",
+        "--set",
+        &listen,
+        "--set",
+        "sinks.copy.type=file",
+        "--set",
+        "sinks.copy.inputs=[\"per_second\"]",
+        "--set",
+        &path,
     ];
     for e in extra {
         args.extend(["--set", e]);
     }
-    let child = weir().args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let child = weir()
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the dashboard did not start listening");
+        assert!(
+            Instant::now() < deadline,
+            "the dashboard did not start listening"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    Weir { child, port, out, _dir: dir }
+    Weir {
+        child,
+        port,
+        out,
+        _dir: dir,
+    }
 }
 
 fn run_script(python: &Path, script: &str, args: &[&str]) -> (Output, Value) {
-    let out = Command::new(python).arg(repo().join("tests/python").join(script)).args(args).output().unwrap();
+    let out = Command::new(python)
+        .arg(repo().join("tests/python").join(script))
+        .args(args)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let json = stdout.lines().last().and_then(|l| serde_json::from_str(l).ok()).unwrap_or(Value::Null);
+    let json = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or(Value::Null);
     (out, json)
 }
 
 fn values(point: &Value) -> BTreeMap<String, f64> {
-    point["values"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_f64().unwrap())).collect()
+    point["values"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_f64().unwrap()))
+        .collect()
 }
 
 #[test]
@@ -104,10 +161,24 @@ fn a_real_browser_plots_exactly_the_computed_windows() {
     std::thread::sleep(Duration::from_millis(1500)); // connect late: history must fill the chart
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
     let py = python("WEIR_TEST_PYTHON", "venv-sio5");
-    let (out, page) = run_script(&py, "browser.py", &[&format!("{}/", weir.url()), "8", shot.to_str().unwrap()]);
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let (out, page) = run_script(
+        &py,
+        "browser.py",
+        &[&format!("{}/", weir.url()), "8", shot.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(page["state"], "connected");
-    assert_eq!(page["errors"].as_array().unwrap().len(), 0, "console errors: {}", page["errors"]);
+    assert_eq!(
+        page["errors"].as_array().unwrap().len(),
+        0,
+        "console errors: {}",
+        page["errors"]
+    );
     assert_eq!(page["title"], "男女生购物人数实时分析");
     assert_eq!(page["series"], 2, "female and male; unknown (2) hidden");
     let windows = weir.windows();
@@ -126,13 +197,26 @@ fn python_socketio_client_gets_history_windows_and_tutorial_events() {
     std::thread::sleep(Duration::from_millis(800));
     let py = python("WEIR_TEST_PYTHON", "venv-sio5");
     let (out, got) = run_script(&py, "sio_client.py", &[&weir.url(), "4"]);
-    assert!(out.status.success(), "{got}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{got}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(got["connected"]["data"], "Connected");
     assert_eq!(got["config"]["points"], 20);
     let windows = weir.windows();
     let history = got["history"]["points"].as_array().unwrap();
-    assert!(!history.is_empty(), "a late client gets the last points at once");
-    for update in got["windows"].as_array().unwrap().iter().map(|w| &w["point"]).chain(history) {
+    assert!(
+        !history.is_empty(),
+        "a late client gets the last points at once"
+    );
+    for update in got["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| &w["point"])
+        .chain(history)
+    {
         let t = update["t"].as_i64().unwrap();
         assert_eq!(Some(&values(update)), windows.get(&t), "window ending {t}");
     }
@@ -141,10 +225,24 @@ fn python_socketio_client_gets_history_windows_and_tutorial_events() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|w| format!("{},{}", w["point"]["values"]["0"].as_f64().unwrap_or(0.0), w["point"]["values"]["1"].as_f64().unwrap_or(0.0)))
+        .map(|w| {
+            format!(
+                "{},{}",
+                w["point"]["values"]["0"].as_f64().unwrap_or(0.0),
+                w["point"]["values"]["1"].as_f64().unwrap_or(0.0)
+            )
+        })
         .collect();
-    let tutorial: Vec<String> = got["tutorial"].as_array().unwrap().iter().map(|m| m["data"].as_str().unwrap().to_string()).collect();
-    assert_eq!(tutorial[..pairs.len().min(tutorial.len())], pairs[..pairs.len().min(tutorial.len())]);
+    let tutorial: Vec<String> = got["tutorial"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["data"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        tutorial[..pairs.len().min(tutorial.len())],
+        pairs[..pairs.len().min(tutorial.len())]
+    );
 }
 
 #[test]
@@ -152,14 +250,21 @@ fn a_socketio_2_client_speaks_the_tutorial_protocol() {
     let weir = start(&[]);
     let py = python("WEIR_TEST_PYTHON2", "venv-sio2");
     let (out, got) = run_script(&py, "sio2_client.py", &[&weir.url(), "3"]);
-    assert!(out.status.success(), "{got}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{got}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(got["connected"]["data"], "Connected");
     let messages = got["messages"].as_array().unwrap();
     assert!(messages.len() >= 3);
     for m in messages {
         let data = m["data"].as_str().unwrap();
         let (girl, boy) = data.split_once(',').unwrap_or_else(|| panic!("{data}"));
-        assert!(girl.parse::<f64>().is_ok() && boy.parse::<f64>().is_ok(), "{data}");
+        assert!(
+            girl.parse::<f64>().is_ok() && boy.parse::<f64>().is_ok(),
+            "{data}"
+        );
     }
 }
 
@@ -168,18 +273,100 @@ fn a_token_is_required_when_configured() {
     let weir = start(&["sinks.dashboard.token=s3cret"]);
     let py = python("WEIR_TEST_PYTHON", "venv-sio5");
     let (out, got) = run_script(&py, "sio_client.py", &[&weir.url(), "1"]);
-    assert!(!out.status.success(), "without the token nothing arrives: {got}");
+    assert!(
+        !out.status.success(),
+        "without the token nothing arrives: {got}"
+    );
     assert!(got["config"].is_null(), "{got}");
     let (out, got) = run_script(&py, "sio_client.py", &[&weir.url(), "1", "s3cret"]);
-    assert!(out.status.success(), "{got}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{got}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn a_busy_port_is_a_clear_error() {
     let weir = start(&[]);
     let listen = format!("sinks.dashboard.listen=127.0.0.1:{}", weir.port);
-    let out = run(&["run", "pipelines/shopping_gender_dashboard.toml", "--set", &listen]);
+    let out = run(&[
+        "run",
+        "pipelines/shopping_gender_dashboard.toml",
+        "--set",
+        &listen,
+    ]);
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains(&format!("stage sinks.dashboard (socketio) failed: cannot listen on 127.0.0.1:{}: the address is already in use (set another `listen`", weir.port)), "{stderr}");
+}
+
+/// GET `path` from 127.0.0.1:`port` with a bare HTTP/1.1 request; returns the body.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    body.to_string()
+}
+
+#[test]
+fn the_prometheus_swap_exports_the_same_windows() {
+    let weir = start_pipeline(
+        "pipelines/shopping_gender_prometheus.toml",
+        "sinks.metrics.listen",
+        &[],
+    );
+    std::thread::sleep(Duration::from_millis(2000));
+    let body = http_get(weir.port, "/metrics");
+    let mut last: BTreeMap<String, (f64, i64)> = BTreeMap::new();
+    let mut totals: BTreeMap<String, f64> = BTreeMap::new();
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        let (series, rest) = line.split_once("} ").unwrap();
+        let key = series.split('"').nth(1).unwrap().to_string();
+        let mut parts = rest.split(' ');
+        let value: f64 = parts.next().unwrap().parse().unwrap();
+        if series.starts_with("weir_window_value{gender=") {
+            last.insert(key, (value, parts.next().unwrap().parse().unwrap()));
+        } else if series.starts_with("weir_window_total{gender=") {
+            totals.insert(key, value);
+        }
+    }
+    assert!(!last.is_empty(), "{body}");
+    let newest = last.values().map(|(_, t)| *t).max().unwrap();
+    // The file sink gets the same batches; wait until it has caught up with the scrape.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let windows = loop {
+        let windows = weir.windows();
+        if windows.contains_key(&newest) || Instant::now() > deadline {
+            break windows;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for (key, (value, end)) in &last {
+        assert_eq!(
+            windows.get(end).and_then(|w| w.get(key)),
+            Some(value),
+            "{key} at {end}"
+        );
+    }
+    for (key, total) in &totals {
+        let expected: f64 = windows
+            .range(..=newest)
+            .filter_map(|(_, w)| w.get(key))
+            .sum();
+        assert_eq!(*total, expected, "total for {key}");
+    }
 }

@@ -105,7 +105,8 @@ impl Sink for FileSink {
         self.encoder.encode(&batch, &mut self.buffer);
         let (writer, buffer) = (&mut self.writer, &self.buffer);
         // Flushed per batch so readers (`tail -f`, other programs) see each batch as it is done.
-        tokio::task::block_in_place(|| writer.write_all(buffer).and_then(|()| writer.flush())).map_err(|e| self.error(e))
+        tokio::task::block_in_place(|| writer.write_all(buffer).and_then(|()| writer.flush()))
+            .map_err(|e| self.error(e))
     }
 
     async fn finish(&mut self) -> StageResult {

@@ -4,7 +4,9 @@ pub mod blackhole;
 pub mod console;
 pub mod file;
 pub mod format;
+pub mod prometheus;
 pub mod socketio;
+pub mod window_points;
 
 use crate::registry::Registry;
 use std::sync::Arc;
@@ -14,5 +16,6 @@ pub fn register(registry: &mut Registry) {
     registry.register(Arc::new(blackhole::factory()));
     registry.register(Arc::new(console::factory()));
     registry.register(Arc::new(file::factory()));
+    registry.register(Arc::new(prometheus::factory()));
     registry.register(Arc::new(socketio::factory()));
 }

@@ -9,9 +9,9 @@ mod server;
 use crate::config::pipeline::StageKind;
 use crate::record::Batch;
 use crate::registry::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
+use crate::sinks::window_points::{self, Fields};
 use crate::stage::{Sink, Stage, StageError, StageMetrics, StageResult};
 use async_trait::async_trait;
-use board::Fields;
 use serde::Deserialize;
 use server::{Access, Dashboard, PageConfig, Series};
 use std::collections::BTreeMap;
@@ -60,44 +60,121 @@ fn default_buffer() -> usize {
 
 /// The documented options, for `weir list`.
 pub const OPTIONS: &[OptionDoc] = &[
-    OptionDoc { name: "listen", ty: "host:port", default: "\"127.0.0.1:5000\"", doc: "where to serve the page and Socket.IO (loopback unless you say otherwise)" },
-    OptionDoc { name: "points", ty: "integer", default: "20", doc: "windows shown on the chart (and sent to browsers that connect late)" },
-    OptionDoc { name: "title", ty: "string", default: "\"男女生购物人数实时分析\"", doc: "chart title" },
-    OptionDoc { name: "series", ty: "{ key = \"label\" }", default: "{ 0 = \"女生购物人数\", 1 = \"男生购物人数\" }", doc: "which keys to plot and their labels (others are hidden)" },
-    OptionDoc { name: "key_field", ty: "string", default: "first non-window field", doc: "the field holding the series key" },
-    OptionDoc { name: "value_field", ty: "string", default: "last field", doc: "the field holding the value" },
-    OptionDoc { name: "token", ty: "string", default: "none", doc: "clients must present it (auth {token} or ?token=)" },
-    OptionDoc { name: "allowed_origins", ty: "[string]", default: "[] (same origin only)", doc: "other web origins allowed to connect; \"*\" for any" },
-    OptionDoc { name: "client_buffer", ty: "integer", default: "128", doc: "messages queued per browser; a slow browser beyond it misses updates (counted)" },
+    OptionDoc {
+        name: "listen",
+        ty: "host:port",
+        default: "\"127.0.0.1:5000\"",
+        doc: "where to serve the page and Socket.IO (loopback unless you say otherwise)",
+    },
+    OptionDoc {
+        name: "points",
+        ty: "integer",
+        default: "20",
+        doc: "windows shown on the chart (and sent to browsers that connect late)",
+    },
+    OptionDoc {
+        name: "title",
+        ty: "string",
+        default: "\"男女生购物人数实时分析\"",
+        doc: "chart title",
+    },
+    OptionDoc {
+        name: "series",
+        ty: "{ key = \"label\" }",
+        default: "{ 0 = \"女生购物人数\", 1 = \"男生购物人数\" }",
+        doc: "which keys to plot and their labels (others are hidden)",
+    },
+    OptionDoc {
+        name: "key_field",
+        ty: "string",
+        default: "first non-window field",
+        doc: "the field holding the series key",
+    },
+    OptionDoc {
+        name: "value_field",
+        ty: "string",
+        default: "last field",
+        doc: "the field holding the value",
+    },
+    OptionDoc {
+        name: "token",
+        ty: "string",
+        default: "none",
+        doc: "clients must present it (auth {token} or ?token=)",
+    },
+    OptionDoc {
+        name: "allowed_origins",
+        ty: "[string]",
+        default: "[] (same origin only)",
+        doc: "other web origins allowed to connect; \"*\" for any",
+    },
+    OptionDoc {
+        name: "client_buffer",
+        ty: "integer",
+        default: "128",
+        doc: "messages queued per browser; a slow browser beyond it misses updates (counted)",
+    },
 ];
 
 /// The `socketio` sink type.
 pub fn factory() -> Builtin<SocketIoConfig> {
-    Builtin::new(StageKind::Sink, "socketio", "Live dashboard: a chart of the last windows in the browser, over Socket.IO", OPTIONS)
+    Builtin::new(
+        StageKind::Sink,
+        "socketio",
+        "Live dashboard: a chart of the last windows in the browser, over Socket.IO",
+        OPTIONS,
+    )
 }
 
 impl BuiltinConfig for SocketIoConfig {
     fn check(&self) -> Vec<OptionIssue> {
         let mut issues = Vec::new();
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
-            issues.push(OptionIssue::new("listen", format!("`{}` is not an address like \"127.0.0.1:5000\"", self.listen)));
+            issues.push(OptionIssue::new(
+                "listen",
+                format!(
+                    "`{}` is not an address like \"127.0.0.1:5000\"",
+                    self.listen
+                ),
+            ));
         }
         if !(1..=10_000).contains(&self.points) {
-            issues.push(OptionIssue::new("points", format!("points must be between 1 and 10000, found {}", self.points)));
+            issues.push(OptionIssue::new(
+                "points",
+                format!("points must be between 1 and 10000, found {}", self.points),
+            ));
         }
         if self.series.is_empty() {
-            issues.push(OptionIssue::new("series", "no series to plot").hint("e.g. series = { 0 = \"female\", 1 = \"male\" }"));
+            issues.push(
+                OptionIssue::new("series", "no series to plot")
+                    .hint("e.g. series = { 0 = \"female\", 1 = \"male\" }"),
+            );
         }
         if self.client_buffer == 0 {
-            issues.push(OptionIssue::new("client_buffer", "client_buffer must be at least 1"));
+            issues.push(OptionIssue::new(
+                "client_buffer",
+                "client_buffer must be at least 1",
+            ));
         }
         issues
     }
 
     fn warnings(&self) -> Vec<OptionIssue> {
-        let open = self.listen.parse::<std::net::SocketAddr>().is_ok_and(|a| !a.ip().is_loopback());
+        let open = self
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| !a.ip().is_loopback());
         if open && self.token.is_none() {
-            vec![OptionIssue::new("listen", format!("{} is reachable from other machines and no token is set", self.listen)).hint("set `token`, or listen on 127.0.0.1")]
+            vec![
+                OptionIssue::new(
+                    "listen",
+                    format!(
+                        "{} is reachable from other machines and no token is set",
+                        self.listen
+                    ),
+                )
+                .hint("set `token`, or listen on 127.0.0.1"),
+            ]
         } else {
             Vec::new()
         }
@@ -109,13 +186,26 @@ impl StageConfig for SocketIoConfig {
         let page = PageConfig {
             title: self.title.clone(),
             points: self.points,
-            series: self.series.iter().map(|(key, label)| Series { key: key.clone(), label: label.clone() }).collect(),
+            series: self
+                .series
+                .iter()
+                .map(|(key, label)| Series {
+                    key: key.clone(),
+                    label: label.clone(),
+                })
+                .collect(),
         };
-        let access = Access { token: self.token.clone(), allowed_origins: self.allowed_origins.clone() };
+        let access = Access {
+            token: self.token.clone(),
+            allowed_origins: self.allowed_origins.clone(),
+        };
         let dashboard = server::start(&self.listen, page, access, self.client_buffer)?;
         Ok(Stage::Sink(Box::new(SocketIoSink {
             dashboard,
-            fields: Fields { key: self.key_field.clone(), value: self.value_field.clone() },
+            fields: Fields {
+                key: self.key_field.clone(),
+                value: self.value_field.clone(),
+            },
             label: cx.path.clone(),
             metrics: Arc::clone(&cx.metrics),
         })))
@@ -132,7 +222,7 @@ struct SocketIoSink {
 #[async_trait]
 impl Sink for SocketIoSink {
     async fn write(&mut self, batch: Batch) -> StageResult {
-        let (points, skipped) = board::points(&batch, &self.fields);
+        let (points, skipped) = window_points::points(&batch, &self.fields);
         self.metrics.add_dropped(skipped);
         for point in points {
             self.dashboard.publish(point).await;

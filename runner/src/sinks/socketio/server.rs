@@ -2,7 +2,8 @@
 //! and 4 for Socket.IO 2.x clients), access checks, and broadcasting that never waits for a slow
 //! browser.
 
-use super::board::{Board, Point, Snapshot, tutorial_message};
+use super::board::{Board, Snapshot, tutorial_message};
+use crate::sinks::window_points::Point;
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
@@ -67,7 +68,12 @@ pub struct Dashboard {
 }
 
 /// Binds `listen` and serves the dashboard on the current tokio runtime.
-pub fn start(listen: &str, page: PageConfig, access: Access, buffer: usize) -> Result<Arc<Dashboard>, String> {
+pub fn start(
+    listen: &str,
+    page: PageConfig,
+    access: Access,
+    buffer: usize,
+) -> Result<Arc<Dashboard>, String> {
     let listener = std::net::TcpListener::bind(listen).map_err(|e| match e.kind() {
         std::io::ErrorKind::AddrInUse => format!("cannot listen on {listen}: the address is already in use (set another `listen`, e.g. \"127.0.0.1:5001\")"),
         _ => format!("cannot listen on {listen}: {e}"),
@@ -75,7 +81,10 @@ pub fn start(listen: &str, page: PageConfig, access: Access, buffer: usize) -> R
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-    let (socket_io, io) = SocketIo::builder().max_payload(MAX_CLIENT_MESSAGE).max_buffer_size(buffer).build_svc();
+    let (socket_io, io) = SocketIo::builder()
+        .max_payload(MAX_CLIENT_MESSAGE)
+        .max_buffer_size(buffer)
+        .build_svc();
     let dashboard = Arc::new(Dashboard {
         io: io.clone(),
         board: Mutex::new(Board::new(page.points)),
@@ -93,7 +102,11 @@ pub fn start(listen: &str, page: PageConfig, access: Access, buffer: usize) -> R
                 let _ = socket.disconnect();
                 return;
             }
-            let snapshot: Snapshot = dashboard.board.lock().unwrap_or_else(|e| e.into_inner()).snapshot();
+            let snapshot: Snapshot = dashboard
+                .board
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .snapshot();
             let _ = socket.emit("config", &*page);
             let _ = socket.emit("history", &snapshot);
             socket.on("test_connect", async |s: SocketRef| {
@@ -107,12 +120,60 @@ pub fn start(listen: &str, page: PageConfig, access: Access, buffer: usize) -> R
     };
     io.ns("/", on_connect);
     let app = Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", include_str!("../../../../web/index.html")) }))
-        .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("../../../../web/app.js")) }))
-        .route("/style.css", get(|| async { asset("text/css; charset=utf-8", include_str!("../../../../web/style.css")) }))
-        .route("/vendor/uPlot.iife.min.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("../../../../web/vendor/uPlot.iife.min.js")) }))
-        .route("/vendor/uPlot.min.css", get(|| async { asset("text/css; charset=utf-8", include_str!("../../../../web/vendor/uPlot.min.css")) }))
-        .route("/vendor/socket.io.min.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("../../../../web/vendor/socket.io.min.js")) }))
+        .route(
+            "/",
+            get(|| async {
+                asset(
+                    "text/html; charset=utf-8",
+                    include_str!("../../../../web/index.html"),
+                )
+            }),
+        )
+        .route(
+            "/app.js",
+            get(|| async {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../../../../web/app.js"),
+                )
+            }),
+        )
+        .route(
+            "/style.css",
+            get(|| async {
+                asset(
+                    "text/css; charset=utf-8",
+                    include_str!("../../../../web/style.css"),
+                )
+            }),
+        )
+        .route(
+            "/vendor/uPlot.iife.min.js",
+            get(|| async {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../../../../web/vendor/uPlot.iife.min.js"),
+                )
+            }),
+        )
+        .route(
+            "/vendor/uPlot.min.css",
+            get(|| async {
+                asset(
+                    "text/css; charset=utf-8",
+                    include_str!("../../../../web/vendor/uPlot.min.css"),
+                )
+            }),
+        )
+        .route(
+            "/vendor/socket.io.min.js",
+            get(|| async {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../../../../web/vendor/socket.io.min.js"),
+                )
+            }),
+        )
         // One Socket.IO service for the one path: each socketioxide layer or service holds its
         // own Engine.IO session table, so it must not be applied per route (polling would lose
         // its session between requests).
@@ -131,28 +192,49 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     (headers, body)
 }
 
 /// Checks the token and the origin of a new connection.
-fn access_check(socket: &SocketRef, auth: Option<&Value>, access: &Access) -> Result<(), &'static str> {
+fn access_check(
+    socket: &SocketRef,
+    auth: Option<&Value>,
+    access: &Access,
+) -> Result<(), &'static str> {
     let parts = socket.req_parts();
     if let Some(token) = &access.token {
         let from_auth = auth.and_then(|a| a.get("token")).and_then(Value::as_str);
-        let from_query = parts.uri.query().and_then(|q| {
-            q.split('&').find_map(|pair| pair.strip_prefix("token="))
-        });
+        let from_query = parts
+            .uri
+            .query()
+            .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("token=")));
         if from_auth.or(from_query) != Some(token.as_str()) {
             return Err("missing or wrong token");
         }
     }
-    let Some(origin) = parts.headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+    let Some(origin) = parts
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+    else {
         return Ok(()); // not a browser: no origin to check
     };
-    let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
-    let same_origin = origin.split_once("://").is_some_and(|(_, rest)| rest == host);
-    let listed = access.allowed_origins.iter().any(|o| o == "*" || o == origin);
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let same_origin = origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest == host);
+    let listed = access
+        .allowed_origins
+        .iter()
+        .any(|o| o == "*" || o == origin);
     if same_origin || listed {
         Ok(())
     } else {
@@ -170,7 +252,8 @@ impl Dashboard {
             (update, tutorial)
         };
         self.broadcast("window", &update).await;
-        self.broadcast("test_message", &json!({ "data": tutorial })).await;
+        self.broadcast("test_message", &json!({ "data": tutorial }))
+            .await;
     }
 
     async fn broadcast(&self, event: &str, data: &Value) {

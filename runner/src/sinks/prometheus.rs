@@ -1,0 +1,274 @@
+//! Sink `prometheus`: serves the latest window at `/metrics` in the Prometheus text format, for
+//! Grafana and friends — the usual replacement for the built-in dashboard. Per series key it
+//! exports a gauge with the last closed window's value (stamped with the window's end time) and a
+//! counter with the total over all windows so far.
+
+use crate::config::pipeline::StageKind;
+use crate::record::{Batch, Millis};
+use crate::registry::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
+use crate::sinks::window_points::{self, Fields};
+use crate::stage::{Sink, Stage, StageError, StageMetrics, StageResult};
+use async_trait::async_trait;
+use axum::Router;
+use axum::http::header;
+use axum::routing::get;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::{Arc, Mutex};
+
+/// Options of the `prometheus` sink.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusConfig {
+    #[serde(default = "default_listen")]
+    listen: String,
+    #[serde(default = "default_name")]
+    name: String,
+    #[serde(default = "default_label")]
+    label: String,
+    key_field: Option<String>,
+    value_field: Option<String>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9464".into()
+}
+fn default_name() -> String {
+    "weir_window".into()
+}
+fn default_label() -> String {
+    "key".into()
+}
+
+/// The documented options, for `weir list`.
+pub const OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        name: "listen",
+        ty: "host:port",
+        default: "\"127.0.0.1:9464\"",
+        doc: "where to serve /metrics",
+    },
+    OptionDoc {
+        name: "name",
+        ty: "string",
+        default: "\"weir_window\"",
+        doc: "metric name prefix: <name>_value (gauge) and <name>_total (counter)",
+    },
+    OptionDoc {
+        name: "label",
+        ty: "string",
+        default: "\"key\"",
+        doc: "label holding the series key, e.g. \"gender\"",
+    },
+    OptionDoc {
+        name: "key_field",
+        ty: "string",
+        default: "first non-window field",
+        doc: "the field holding the series key",
+    },
+    OptionDoc {
+        name: "value_field",
+        ty: "string",
+        default: "last field",
+        doc: "the field holding the value",
+    },
+];
+
+/// The `prometheus` sink type.
+pub fn factory() -> Builtin<PrometheusConfig> {
+    Builtin::new(
+        StageKind::Sink,
+        "prometheus",
+        "Serves the latest window per key at /metrics for Prometheus / Grafana",
+        OPTIONS,
+    )
+}
+
+fn is_metric_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+impl BuiltinConfig for PrometheusConfig {
+    fn check(&self) -> Vec<OptionIssue> {
+        let mut issues = Vec::new();
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            issues.push(OptionIssue::new(
+                "listen",
+                format!(
+                    "`{}` is not an address like \"127.0.0.1:9464\"",
+                    self.listen
+                ),
+            ));
+        }
+        if !is_metric_name(&self.name) {
+            issues.push(
+                OptionIssue::new(
+                    "name",
+                    format!("`{}` is not a Prometheus metric name", self.name),
+                )
+                .hint("letters, digits, `_` and `:`, not starting with a digit"),
+            );
+        }
+        if !is_metric_name(&self.label) || self.label.contains(':') || self.label.starts_with("__")
+        {
+            issues.push(OptionIssue::new(
+                "label",
+                format!("`{}` is not a Prometheus label name", self.label),
+            ));
+        }
+        issues
+    }
+}
+
+/// The last window per key and the totals, rendered on each scrape.
+#[derive(Debug, Default)]
+struct Exported {
+    last: BTreeMap<String, (f64, Millis)>,
+    totals: BTreeMap<String, f64>,
+}
+
+impl Exported {
+    fn render(&self, name: &str, label: &str) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP {name}_value Value of the last closed window, per {label}."
+        );
+        let _ = writeln!(out, "# TYPE {name}_value gauge");
+        for (key, (value, end)) in &self.last {
+            let _ = writeln!(
+                out,
+                "{name}_value{{{label}=\"{}\"}} {value} {end}",
+                escape(key)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP {name}_total Sum of the values of every closed window so far, per {label}."
+        );
+        let _ = writeln!(out, "# TYPE {name}_total counter");
+        for (key, total) in &self.totals {
+            let _ = writeln!(out, "{name}_total{{{label}=\"{}\"}} {total}", escape(key));
+        }
+        out
+    }
+}
+
+/// A label value with `\`, `"` and newlines escaped as the text format requires.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl StageConfig for PrometheusConfig {
+    fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
+        let listener = std::net::TcpListener::bind(&self.listen).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                "cannot listen on {}: the address is already in use (set another `listen`)",
+                self.listen
+            ),
+            _ => format!("cannot listen on {}: {e}", self.listen),
+        })?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+        let exported = Arc::new(Mutex::new(Exported::default()));
+        let (name, label) = (self.name.clone(), self.label.clone());
+        let scraped = Arc::clone(&exported);
+        let app = Router::new().route(
+            "/metrics",
+            get(move || {
+                let body = scraped
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .render(&name, &label);
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        body,
+                    )
+                }
+            }),
+        );
+        let listen = self.listen.clone();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("metrics server on {listen} stopped: {e}");
+            }
+        });
+        tracing::info!("{}: metrics at http://{}/metrics", cx.path, self.listen);
+        Ok(Stage::Sink(Box::new(PrometheusSink {
+            exported,
+            fields: Fields {
+                key: self.key_field.clone(),
+                value: self.value_field.clone(),
+            },
+            metrics: Arc::clone(&cx.metrics),
+        })))
+    }
+}
+
+struct PrometheusSink {
+    exported: Arc<Mutex<Exported>>,
+    fields: Fields,
+    metrics: Arc<StageMetrics>,
+}
+
+#[async_trait]
+impl Sink for PrometheusSink {
+    async fn write(&mut self, batch: Batch) -> StageResult {
+        let (points, skipped) = window_points::points(&batch, &self.fields);
+        self.metrics.add_dropped(skipped);
+        let mut exported = self.exported.lock().unwrap_or_else(|e| e.into_inner());
+        for point in points {
+            for (key, value) in point.values {
+                *exported.totals.entry(key.clone()).or_insert(0.0) += value;
+                exported.last.insert(key, (value, point.t));
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> StageResult {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_gauges_with_window_times_and_counters() {
+        let mut e = Exported::default();
+        e.last.insert("0".into(), (4.0, 1_700_000_001_000));
+        e.last.insert("a\"b".into(), (1.5, 1_700_000_001_000));
+        e.totals.insert("0".into(), 40.0);
+        let text = e.render("shop", "gender");
+        assert!(text.contains("# TYPE shop_value gauge\n"), "{text}");
+        assert!(
+            text.contains("shop_value{gender=\"0\"} 4 1700000001000\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("shop_value{gender=\"a\\\"b\"} 1.5 1700000001000\n"),
+            "{text}"
+        );
+        assert!(text.contains("shop_total{gender=\"0\"} 40\n"), "{text}");
+    }
+
+    #[test]
+    fn metric_and_label_names_are_checked() {
+        assert!(is_metric_name("weir_window"));
+        assert!(!is_metric_name("9lives"));
+        assert!(!is_metric_name("with-dash"));
+    }
+}

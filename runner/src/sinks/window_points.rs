@@ -1,0 +1,116 @@
+//! Window records (`window_start`, `window_end`, group fields, aggregates) as points: one per
+//! closed window, a value per series key. Shared by the sinks that chart or export windows.
+
+use crate::record::{Batch, FieldRef, Millis};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One chart point: a closed window's counts by series key.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Point {
+    /// Window end, epoch ms (the x axis).
+    pub t: Millis,
+    /// Value per series key.
+    pub values: BTreeMap<String, f64>,
+}
+
+/// Which fields of a window record are the series key and the value.
+#[derive(Clone, Debug, Default)]
+pub struct Fields {
+    /// Series key field; default: the first field that is not `window_start`/`window_end`.
+    pub key: Option<String>,
+    /// Value field; default: the last field.
+    pub value: Option<String>,
+}
+
+/// Turns a batch of window records into points, one per window (records of one window are
+/// consecutive, as the window transform emits them). Records without a numeric value are
+/// skipped and counted in the second element.
+pub fn points(batch: &Batch, fields: &Fields) -> (Vec<Point>, u64) {
+    let schema = batch.schema();
+    let payload: Vec<usize> = (0..schema.len())
+        .filter(|&i| !matches!(schema.name(i), "window_start" | "window_end"))
+        .collect();
+    let key = match &fields.key {
+        Some(name) => schema.index_of(name),
+        None => payload.first().copied(),
+    };
+    let value = match &fields.value {
+        Some(name) => schema.index_of(name),
+        None => payload.last().copied(),
+    };
+    let end = schema.index_of("window_end");
+    let (Some(key), Some(value)) = (key, value) else {
+        return (Vec::new(), batch.len() as u64);
+    };
+    let mut points: Vec<Point> = Vec::new();
+    let mut skipped = 0;
+    let mut text = String::new();
+    for row in batch.rows() {
+        let t = match end.map(|i| row.get(i)) {
+            Some(FieldRef::Int(t)) => t,
+            _ => row.event_time() + 1,
+        };
+        let Some(number) = row.get(value).as_number() else {
+            skipped += 1;
+            continue;
+        };
+        text.clear();
+        row.get(key).write_text(&mut text);
+        if points.last().is_none_or(|p| p.t != t) {
+            points.push(Point {
+                t,
+                values: BTreeMap::new(),
+            });
+        }
+        let point = points.last_mut().expect("pushed above");
+        *point.values.entry(text.clone()).or_insert(0.0) += number.as_f64();
+    }
+    (points, skipped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{BatchBuilder, Schema};
+    use std::sync::Arc;
+
+    /// Two windows of gender counts, as the window transform emits them.
+    pub fn windows() -> Batch {
+        let schema = Arc::new(Schema::new([
+            "window_start",
+            "window_end",
+            "gender",
+            "count",
+        ]));
+        let mut b = BatchBuilder::with_capacity(schema, 4);
+        for (start, g, n) in [(0, "0", 1), (0, "1", 6), (1000, "0", 2), (1000, "2", 5)] {
+            b.push(FieldRef::Int(start));
+            b.push(FieldRef::Int(start + 1000));
+            b.push_str(g);
+            b.push(FieldRef::Int(n));
+            b.end_row(start + 999);
+        }
+        b.build()
+    }
+
+    #[test]
+    fn window_records_become_one_point_per_window() {
+        let (points, skipped) = points(&windows(), &Fields::default());
+        assert_eq!(skipped, 0);
+        assert_eq!(points.len(), 2);
+        assert_eq!(points[0].t, 1000);
+        assert_eq!(points[0].values["1"], 6.0);
+        assert_eq!(points[1].values["2"], 5.0);
+    }
+
+    #[test]
+    fn named_fields_pick_key_and_value() {
+        let fields = Fields {
+            key: Some("gender".into()),
+            value: Some("window_start".into()),
+        };
+        let (points, _) = points(&windows(), &fields);
+        assert_eq!(points[1].values["0"], 1000.0);
+    }
+}
