@@ -35,6 +35,7 @@ struct Weir {
     child: Child,
     port: u16,
     out: PathBuf,
+    log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -46,6 +47,17 @@ impl Drop for Weir {
 }
 
 impl Weir {
+    /// Stops the run with SIGTERM and returns its log once it has exited.
+    fn stop(mut self) -> String {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "weir exits 0 after SIGTERM");
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -109,10 +121,12 @@ fn start_pipeline(pipeline: &str, listen_key: &str, extra: &[&str]) -> Weir {
     for e in extra {
         args.extend(["--set", e]);
     }
+    let log = dir.path().join("weir.log");
+    let stderr = std::fs::File::create(&log).unwrap();
     let child = weir()
         .args(&args)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -127,6 +141,7 @@ fn start_pipeline(pipeline: &str, listen_key: &str, extra: &[&str]) -> Weir {
         child,
         port,
         out,
+        log,
         _dir: dir,
     }
 }
@@ -369,4 +384,65 @@ fn the_prometheus_swap_exports_the_same_windows() {
             .sum();
         assert_eq!(*total, expected, "total for {key}");
     }
+}
+
+#[test]
+fn bad_client_messages_are_ignored_and_counted() {
+    let weir = start(&[]);
+    let py = python("WEIR_TEST_PYTHON", "venv-sio5");
+    let (out, _) = run_script(&py, "bad_client.py", &[&weir.url(), "4"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The dashboard still serves everyone.
+    let (out, _) = run_script(&py, "sio_client.py", &[&weir.url(), "1"]);
+    assert!(out.status.success());
+    let log = weir.stop();
+    assert!(log.contains("4 client messages ignored"), "{log}");
+}
+
+#[test]
+fn the_page_reconnects_by_itself_when_the_server_restarts() {
+    use std::io::{BufRead, BufReader};
+    let first = start(&[]);
+    let port = first.port;
+    let py = python("WEIR_TEST_PYTHON", "venv-sio5");
+    let mut browser = Command::new(&py)
+        .arg(repo().join("tests/python/browser_reconnect.py"))
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(browser.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "up");
+    drop(first); // the server goes away
+    assert_eq!(lines.next().unwrap().unwrap(), "down");
+    let listen = format!("sinks.dashboard.listen=127.0.0.1:{port}");
+    let out = tempfile::tempdir().unwrap();
+    let _second = weir()
+        .args([
+            "run",
+            "pipelines/shopping_gender_dashboard.toml",
+            "--set",
+            "sources.user_log.rate=40",
+            "--set",
+            &listen,
+        ])
+        .current_dir(repo())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(|child| Weir {
+            child,
+            port,
+            out: out.path().join("none"),
+            log: out.path().join("none.log"),
+            _dir: out,
+        })
+        .unwrap();
+    let result: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(result["reconnected"], true, "{result}");
+    assert!(browser.wait().unwrap().success());
 }
