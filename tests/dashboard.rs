@@ -235,29 +235,19 @@ fn python_socketio_client_gets_history_windows_and_tutorial_events() {
         let t = update["t"].as_i64().unwrap();
         assert_eq!(Some(&values(update)), windows.get(&t), "window ending {t}");
     }
-    // test_message carries "<girl>,<boy>" of each window, as the tutorial's Flask app sent it.
+    // test_message carries "<girl>,<boy>" of a window, as the tutorial's Flask app sent it (the
+    // client gets them from its `test_connect` on, so compare with the windows it saw).
     let pairs: Vec<String> = got["windows"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|w| {
-            format!(
-                "{},{}",
-                w["point"]["values"]["0"].as_f64().unwrap_or(0.0),
-                w["point"]["values"]["1"].as_f64().unwrap_or(0.0)
-            )
-        })
+        .map(|w| format!("{},{}", w["point"]["values"]["0"].as_f64().unwrap_or(0.0), w["point"]["values"]["1"].as_f64().unwrap_or(0.0)))
         .collect();
-    let tutorial: Vec<String> = got["tutorial"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["data"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(
-        tutorial[..pairs.len().min(tutorial.len())],
-        pairs[..pairs.len().min(tutorial.len())]
-    );
+    let tutorial = got["tutorial"].as_array().unwrap();
+    assert!(tutorial.len() >= 4);
+    for m in tutorial {
+        assert!(pairs.contains(&m["data"].as_str().unwrap().to_string()), "{m} is not one of {pairs:?}");
+    }
 }
 
 #[test]

@@ -25,10 +25,14 @@ def check():
         done.set()
 
 
+@client.event
+def connect():
+    client.emit("test_connect", {"data": "I'm connected!"})
+
+
 @client.on("config")
 def on_config(data):
     got["config"] = data
-    client.emit("test_connect", {"data": "I'm connected!"})
 
 
 @client.on("history")

@@ -19,6 +19,8 @@ pub struct Update<'a> {
     pub point: &'a Point,
     /// Totals over every window so far.
     pub totals: &'a BTreeMap<String, f64>,
+    /// When the server sent it, epoch milliseconds with a fraction (for latency measurements).
+    pub sent_at: f64,
 }
 
 /// Everything a browser needs when it connects.
@@ -52,6 +54,9 @@ impl Board {
         Update {
             point: self.history.back().expect("pushed above"),
             totals: &self.totals,
+            sent_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0),
         }
     }
 

@@ -19,6 +19,9 @@ use std::sync::{Arc, Mutex};
 /// client messages close that client's connection.
 const MAX_CLIENT_MESSAGE: u64 = 64 * 1024;
 
+/// Room of the clients that speak the tutorial's protocol.
+const TUTORIAL_ROOM: &str = "tutorial";
+
 /// What the page is told when it connects: title and series.
 #[derive(Clone, Debug, Serialize)]
 pub struct PageConfig {
@@ -109,7 +112,10 @@ pub fn start(
                 .snapshot();
             let _ = socket.emit("config", &*page);
             let _ = socket.emit("history", &snapshot);
+            // The tutorial's page announces itself with `test_connect`; only such clients get
+            // `test_message`, so the dashboard page's own clients are not sent every window twice.
             socket.on("test_connect", async |s: SocketRef| {
+                s.join(TUTORIAL_ROOM);
                 let _ = s.emit("connected", &json!({ "data": "Connected" }));
             });
             let counter = Arc::clone(&dashboard);
