@@ -241,12 +241,21 @@ fn python_socketio_client_gets_history_windows_and_tutorial_events() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|w| format!("{},{}", w["point"]["values"]["0"].as_f64().unwrap_or(0.0), w["point"]["values"]["1"].as_f64().unwrap_or(0.0)))
+        .map(|w| {
+            format!(
+                "{},{}",
+                w["point"]["values"]["0"].as_f64().unwrap_or(0.0),
+                w["point"]["values"]["1"].as_f64().unwrap_or(0.0)
+            )
+        })
         .collect();
     let tutorial = got["tutorial"].as_array().unwrap();
     assert!(tutorial.len() >= 4);
     for m in tutorial {
-        assert!(pairs.contains(&m["data"].as_str().unwrap().to_string()), "{m} is not one of {pairs:?}");
+        assert!(
+            pairs.contains(&m["data"].as_str().unwrap().to_string()),
+            "{m} is not one of {pairs:?}"
+        );
     }
 }
 

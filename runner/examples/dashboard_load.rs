@@ -13,20 +13,26 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 fn now_ms() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 /// One client; returns the latencies it measured (ms), or why it failed.
 async fn client(url: String, slow: bool, until: Instant) -> Result<Vec<f64>, String> {
     let endpoint = format!("{url}/socket.io/?EIO=4&transport=websocket");
-    let (ws, _) = tokio_tungstenite::connect_async(&endpoint).await.map_err(|e| e.to_string())?;
+    let (ws, _) = tokio_tungstenite::connect_async(&endpoint)
+        .await
+        .map_err(|e| e.to_string())?;
     let (mut tx, mut rx) = ws.split();
     // Engine.IO open packet, then the Socket.IO CONNECT to the default namespace.
     match rx.next().await {
         Some(Ok(Message::Text(t))) if t.starts_with('0') => {}
         other => return Err(format!("no open packet: {other:?}")),
     }
-    tx.send(Message::Text("40".into())).await.map_err(|e| e.to_string())?;
+    tx.send(Message::Text("40".into()))
+        .await
+        .map_err(|e| e.to_string())?;
     if slow {
         tokio::time::sleep_until(until).await; // never reads: its buffers fill up
         return Ok(Vec::new());
@@ -73,7 +79,11 @@ async fn main() {
         eprintln!("usage: dashboard_load URL CLIENTS SLOW SECONDS");
         std::process::exit(2);
     };
-    let (clients, slow, seconds): (usize, usize, u64) = (clients.parse().unwrap(), slow.parse().unwrap(), seconds.parse().unwrap());
+    let (clients, slow, seconds): (usize, usize, u64) = (
+        clients.parse().unwrap(),
+        slow.parse().unwrap(),
+        seconds.parse().unwrap(),
+    );
     let ramp = Duration::from_millis(5 * clients as u64 / 100 + 500);
     let until = Instant::now() + ramp + Duration::from_secs(seconds);
     let failures = Arc::new(Mutex::new(Vec::new()));

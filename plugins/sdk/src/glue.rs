@@ -90,18 +90,40 @@ unsafe fn instance<'a, T>(handle: Handle) -> &'a mut T {
     unsafe { &mut *handle.cast::<T>() }
 }
 
+/// Runs `body` on the instance behind `handle`, errors and panics turned into statuses.
+///
+/// # Safety
+/// `handle` came from `create::<T>` and is used by one thread at a time; `api` and `ctx` are what
+/// the host passed to the current call.
+unsafe fn on_instance<T>(
+    handle: Handle,
+    api: *const HostApi,
+    ctx: *mut c_void,
+    body: impl FnOnce(&mut T, &mut Host) -> Result<Status, String>,
+) -> Status {
+    let mut host = Host::new(api, ctx);
+    // SAFETY: the caller's contract.
+    let this = unsafe { instance::<T>(handle) };
+    guarded(&mut host, |host| body(this, host))
+}
+
+fn ok(_: ()) -> Status {
+    Status::OK
+}
+
 unsafe extern "C-unwind" fn process_transform<T: Transform>(
     handle: Handle,
     batch: *const BatchView,
     api: *const HostApi,
     ctx: *mut c_void,
 ) -> Status {
-    let mut host = Host::new(api, ctx);
-    // SAFETY: the host lends a valid view and a handle from `create`.
-    let (this, batch) = unsafe { (instance::<T>(handle), Batch::new(&*batch)) };
-    guarded(&mut host, |host| {
-        this.process(&batch, host).map(|()| Status::OK)
-    })
+    // SAFETY: the host lends a valid view and a handle from `create` for this call.
+    unsafe {
+        let batch = Batch::new(&*batch);
+        on_instance::<T>(handle, api, ctx, |this, host| {
+            this.process(&batch, host).map(ok)
+        })
+    }
 }
 
 unsafe extern "C-unwind" fn write_sink<T: Sink>(
@@ -110,12 +132,13 @@ unsafe extern "C-unwind" fn write_sink<T: Sink>(
     api: *const HostApi,
     ctx: *mut c_void,
 ) -> Status {
-    let mut host = Host::new(api, ctx);
     // SAFETY: as in `process_transform`.
-    let (this, batch) = unsafe { (instance::<T>(handle), Batch::new(&*batch)) };
-    guarded(&mut host, |host| {
-        this.write(&batch, host).map(|()| Status::OK)
-    })
+    unsafe {
+        let batch = Batch::new(&*batch);
+        on_instance::<T>(handle, api, ctx, |this, host| {
+            this.write(&batch, host).map(ok)
+        })
+    }
 }
 
 unsafe extern "C-unwind" fn poll_source<T: Source>(
@@ -124,15 +147,16 @@ unsafe extern "C-unwind" fn poll_source<T: Source>(
     api: *const HostApi,
     ctx: *mut c_void,
 ) -> Status {
-    let mut host = Host::new(api, ctx);
-    // SAFETY: a handle from `create`.
-    let this = unsafe { instance::<T>(handle) };
-    guarded(&mut host, |host| {
-        this.poll(max_rows, host).map(|poll| match poll {
-            Poll::More => Status::OK,
-            Poll::Finished => Status::FINISHED,
+    let status = |poll| match poll {
+        Poll::More => Status::OK,
+        Poll::Finished => Status::FINISHED,
+    };
+    // SAFETY: a handle from `create`, for this call.
+    unsafe {
+        on_instance::<T>(handle, api, ctx, |this, host| {
+            this.poll(max_rows, host).map(status)
         })
-    })
+    }
 }
 
 unsafe extern "C-unwind" fn tick_transform<T: Transform>(
@@ -140,10 +164,8 @@ unsafe extern "C-unwind" fn tick_transform<T: Transform>(
     api: *const HostApi,
     ctx: *mut c_void,
 ) -> Status {
-    let mut host = Host::new(api, ctx);
-    // SAFETY: a handle from `create`.
-    let this = unsafe { instance::<T>(handle) };
-    guarded(&mut host, |host| this.tick(host).map(|()| Status::OK))
+    // SAFETY: a handle from `create`, for this call.
+    unsafe { on_instance::<T>(handle, api, ctx, |this, host| this.tick(host).map(ok)) }
 }
 
 unsafe extern "C-unwind" fn finish_transform<T: Transform>(
@@ -151,10 +173,12 @@ unsafe extern "C-unwind" fn finish_transform<T: Transform>(
     api: *const HostApi,
     ctx: *mut c_void,
 ) -> Status {
-    let mut host = Host::new(api, ctx);
-    // SAFETY: a handle from `create`.
-    let this = unsafe { instance::<T>(handle) };
-    guarded(&mut host, |host| this.finish(host).map(|()| Status::OK))
+    // SAFETY: a handle from `create`, for this call.
+    unsafe {
+        on_instance::<T>(handle, api, ctx, |this, host| {
+            Transform::finish(this, host).map(ok)
+        })
+    }
 }
 
 unsafe extern "C-unwind" fn finish_sink<T: Sink>(
@@ -162,10 +186,12 @@ unsafe extern "C-unwind" fn finish_sink<T: Sink>(
     api: *const HostApi,
     ctx: *mut c_void,
 ) -> Status {
-    let mut host = Host::new(api, ctx);
-    // SAFETY: a handle from `create`.
-    let this = unsafe { instance::<T>(handle) };
-    guarded(&mut host, |host| this.finish(host).map(|()| Status::OK))
+    // SAFETY: a handle from `create`, for this call.
+    unsafe {
+        on_instance::<T>(handle, api, ctx, |this, host| {
+            Sink::finish(this, host).map(ok)
+        })
+    }
 }
 
 unsafe extern "C-unwind" fn nothing(

@@ -5,6 +5,7 @@ pub mod console;
 pub mod file;
 pub mod format;
 pub mod prometheus;
+pub mod serve;
 pub mod socketio;
 pub mod window_points;
 

@@ -168,15 +168,7 @@ fn escape(value: &str) -> String {
 
 impl StageConfig for PrometheusConfig {
     fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
-        let listener = std::net::TcpListener::bind(&self.listen).map_err(|e| match e.kind() {
-            std::io::ErrorKind::AddrInUse => format!(
-                "cannot listen on {}: the address is already in use (set another `listen`)",
-                self.listen
-            ),
-            _ => format!("cannot listen on {}: {e}", self.listen),
-        })?;
-        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+        let listener = crate::sinks::serve::bind(&self.listen)?;
         let exported = Arc::new(Mutex::new(Exported::default()));
         let (name, label) = (self.name.clone(), self.label.clone());
         let scraped = Arc::clone(&exported);
@@ -198,12 +190,7 @@ impl StageConfig for PrometheusConfig {
                 }
             }),
         );
-        let listen = self.listen.clone();
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!("metrics server on {listen} stopped: {e}");
-            }
-        });
+        crate::sinks::serve::spawn(listener, app, format!("metrics server on {}", self.listen));
         tracing::info!("{}: metrics at http://{}/metrics", cx.path, self.listen);
         Ok(Stage::Sink(Box::new(PrometheusSink {
             exported,

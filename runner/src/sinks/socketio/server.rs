@@ -77,13 +77,8 @@ pub fn start(
     access: Access,
     buffer: usize,
 ) -> Result<Arc<Dashboard>, String> {
-    let listener = std::net::TcpListener::bind(listen).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AddrInUse => format!("cannot listen on {listen}: the address is already in use (set another `listen`, e.g. \"127.0.0.1:5001\")"),
-        _ => format!("cannot listen on {listen}: {e}"),
-    })?;
+    let listener = crate::sinks::serve::bind(listen)?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
     let (socket_io, io) = SocketIo::builder()
         .max_payload(MAX_CLIENT_MESSAGE)
         .max_buffer_size(buffer)
@@ -185,11 +180,7 @@ pub fn start(
         // its session between requests).
         .route_service("/socket.io/", socket_io)
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found") });
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!("dashboard server on {addr} stopped: {e}");
-        }
-    });
+    crate::sinks::serve::spawn(listener, app, format!("dashboard server on {addr}"));
     tracing::info!("dashboard at http://{addr}/");
     Ok(dashboard)
 }
