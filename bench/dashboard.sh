@@ -4,6 +4,7 @@
 # from the server's send to each fast client's receipt (p50/p99), weir's RSS, and what was
 # dropped for slow clients. Loopback only.
 #   bash bench/dashboard.sh [CLIENTS...]      default: 100 1000 10000
+#   PIN=1 bash bench/dashboard.sh ...          weir on core 0, the load client on core 1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -14,11 +15,13 @@ for clients in "${@:-100 1000 10000}"; do
   for slow_share in 0 10; do
     slow=$(( clients * slow_share / 100 ))
     log=$(mktemp)
-    "$target/release/weir" run pipelines/shopping_gender_dashboard.toml \
+    server_cpu=""; client_cpu=""
+    if [ "${PIN:-0}" = 1 ]; then server_cpu="taskset -c 0"; client_cpu="taskset -c 1"; fi
+    $server_cpu "$target/release/weir" run pipelines/shopping_gender_dashboard.toml \
       --set sources.user_log.rate=40 --set sinks.dashboard.listen="127.0.0.1:$port" 2>"$log" &
     pid=$!
     sleep 1
-    result=$("$target/release/examples/dashboard_load" "ws://127.0.0.1:$port" "$clients" "$slow" 10)
+    result=$($client_cpu "$target/release/examples/dashboard_load" "ws://127.0.0.1:$port" "$clients" "$slow" 10)
     rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
     kill -TERM $pid; wait $pid || true
     dropped=$(grep -o '[0-9]* updates dropped' "$log" | head -1)

@@ -38,6 +38,9 @@ async fn client(url: String, slow: bool, until: Instant) -> Result<Vec<f64>, Str
         return Ok(Vec::new());
     }
     let mut latencies = Vec::new();
+    // One timer for the whole run (a new one per message would cost more than the message).
+    let deadline = tokio::time::sleep_until(until);
+    tokio::pin!(deadline);
     loop {
         tokio::select! {
             message = rx.next() => match message {
@@ -59,7 +62,7 @@ async fn client(url: String, slow: bool, until: Instant) -> Result<Vec<f64>, Str
                 Some(Ok(_)) => {}
                 _ => break,
             },
-            _ = tokio::time::sleep_until(until) => break,
+            _ = &mut deadline => break,
         }
     }
     Ok(latencies)

@@ -16,7 +16,15 @@ pub fn bind(listen: &str) -> Result<tokio::net::TcpListener, String> {
 }
 
 /// Serves `app` on `listener` until the process ends; a server error is logged, naming `what`.
+/// Accepted connections get `TCP_NODELAY`: updates are small and must not wait for Nagle's
+/// algorithm (with delayed ACKs that adds ~40 ms to some messages).
 pub fn spawn(listener: tokio::net::TcpListener, app: Router, what: String) {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("{what} stopped: {e}");
