@@ -12,9 +12,8 @@ mod stages;
 pub use factory::PluginFactory;
 
 use crate::config::de::from_node;
-use crate::config::pipeline::StageKind;
 use crate::config::{Diagnostic, Document};
-use crate::registry::Registry;
+use crate::registry::{Registry, StageFactory};
 use serde::Deserialize;
 use std::path::Path;
 use std::sync::Arc;
@@ -61,10 +60,7 @@ pub fn register(doc: &Document, registry: &mut Registry) -> Vec<Diagnostic> {
                 Ok(plugin) => {
                     for index in 0..plugin.components.len() {
                         let factory = PluginFactory::new(Arc::clone(&plugin), index);
-                        let (kind, name) = (
-                            factory_kind(&factory),
-                            crate::registry::StageFactory::type_name(&factory).to_string(),
-                        );
+                        let (kind, name) = (factory.kind(), factory.type_name().to_string());
                         if registry.find(kind, &name).is_some() {
                             errors.push(fail(format!(
                                 "{}: stage type `{name}` is already registered",
@@ -83,10 +79,6 @@ pub fn register(doc: &Document, registry: &mut Registry) -> Vec<Diagnostic> {
         }
     }
     errors
-}
-
-fn factory_kind(factory: &PluginFactory) -> StageKind {
-    crate::registry::StageFactory::kind(factory)
 }
 
 /// `weir plugins`: what each library at `paths` offers, or why it cannot be loaded.

@@ -1,8 +1,8 @@
 //! The record model: stages exchange [`Batch`]es of rows.
 //!
 //! A batch owns one byte arena that holds the text of all its string fields, a row-major table
-//! of [`Value`]s (string values are spans into the arena) and one event time per row. Building a
-//! batch from a CSV row costs one `memcpy` of the row's bytes; no field is allocated on its own.
+//! of [`Value`]s (string values are spans into the arena) and one event time per row. The CSV source
+//! parses a row straight into the arena; no field is allocated on its own.
 //! Batches are cheap to filter or re-shape because the arena is shared (`Arc`) between a batch and
 //! the batches derived from it.
 
@@ -105,16 +105,6 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// An empty batch of the given schema.
-    pub fn empty(schema: Arc<Schema>) -> Batch {
-        Batch {
-            schema,
-            arena: Arc::new(Vec::new()),
-            values: Vec::new(),
-            times: Vec::new(),
-        }
-    }
-
     /// A batch from parts built elsewhere: `values` holds `times.len()` rows of
     /// `schema.len()` values each, and every string value is a span of `text`, which should be
     /// UTF-8 (a span that is not reads as an empty string).
@@ -329,11 +319,6 @@ impl BatchBuilder {
         self.times.is_empty()
     }
 
-    /// Bytes held in the arena so far.
-    pub fn arena_bytes(&self) -> usize {
-        self.arena.len()
-    }
-
     /// Adds a string field to the current row.
     pub fn push_str(&mut self, text: &str) {
         let start = self.arena.len() as u32;
@@ -353,24 +338,6 @@ impl BatchBuilder {
             FieldRef::Float(f) => self.values.push(Value::Float(f)),
             FieldRef::Str(s) => self.push_str(s),
         }
-    }
-
-    /// Adds a whole row whose fields all lie in `line`: `fields` yields each field's byte range
-    /// inside `line`. The line is copied once; fields become spans into the copy.
-    pub fn push_str_row(
-        &mut self,
-        line: &str,
-        fields: impl Iterator<Item = std::ops::Range<usize>>,
-        time: Millis,
-    ) {
-        let base = self.arena.len() as u32;
-        self.arena.extend_from_slice(line.as_bytes());
-        self.values.extend(fields.map(|r| Value::Str {
-            start: base + r.start as u32,
-            len: (r.end - r.start) as u32,
-        }));
-        self.times.push(time);
-        debug_assert_eq!(self.values.len(), self.times.len() * self.schema.len());
     }
 
     /// Ends the current row, stamping it with its event time.
@@ -404,7 +371,9 @@ mod tests {
     fn sample() -> Batch {
         let schema = Arc::new(Schema::new(["a", "b"]));
         let mut b = BatchBuilder::with_capacity(schema, 2);
-        b.push_str_row("x,1", [0..1, 2..3].into_iter(), 10);
+        b.push_str("x");
+        b.push_str("1");
+        b.end_row(10);
         b.push_str("y");
         b.push(FieldRef::Int(7));
         b.end_row(20);

@@ -87,25 +87,10 @@ impl Encoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{BatchBuilder, Schema};
-    use std::sync::Arc;
+    use crate::sinks::window_points::window_batch;
 
     fn windows() -> Batch {
-        let schema = Arc::new(Schema::new([
-            "window_start",
-            "window_end",
-            "gender",
-            "count",
-        ]));
-        let mut b = BatchBuilder::with_capacity(schema, 4);
-        for (start, g, n) in [(0, "0", 1), (0, "2", 3), (0, "1", 6), (1000, "0", 2)] {
-            b.push(FieldRef::Int(start));
-            b.push(FieldRef::Int(start + 1000));
-            b.push_str(g);
-            b.push(FieldRef::Int(n));
-            b.end_row(start + 999);
-        }
-        b.build()
+        window_batch(&[(0, "0", 1), (0, "2", 3), (0, "1", 6), (1000, "0", 2)])
     }
 
     #[test]

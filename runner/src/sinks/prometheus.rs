@@ -61,18 +61,8 @@ pub const OPTIONS: &[OptionDoc] = &[
         default: "\"key\"",
         doc: "label holding the series key, e.g. \"gender\"",
     },
-    OptionDoc {
-        name: "key_field",
-        ty: "string",
-        default: "first non-window field",
-        doc: "the field holding the series key",
-    },
-    OptionDoc {
-        name: "value_field",
-        ty: "string",
-        default: "last field",
-        doc: "the field holding the value",
-    },
+    window_points::KEY_FIELD_OPTION,
+    window_points::VALUE_FIELD_OPTION,
 ];
 
 /// The `prometheus` sink type.

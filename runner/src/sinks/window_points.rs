@@ -2,6 +2,7 @@
 //! closed window, a value per series key. Shared by the sinks that chart or export windows.
 
 use crate::record::{Batch, FieldRef, Millis};
+use crate::registry::OptionDoc;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -13,6 +14,22 @@ pub struct Point {
     /// Value per series key.
     pub values: BTreeMap<String, f64>,
 }
+
+/// Documentation of the `key_field` option of the sinks that read [`Fields`].
+pub const KEY_FIELD_OPTION: OptionDoc = OptionDoc {
+    name: "key_field",
+    ty: "string",
+    default: "first non-window field",
+    doc: "the field holding the series key",
+};
+
+/// Documentation of the `value_field` option of the sinks that read [`Fields`].
+pub const VALUE_FIELD_OPTION: OptionDoc = OptionDoc {
+    name: "value_field",
+    ty: "string",
+    default: "last field",
+    doc: "the field holding the value",
+};
 
 /// Which fields of a window record are the series key and the value.
 #[derive(Clone, Debug, Default)]
@@ -69,29 +86,35 @@ pub fn points(batch: &Batch, fields: &Fields) -> (Vec<Point>, u64) {
     (points, skipped)
 }
 
+/// A batch of window records `(window_start, gender, count)` as the window transform emits them
+/// (for tests of the sinks that read window records).
+#[cfg(test)]
+pub(crate) fn window_batch(rows: &[(i64, &str, i64)]) -> Batch {
+    use crate::record::{BatchBuilder, Schema};
+    let schema = std::sync::Arc::new(Schema::new([
+        "window_start",
+        "window_end",
+        "gender",
+        "count",
+    ]));
+    let mut b = BatchBuilder::with_capacity(schema, rows.len());
+    for &(start, g, n) in rows {
+        b.push(FieldRef::Int(start));
+        b.push(FieldRef::Int(start + 1000));
+        b.push_str(g);
+        b.push(FieldRef::Int(n));
+        b.end_row(start + 999);
+    }
+    b.build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{BatchBuilder, Schema};
-    use std::sync::Arc;
 
-    /// Two windows of gender counts, as the window transform emits them.
-    pub fn windows() -> Batch {
-        let schema = Arc::new(Schema::new([
-            "window_start",
-            "window_end",
-            "gender",
-            "count",
-        ]));
-        let mut b = BatchBuilder::with_capacity(schema, 4);
-        for (start, g, n) in [(0, "0", 1), (0, "1", 6), (1000, "0", 2), (1000, "2", 5)] {
-            b.push(FieldRef::Int(start));
-            b.push(FieldRef::Int(start + 1000));
-            b.push_str(g);
-            b.push(FieldRef::Int(n));
-            b.end_row(start + 999);
-        }
-        b.build()
+    /// Two windows of gender counts.
+    fn windows() -> Batch {
+        window_batch(&[(0, "0", 1), (0, "1", 6), (1000, "0", 2), (1000, "2", 5)])
     }
 
     #[test]

@@ -84,18 +84,8 @@ pub const OPTIONS: &[OptionDoc] = &[
         default: "{ 0 = \"女生购物人数\", 1 = \"男生购物人数\" }",
         doc: "which keys to plot and their labels (others are hidden)",
     },
-    OptionDoc {
-        name: "key_field",
-        ty: "string",
-        default: "first non-window field",
-        doc: "the field holding the series key",
-    },
-    OptionDoc {
-        name: "value_field",
-        ty: "string",
-        default: "last field",
-        doc: "the field holding the value",
-    },
+    window_points::KEY_FIELD_OPTION,
+    window_points::VALUE_FIELD_OPTION,
     OptionDoc {
         name: "token",
         ty: "string",
