@@ -55,6 +55,15 @@ pub enum Command {
         /// Plugin files or directories; default: $WEIR_PLUGIN_PATH (colon-separated).
         paths: Vec<PathBuf>,
     },
+    /// Run only the embedded Kafka-compatible broker, until Ctrl-C / SIGTERM.
+    Broker {
+        /// Listen address (clients are told to connect to it).
+        #[arg(long, default_value = weir::kafka::embedded::DEFAULT_LISTEN)]
+        listen: String,
+        /// Storage: memory:// (gone on exit) or sqlite://FILE (durable).
+        #[arg(long, default_value = "memory://")]
+        storage: String,
+    },
     /// Generate synthetic input data.
     #[command(subcommand)]
     Gen(GenCommand),

@@ -5,8 +5,10 @@
 //! the topology checks the graph and runs every stage as its own task over bounded channels of
 //! record batches (`topology`, `stage`, `record`).
 
+pub mod ack;
 pub mod config;
 pub mod generate;
+pub mod kafka;
 pub mod plugins;
 pub mod progress;
 pub mod record;

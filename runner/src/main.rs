@@ -7,6 +7,7 @@ use cli::{Cli, Command, GenCommand, GraphFormat, PipelineArgs};
 use std::process::ExitCode;
 use weir::config::pipeline::StageKind;
 use weir::config::{Diagnostics, load_document};
+use weir::kafka::embedded::EmbeddedOptions;
 use weir::registry::Registry;
 use weir::stage::{ShutdownTrigger, shutdown_pair};
 use weir::topology::{self, Plan, graph};
@@ -102,6 +103,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Command::Broker { listen, storage } => broker(EmbeddedOptions { listen, storage }),
         Command::Run(args) => match checked_plan(&args, &registry) {
             Some(plan) => run(plan),
             None => ExitCode::FAILURE,
@@ -109,9 +111,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// Environment variable that points every Kafka stage at another cluster (as
+/// `--set kafka.brokers=...` does; an explicit `--set` wins).
+const BROKERS_ENV: &str = "WEIR_KAFKA_BROKERS";
+
 /// Loads and checks a pipeline, printing every diagnostic. `None` when there are errors.
 fn checked_plan(args: &PipelineArgs, registry: &Registry) -> Option<Plan> {
-    let (plan, diagnostics) = match load_document(&args.file, &args.set) {
+    let overrides: Vec<String> = std::env::var(BROKERS_ENV)
+        .ok()
+        .filter(|b| !b.trim().is_empty())
+        .map(|b| format!("kafka.brokers={:?}", b.trim()))
+        .into_iter()
+        .chain(args.set.iter().cloned())
+        .collect();
+    let (plan, diagnostics) = match load_document(&args.file, &overrides) {
         Ok(doc) => topology::plan(&doc, registry),
         Err(diagnostics) => (None, diagnostics),
     };
@@ -130,16 +143,48 @@ fn print_diagnostics(diagnostics: &Diagnostics) {
     }
 }
 
-fn run(plan: Plan) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
+        Ok(rt) => Some(rt),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            None
         }
+    }
+}
+
+/// `weir broker`: the embedded broker alone, until a signal.
+fn broker(options: EmbeddedOptions) -> ExitCode {
+    if let Err(e) = options.check() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    runtime.block_on(async {
+        match weir::kafka::embedded::ensure(&options).await {
+            Ok(address) => {
+                tracing::info!("Kafka broker ready at {address}; Ctrl-C stops it");
+                let (trigger, mut stopped) = shutdown_pair();
+                tokio::spawn(stop_on_signals(std::sync::Arc::new(trigger)));
+                stopped.requested().await;
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn run(plan: Plan) -> ExitCode {
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     runtime.block_on(async {
         let (trigger, _) = shutdown_pair();
@@ -241,7 +286,11 @@ fn init_logging(cli: &Cli) {
         (false, 1) => "debug",
         (false, _) => "trace",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // weir's own messages at `level`; libraries (the embedded broker is chatty) only warnings,
+    // or everything at -vv.
+    let others = if cli.verbose >= 2 { "trace" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{others},weir={level}")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(weir::progress::StderrAroundBars)

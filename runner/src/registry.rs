@@ -8,9 +8,11 @@ use crate::config::pipeline::StageKind;
 use crate::config::{Diagnostic, Origin};
 use crate::stage::{Stage, StageError, StageMetrics};
 use serde::de::DeserializeOwned;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// One option of a stage type, for `weir list` and the docs.
 #[derive(Clone, Copy, Debug)]
@@ -32,6 +34,29 @@ pub struct BuildContext {
     pub path: String,
     /// The stage's counters.
     pub metrics: Arc<StageMetrics>,
+    /// What the stages of this run share.
+    pub resources: Arc<RunResources>,
+}
+
+/// Things the stages of one run share, one value per type, created on first use (for example
+/// the links between a Kafka sink and a Kafka source of the same topic).
+#[derive(Default)]
+pub struct RunResources(Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>);
+
+impl RunResources {
+    /// The run's `T`, created with `T::default()` the first time it is asked for.
+    pub fn get<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let entry = map
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(T::default()));
+        Arc::clone(entry)
+            .downcast::<T>()
+            .expect("entries are stored under their own type id")
+    }
 }
 
 /// A problem with one option, found after the options parsed (e.g. `slide` longer than `size`).
@@ -78,6 +103,11 @@ pub trait StageFactory: Send + Sync {
     fn summary(&self) -> &str;
     /// Its options.
     fn options(&self) -> &[OptionDoc];
+    /// A top-level table whose keys every component of this type inherits unless it sets them
+    /// itself (`kafka` for the Kafka stages), or `None`.
+    fn inherits(&self) -> Option<&str> {
+        None
+    }
     /// Reads and checks the options of the component at `path`. Returns the config and any
     /// warnings, or every error found.
     fn configure(&self, options: &Node, path: &str) -> Result<Configured, Vec<Diagnostic>>;
@@ -111,6 +141,7 @@ pub struct Builtin<C> {
     name: &'static str,
     summary: &'static str,
     options: &'static [OptionDoc],
+    inherits: Option<&'static str>,
     config: PhantomData<fn() -> C>,
 }
 
@@ -127,8 +158,15 @@ impl<C: BuiltinConfig> Builtin<C> {
             name,
             summary,
             options,
+            inherits: None,
             config: PhantomData,
         }
+    }
+
+    /// Components of this type inherit the keys of the top-level table `section`.
+    pub const fn inheriting(mut self, section: &'static str) -> Self {
+        self.inherits = Some(section);
+        self
     }
 }
 
@@ -147,6 +185,10 @@ impl<C: BuiltinConfig> StageFactory for Builtin<C> {
 
     fn options(&self) -> &[OptionDoc] {
         self.options
+    }
+
+    fn inherits(&self) -> Option<&str> {
+        self.inherits
     }
 
     fn configure(&self, options: &Node, path: &str) -> Result<Configured, Vec<Diagnostic>> {

@@ -119,6 +119,27 @@ pub struct SourceContext {
     pub output: Output,
     /// Fires when the run is asked to stop (Ctrl-C, SIGTERM, or another stage failed).
     pub shutdown: Shutdown,
+    /// Whether any stage of the run has failed (then batches may have been dropped unread, and
+    /// a source that commits progress must stop committing).
+    pub health: RunHealth,
+}
+
+/// Whether a run has failed; one shared flag per run. Set by the engine *before* a failed
+/// stage's queued batches are dropped, so delivery tickets settling afterwards can tell that
+/// they were not delivered.
+#[derive(Clone, Debug, Default)]
+pub struct RunHealth(Arc<std::sync::atomic::AtomicBool>);
+
+impl RunHealth {
+    /// Marks the run as failed.
+    pub fn fail(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// True once any stage failed.
+    pub fn has_failed(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 /// Counters every stage keeps; the engine prints them when the run ends.
@@ -219,6 +240,21 @@ impl Output {
         self.send_message(Message::Watermark(watermark)).await
     }
 
+    /// From now on this output sends only the watermarks it is given (for a source that tracks
+    /// progress per input partition).
+    pub fn manual_watermarks(&mut self) {
+        self.derive_watermarks = false;
+    }
+
+    /// [`send_watermark`](Self::send_watermark) for code running on a blocking thread.
+    pub fn blocking_send_watermark(&mut self, watermark: Millis) -> Result<(), DownstreamClosed> {
+        if watermark <= self.watermark {
+            return Ok(());
+        }
+        self.watermark = watermark;
+        self.blocking_send_message(Message::Watermark(watermark))
+    }
+
     /// [`send`](Self::send) for code running outside the async runtime (a blocking thread).
     pub fn blocking_send(&mut self, batch: Batch) -> Result<(), DownstreamClosed> {
         if batch.is_empty() {
@@ -298,6 +334,17 @@ fn copies(message: Message, n: usize) -> impl Iterator<Item = Message> {
             original.clone().expect("present until the last copy")
         }
     })
+}
+
+/// Runs a call that may block (a plugin, a Kafka client) from async code without stalling the
+/// runtime's workers: on the multi-threaded runtime the worker hands its other tasks off first.
+pub fn blocking<R>(call: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(call)
+        }
+        _ => call(),
+    }
 }
 
 /// The receiving side of a stop request. Cheap to clone.

@@ -116,6 +116,27 @@ impl Node {
         }
     }
 
+    /// This table with every entry of `defaults` that it does not set itself; tables present
+    /// in both merge key by key, this one winning. Inherited entries keep their own origin, so
+    /// errors in them point at where they were written.
+    pub fn with_defaults(&self, defaults: &Node) -> Node {
+        let (NodeValue::Table(own), NodeValue::Table(inherited)) = (&self.value, &defaults.value)
+        else {
+            return self.clone();
+        };
+        let mut merged = own.clone();
+        for default in inherited {
+            match merged.iter_mut().find(|e| e.key == default.key) {
+                Some(entry) => entry.node = entry.node.with_defaults(&default.node),
+                None => merged.push(default.clone()),
+            }
+        }
+        Node {
+            origin: self.origin.clone(),
+            value: NodeValue::Table(merged),
+        }
+    }
+
     /// A table node with only the entries `keep` accepts.
     pub fn filtered(&self, keep: impl Fn(&str) -> bool) -> Node {
         let entries = self

@@ -89,8 +89,9 @@ pub struct PipelineSpec {
     pub components: Vec<ComponentSpec>,
 }
 
-/// Top-level tables a pipeline file may have (`plugins` is read by the `plugins` module).
-pub const SECTIONS: [&str; 4] = ["sources", "transforms", "sinks", "plugins"];
+/// Top-level tables a pipeline file may have (`plugins` is read by the `plugins` module; `kafka`
+/// holds keys that every Kafka stage inherits).
+pub const SECTIONS: [&str; 5] = ["sources", "transforms", "sinks", "plugins", "kafka"];
 
 impl PipelineSpec {
     /// Reads the component tables of `doc`. Components with structural errors are left out and

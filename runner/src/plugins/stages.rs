@@ -9,7 +9,9 @@ use super::host::{CallContext, HOST_API, LentNames, view_of};
 use super::library::Component;
 use crate::config::pipeline::StageKind;
 use crate::record::{Batch, Schema};
-use crate::stage::{Sink, Source, SourceContext, Stage, StageError, StageResult, Transform};
+use crate::stage::{
+    Sink, Source, SourceContext, Stage, StageError, StageResult, Transform, blocking,
+};
 use async_trait::async_trait;
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -141,21 +143,22 @@ impl Instance {
     }
 }
 
-/// Runs a possibly blocking plugin call without stalling the async workers.
-fn blocking<R>(call: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current() {
-        Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(call)
-        }
-        _ => call(),
-    }
-}
-
 struct PluginTransform(Instance);
 
 impl Transform for PluginTransform {
-    fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> StageResult {
-        self.0.process(&batch, out)
+    /// What the plugin emits during `process` carries the input's delivery tickets. Plugin
+    /// transforms are taken to be stateless for acknowledgement: records a plugin keeps and emits
+    /// later (on a tick or at the end) are acknowledged when the call that received them returns.
+    fn process(&mut self, mut batch: Batch, out: &mut Vec<Batch>) -> StageResult {
+        let first_new = out.len();
+        self.0.process(&batch, out)?;
+        let acks = batch.take_acks();
+        if !acks.is_empty() {
+            for emitted in &mut out[first_new..] {
+                emitted.attach_acks(acks.clone());
+            }
+        }
+        Ok(())
     }
 
     fn tick_interval(&self) -> Option<Duration> {
@@ -212,6 +215,7 @@ impl Source for PluginSource {
             let SourceContext {
                 mut output,
                 shutdown,
+                ..
             } = cx;
             let mut out = Vec::new();
             while !shutdown.is_requested() {

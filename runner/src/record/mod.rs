@@ -12,6 +12,7 @@ mod schema;
 pub use json::JsonWriter;
 pub use schema::Schema;
 
+use crate::ack::Acks;
 use std::sync::Arc;
 
 /// Event time: milliseconds since the Unix epoch.
@@ -102,6 +103,8 @@ pub struct Batch {
     arena: Arc<Vec<u8>>,
     values: Vec<Value>,
     times: Vec<Millis>,
+    /// Delivery tickets of the source records this batch came from (see `ack`).
+    acks: Acks,
 }
 
 impl Batch {
@@ -124,6 +127,7 @@ impl Batch {
             arena: Arc::new(text),
             values,
             times,
+            acks: Acks::default(),
         }
     }
 
@@ -168,6 +172,28 @@ impl Batch {
         &self.values
     }
 
+    /// The delivery tickets this batch carries. Batches derived from it carry them too.
+    pub fn acks(&self) -> &Acks {
+        &self.acks
+    }
+
+    /// Takes the delivery tickets, for a stage that holds them elsewhere (a window keeps them
+    /// until its result is emitted).
+    pub fn take_acks(&mut self) -> Acks {
+        std::mem::take(&mut self.acks)
+    }
+
+    /// Makes this batch carry `acks` as well.
+    pub fn attach_acks(&mut self, acks: Acks) {
+        self.acks.absorb(acks);
+    }
+
+    /// This batch carrying `acks` as well.
+    pub fn with_acks(mut self, acks: Acks) -> Batch {
+        self.attach_acks(acks);
+        self
+    }
+
     /// A batch with only the rows whose index `keep` accepts; shares this batch's arena.
     pub fn retain(&self, mut keep: impl FnMut(Row<'_>) -> bool) -> Batch {
         let width = self.schema.len();
@@ -185,6 +211,7 @@ impl Batch {
             arena: Arc::clone(&self.arena),
             values,
             times,
+            acks: self.acks.clone(),
         }
     }
 
@@ -203,6 +230,7 @@ impl Batch {
             arena: Arc::clone(&self.arena),
             values,
             times,
+            acks: self.acks.clone(),
         }
     }
 
@@ -220,6 +248,7 @@ impl Batch {
             arena: Arc::clone(&self.arena),
             values,
             times: self.times.clone(),
+            acks: self.acks.clone(),
         }
     }
 }
@@ -353,6 +382,7 @@ impl BatchBuilder {
             arena: Arc::new(self.arena),
             values: self.values,
             times: self.times,
+            acks: Acks::default(),
         }
     }
 

@@ -55,7 +55,7 @@ pub fn plan(doc: &Document, registry: &Registry) -> (Option<Plan>, Diagnostics) 
     diagnostics.0.extend(structure_errors);
     let mut configs = Vec::with_capacity(spec.components.len());
     for component in &spec.components {
-        configs.push(configure(component, registry, &mut diagnostics));
+        configs.push(configure(doc, component, registry, &mut diagnostics));
     }
     let inputs: Vec<Vec<usize>> = spec
         .components
@@ -90,6 +90,7 @@ pub fn plan(doc: &Document, registry: &Registry) -> (Option<Plan>, Diagnostics) 
 }
 
 fn configure(
+    doc: &Document,
     c: &ComponentSpec,
     registry: &Registry,
     diagnostics: &mut Diagnostics,
@@ -103,7 +104,11 @@ fn configure(
         ));
         return None;
     };
-    match factory.configure(&c.options, &c.path) {
+    let inherited = factory
+        .inherits()
+        .and_then(|section| doc.root.get(section))
+        .map(|defaults| c.options.with_defaults(defaults));
+    match factory.configure(inherited.as_ref().unwrap_or(&c.options), &c.path) {
         Ok(configured) => {
             diagnostics.0.extend(configured.warnings);
             Some(configured.config)

@@ -9,12 +9,15 @@
 use super::inputs::{InputEvent, Inputs, Watermarks};
 use super::plan::Plan;
 use crate::config::pipeline::StageKind;
-use crate::registry::BuildContext;
+use crate::registry::{BuildContext, RunResources};
 use crate::stage::Message;
 use crate::stage::{
-    Output, Shutdown, ShutdownTrigger, Sink, Source, SourceContext, Stage, StageMetrics,
-    StageResult, Transform,
+    Output, RunHealth, Shutdown, ShutdownTrigger, Sink, Source, SourceContext, Stage, StageError,
+    StageMetrics, StageResult, Transform,
 };
+use futures_util::FutureExt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
@@ -74,10 +77,12 @@ pub async fn run(plan: Plan, trigger: &ShutdownTrigger) -> RunReport {
     let metrics: Vec<Arc<StageMetrics>> = plan.stages.iter().map(|_| Arc::default()).collect();
     let mut built = Vec::with_capacity(plan.stages.len());
     let mut failures = Vec::new();
+    let resources = Arc::new(RunResources::default());
     for (i, (stage, metrics)) in plan.stages.iter().zip(&metrics).enumerate() {
         let cx = BuildContext {
             path: stage.path.clone(),
             metrics: Arc::clone(metrics),
+            resources: Arc::clone(&resources),
         };
         match stage.config.build(&cx) {
             Ok(s) => built.push(Some(s)),
@@ -119,15 +124,23 @@ pub async fn run(plan: Plan, trigger: &ShutdownTrigger) -> RunReport {
 
     let mut tasks = JoinSet::new();
     let mut task_stage = std::collections::HashMap::new();
+    let health = RunHealth::default();
     for (i, (stage, output)) in built.into_iter().zip(outputs).enumerate() {
         let input = Inputs::new(receivers.next().expect("one receiver list per stage"));
         let metrics = Arc::clone(&metrics[i]);
+        let h = health.clone();
         let handle = match stage.expect("all stages built") {
-            Stage::Source(source) => tasks.spawn(run_source(source, output, trigger.subscribe())),
-            Stage::Transform(transform) => {
-                tasks.spawn(run_transform(transform, input, output, metrics))
+            Stage::Source(source) => tasks.spawn(guarded(
+                health.clone(),
+                run_source(source, output, trigger.subscribe(), h),
+            )),
+            Stage::Transform(transform) => tasks.spawn(guarded(
+                health.clone(),
+                run_transform(transform, input, output, metrics, h),
+            )),
+            Stage::Sink(sink) => {
+                tasks.spawn(guarded(health.clone(), run_sink(sink, input, metrics, h)))
             }
-            Stage::Sink(sink) => tasks.spawn(run_sink(sink, input, metrics)),
         };
         task_stage.insert(handle.id(), i);
         tracing::debug!("started {}", plan.stages[i].path);
@@ -187,8 +200,43 @@ fn counts(plan: &Plan, metrics: &[Arc<StageMetrics>]) -> Vec<StageCounts> {
         .collect()
 }
 
-async fn run_source(source: Box<dyn Source>, output: Output, shutdown: Shutdown) -> StageResult {
-    source.run(SourceContext { output, shutdown }).await
+/// Runs one stage's task, turning a panic into an error. On failure the run is marked failed
+/// *before* the stage's state (and any batch it held) is dropped.
+async fn guarded(health: RunHealth, stage: impl Future<Output = StageResult>) -> StageResult {
+    let mut stage = std::pin::pin!(AssertUnwindSafe(stage).catch_unwind());
+    let result = match stage.as_mut().await {
+        Ok(result) => result,
+        Err(payload) => Err(StageError::new(format!(
+            "panicked: {}",
+            crate::panic_message(payload)
+        ))),
+    };
+    if result.is_err() {
+        health.fail();
+    }
+    result
+}
+
+async fn run_source(
+    source: Box<dyn Source>,
+    output: Output,
+    shutdown: Shutdown,
+    health: RunHealth,
+) -> StageResult {
+    source
+        .run(SourceContext {
+            output,
+            shutdown,
+            health,
+        })
+        .await
+}
+
+/// Marks the run failed and the batch's tickets undelivered, then returns `error`.
+fn fail_with(health: &RunHealth, acks: &crate::ack::Acks, error: StageError) -> StageResult {
+    health.fail();
+    acks.fail();
+    Err(error)
 }
 
 async fn run_transform(
@@ -196,6 +244,7 @@ async fn run_transform(
     mut input: Inputs,
     mut output: Output,
     metrics: Arc<StageMetrics>,
+    health: RunHealth,
 ) -> StageResult {
     let mut produced = Vec::new();
     let mut watermarks = Watermarks::new(input.ports());
@@ -218,7 +267,10 @@ async fn run_transform(
                 metrics
                     .received
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                transform.process(batch, &mut produced)?;
+                let acks = batch.acks().clone();
+                if let Err(e) = transform.process(batch, &mut produced) {
+                    return fail_with(&health, &acks, e);
+                }
             }
             Some(Some(InputEvent::Watermark(port, t))) => {
                 advanced = watermarks.observe(port, t);
@@ -236,18 +288,26 @@ async fn run_transform(
         }
         for batch in produced.drain(..) {
             if output.send(batch).await.is_err() {
-                return Ok(()); // everything downstream is gone; the run is ending
+                // Everything downstream is gone, so a stage after this one failed: what is
+                // still queued here will not be delivered.
+                health.fail();
+                return Ok(());
             }
         }
         if let Some(watermark) = forward
             && output.send_watermark(watermark).await.is_err()
         {
+            health.fail();
             return Ok(());
         }
     }
-    transform.finish(&mut produced)?;
+    if let Err(e) = transform.finish(&mut produced) {
+        health.fail();
+        return Err(e);
+    }
     for batch in produced.drain(..) {
         if output.send(batch).await.is_err() {
+            health.fail();
             break;
         }
     }
@@ -258,14 +318,22 @@ async fn run_sink(
     mut sink: Box<dyn Sink>,
     mut input: Inputs,
     metrics: Arc<StageMetrics>,
+    health: RunHealth,
 ) -> StageResult {
     while let Some(event) = input.next().await {
         if let InputEvent::Batch(_, batch) = event {
             metrics
                 .received
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            sink.write(batch).await?;
+            let acks = batch.acks().clone();
+            if let Err(e) = sink.write(batch).await {
+                return fail_with(&health, &acks, e);
+            }
         }
     }
-    sink.finish().await
+    let finished = sink.finish().await;
+    if finished.is_err() {
+        health.fail();
+    }
+    finished
 }

@@ -202,6 +202,7 @@ mod tests {
         let cx = BuildContext {
             path: "f".into(),
             metrics: Arc::default(),
+            resources: Default::default(),
         };
         let Stage::Transform(mut t) = config.build(&cx).unwrap() else {
             unreachable!()

@@ -153,6 +153,7 @@ mod tests {
         let cx = BuildContext {
             path: "s".into(),
             metrics: Arc::default(),
+            resources: Default::default(),
         };
         let Stage::Transform(mut t) = config.build(&cx).unwrap() else {
             unreachable!()

@@ -269,19 +269,26 @@ impl Window {
 }
 
 impl Transform for Window {
-    fn process(&mut self, batch: Batch, _out: &mut Vec<Batch>) -> StageResult {
-        match self.mode {
+    fn process(&mut self, mut batch: Batch, _out: &mut Vec<Batch>) -> StageResult {
+        let acks = batch.take_acks();
+        let (earliest, latest) = match self.mode {
             TimeMode::Event => {
                 for row in batch.rows() {
                     self.state.add(row, row.event_time());
                 }
+                let times = batch.times().iter().copied();
+                (times.clone().min(), times.max())
             }
             TimeMode::Processing => {
                 let now = now_millis();
                 for row in batch.rows() {
                     self.state.add(row, now);
                 }
+                (Some(now), Some(now))
             }
+        };
+        if let (Some(earliest), Some(latest)) = (earliest, latest) {
+            self.state.hold(acks, earliest, latest);
         }
         self.report();
         Ok(())

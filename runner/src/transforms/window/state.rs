@@ -2,11 +2,13 @@
 //! closing windows in order as the watermark passes their end.
 
 use super::aggregate::{Accumulator, AggregateOp, Fed};
+use crate::ack::Acks;
 use crate::record::{BatchBuilder, FieldRef, Millis, Row, Schema};
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
+use std::ops::Bound;
 use std::sync::Arc;
 
 /// Window geometry: `size` long, a new one every `slide` (tumbling when equal), aligned to the
@@ -55,6 +57,8 @@ struct Groups {
     key_ends: Vec<u32>,
     /// `aggregates.len()` accumulators per slot.
     accumulators: Vec<Accumulator>,
+    /// Delivery tickets of the records counted here, passed on with the window's result.
+    acks: Acks,
 }
 
 /// The key of `slot` in a key arena.
@@ -101,6 +105,7 @@ impl Groups {
         self.keys.clear();
         self.key_ends.clear();
         self.accumulators.clear();
+        self.acks = Acks::default();
     }
 }
 
@@ -203,6 +208,23 @@ impl WindowState {
         }
     }
 
+    /// Keeps the delivery tickets of a batch whose rows fell between `earliest` and `latest` in
+    /// every open window of that span, so each window's result carries the tickets of the records
+    /// it counted (a window holding a ticket it does not need only delays a commit).
+    pub fn hold(&mut self, acks: Acks, earliest: Millis, latest: Millis) {
+        if acks.is_empty() {
+            return;
+        }
+        let from = earliest.saturating_sub(self.geometry.size);
+        for groups in self
+            .open
+            .range_mut((Bound::Excluded(from), Bound::Included(latest)))
+            .map(|(_, groups)| groups)
+        {
+            groups.acks.absorb(acks.clone());
+        }
+    }
+
     /// Emits, in order, every open window that ends at or before `watermark`.
     pub fn close_through(&mut self, watermark: Millis, out: &mut Vec<crate::record::Batch>) {
         if watermark > self.closed_through {
@@ -210,6 +232,7 @@ impl WindowState {
         }
         let size = self.geometry.size;
         let mut builder: Option<BatchBuilder> = None;
+        let mut acks = Acks::default();
         while let Some(entry) = self.open.first_entry() {
             if *entry.key() + size > watermark {
                 break;
@@ -226,13 +249,14 @@ impl WindowState {
                 &mut self.slot_scratch,
                 b,
             );
+            acks.absorb(std::mem::take(&mut groups.acks));
             if self.pool.len() < POOL_SIZE {
                 groups.clear();
                 self.pool.push(groups);
             }
         }
         if let Some(b) = builder {
-            out.push(b.build());
+            out.push(b.build().with_acks(acks));
         }
     }
 

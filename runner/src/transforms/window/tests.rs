@@ -49,6 +49,7 @@ fn window(options: &str) -> Driver {
     let cx = BuildContext {
         path: "transforms.w".into(),
         metrics: Arc::default(),
+        resources: Default::default(),
     };
     match configured.config.build(&cx).unwrap() {
         Stage::Transform(t) => driven(t),
@@ -159,6 +160,7 @@ fn late_rows_are_counted_as_dropped() {
     let cx = BuildContext {
         path: "w".into(),
         metrics: Arc::clone(&metrics),
+        resources: Default::default(),
     };
     let Stage::Transform(w) = configured.config.build(&cx).unwrap() else {
         unreachable!()

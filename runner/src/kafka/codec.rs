@@ -1,0 +1,524 @@
+//! Message ↔ record: how a Kafka message's value and key become record fields (source) and how
+//! records become messages (sink). Values: `raw` (the text of one field), `json` (an object, one
+//! member per field), `seed` (the tutorial's `[{"0":1},{"2":3}]`, one array per window). Keys:
+//! `none`, `raw`, `json`.
+
+use crate::config::pipeline::StageKind;
+use crate::record::json::{write_json_str, write_json_value};
+use crate::record::{Batch, BatchBuilder, FieldRef, Millis, Row, Schema};
+use crate::registry::OptionIssue;
+use crate::sinks::format::{Encoder as LineEncoder, Format};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// How a message value maps to fields.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    /// The value is the text of one field.
+    #[default]
+    Raw,
+    /// The value is a JSON object with one member per field.
+    Json,
+    /// The value is a JSON array of one-member objects `{"key": count}`, one per group of a
+    /// window (the tutorial's Spark output).
+    Seed,
+}
+
+/// How a message key maps to fields.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyCodec {
+    /// No key is written; keys read are ignored.
+    #[default]
+    None,
+    /// The key is the text of one field.
+    Raw,
+    /// The key is a JSON object with one member per field.
+    Json,
+}
+
+impl Codec {
+    /// Checks `fields` (at option `key`) against this codec for `role`.
+    pub fn check(self, role: StageKind, fields: &[String], key: &str) -> Vec<OptionIssue> {
+        match (self, role) {
+            (Codec::Raw, _) if fields.len() > 1 => vec![
+                OptionIssue::new(key, "codec \"raw\" holds exactly one field")
+                    .hint("use codec = \"json\" for several fields"),
+            ],
+            (Codec::Json, StageKind::Source) if fields.is_empty() => vec![
+                OptionIssue::new(key, "codec \"json\" needs the fields to read")
+                    .hint("e.g. fields = [\"user_id\", \"gender\"]"),
+            ],
+            (Codec::Seed, StageKind::Source) if !fields.is_empty() && fields.len() != 2 => {
+                vec![
+                    OptionIssue::new(key, "codec \"seed\" reads two fields: key and count")
+                        .hint("e.g. fields = [\"gender\", \"count\"]"),
+                ]
+            }
+            (Codec::Seed, StageKind::Sink) if !fields.is_empty() => vec![
+                OptionIssue::new(key, "codec \"seed\" writes the window's own fields")
+                    .hint("remove `fields`; the last field is the count, the others the key"),
+            ],
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl KeyCodec {
+    /// Checks `fields` (at option `key`) against this key codec.
+    pub fn check(self, fields: &[String], key: &str) -> Vec<OptionIssue> {
+        match self {
+            KeyCodec::None if !fields.is_empty() => vec![
+                OptionIssue::new(key, "key_fields is set but key_codec is \"none\"")
+                    .hint("set key_codec = \"raw\" or \"json\""),
+            ],
+            KeyCodec::Raw if fields.len() > 1 => vec![
+                OptionIssue::new(key, "key_codec \"raw\" holds exactly one field")
+                    .hint("use key_codec = \"json\" for several fields"),
+            ],
+            KeyCodec::Json if fields.is_empty() => vec![
+                OptionIssue::new(key, "key_codec \"json\" needs the fields it holds")
+                    .hint("e.g. key_fields = [\"user_id\"]"),
+            ],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// One decoded field, held until the whole message has decoded.
+#[derive(Clone, Debug, PartialEq)]
+enum Scalar {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl Scalar {
+    fn from_json(value: &serde_json::Value) -> Scalar {
+        match value {
+            serde_json::Value::Null => Scalar::Null,
+            serde_json::Value::Bool(b) => Scalar::Bool(*b),
+            serde_json::Value::Number(n) => n.as_i64().map_or_else(
+                || Scalar::Float(n.as_f64().unwrap_or(f64::NAN)),
+                Scalar::Int,
+            ),
+            serde_json::Value::String(s) => Scalar::Str(s.clone()),
+            other => Scalar::Str(other.to_string()),
+        }
+    }
+
+    fn push(&self, out: &mut BatchBuilder) {
+        match self {
+            Scalar::Null => out.push(FieldRef::Null),
+            Scalar::Bool(b) => out.push(FieldRef::Bool(*b)),
+            Scalar::Int(i) => out.push(FieldRef::Int(*i)),
+            Scalar::Float(f) => out.push(FieldRef::Float(*f)),
+            Scalar::Str(s) => out.push_str(s),
+        }
+    }
+}
+
+/// Turns messages into rows (the source side).
+#[derive(Debug)]
+pub struct Decoder {
+    codec: Codec,
+    value_fields: Vec<String>,
+    key_codec: KeyCodec,
+    key_fields: Vec<String>,
+    schema: Arc<Schema>,
+    key_scratch: Vec<Scalar>,
+    value_scratch: Vec<Vec<Scalar>>,
+}
+
+impl Decoder {
+    /// A decoder for these (checked) options. Records have the value fields, then the key
+    /// fields.
+    pub fn new(
+        codec: Codec,
+        fields: &[String],
+        key_codec: KeyCodec,
+        key_fields: &[String],
+    ) -> Self {
+        let value_fields = match (codec, fields.is_empty()) {
+            (Codec::Raw, true) => vec!["value".to_string()],
+            (Codec::Seed, true) => vec!["key".to_string(), "count".to_string()],
+            _ => fields.to_vec(),
+        };
+        let key_fields = match (key_codec, key_fields.is_empty()) {
+            (KeyCodec::None, _) => Vec::new(),
+            (KeyCodec::Raw, true) => vec!["key".to_string()],
+            _ => key_fields.to_vec(),
+        };
+        let schema = Arc::new(Schema::new(value_fields.iter().chain(&key_fields).cloned()));
+        Decoder {
+            codec,
+            value_fields,
+            key_codec,
+            key_fields,
+            schema,
+            key_scratch: Vec::new(),
+            value_scratch: Vec::new(),
+        }
+    }
+
+    /// The schema of the records produced.
+    pub fn schema(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+
+    /// Appends the rows of one message (one, or one per group for `seed`) stamped `time`.
+    /// On a message that does not decode, appends nothing and says why.
+    pub fn decode(
+        &mut self,
+        value: Option<&[u8]>,
+        key: Option<&[u8]>,
+        time: Millis,
+        out: &mut BatchBuilder,
+    ) -> Result<usize, String> {
+        self.decode_key(key)?;
+        if self.codec == Codec::Raw && self.key_codec == KeyCodec::None {
+            // The common case, without intermediate values.
+            match value {
+                None => out.push(FieldRef::Null),
+                Some(bytes) => out.push_str(utf8(bytes, "value")?),
+            }
+            out.end_row(time);
+            return Ok(1);
+        }
+        self.value_scratch.clear();
+        match self.codec {
+            Codec::Raw => self.value_scratch.push(vec![match value {
+                None => Scalar::Null,
+                Some(bytes) => Scalar::Str(utf8(bytes, "value")?.to_string()),
+            }]),
+            Codec::Json => {
+                let object = parse_object(value, "value")?;
+                let row = self
+                    .value_fields
+                    .iter()
+                    .map(|f| object.get(f).map_or(Scalar::Null, Scalar::from_json))
+                    .collect();
+                self.value_scratch.push(row);
+            }
+            Codec::Seed => {
+                let bytes = value.ok_or("value is empty; expected [{\"key\": count}, ...]")?;
+                let groups: Vec<serde_json::Map<String, serde_json::Value>> =
+                    serde_json::from_slice(bytes).map_err(|e| {
+                        format!("value is not a [{{\"key\": count}}, ...] array: {e}")
+                    })?;
+                for group in &groups {
+                    for (k, v) in group {
+                        self.value_scratch
+                            .push(vec![Scalar::Str(k.clone()), Scalar::from_json(v)]);
+                    }
+                }
+            }
+        }
+        for row in &self.value_scratch {
+            for value in row {
+                value.push(out);
+            }
+            for key in &self.key_scratch {
+                key.push(out);
+            }
+            out.end_row(time);
+        }
+        Ok(self.value_scratch.len())
+    }
+
+    fn decode_key(&mut self, key: Option<&[u8]>) -> Result<(), String> {
+        self.key_scratch.clear();
+        match self.key_codec {
+            KeyCodec::None => {}
+            KeyCodec::Raw => self.key_scratch.push(match key {
+                None => Scalar::Null,
+                Some(bytes) => Scalar::Str(utf8(bytes, "key")?.to_string()),
+            }),
+            KeyCodec::Json => {
+                let object = parse_object(key, "key")?;
+                self.key_scratch.extend(
+                    self.key_fields
+                        .iter()
+                        .map(|f| object.get(f).map_or(Scalar::Null, Scalar::from_json)),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn utf8<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, String> {
+    simdutf8::basic::from_utf8(bytes).map_err(|_| format!("{what} is not UTF-8 text"))
+}
+
+fn parse_object(
+    bytes: Option<&[u8]>,
+    what: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    let bytes = bytes.ok_or_else(|| format!("{what} is empty; expected a JSON object"))?;
+    serde_json::from_slice(bytes).map_err(|e| format!("{what} is not a JSON object: {e}"))
+}
+
+/// Turns records into messages (the sink side).
+#[derive(Debug)]
+pub struct Encoder {
+    codec: Codec,
+    fields: Vec<String>,
+    key_codec: KeyCodec,
+    key_fields: Vec<String>,
+    lines: LineEncoder,
+    value: Vec<u8>,
+    key: Vec<u8>,
+}
+
+/// One encoded message, borrowed from the encoder.
+pub struct Message<'a> {
+    /// The key, if the key codec writes one.
+    pub key: Option<&'a [u8]>,
+    /// The value.
+    pub value: &'a [u8],
+    /// Its timestamp: the event time of the (first) record it holds.
+    pub time: Millis,
+}
+
+impl Encoder {
+    /// An encoder for these (checked) options.
+    pub fn new(
+        codec: Codec,
+        fields: &[String],
+        key_codec: KeyCodec,
+        key_fields: &[String],
+    ) -> Self {
+        let key_fields = match (key_codec, key_fields.is_empty()) {
+            (KeyCodec::Raw, true) => vec!["key".to_string()],
+            _ => key_fields.to_vec(),
+        };
+        Encoder {
+            codec,
+            fields: fields.to_vec(),
+            key_codec,
+            key_fields,
+            lines: LineEncoder::new(Format::Seed),
+            value: Vec::new(),
+            key: Vec::new(),
+        }
+    }
+
+    /// Encodes `batch`, calling `emit` once per message; fails when a field to write is not in
+    /// the batch's schema.
+    pub fn encode(
+        &mut self,
+        batch: &Batch,
+        mut emit: impl FnMut(Message<'_>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let schema = batch.schema();
+        let value_fields = self.value_field_indexes(schema)?;
+        let key_fields = resolve(schema, &self.key_fields)?;
+        if self.codec == Codec::Seed {
+            return self.encode_windows(batch, &key_fields, emit);
+        }
+        for row in batch.rows() {
+            self.value.clear();
+            match self.codec {
+                Codec::Raw => write_text(row.get(value_fields[0]), &mut self.value),
+                _ => write_object(&row, &value_fields, &mut self.value),
+            }
+            let has_key = encode_key(self.key_codec, &row, &key_fields, &mut self.key);
+            emit(Message {
+                key: has_key.then_some(self.key.as_slice()),
+                value: &self.value,
+                time: row.event_time(),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn value_field_indexes(&self, schema: &Schema) -> Result<Vec<usize>, String> {
+        match self.codec {
+            Codec::Raw if self.fields.is_empty() => match schema.len() {
+                1 => Ok(vec![0]),
+                _ => resolve(schema, &["value".to_string()]).map_err(|e| {
+                    format!("{e}; with several fields, name the one to write: fields = [\"...\"]")
+                }),
+            },
+            Codec::Json if self.fields.is_empty() => Ok((0..schema.len()).collect()),
+            Codec::Seed => Ok(Vec::new()),
+            _ => resolve(schema, &self.fields),
+        }
+    }
+
+    /// `seed`: one message per window (rows with the same `window_start`, consecutive as the
+    /// window stage emits them).
+    fn encode_windows(
+        &mut self,
+        batch: &Batch,
+        key_fields: &[usize],
+        mut emit: impl FnMut(Message<'_>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let start = batch.schema().index_of("window_start");
+        let mut first = 0;
+        while first < batch.len() {
+            let window = start.map(|i| batch.row(first).get(i));
+            let mut end = first + 1;
+            while end < batch.len() && start.map(|i| batch.row(end).get(i)) == window {
+                end += 1;
+            }
+            let rows: Vec<u32> = (first as u32..end as u32).collect();
+            self.value.clear();
+            self.lines.encode(&batch.select(&rows), &mut self.value);
+            if self.value.last() == Some(&b'\n') {
+                self.value.pop();
+            }
+            let row = batch.row(first);
+            let has_key = encode_key(self.key_codec, &row, key_fields, &mut self.key);
+            emit(Message {
+                key: has_key.then_some(self.key.as_slice()),
+                value: &self.value,
+                time: row.event_time(),
+            })?;
+            first = end;
+        }
+        Ok(())
+    }
+}
+
+fn resolve(schema: &Schema, names: &[String]) -> Result<Vec<usize>, String> {
+    names
+        .iter()
+        .map(|name| {
+            schema.index_of(name).ok_or_else(|| {
+                format!(
+                    "field `{name}` is not in the input (it has: {})",
+                    schema.names().collect::<Vec<_>>().join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+/// Writes the key of `row` into `out`; false when the codec writes no key.
+fn encode_key(codec: KeyCodec, row: &Row<'_>, fields: &[usize], out: &mut Vec<u8>) -> bool {
+    out.clear();
+    match codec {
+        KeyCodec::None => return false,
+        KeyCodec::Raw => write_text(row.get(fields[0]), out),
+        KeyCodec::Json => write_object(row, fields, out),
+    }
+    true
+}
+
+/// Writes a field as plain text (strings unquoted).
+fn write_text(value: FieldRef<'_>, out: &mut Vec<u8>) {
+    match value {
+        FieldRef::Str(s) => out.extend_from_slice(s.as_bytes()),
+        other => {
+            let mut text = String::new();
+            other.write_text(&mut text);
+            out.extend_from_slice(text.as_bytes());
+        }
+    }
+}
+
+fn write_object(row: &Row<'_>, fields: &[usize], out: &mut Vec<u8>) {
+    out.push(b'{');
+    for (n, &i) in fields.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        write_json_str(row.schema().name(i), out);
+        out.push(b':');
+        write_json_value(row.get(i), out);
+    }
+    out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::window_points::window_batch;
+
+    fn decode_all(decoder: &mut Decoder, messages: &[(&[u8], Option<&[u8]>)]) -> Batch {
+        let mut out = BatchBuilder::with_capacity(Arc::clone(decoder.schema()), 4);
+        for (i, (value, key)) in messages.iter().enumerate() {
+            let _ = decoder.decode(Some(value), *key, i as Millis, &mut out);
+        }
+        out.build()
+    }
+
+    #[test]
+    fn raw_values_become_one_field() {
+        let mut d = Decoder::new(Codec::Raw, &["gender".into()], KeyCodec::None, &[]);
+        let batch = decode_all(&mut d, &[(b"1", None), (b"0", None)]);
+        assert_eq!(batch.schema().names().collect::<Vec<_>>(), ["gender"]);
+        assert_eq!(batch.row(1).get(0), FieldRef::Str("0"));
+        let mut out = BatchBuilder::with_capacity(Arc::clone(d.schema()), 1);
+        let bad = d.decode(Some(&[0xff, 0xfe]), None, 0, &mut out);
+        assert_eq!(bad, Err("value is not UTF-8 text".to_string()));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn seed_arrays_become_one_row_per_group_and_back() {
+        let mut d = Decoder::new(Codec::Seed, &[], KeyCodec::None, &[]);
+        let batch = decode_all(&mut d, &[(br#"[{"0":1},{"2":3},{"1":6}]"#, None)]);
+        assert_eq!(batch.len(), 3);
+        assert_eq!(batch.row(2).get(0), FieldRef::Str("1"));
+        assert_eq!(batch.row(2).get(1), FieldRef::Int(6));
+
+        let mut e = Encoder::new(Codec::Seed, &[], KeyCodec::None, &[]);
+        let windows = window_batch(&[(0, "0", 1), (0, "2", 3), (0, "1", 6), (1000, "0", 2)]);
+        let mut seen = Vec::new();
+        e.encode(&windows, |m| {
+            seen.push((String::from_utf8(m.value.to_vec()).unwrap(), m.time));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                (r#"[{"0":1},{"2":3},{"1":6}]"#.to_string(), 999),
+                (r#"[{"0":2}]"#.to_string(), 1999)
+            ]
+        );
+    }
+
+    #[test]
+    fn json_round_trips_with_a_json_key() {
+        let fields = ["gender".to_string(), "count".to_string()];
+        let key_fields = ["window_start".to_string()];
+        let mut e = Encoder::new(Codec::Json, &fields, KeyCodec::Json, &key_fields);
+        let mut messages = Vec::new();
+        e.encode(&window_batch(&[(0, "1", 6)]), |m| {
+            messages.push((m.value.to_vec(), m.key.map(<[u8]>::to_vec)));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(messages[0].0, br#"{"gender":"1","count":6}"#);
+        assert_eq!(
+            messages[0].1.as_deref(),
+            Some(&br#"{"window_start":0}"#[..])
+        );
+
+        let mut d = Decoder::new(Codec::Json, &fields, KeyCodec::Json, &key_fields);
+        let (value, key) = &messages[0];
+        let batch = decode_all(&mut d, &[(value, key.as_deref())]);
+        assert_eq!(
+            batch.schema().names().collect::<Vec<_>>(),
+            ["gender", "count", "window_start"]
+        );
+        assert_eq!(batch.row(0).get(1), FieldRef::Int(6));
+        assert_eq!(batch.row(0).get(2), FieldRef::Int(0));
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        let mut e = Encoder::new(Codec::Raw, &["nope".into()], KeyCodec::None, &[]);
+        let err = e
+            .encode(&window_batch(&[(0, "1", 6)]), |_| Ok(()))
+            .unwrap_err();
+        assert!(err.contains("field `nope` is not in the input"), "{err}");
+    }
+}

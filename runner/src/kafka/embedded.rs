@@ -1,0 +1,197 @@
+//! The embedded broker: with `brokers = "embedded"`, weir starts a Kafka-compatible broker
+//! (tansu) inside its own process, so a pipeline needs no separate Kafka. Any Kafka client can
+//! use it while weir runs. One broker per listen address per process, shared by every stage
+//! that asks for it; `weir broker` runs only this.
+//!
+//! Built with the `embedded-broker` cargo feature (on by default); without it, `"embedded"` is
+//! an error that says so.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+/// Where the embedded broker listens and keeps its data (`embedded = { ... }` of a Kafka stage,
+/// usually set once in `[kafka]`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedOptions {
+    /// Listen address; clients are told to connect to the same address.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// `memory://` (gone when weir exits) or `sqlite://FILE` (durable).
+    #[serde(default = "default_storage")]
+    pub storage: String,
+}
+
+/// The default listen address, Kafka's usual port on loopback.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.into()
+}
+fn default_storage() -> String {
+    "memory://".into()
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        EmbeddedOptions {
+            listen: default_listen(),
+            storage: default_storage(),
+        }
+    }
+}
+
+impl EmbeddedOptions {
+    /// Checks the address and the storage scheme.
+    pub fn check(&self) -> Result<(), String> {
+        let addr = self.address()?;
+        if addr.port() == 0 {
+            return Err("the embedded broker needs a fixed port (clients are told it)".into());
+        }
+        match self.storage.split_once("://") {
+            Some(("memory" | "sqlite", _)) => Ok(()),
+            _ => Err(format!(
+                "storage `{}` is not \"memory://\" or \"sqlite://FILE\"",
+                self.storage
+            )),
+        }
+    }
+
+    /// The listen address.
+    pub fn address(&self) -> Result<SocketAddr, String> {
+        self.listen.parse().map_err(|_| {
+            format!(
+                "`{}` is not an address like \"127.0.0.1:9092\"",
+                self.listen
+            )
+        })
+    }
+}
+
+/// Starts the broker for `options` unless this process already runs one there; returns the
+/// bootstrap address for clients.
+pub async fn ensure(options: &EmbeddedOptions) -> Result<String, String> {
+    imp::ensure(options).await
+}
+
+#[cfg(feature = "embedded-broker")]
+mod imp {
+    use super::EmbeddedOptions;
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+    use tansu_broker::broker::Broker;
+    use tansu_broker::coordinator::group::administrator::Controller;
+    use tansu_storage::StorageContainer;
+    use tokio::sync::Mutex;
+    use tokio::task::JoinHandle;
+
+    /// Brokers this process runs, by listen address, with their storage.
+    fn running() -> &'static Mutex<HashMap<SocketAddr, (String, JoinHandle<()>)>> {
+        static RUNNING: OnceLock<Mutex<HashMap<SocketAddr, (String, JoinHandle<()>)>>> =
+            OnceLock::new();
+        RUNNING.get_or_init(Default::default)
+    }
+
+    pub async fn ensure(options: &EmbeddedOptions) -> Result<String, String> {
+        let addr = options.address()?;
+        let mut running = running().lock().await;
+        if let Some((storage, task)) = running.get(&addr)
+            && !task.is_finished()
+        {
+            if *storage != options.storage {
+                return Err(format!(
+                    "the embedded broker at {addr} already runs with storage {storage}, not {}",
+                    options.storage
+                ));
+            }
+            return Ok(advertised(addr).to_string());
+        }
+        let task = start(addr, &options.storage).await?;
+        running.insert(addr, (options.storage.clone(), task));
+        Ok(advertised(addr).to_string())
+    }
+
+    /// The address clients are told: the listen address, or loopback for a wildcard one.
+    fn advertised(addr: SocketAddr) -> SocketAddr {
+        if addr.ip().is_unspecified() {
+            SocketAddr::from(([127, 0, 0, 1], addr.port()))
+        } else {
+            addr
+        }
+    }
+
+    async fn start(addr: SocketAddr, storage: &str) -> Result<JoinHandle<()>, String> {
+        // tansu binds inside `serve`; check first so a taken port gets a clear message.
+        match std::net::TcpListener::bind(addr) {
+            Ok(probe) => drop(probe),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(format!(
+                    "cannot start the embedded broker: {addr} is already in use (another \
+                     broker, or another weir?); set `embedded.listen` (e.g. in [kafka]) to a \
+                     free address, or point `brokers` at the broker that is running"
+                ));
+            }
+            Err(e) => return Err(format!("cannot start the embedded broker on {addr}: {e}")),
+        }
+        let url = |a: SocketAddr| {
+            url::Url::parse(&format!("tcp://{a}")).map_err(|e| format!("bad address {a}: {e}"))
+        };
+        let storage_url = url::Url::parse(storage)
+            .map_err(|e| format!("storage `{storage}` is not a URL: {e}"))?;
+        let mut broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
+            .node_id(111)
+            .cluster_id("weir")
+            .incarnation_id(uuid::Uuid::new_v4())
+            .advertised_listener(url(advertised(addr))?)
+            .storage(storage_url)
+            .listener(url(addr)?)
+            .silent(true)
+            .build()
+            .await
+            .map_err(|e| format!("cannot start the embedded broker: {e}"))?;
+        let task = tokio::spawn(async move {
+            if let Err(e) = broker.serve(tokio::time::Instant::now()).await {
+                tracing::error!("embedded broker stopped: {e}");
+            }
+        });
+        wait_until_listening(addr, &task).await?;
+        tracing::info!("embedded Kafka broker listening on {addr} (storage {storage})");
+        Ok(task)
+    }
+
+    async fn wait_until_listening(addr: SocketAddr, task: &JoinHandle<()>) -> Result<(), String> {
+        let connect_to = advertised(addr);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if tokio::net::TcpStream::connect(connect_to).await.is_ok() {
+                return Ok(());
+            }
+            if task.is_finished() {
+                return Err(format!(
+                    "the embedded broker did not start on {addr} (see the error above)"
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the embedded broker did not listen on {addr} within 10s"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+#[cfg(not(feature = "embedded-broker"))]
+mod imp {
+    use super::EmbeddedOptions;
+
+    pub async fn ensure(_: &EmbeddedOptions) -> Result<String, String> {
+        Err(
+            "this weir was built without the embedded broker (cargo feature \
+             `embedded-broker`); set `brokers` to a Kafka cluster"
+                .into(),
+        )
+    }
+}

@@ -1,0 +1,106 @@
+//! What the `kafka` source and sink share: their options (one struct for both roles, inherited
+//! from the pipeline's top-level `[kafka]` table), the client settings we ship, connecting with a
+//! bounded wait, creating topics, the embedded broker, and the link that lets a source end after
+//! a sink of the same pipeline has finished writing its topic.
+
+pub mod codec;
+pub mod embedded;
+pub mod link;
+pub mod options;
+pub mod topics;
+
+pub use options::{KafkaOptions, Start};
+
+use crate::stage::StageError;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use std::time::{Duration, Instant};
+
+/// The `brokers` value that starts (or reuses) the broker inside this process.
+pub const EMBEDDED: &str = "embedded";
+
+/// Consumer settings weir ships with; the `options` table overrides any of them.
+///
+/// Offsets are committed by the source itself once records are delivered, so librdkafka must not
+/// commit or store them; partition ends are reported so a finite run can tell it is caught up;
+/// short fetch waits and queue back-off keep latency and small-message throughput up.
+pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+    ("enable.partition.eof", "true"),
+    ("session.timeout.ms", "6000"),
+    ("fetch.wait.max.ms", "100"),
+    ("fetch.queue.backoff.ms", "10"),
+    ("topic.metadata.refresh.interval.ms", "10000"),
+];
+
+/// Producer settings weir ships with; the `options` table overrides any of them.
+///
+/// Idempotence makes retries safe (no duplicates, no reordering) and is required for correct
+/// results on some brokers; a short linger batches without adding visible latency.
+pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+    ("enable.idempotence", "true"),
+    ("acks", "all"),
+    ("linger.ms", "5"),
+    ("delivery.timeout.ms", "120000"),
+];
+
+impl KafkaOptions {
+    /// The bootstrap address list, starting the embedded broker first when `brokers` says
+    /// `"embedded"`.
+    pub async fn bootstrap(&self) -> Result<String, StageError> {
+        if self.brokers() == EMBEDDED {
+            embedded::ensure(&self.embedded)
+                .await
+                .map_err(StageError::new)
+        } else {
+            Ok(self.brokers().to_string())
+        }
+    }
+
+    /// Client settings: `defaults`, then the user's `options`, with `bootstrap` as the brokers.
+    pub fn client_config(&self, bootstrap: &str, defaults: &[(&str, &str)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", bootstrap);
+        config.set("client.id", "weir");
+        for (key, value) in defaults {
+            config.set(*key, *value);
+        }
+        for (key, value) in &self.options {
+            config.set(key, value.to_string());
+        }
+        config
+    }
+}
+
+/// Waits until the cluster at `bootstrap` answers a metadata request, for at most `timeout`;
+/// then fails with a message that names the address and the key to change. Runs blocking calls,
+/// so call it from a blocking thread.
+pub fn wait_for_cluster(
+    config: &ClientConfig,
+    bootstrap: &str,
+    timeout: Duration,
+) -> Result<(), StageError> {
+    let probe: BaseConsumer = config
+        .create()
+        .map_err(|e| StageError::new(format!("cannot create a Kafka client: {e}")))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let attempt = left
+            .min(Duration::from_secs(2))
+            .max(Duration::from_millis(100));
+        match probe.fetch_metadata(None, attempt) {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(StageError::new(format!(
+                    "no Kafka broker reachable at {bootstrap} after {:.0?} (last error: {e}); \
+                     start one, or set `brokers` (in [kafka] or on this stage, or \
+                     WEIR_KAFKA_BROKERS) to a reachable one, or \"embedded\"",
+                    timeout
+                )));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}

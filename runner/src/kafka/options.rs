@@ -1,0 +1,350 @@
+//! The options of the `kafka` source and sink. Both roles read the same struct (the codecs work
+//! both ways, and `[kafka]` in the pipeline file gives defaults to either); keys that only make
+//! sense for one role are rejected on the other by `check_role`.
+
+use super::codec::{Codec, KeyCodec};
+use super::embedded::EmbeddedOptions;
+use crate::config::pipeline::StageKind;
+use crate::registry::{OptionDoc, OptionIssue};
+use crate::time::DurationSpec;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// Where a source starts reading a partition.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Start {
+    /// The group's committed offset; the beginning when there is none.
+    #[default]
+    Committed,
+    /// The beginning of the partition, whatever was committed.
+    Earliest,
+    /// The end of the partition: only records written from now on.
+    Latest,
+}
+
+/// A librdkafka setting's value: written as TOML string, integer, float or boolean.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum ClientValue {
+    /// Text.
+    Text(String),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl fmt::Display for ClientValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientValue::Text(s) => f.write_str(s),
+            ClientValue::Int(i) => write!(f, "{i}"),
+            ClientValue::Float(x) => write!(f, "{x}"),
+            ClientValue::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// Options of a `kafka` source or sink.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaOptions {
+    brokers: Option<String>,
+    /// The broker `brokers = "embedded"` starts.
+    #[serde(default)]
+    pub embedded: EmbeddedOptions,
+    /// librdkafka settings, passed through.
+    #[serde(default)]
+    pub options: BTreeMap<String, ClientValue>,
+    #[serde(default = "default_connect_timeout")]
+    connect_timeout: DurationSpec,
+    /// The topic a sink writes, or a source reads.
+    pub topic: Option<String>,
+    /// More topics a source reads.
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// How message values map to record fields.
+    #[serde(default)]
+    pub codec: Codec,
+    /// The record fields the value holds (meaning depends on `codec`).
+    #[serde(default)]
+    pub fields: Vec<String>,
+    /// How message keys map to record fields.
+    #[serde(default)]
+    pub key_codec: KeyCodec,
+    /// The record fields the key holds.
+    #[serde(default)]
+    pub key_fields: Vec<String>,
+    /// Source: the consumer group whose committed offsets it resumes from and commits to.
+    pub group_id: Option<String>,
+    /// Source: where to start reading.
+    #[serde(default)]
+    pub start: Start,
+    /// Source: most records per batch.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Source: how often delivered offsets are committed.
+    #[serde(default = "default_commit_interval")]
+    pub commit_interval: DurationSpec,
+    /// Create missing topics (with the settings below) before reading or writing.
+    #[serde(default = "default_true")]
+    pub create_topic: bool,
+    /// Partitions of a created topic.
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
+    /// Replication factor of a created topic.
+    #[serde(default = "default_replication")]
+    pub replication_factor: i32,
+    /// Topic-level settings of a created topic (e.g. `"retention.ms"`).
+    #[serde(default)]
+    pub topic_config: BTreeMap<String, ClientValue>,
+}
+
+fn default_connect_timeout() -> DurationSpec {
+    DurationSpec(Duration::from_secs(10))
+}
+fn default_batch_size() -> usize {
+    1024
+}
+fn default_commit_interval() -> DurationSpec {
+    DurationSpec(Duration::from_secs(1))
+}
+fn default_true() -> bool {
+    true
+}
+fn default_partitions() -> i32 {
+    1
+}
+fn default_replication() -> i32 {
+    1
+}
+
+/// Options only a source has.
+const SOURCE_ONLY: &[&str] = &[
+    "topics",
+    "group_id",
+    "start",
+    "batch_size",
+    "commit_interval",
+];
+
+impl KafkaOptions {
+    /// The `brokers` setting (`"embedded"` or `host:port,...`).
+    pub fn brokers(&self) -> &str {
+        self.brokers.as_deref().unwrap_or_default()
+    }
+
+    /// How long to wait for the cluster at start.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout.0
+    }
+
+    /// Every topic named, `topic` first.
+    pub fn all_topics(&self) -> Vec<String> {
+        self.topic.iter().chain(&self.topics).cloned().collect()
+    }
+
+    /// Checks that hold for both roles, plus the role's own.
+    pub fn check_role(&self, role: StageKind) -> Vec<OptionIssue> {
+        let mut issues = Vec::new();
+        match self.brokers.as_deref() {
+            None => issues.push(
+                OptionIssue::new("brokers", "no brokers set for this Kafka stage").hint(
+                    "set `brokers = \"embedded\"` (or host:port) here or in a top-level [kafka] \
+                     table, or the WEIR_KAFKA_BROKERS environment variable",
+                ),
+            ),
+            Some(b) if b.trim().is_empty() => {
+                issues.push(OptionIssue::new("brokers", "`brokers` is empty"))
+            }
+            _ => {}
+        }
+        if let Err(message) = self.embedded.check() {
+            issues.push(OptionIssue::new("embedded.listen", message));
+        }
+        for key in self.options.keys() {
+            if key == "bootstrap.servers" {
+                issues.push(
+                    OptionIssue::new(format!("options.\"{key}\""), "set brokers with `brokers`")
+                        .hint("`brokers` also accepts \"embedded\" and WEIR_KAFKA_BROKERS"),
+                );
+            }
+        }
+        if self.partitions < 1 {
+            issues.push(OptionIssue::new(
+                "partitions",
+                "partitions must be at least 1",
+            ));
+        }
+        if self.replication_factor < 1 {
+            issues.push(OptionIssue::new(
+                "replication_factor",
+                "replication_factor must be at least 1",
+            ));
+        }
+        issues.extend(self.codec.check(role, &self.fields, "fields"));
+        issues.extend(self.key_codec.check(&self.key_fields, "key_fields"));
+        match role {
+            StageKind::Source => {
+                if self.all_topics().is_empty() {
+                    issues.push(
+                        OptionIssue::new("topic", "no topic to read")
+                            .hint("set `topic = \"name\"` or `topics = [\"a\", \"b\"]`"),
+                    );
+                }
+                if self.batch_size == 0 {
+                    issues.push(OptionIssue::new(
+                        "batch_size",
+                        "batch_size must be at least 1",
+                    ));
+                }
+            }
+            _ => {
+                if self.topic.is_none() {
+                    issues.push(OptionIssue::new("topic", "no topic to write"));
+                }
+                for key in SOURCE_ONLY {
+                    if self.is_set(key) {
+                        issues.push(OptionIssue::new(
+                            *key,
+                            format!("`{key}` applies to kafka sources only"),
+                        ));
+                    }
+                }
+            }
+        }
+        issues
+    }
+
+    fn is_set(&self, key: &str) -> bool {
+        match key {
+            "topics" => !self.topics.is_empty(),
+            "group_id" => self.group_id.is_some(),
+            "start" => self.start != Start::default(),
+            "batch_size" => self.batch_size != default_batch_size(),
+            "commit_interval" => self.commit_interval.0 != default_commit_interval().0,
+            _ => false,
+        }
+    }
+}
+
+/// The documented options shared by both roles, for `weir list`.
+pub const COMMON_OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        name: "brokers",
+        ty: "\"embedded\" | \"host:port,...\"",
+        default: "[kafka] brokers, or WEIR_KAFKA_BROKERS",
+        doc: "the cluster; \"embedded\" starts a broker inside weir",
+    },
+    OptionDoc {
+        name: "embedded",
+        ty: "{ listen, storage }",
+        default: "{ listen = \"127.0.0.1:9092\", storage = \"memory://\" }",
+        doc: "where the embedded broker listens and keeps data (\"sqlite://FILE\" is durable)",
+    },
+    OptionDoc {
+        name: "topic",
+        ty: "string",
+        default: "required",
+        doc: "topic to write (sink) or read (source)",
+    },
+    OptionDoc {
+        name: "codec",
+        ty: "\"raw\" | \"json\" | \"seed\"",
+        default: "\"raw\"",
+        doc: "message value ↔ fields: raw text of one field, a JSON object, or the tutorial's [{\"0\":1},...] array",
+    },
+    OptionDoc {
+        name: "fields",
+        ty: "[string]",
+        default: "raw: [\"value\"]; json: all (sink) / required (source); seed: [\"key\", \"count\"]",
+        doc: "the record fields the value holds",
+    },
+    OptionDoc {
+        name: "key_codec",
+        ty: "\"none\" | \"raw\" | \"json\"",
+        default: "\"none\"",
+        doc: "message key ↔ fields",
+    },
+    OptionDoc {
+        name: "key_fields",
+        ty: "[string]",
+        default: "raw: [\"key\"]; json: required",
+        doc: "the record fields the key holds",
+    },
+    OptionDoc {
+        name: "options",
+        ty: "{ \"librdkafka.key\" = value }",
+        default: "{}",
+        doc: "any librdkafka setting, passed through (overrides weir's defaults)",
+    },
+    OptionDoc {
+        name: "connect_timeout",
+        ty: "duration",
+        default: "\"10s\"",
+        doc: "how long to wait for the cluster at start before failing",
+    },
+    OptionDoc {
+        name: "create_topic",
+        ty: "bool",
+        default: "true",
+        doc: "create the topic if missing, with the settings below",
+    },
+    OptionDoc {
+        name: "partitions",
+        ty: "integer",
+        default: "1",
+        doc: "partitions of a created topic",
+    },
+    OptionDoc {
+        name: "replication_factor",
+        ty: "integer",
+        default: "1",
+        doc: "replication factor of a created topic",
+    },
+    OptionDoc {
+        name: "topic_config",
+        ty: "{ key = value }",
+        default: "{}",
+        doc: "topic settings of a created topic",
+    },
+];
+
+/// The documented options only a source has.
+pub const SOURCE_OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        name: "topics",
+        ty: "[string]",
+        default: "[]",
+        doc: "more topics to read",
+    },
+    OptionDoc {
+        name: "group_id",
+        ty: "string",
+        default: "\"weir.<component path>\"",
+        doc: "consumer group whose offsets are resumed from and committed",
+    },
+    OptionDoc {
+        name: "start",
+        ty: "\"committed\" | \"earliest\" | \"latest\"",
+        default: "\"committed\"",
+        doc: "where to start: the committed offset (else the beginning), the beginning, or the end",
+    },
+    OptionDoc {
+        name: "batch_size",
+        ty: "integer",
+        default: "1024",
+        doc: "most records per batch",
+    },
+    OptionDoc {
+        name: "commit_interval",
+        ty: "duration",
+        default: "\"1s\"",
+        doc: "how often offsets of delivered records are committed",
+    },
+];

@@ -1,0 +1,59 @@
+//! Creating the topics a pipeline uses, with explicit settings, before it reads or writes them
+//! (rather than relying on a broker's auto-creation and its defaults).
+
+use super::KafkaOptions;
+use crate::stage::StageError;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+use std::time::Duration;
+
+/// Creates each of `topics` that does not exist yet, with the partitions, replication factor and
+/// topic settings of `options`.
+pub async fn ensure_topics(
+    config: &ClientConfig,
+    options: &KafkaOptions,
+    topics: &[String],
+) -> Result<(), StageError> {
+    let admin: AdminClient<DefaultClientContext> = config
+        .create()
+        .map_err(|e| StageError::new(format!("cannot create a Kafka admin client: {e}")))?;
+    let settings: Vec<(String, String)> = options
+        .topic_config
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_string()))
+        .collect();
+    let new_topics: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|name| {
+            settings.iter().fold(
+                NewTopic::new(
+                    name,
+                    options.partitions,
+                    TopicReplication::Fixed(options.replication_factor),
+                ),
+                |topic, (k, v)| topic.set(k, v),
+            )
+        })
+        .collect();
+    let admin_options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .create_topics(&new_topics, &admin_options)
+        .await
+        .map_err(|e| StageError::new(format!("cannot create topics {topics:?}: {e}")))?;
+    for result in results {
+        match result {
+            Ok(name) => {
+                tracing::info!("created topic {name} ({} partition(s))", options.partitions)
+            }
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(StageError::new(format!(
+                    "cannot create topic {name}: {code}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,221 @@
+//! Sink `kafka`: writes records to a topic, one message per record (one per window for the
+//! `seed` codec), the record's event time as the message timestamp.
+//!
+//! Delivery: the producer is idempotent by default, so librdkafka's retries neither duplicate
+//! nor reorder. Each batch's delivery tickets ride on its messages and are let go only when the
+//! broker has acknowledged the last of them; a message that still fails after the retries (by
+//! `delivery.timeout.ms`) marks the tickets undelivered and becomes this stage's error.
+
+use crate::ack::Acks;
+use crate::config::pipeline::StageKind;
+use crate::kafka::codec::Encoder;
+use crate::kafka::link::TopicLinks;
+use crate::kafka::options::COMMON_OPTIONS;
+use crate::kafka::{KafkaOptions, PRODUCER_DEFAULTS, topics, wait_for_cluster};
+use crate::record::Batch;
+use crate::registry::{BuildContext, Builtin, BuiltinConfig, OptionIssue, StageConfig};
+use crate::stage::{Sink, Stage, StageError, StageResult, blocking};
+use async_trait::async_trait;
+use rdkafka::ClientContext;
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use serde::Deserialize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Options of the `kafka` sink (see [`KafkaOptions`]).
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct KafkaSinkConfig(KafkaOptions);
+
+/// The `kafka` sink type.
+pub fn factory() -> Builtin<KafkaSinkConfig> {
+    Builtin::new(
+        StageKind::Sink,
+        "kafka",
+        "Writes records to a Kafka topic (idempotent producer, end-to-end acknowledged)",
+        COMMON_OPTIONS,
+    )
+    .inheriting("kafka")
+}
+
+impl BuiltinConfig for KafkaSinkConfig {
+    fn check(&self) -> Vec<OptionIssue> {
+        self.0.check_role(StageKind::Sink)
+    }
+}
+
+impl StageConfig for KafkaSinkConfig {
+    fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
+        let options = self.0.clone();
+        let topic = options.topic.clone().unwrap_or_default();
+        let links = cx.resources.get::<TopicLinks>();
+        links.add_writer(options.brokers(), &topic);
+        let encoder = Encoder::new(
+            options.codec,
+            &options.fields,
+            options.key_codec,
+            &options.key_fields,
+        );
+        Ok(Stage::Sink(Box::new(KafkaSink {
+            options,
+            topic,
+            links,
+            encoder,
+            producer: None,
+        })))
+    }
+}
+
+struct KafkaSink {
+    options: KafkaOptions,
+    topic: String,
+    links: Arc<TopicLinks>,
+    encoder: Encoder,
+    producer: Option<ThreadedProducer<Deliveries>>,
+}
+
+/// Travels with every message of one batch; when the last delivery report is in, the batch's
+/// tickets go with it.
+struct BatchDelivery {
+    acks: Acks,
+}
+
+/// Receives delivery reports (on librdkafka's polling thread).
+struct Deliveries {
+    brokers: String,
+    topic: String,
+    links: Arc<TopicLinks>,
+    failure: Mutex<Option<String>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = Arc<BatchDelivery>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, batch: Arc<BatchDelivery>) {
+        match result {
+            Ok(message) => self.links.delivered(
+                &self.brokers,
+                &self.topic,
+                message.partition(),
+                message.offset(),
+            ),
+            Err((error, _)) => {
+                batch.acks.fail();
+                let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+                failure.get_or_insert_with(|| {
+                    format!("delivery to topic {} failed: {error}", self.topic)
+                });
+            }
+        }
+    }
+}
+
+impl KafkaSink {
+    async fn producer(&mut self) -> StageResult<&ThreadedProducer<Deliveries>> {
+        if self.producer.is_none() {
+            let bootstrap = self.options.bootstrap().await?;
+            let config = self.options.client_config(&bootstrap, PRODUCER_DEFAULTS);
+            let timeout = self.options.connect_timeout();
+            let probe = config.clone();
+            tokio::task::spawn_blocking(move || wait_for_cluster(&probe, &bootstrap, timeout))
+                .await
+                .map_err(|e| StageError::new(format!("connecting failed: {e}")))??;
+            if self.options.create_topic {
+                topics::ensure_topics(&config, &self.options, std::slice::from_ref(&self.topic))
+                    .await?;
+            }
+            let deliveries = Deliveries {
+                brokers: self.options.brokers().to_string(),
+                topic: self.topic.clone(),
+                links: Arc::clone(&self.links),
+                failure: Mutex::new(None),
+            };
+            let producer = config
+                .create_with_context(deliveries)
+                .map_err(|e| StageError::new(format!("cannot create a Kafka producer: {e}")))?;
+            self.producer = Some(producer);
+        }
+        Ok(self.producer.as_ref().expect("created above"))
+    }
+
+    fn check_failure(&self) -> StageResult {
+        let failure = self.producer.as_ref().and_then(|p| {
+            p.context()
+                .failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        });
+        failure.map_or(Ok(()), |f| Err(StageError::new(f)))
+    }
+}
+
+#[async_trait]
+impl Sink for KafkaSink {
+    async fn write(&mut self, mut batch: Batch) -> StageResult {
+        self.producer().await?;
+        self.check_failure()?;
+        let delivery = Arc::new(BatchDelivery {
+            acks: batch.take_acks(),
+        });
+        let producer = self.producer.as_ref().expect("created above");
+        let topic = self.topic.as_str();
+        let encoder = &mut self.encoder;
+        blocking(|| {
+            encoder.encode(&batch, |message| {
+                let mut record =
+                    BaseRecord::with_opaque_to(topic, Arc::clone(&delivery)).payload(message.value);
+                if let Some(key) = message.key {
+                    record = record.key(key);
+                }
+                if message.time >= 0 {
+                    record = record.timestamp(message.time);
+                }
+                send(producer, record)
+            })
+        })
+        .map_err(|e| {
+            delivery.acks.fail();
+            StageError::new(e)
+        })
+    }
+
+    async fn finish(&mut self) -> StageResult {
+        if let Some(producer) = self.producer.as_ref() {
+            blocking(|| {
+                while producer.in_flight_count() > 0 {
+                    let _ = producer.flush(Duration::from_millis(200));
+                    if self.check_failure().is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        self.check_failure()?;
+        self.links
+            .writer_finished(self.options.brokers(), &self.topic);
+        Ok(())
+    }
+}
+
+/// Hands one message to the producer, waiting while its queue is full.
+fn send(
+    producer: &ThreadedProducer<Deliveries>,
+    mut record: BaseRecord<'_, [u8], [u8], Arc<BatchDelivery>>,
+) -> Result<(), String> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((e, _)) => return Err(format!("cannot produce a message: {e}")),
+        }
+    }
+}

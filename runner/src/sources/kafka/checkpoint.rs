@@ -1,0 +1,182 @@
+//! The Kafka source's ledger: which offsets may be committed. Every batch the source sends gets a
+//! ticket that records, per partition it read from, the offset after its last record. Tickets
+//! settle in any order; the commit point only moves over the longest prefix of settled,
+//! delivered tickets (Benthos calls this the checkpoint limit), so nothing is committed while an
+//! earlier record may still be lost.
+
+use crate::ack::{Acks, Ledger};
+use crate::stage::RunHealth;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+/// A topic and partition.
+pub type Partition = (Arc<str>, i32);
+
+/// Offsets handed out and how far they may be committed.
+#[derive(Debug)]
+pub struct Checkpoints {
+    state: Mutex<State>,
+    health: RunHealth,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Ticket number of `pending[0]`.
+    first: u64,
+    pending: VecDeque<Pending>,
+    /// The commit point: per partition, the offset to resume from.
+    committable: HashMap<Partition, i64>,
+    /// True when `committable` moved since it was last taken.
+    moved: bool,
+    /// A ticket settled undelivered: the commit point stays where it is for good.
+    stuck: bool,
+}
+
+#[derive(Debug)]
+struct Pending {
+    resume_at: Vec<(Partition, i64)>,
+    settled: Option<bool>,
+}
+
+impl Checkpoints {
+    /// An empty ledger for a run with `health`.
+    pub fn new(health: RunHealth) -> Arc<Self> {
+        Arc::new(Checkpoints {
+            state: Mutex::new(State::default()),
+            health,
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A ticket for a batch after which reading resumes at `resume_at` (per partition).
+    pub fn issue(self: &Arc<Self>, resume_at: Vec<(Partition, i64)>) -> Acks {
+        let mut state = self.state();
+        let seq = state.first + state.pending.len() as u64;
+        state.pending.push_back(Pending {
+            resume_at,
+            settled: None,
+        });
+        drop(state);
+        Acks::issue(Arc::clone(self) as Arc<dyn Ledger>, seq)
+    }
+
+    /// Tickets not yet settled or not yet folded into the commit point.
+    pub fn outstanding(&self) -> usize {
+        let mut state = self.state();
+        state.advance();
+        state.pending.len()
+    }
+
+    /// True when some ticket settled undelivered.
+    pub fn is_stuck(&self) -> bool {
+        self.state().stuck
+    }
+
+    /// The commit point, if it moved since the last call.
+    pub fn take_commit(&self) -> Option<Vec<(Partition, i64)>> {
+        let mut state = self.state();
+        state.advance();
+        if !state.moved {
+            return None;
+        }
+        state.moved = false;
+        Some(
+            state
+                .committable
+                .iter()
+                .map(|(p, o)| (p.clone(), *o))
+                .collect(),
+        )
+    }
+}
+
+impl State {
+    /// Folds the delivered prefix of tickets into the commit point.
+    fn advance(&mut self) {
+        while let Some(front) = self.pending.front() {
+            match front.settled {
+                Some(true) if !self.stuck => {
+                    let done = self.pending.pop_front().expect("front exists");
+                    self.first += 1;
+                    for (partition, offset) in done.resume_at {
+                        let at = self.committable.entry(partition).or_insert(offset);
+                        *at = (*at).max(offset);
+                    }
+                    self.moved = true;
+                }
+                Some(false) => {
+                    if !self.stuck {
+                        tracing::warn!(
+                            "records were not delivered; their offsets will not be committed \
+                             (the next run reads them again)"
+                        );
+                    }
+                    self.stuck = true;
+                    return;
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+impl Ledger for Checkpoints {
+    fn settle(&self, seq: u64, delivered: bool) {
+        let delivered = delivered && !self.health.has_failed();
+        let mut state = self.state();
+        let Some(index) = seq.checked_sub(state.first) else {
+            return;
+        };
+        if let Some(p) = state.pending.get_mut(index as usize) {
+            p.settled = Some(delivered);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(offset: i64) -> Vec<(Partition, i64)> {
+        vec![((Arc::from("t"), 0), offset)]
+    }
+
+    #[test]
+    fn commits_only_the_delivered_prefix() {
+        let ledger = Checkpoints::new(RunHealth::default());
+        let first = ledger.issue(at(10));
+        let second = ledger.issue(at(20));
+        let third = ledger.issue(at(30));
+        drop(second);
+        assert_eq!(ledger.take_commit(), None, "the first is still out");
+        drop(first);
+        assert_eq!(ledger.take_commit(), Some(at(20)));
+        assert_eq!(ledger.take_commit(), None, "nothing moved since");
+        assert_eq!(ledger.outstanding(), 1);
+        drop(third);
+        assert_eq!(ledger.take_commit(), Some(at(30)));
+        assert_eq!(ledger.outstanding(), 0);
+    }
+
+    #[test]
+    fn an_undelivered_ticket_stops_the_commit_point() {
+        let health = RunHealth::default();
+        let ledger = Checkpoints::new(health.clone());
+        let first = ledger.issue(at(10));
+        let lost = ledger.issue(at(20));
+        let after = ledger.issue(at(30));
+        drop(first);
+        lost.fail();
+        drop(lost);
+        drop(after);
+        assert_eq!(ledger.take_commit(), Some(at(10)));
+        assert!(ledger.is_stuck());
+        let late = ledger.issue(at(40));
+        health.fail();
+        drop(late);
+        assert_eq!(ledger.take_commit(), None);
+    }
+}

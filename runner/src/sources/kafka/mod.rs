@@ -1,0 +1,445 @@
+//! Source `kafka`: reads topics into records, the message timestamp as event time.
+//!
+//! It takes every partition of its topics itself (assignment, not a group join: Flink and Spark
+//! do the same, and it starts in milliseconds instead of seconds) and keeps its progress in its
+//! consumer group's committed offsets. An offset is committed only once everything derived from
+//! the records before it has been delivered by every sink (see `checkpoint`), so a crash at any
+//! moment loses nothing: the next run resumes from the commit point (at least once).
+//!
+//! Watermarks are tracked per partition: the watermark is the oldest "latest event time" among
+//! partitions that still have data to read, so a fast partition does not make a slower one late.
+//! A partition read to its end stops holding the watermark back until new data arrives.
+//!
+//! A source whose topic a `kafka` sink of the same pipeline writes ends once that sink has
+//! finished and everything it wrote has been read (see `kafka::link`).
+
+mod checkpoint;
+
+use crate::config::pipeline::StageKind;
+use crate::kafka::codec::Decoder;
+use crate::kafka::link::{Progress, TopicLinks};
+use crate::kafka::options::{COMMON_OPTIONS, SOURCE_OPTIONS};
+use crate::kafka::{CONSUMER_DEFAULTS, KafkaOptions, Start, topics, wait_for_cluster};
+use crate::record::{BatchBuilder, Millis};
+use crate::registry::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
+use crate::stage::{
+    Output, RunHealth, Shutdown, Source, SourceContext, Stage, StageError, StageMetrics,
+    StageResult,
+};
+use crate::time::now_millis;
+use async_trait::async_trait;
+use checkpoint::{Checkpoints, Partition};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Options of the `kafka` source (see [`KafkaOptions`]).
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct KafkaSourceConfig(KafkaOptions);
+
+/// Bad messages logged one by one before the rest are only counted.
+const LOGGED_BAD_MESSAGES: u64 = 10;
+
+/// The `kafka` source type.
+pub fn factory() -> Builtin<KafkaSourceConfig> {
+    static DOCS: OnceLock<Vec<OptionDoc>> = OnceLock::new();
+    let docs = DOCS.get_or_init(|| [COMMON_OPTIONS, SOURCE_OPTIONS].concat());
+    Builtin::new(
+        StageKind::Source,
+        "kafka",
+        "Reads Kafka topics; commits offsets only after every sink delivered what came of them",
+        docs,
+    )
+    .inheriting("kafka")
+}
+
+impl BuiltinConfig for KafkaSourceConfig {
+    fn check(&self) -> Vec<OptionIssue> {
+        self.0.check_role(StageKind::Source)
+    }
+}
+
+impl StageConfig for KafkaSourceConfig {
+    fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
+        Ok(Stage::Source(Box::new(KafkaSource {
+            options: self.0.clone(),
+            group_id: self
+                .0
+                .group_id
+                .clone()
+                .unwrap_or_else(|| format!("weir.{}", cx.path)),
+            path: cx.path.clone(),
+            links: cx.resources.get::<TopicLinks>(),
+            metrics: Arc::clone(&cx.metrics),
+        })))
+    }
+}
+
+struct KafkaSource {
+    options: KafkaOptions,
+    group_id: String,
+    path: String,
+    links: Arc<TopicLinks>,
+    metrics: Arc<StageMetrics>,
+}
+
+#[async_trait]
+impl Source for KafkaSource {
+    async fn run(self: Box<Self>, cx: SourceContext) -> StageResult {
+        let bootstrap = self.options.bootstrap().await?;
+        let mut config = self.options.client_config(&bootstrap, CONSUMER_DEFAULTS);
+        config.set("group.id", &self.group_id);
+        config.set(
+            "auto.offset.reset",
+            if self.options.start == Start::Latest {
+                "latest"
+            } else {
+                "earliest"
+            },
+        );
+        let timeout = self.options.connect_timeout();
+        let probe = config.clone();
+        let address = bootstrap.clone();
+        tokio::task::spawn_blocking(move || wait_for_cluster(&probe, &address, timeout))
+            .await
+            .map_err(|e| StageError::new(format!("connecting failed: {e}")))??;
+        let topics = self.options.all_topics();
+        if self.options.create_topic {
+            topics::ensure_topics(&config, &self.options, &topics).await?;
+        }
+        tokio::task::spawn_blocking(move || self.consume(&config, &topics, cx))
+            .await
+            .map_err(|e| StageError::new(format!("the consumer thread failed: {e}")))?
+    }
+}
+
+impl KafkaSource {
+    /// The read loop, on a blocking thread.
+    fn consume(&self, config: &ClientConfig, topics: &[String], cx: SourceContext) -> StageResult {
+        let SourceContext {
+            mut output,
+            shutdown,
+            health,
+        } = cx;
+        output.manual_watermarks();
+        let consumer: BaseConsumer = config
+            .create()
+            .map_err(|e| StageError::new(format!("cannot create a Kafka consumer: {e}")))?;
+        let assignment = self.assignment(&consumer, topics)?;
+        consumer
+            .assign(&assignment)
+            .map_err(|e| StageError::new(format!("cannot assign partitions: {e}")))?;
+        let checkpoints = Checkpoints::new(health.clone());
+        let mut reader = Reader {
+            decoder: Decoder::new(
+                self.options.codec,
+                &self.options.fields,
+                self.options.key_codec,
+                &self.options.key_fields,
+            ),
+            partitions: assignment
+                .elements()
+                .iter()
+                .map(|e| {
+                    (
+                        (Arc::from(e.topic()), e.partition()),
+                        PartitionState::default(),
+                    )
+                })
+                .collect(),
+            bad_messages: 0,
+            path: &self.path,
+            metrics: &self.metrics,
+        };
+        let result = self.read(&consumer, &mut reader, &mut output, &shutdown, &checkpoints);
+        drop(output); // downstream drains and delivers what it holds
+        self.settle_and_commit(&consumer, &checkpoints, &health);
+        if reader.bad_messages > LOGGED_BAD_MESSAGES {
+            tracing::warn!(
+                "{}: skipped {} messages that did not decode",
+                self.path,
+                reader.bad_messages
+            );
+        }
+        result
+    }
+
+    fn read(
+        &self,
+        consumer: &BaseConsumer,
+        reader: &mut Reader<'_>,
+        output: &mut Output,
+        shutdown: &Shutdown,
+        checkpoints: &Arc<Checkpoints>,
+    ) -> StageResult {
+        let mut builder = BatchBuilder::with_capacity(
+            Arc::clone(reader.decoder.schema()),
+            self.options.batch_size,
+        );
+        let interval = self.options.commit_interval.0;
+        let mut last_commit = Instant::now();
+        let mut touched: HashMap<Partition, i64> = HashMap::new();
+        let mut transport_errors = 0u64;
+        while !shutdown.is_requested() {
+            let mut wait = Duration::from_millis(100);
+            while builder.len() < self.options.batch_size {
+                let Some(polled) = consumer.poll(wait) else {
+                    break;
+                };
+                wait = Duration::ZERO;
+                match polled {
+                    Ok(message) => {
+                        if let Some(next) = reader.take(&message, &mut builder) {
+                            touched.insert(next.0, next.1);
+                        }
+                    }
+                    Err(KafkaError::PartitionEOF(partition)) => reader.reached_end(partition),
+                    Err(e) => {
+                        transport_errors += 1;
+                        if transport_errors.is_power_of_two() {
+                            tracing::warn!("{}: {e} (retrying)", self.path);
+                        }
+                    }
+                }
+            }
+            if !touched.is_empty() {
+                let acks = checkpoints.issue(touched.drain().collect());
+                let batch = builder.take().with_acks(acks);
+                if output.blocking_send(batch).is_err() {
+                    return Ok(()); // downstream failed; the engine reports it
+                }
+            }
+            if let Some(watermark) = reader.watermark()
+                && output.blocking_send_watermark(watermark).is_err()
+            {
+                return Ok(());
+            }
+            if last_commit.elapsed() >= interval {
+                commit(consumer, checkpoints, CommitMode::Async);
+                last_commit = Instant::now();
+            }
+            if self.caught_up_with_writers(reader) {
+                tracing::debug!("{}: read everything the pipeline wrote", self.path);
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// True when every topic is written by sinks of this run that have all finished, and every
+    /// partition has been read past what they wrote.
+    fn caught_up_with_writers(&self, reader: &Reader<'_>) -> bool {
+        self.options.all_topics().iter().all(|topic| {
+            match self.links.progress(self.options.brokers(), topic) {
+                Progress::Done(ends) => ends.iter().all(|(partition, end)| {
+                    reader
+                        .partitions
+                        .get(&(Arc::from(topic.as_str()), *partition))
+                        .is_some_and(|p| p.next_offset >= *end)
+                }),
+                Progress::Unlinked | Progress::Writing => false,
+            }
+        })
+    }
+
+    /// Waits until everything sent has been delivered downstream (or the run failed), then
+    /// commits the final point.
+    fn settle_and_commit(
+        &self,
+        consumer: &BaseConsumer,
+        checkpoints: &Arc<Checkpoints>,
+        health: &RunHealth,
+    ) {
+        let mut last_commit = Instant::now();
+        while checkpoints.outstanding() > 0 && !checkpoints.is_stuck() && !health.has_failed() {
+            consumer.poll(Duration::from_millis(20));
+            if last_commit.elapsed() >= self.options.commit_interval.0 {
+                commit(consumer, checkpoints, CommitMode::Async);
+                last_commit = Instant::now();
+            }
+        }
+        commit(consumer, checkpoints, CommitMode::Sync);
+    }
+
+    /// Every partition of `topics`, each starting where `start` says.
+    fn assignment(
+        &self,
+        consumer: &BaseConsumer,
+        topics: &[String],
+    ) -> StageResult<TopicPartitionList> {
+        let timeout = self.options.connect_timeout();
+        let mut list = TopicPartitionList::new();
+        for topic in topics {
+            let partitions = partitions_of(consumer, topic, timeout)?;
+            for partition in partitions {
+                list.add_partition(topic, partition);
+            }
+        }
+        let committed = match self.options.start {
+            Start::Committed => consumer
+                .committed_offsets(list.clone(), timeout)
+                .map_err(|e| {
+                    StageError::new(format!(
+                        "cannot read the committed offsets of group {}: {e}",
+                        self.group_id
+                    ))
+                })?,
+            _ => TopicPartitionList::new(),
+        };
+        let mut assignment = TopicPartitionList::new();
+        for element in list.elements() {
+            let start = match self.options.start {
+                Start::Earliest => Offset::Beginning,
+                Start::Latest => Offset::End,
+                Start::Committed => committed
+                    .find_partition(element.topic(), element.partition())
+                    .map(|e| e.offset())
+                    .filter(|o| matches!(o, Offset::Offset(n) if *n >= 0))
+                    .unwrap_or(Offset::Beginning),
+            };
+            tracing::debug!(
+                "{}: {}/{} starts at {start:?}",
+                self.path,
+                element.topic(),
+                element.partition()
+            );
+            assignment
+                .add_partition_offset(element.topic(), element.partition(), start)
+                .map_err(|e| StageError::new(format!("bad start offset: {e}")))?;
+        }
+        Ok(assignment)
+    }
+}
+
+/// The partitions of `topic`, waiting up to `timeout` for it to appear.
+fn partitions_of(consumer: &BaseConsumer, topic: &str, timeout: Duration) -> StageResult<Vec<i32>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let found = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(2))
+            .ok()
+            .and_then(|m| {
+                m.topics()
+                    .iter()
+                    .find(|t| t.name() == topic && t.error().is_none())
+                    .map(|t| t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>())
+            })
+            .filter(|p| !p.is_empty());
+        match found {
+            Some(partitions) => return Ok(partitions),
+            None if Instant::now() >= deadline => {
+                return Err(StageError::new(format!(
+                    "topic {topic} does not exist (waited {timeout:?}); create it, or leave \
+                     `create_topic` on"
+                )));
+            }
+            None => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+fn commit(consumer: &BaseConsumer, checkpoints: &Checkpoints, mode: CommitMode) {
+    let Some(point) = checkpoints.take_commit() else {
+        return;
+    };
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in &point {
+        if let Err(e) = list.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
+            tracing::warn!("cannot commit {topic}/{partition}@{offset}: {e}");
+        }
+    }
+    if let Err(e) = consumer.commit(&list, mode) {
+        // The point stays recorded in Kafka's last successful commit; the next one catches up.
+        tracing::warn!("committing offsets failed (will retry): {e}");
+    }
+}
+
+/// Per-partition reading state.
+#[derive(Debug)]
+struct PartitionState {
+    /// The offset after the last record read (where a restart would resume).
+    next_offset: i64,
+    /// Latest event time read.
+    latest: Option<Millis>,
+    /// Read to its current end.
+    at_end: bool,
+}
+
+impl Default for PartitionState {
+    fn default() -> Self {
+        PartitionState {
+            next_offset: 0,
+            latest: None,
+            at_end: false,
+        }
+    }
+}
+
+/// Decodes messages and tracks partitions.
+struct Reader<'a> {
+    decoder: Decoder,
+    partitions: HashMap<Partition, PartitionState>,
+    bad_messages: u64,
+    path: &'a str,
+    metrics: &'a StageMetrics,
+}
+
+impl Reader<'_> {
+    /// Decodes `message` into `out`; returns its partition and the offset after it.
+    fn take(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        out: &mut BatchBuilder,
+    ) -> Option<(Partition, i64)> {
+        let key: Partition = (Arc::from(message.topic()), message.partition());
+        let time = message.timestamp().to_millis().unwrap_or_else(now_millis);
+        if let Err(why) = self
+            .decoder
+            .decode(message.payload(), message.key(), time, out)
+        {
+            self.bad_messages += 1;
+            self.metrics.add_dropped(1);
+            if self.bad_messages <= LOGGED_BAD_MESSAGES {
+                tracing::warn!(
+                    "{}: skipped message {}/{}@{}: {why}",
+                    self.path,
+                    message.topic(),
+                    message.partition(),
+                    message.offset()
+                );
+            }
+        }
+        let state = self.partitions.entry(key.clone()).or_default();
+        state.next_offset = message.offset() + 1;
+        state.latest = Some(state.latest.map_or(time, |t| t.max(time)));
+        state.at_end = false;
+        Some((key, state.next_offset))
+    }
+
+    fn reached_end(&mut self, partition: i32) {
+        // The error names only the partition; with several topics, every topic's partition of
+        // that number is marked (it only lets the watermark move sooner for an instant).
+        for ((_, p), state) in self.partitions.iter_mut() {
+            if *p == partition {
+                state.at_end = true;
+            }
+        }
+    }
+
+    /// The oldest latest-event-time among partitions with data still to read; when all are read
+    /// to their end, the newest.
+    fn watermark(&self) -> Option<Millis> {
+        let mut reading = self.partitions.values().filter(|p| !p.at_end).peekable();
+        if reading.peek().is_some() {
+            reading.map(|p| p.latest).min().flatten()
+        } else {
+            self.partitions.values().filter_map(|p| p.latest).max()
+        }
+    }
+}
