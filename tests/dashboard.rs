@@ -14,22 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn python(env: &str, venv: &str) -> PathBuf {
-    let path = std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").expect("HOME is set");
-        Path::new(&home)
-            .join(".cache/weir")
-            .join(venv)
-            .join("bin/python")
-    });
-    assert!(
-        path.exists(),
-        "{} is missing: run `bash tests/setup.sh` first",
-        path.display()
-    );
-    path
-}
-
 /// A running `weir` that is killed when dropped.
 struct Weir {
     child: Child,
@@ -78,14 +62,6 @@ impl Weir {
         }
         windows
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts the shipped dashboard pipeline at 40 rows/s (4 windows a second) on a free port, with

@@ -110,3 +110,94 @@ path = "{}"
         out.display()
     )
 }
+
+/// The Python of a test venv made by `tests/setup.sh` (`$HOME/.cache/weir/VENV`), or the
+/// interpreter named by environment variable `env`.
+pub fn python(env: &str, venv: &str) -> PathBuf {
+    let path = std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").expect("HOME is set");
+        Path::new(&home)
+            .join(".cache/weir")
+            .join(venv)
+            .join("bin/python")
+    });
+    assert!(
+        path.exists(),
+        "{} is missing: run `bash tests/setup.sh` first",
+        path.display()
+    );
+    path
+}
+
+/// A TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A process started for a test; killed when dropped.
+pub struct Background {
+    /// The process.
+    pub child: std::process::Child,
+    /// Where its stderr goes.
+    pub log: PathBuf,
+}
+
+impl Background {
+    /// Starts `cmd` with stdout to `out` and stderr to `log`.
+    pub fn start(mut cmd: Command, out: &Path, log: &Path) -> Background {
+        let child = cmd
+            .stdout(std::fs::File::create(out).expect("stdout file"))
+            .stderr(std::fs::File::create(log).expect("log file"))
+            .spawn()
+            .expect("process starts");
+        Background {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// Sends `signal` (e.g. "TERM", "KILL") and waits for the exit; returns the exit status and
+    /// the log.
+    pub fn signal(mut self, signal: &str) -> (std::process::ExitStatus, String) {
+        Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        let status = self.child.wait().expect("process exits");
+        (
+            status,
+            std::fs::read_to_string(&self.log).unwrap_or_default(),
+        )
+    }
+
+    /// Waits for the process to end by itself, at most `limit`; returns the exit status and
+    /// the log.
+    pub fn wait(mut self, limit: std::time::Duration) -> (std::process::ExitStatus, String) {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("status readable") {
+                return (
+                    status,
+                    std::fs::read_to_string(&self.log).unwrap_or_default(),
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "process did not end within {limit:?}; log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -12,8 +12,11 @@ pub mod topics;
 pub use options::{KafkaOptions, Start};
 
 use crate::stage::StageError;
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, ClientContext};
 use std::time::{Duration, Instant};
 
 /// The `brokers` value that starts (or reuses) the broker inside this process.
@@ -81,8 +84,8 @@ pub fn wait_for_cluster(
     bootstrap: &str,
     timeout: Duration,
 ) -> Result<(), StageError> {
-    let probe: BaseConsumer = config
-        .create()
+    let probe: BaseConsumer<ClientLog> = config
+        .create_with_context(ClientLog)
         .map_err(|e| StageError::new(format!("cannot create a Kafka client: {e}")))?;
     let deadline = Instant::now() + timeout;
     loop {
@@ -102,5 +105,43 @@ pub fn wait_for_cluster(
             }
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
+    }
+}
+
+/// Routes librdkafka's own reports into weir's log: problems as warnings (librdkafka retries
+/// them), chatter at debug level, and "reached the end of a partition" (a normal event that
+/// librdkafka also reports as an error) not at all.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClientLog;
+
+impl ClientContext for ClientLog {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        report_log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        report_error(&error, reason);
+    }
+}
+
+impl ConsumerContext for ClientLog {}
+
+/// [`ClientLog`]'s handling of a librdkafka log line, for other client contexts.
+pub fn report_log(level: RDKafkaLogLevel, facility: &str, message: &str) {
+    use RDKafkaLogLevel::{Alert, Critical, Emerg, Error, Warning};
+    if matches!(level, Emerg | Alert | Critical | Error | Warning) {
+        tracing::warn!("kafka client: {facility}: {message}");
+    } else {
+        tracing::debug!("kafka client: {facility}: {message}");
+    }
+}
+
+/// [`ClientLog`]'s handling of a librdkafka error report, for other client contexts.
+pub fn report_error(error: &KafkaError, reason: &str) {
+    if !matches!(
+        error,
+        KafkaError::Global(RDKafkaErrorCode::PartitionEOF) | KafkaError::PartitionEOF(_)
+    ) {
+        tracing::warn!("kafka client: {reason}");
     }
 }

@@ -17,6 +17,7 @@ use crate::registry::{BuildContext, Builtin, BuiltinConfig, OptionIssue, StageCo
 use crate::stage::{Sink, Stage, StageError, StageResult, blocking};
 use async_trait::async_trait;
 use rdkafka::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -91,7 +92,15 @@ struct Deliveries {
     failure: Mutex<Option<String>>,
 }
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        crate::kafka::report_log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        crate::kafka::report_error(&error, reason);
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = Arc<BatchDelivery>;

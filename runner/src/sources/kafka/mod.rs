@@ -19,7 +19,7 @@ use crate::config::pipeline::StageKind;
 use crate::kafka::codec::Decoder;
 use crate::kafka::link::{Progress, TopicLinks};
 use crate::kafka::options::{COMMON_OPTIONS, SOURCE_OPTIONS};
-use crate::kafka::{CONSUMER_DEFAULTS, KafkaOptions, Start, topics, wait_for_cluster};
+use crate::kafka::{CONSUMER_DEFAULTS, ClientLog, KafkaOptions, Start, topics, wait_for_cluster};
 use crate::record::{BatchBuilder, Millis};
 use crate::registry::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
 use crate::stage::{
@@ -128,8 +128,8 @@ impl KafkaSource {
             health,
         } = cx;
         output.manual_watermarks();
-        let consumer: BaseConsumer = config
-            .create()
+        let consumer: BaseConsumer<ClientLog> = config
+            .create_with_context(ClientLog)
             .map_err(|e| StageError::new(format!("cannot create a Kafka consumer: {e}")))?;
         let assignment = self.assignment(&consumer, topics)?;
         consumer
@@ -172,7 +172,7 @@ impl KafkaSource {
 
     fn read(
         &self,
-        consumer: &BaseConsumer,
+        consumer: &BaseConsumer<ClientLog>,
         reader: &mut Reader<'_>,
         output: &mut Output,
         shutdown: &Shutdown,
@@ -252,7 +252,7 @@ impl KafkaSource {
     /// commits the final point.
     fn settle_and_commit(
         &self,
-        consumer: &BaseConsumer,
+        consumer: &BaseConsumer<ClientLog>,
         checkpoints: &Arc<Checkpoints>,
         health: &RunHealth,
     ) {
@@ -270,7 +270,7 @@ impl KafkaSource {
     /// Every partition of `topics`, each starting where `start` says.
     fn assignment(
         &self,
-        consumer: &BaseConsumer,
+        consumer: &BaseConsumer<ClientLog>,
         topics: &[String],
     ) -> StageResult<TopicPartitionList> {
         let timeout = self.options.connect_timeout();
@@ -318,7 +318,11 @@ impl KafkaSource {
 }
 
 /// The partitions of `topic`, waiting up to `timeout` for it to appear.
-fn partitions_of(consumer: &BaseConsumer, topic: &str, timeout: Duration) -> StageResult<Vec<i32>> {
+fn partitions_of(
+    consumer: &BaseConsumer<ClientLog>,
+    topic: &str,
+    timeout: Duration,
+) -> StageResult<Vec<i32>> {
     let deadline = Instant::now() + timeout;
     loop {
         let found = consumer
@@ -344,7 +348,7 @@ fn partitions_of(consumer: &BaseConsumer, topic: &str, timeout: Duration) -> Sta
     }
 }
 
-fn commit(consumer: &BaseConsumer, checkpoints: &Checkpoints, mode: CommitMode) {
+fn commit(consumer: &BaseConsumer<ClientLog>, checkpoints: &Checkpoints, mode: CommitMode) {
     let Some(point) = checkpoints.take_commit() else {
         return;
     };

@@ -1,0 +1,393 @@
+//! Kafka through the real binary and the real protocol: the embedded broker and `weir broker`
+//! (tansu), rdkafka and kafka-python clients. Covers the shipped tutorial pipeline end to end,
+//! interop with the tutorial's Python producer and consumer, `kill -9` and restart, no broker at
+//! start, and a broker that goes away for 10 seconds.
+
+mod common;
+
+use common::*;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const SAMPLE: &str = "data/user_log_sample.csv";
+
+/// `weir broker` on a free port; returns it with its address.
+fn broker(dir: &Path, storage: &str) -> (Background, String) {
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let mut cmd = weir();
+    cmd.args(["broker", "--listen", &address, "--storage", storage])
+        .current_dir(dir);
+    let broker = Background::start(cmd, &dir.join("broker.out"), &dir.join("broker.log"));
+    wait_for_port(port);
+    (broker, address)
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on port {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every message of `topic` (one partition), read by an rdkafka consumer of our own: each
+/// message's timestamp and value.
+fn read_topic(bootstrap: &str, topic: &str) -> Vec<(i64, String)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "test-reader")
+        .set("enable.partition.eof", "true")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut messages = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) => messages.push((
+                m.timestamp().to_millis().unwrap_or(-1),
+                String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap(),
+            )),
+            Some(Err(KafkaError::PartitionEOF(_))) => return messages,
+            _ => {}
+        }
+    }
+    panic!("did not reach the end of {topic} within 30 s");
+}
+
+fn sum_arrays<'a>(arrays: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, u64> {
+    let mut lines = String::new();
+    for a in arrays {
+        lines.push_str(a);
+        lines.push('\n');
+    }
+    sum_seed(&lines)
+}
+
+#[test]
+fn the_shipped_pipeline_runs_through_the_embedded_broker_and_ends_by_itself() {
+    let kafka = free_port();
+    let dashboard = free_port();
+    let started = Instant::now();
+    let output = weir()
+        .args(["run", "pipelines/shopping_gender.toml"])
+        .args(["--set", r#"sources.user_log.rate="max""#])
+        .args(["--set", &format!("kafka.embedded.listen=127.0.0.1:{kafka}")])
+        .args([
+            "--set",
+            &format!("sinks.dashboard.listen=127.0.0.1:{dashboard}"),
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(sum_seed(&stdout), count_genders(&repo().join(SAMPLE)));
+    assert!(stderr.contains("sinks.sex: 9999 in"), "{stderr}");
+    assert!(stderr.contains("sources.shoppers: 9999 out"), "{stderr}");
+}
+
+#[test]
+fn an_independent_consumer_reads_the_same_counts_from_topic_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, bootstrap) = broker(dir.path(), "memory://");
+    let output = weir()
+        .args(["run", "pipelines/shopping_gender.toml"])
+        .args(["--set", r#"sources.user_log.rate="max""#])
+        .args([
+            "--set",
+            &format!("sinks.dashboard.listen=127.0.0.1:{}", free_port()),
+        ])
+        .env("WEIR_KAFKA_BROKERS", &bootstrap)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stderr}");
+    let expected = count_genders(&repo().join(SAMPLE));
+    let result = read_topic(&bootstrap, "result");
+    assert_eq!(sum_arrays(result.iter().map(|(_, v)| v.as_str())), expected);
+    // The console printed the very same arrays, in the same order.
+    let printed: Vec<&str> = stdout.lines().collect();
+    let written: Vec<&str> = result.iter().map(|(_, v)| v.as_str()).collect();
+    assert_eq!(printed, written);
+    // Each window's message carries the window's event time (end - 1 ms).
+    assert!(
+        result.iter().all(|(t, _)| t % 1000 == 999),
+        "{:?}",
+        &result[..3]
+    );
+    // And `sex` holds one gender digit per row of the file.
+    let sex = read_topic(&bootstrap, "sex");
+    assert_eq!(sex.len(), 9999);
+    assert!(
+        sex.iter()
+            .all(|(_, v)| ["0", "1", "2"].contains(&v.as_str()))
+    );
+}
+
+#[test]
+fn the_tutorials_python_producer_and_consumer_work_with_weir() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, bootstrap) = broker(dir.path(), "memory://");
+    // The Spark job's place: processing-time windows, as Spark Streaming counted.
+    let mut count = weir();
+    count
+        .args(["run", "tests/fixtures/count_sex.toml"])
+        .env("BROKERS", &bootstrap)
+        .env("WINDOW_TIME", "processing");
+    let counting = Background::start(
+        count,
+        &dir.path().join("count.out"),
+        &dir.path().join("count.log"),
+    );
+    let py = python("WEIR_TEST_PYTHON", "venv-sio5");
+    let produced = Command::new(&py)
+        .current_dir(repo())
+        .args(["tests/python/tutorial_producer.py", &bootstrap, SAMPLE])
+        .output()
+        .unwrap();
+    assert!(produced.status.success(), "{}", text(&produced).1);
+    assert_eq!(text(&produced).0.trim(), "9999");
+    let consumed = Command::new(&py)
+        .current_dir(repo())
+        .args([
+            "tests/python/tutorial_consumer.py",
+            &bootstrap,
+            "9999",
+            "--timeout",
+            "60",
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&consumed);
+    assert!(consumed.status.success(), "{stderr}");
+    let totals: BTreeMap<String, u64> =
+        serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(totals, count_genders(&repo().join(SAMPLE)), "{stdout}");
+    assert!(
+        stdout.lines().next().unwrap().starts_with("[{\""),
+        "{stdout}"
+    );
+    let (status, log) = counting.signal("TERM");
+    assert!(status.success(), "{log}");
+}
+
+/// Expected counts per (window start, gender) for the loader fixture's event times.
+fn expected_windows(csv: &Path) -> BTreeMap<(i64, String), u64> {
+    let start = 1_447_200_000_000i64; // 2015-11-11T00:00:00Z
+    let text = std::fs::read_to_string(csv).unwrap();
+    let mut windows = BTreeMap::new();
+    for (n, line) in text.lines().skip(1).enumerate() {
+        let gender = line.split(',').nth(9).unwrap().to_string();
+        let window = (start + n as i64 * 100).div_euclid(1000) * 1000;
+        *windows.entry((window, gender)).or_insert(0) += 1;
+    }
+    windows
+}
+
+/// Window results written as JSON records: per (window start, gender), every count written.
+fn written_windows(bootstrap: &str) -> BTreeMap<(i64, String), Vec<u64>> {
+    let mut windows: BTreeMap<(i64, String), Vec<u64>> = BTreeMap::new();
+    for (_, value) in read_topic(bootstrap, "result") {
+        let r: serde_json::Value = serde_json::from_str(&value).unwrap();
+        let key = (
+            r["window_start"].as_i64().unwrap(),
+            r["gender"].as_str().unwrap().to_string(),
+        );
+        windows
+            .entry(key)
+            .or_default()
+            .push(r["count"].as_u64().unwrap());
+    }
+    windows
+}
+
+fn start_counter(dir: &Path, bootstrap: &str, name: &str) -> Background {
+    let mut count = weir();
+    count
+        .args(["run", "tests/fixtures/count_sex.toml"])
+        .env("BROKERS", bootstrap)
+        .env("GROUP", "kill-test")
+        .env("RESULT_CODEC", "json");
+    Background::start(
+        count,
+        &dir.join(format!("{name}.out")),
+        &dir.join(format!("{name}.log")),
+    )
+}
+
+#[test]
+fn kill_9_mid_run_then_restart_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, bootstrap) = broker(dir.path(), "memory://");
+    let csv = repo().join(SAMPLE);
+    let mut load = weir();
+    load.args(["run", "tests/fixtures/load_sex.toml"])
+        .env("BROKERS", &bootstrap)
+        .env("CSV", &csv)
+        .env("RATE", "2500");
+    let loader = Background::start(
+        load,
+        &dir.path().join("load.out"),
+        &dir.path().join("load.log"),
+    );
+
+    let first = start_counter(dir.path(), &bootstrap, "first");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while written_windows(&bootstrap).len() < 60 {
+        assert!(Instant::now() < deadline, "no results from the first run");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, _) = first.signal("KILL");
+    assert!(!status.success());
+
+    let second = start_counter(dir.path(), &bootstrap, "second");
+    let (status, log) = loader.wait(Duration::from_secs(60));
+    assert!(status.success(), "{log}");
+    let expected = expected_windows(&csv);
+    let last_closed = expected.keys().map(|(w, _)| *w).max().unwrap() - 1000;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !written_windows(&bootstrap)
+        .keys()
+        .any(|(w, _)| *w == last_closed)
+    {
+        assert!(Instant::now() < deadline, "the second run did not catch up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Draining on SIGTERM emits the last, still open window.
+    let (status, log) = second.signal("TERM");
+    assert!(status.success(), "{log}");
+
+    let written = written_windows(&bootstrap);
+    let mut missing = Vec::new();
+    let mut duplicates = 0;
+    for (key, count) in &expected {
+        match written.get(key) {
+            // A window re-read after the restart may be written again, from the resume point
+            // on (a partial count); the complete count must be among what was written.
+            Some(counts) => {
+                duplicates += counts.len() - 1;
+                if counts.iter().max() != Some(count) {
+                    missing.push((key.clone(), *count, counts.clone()));
+                }
+            }
+            None => missing.push((key.clone(), *count, Vec::new())),
+        }
+    }
+    assert!(missing.is_empty(), "lost: {missing:?}");
+    assert_eq!(
+        written.len(),
+        expected.len(),
+        "no window that should not exist"
+    );
+    eprintln!(
+        "kill -9 and restart: {} window results, {duplicates} written again after the restart",
+        expected.len()
+    );
+}
+
+#[test]
+fn no_broker_at_start_is_a_clear_error_after_a_bounded_wait() {
+    let port = free_port();
+    let started = Instant::now();
+    let output = weir()
+        .args(["run", "tests/fixtures/count_sex.toml"])
+        .args(["--set", r#"kafka.connect_timeout="2s""#])
+        .env("BROKERS", format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(
+        stderr.contains(&format!(
+            "no Kafka broker reachable at 127.0.0.1:{port} after 2s"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_taken_port_for_the_embedded_broker_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let output = weir()
+        .args(["run", "pipelines/shopping_gender.toml"])
+        .args(["--set", &format!("kafka.embedded.listen=127.0.0.1:{port}")])
+        .args([
+            "--set",
+            &format!("sinks.dashboard.listen=127.0.0.1:{}", free_port()),
+        ])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{port} is already in use")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("embedded.listen"), "{stderr}");
+}
+
+#[test]
+fn a_broker_gone_for_10_seconds_mid_run_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker_run, bootstrap) = broker(dir.path(), "sqlite://broker.db");
+    let mut run = weir();
+    run.args(["run", "pipelines/shopping_gender.toml"])
+        .args(["--set", "sources.user_log.rate=1000"])
+        .args([
+            "--set",
+            &format!("sinks.dashboard.listen=127.0.0.1:{}", free_port()),
+        ])
+        .env("WEIR_KAFKA_BROKERS", &bootstrap);
+    let pipeline = Background::start(
+        run,
+        &dir.path().join("run.out"),
+        &dir.path().join("run.log"),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    broker_run.signal("KILL");
+    std::thread::sleep(Duration::from_secs(10));
+    let port = bootstrap.rsplit(':').next().unwrap();
+    let mut again = weir();
+    again
+        .args([
+            "broker",
+            "--listen",
+            &bootstrap,
+            "--storage",
+            "sqlite://broker.db",
+        ])
+        .current_dir(dir.path());
+    let _broker = Background::start(
+        again,
+        &dir.path().join("b2.out"),
+        &dir.path().join("b2.log"),
+    );
+    wait_for_port(port.parse().unwrap());
+    let (status, log) = pipeline.wait(Duration::from_secs(120));
+    assert!(status.success(), "{log}");
+    let printed = std::fs::read_to_string(dir.path().join("run.out")).unwrap();
+    assert_eq!(
+        sum_seed(&printed),
+        count_genders(&repo().join(SAMPLE)),
+        "{log}"
+    );
+    assert!(
+        log.contains("brokers are down"),
+        "the outage was seen: {log}"
+    );
+}
