@@ -52,6 +52,7 @@ inputs = ["builtin", "plugin", "plugin_copy"]
         let cx = BuildContext {
             path: plan.stages[i].path.clone(),
             metrics: Arc::default(),
+            resources: Default::default(),
         };
         match plan.stages[i].config.build(&cx).expect("builds") {
             Stage::Transform(t) => t,

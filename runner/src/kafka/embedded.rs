@@ -88,9 +88,10 @@ mod imp {
     use tokio::task::JoinHandle;
 
     /// Brokers this process runs, by listen address, with their storage.
-    fn running() -> &'static Mutex<HashMap<SocketAddr, (String, JoinHandle<()>)>> {
-        static RUNNING: OnceLock<Mutex<HashMap<SocketAddr, (String, JoinHandle<()>)>>> =
-            OnceLock::new();
+    type Running = Mutex<HashMap<SocketAddr, (String, JoinHandle<()>)>>;
+
+    fn running() -> &'static Running {
+        static RUNNING: OnceLock<Running> = OnceLock::new();
         RUNNING.get_or_init(Default::default)
     }
 

@@ -365,7 +365,7 @@ fn commit(consumer: &BaseConsumer<ClientLog>, checkpoints: &Checkpoints, mode: C
 }
 
 /// Per-partition reading state.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct PartitionState {
     /// The offset after the last record read (where a restart would resume).
     next_offset: i64,
@@ -373,16 +373,6 @@ struct PartitionState {
     latest: Option<Millis>,
     /// Read to its current end.
     at_end: bool,
-}
-
-impl Default for PartitionState {
-    fn default() -> Self {
-        PartitionState {
-            next_offset: 0,
-            latest: None,
-            at_end: false,
-        }
-    }
 }
 
 /// Decodes messages and tracks partitions.

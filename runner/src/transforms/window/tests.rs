@@ -273,3 +273,45 @@ fn option_errors_point_at_the_option() {
         "{e:#?}"
     );
 }
+
+/// Records which tickets settled, and whether delivered.
+#[derive(Default)]
+struct Settled(std::sync::Mutex<Vec<(u64, bool)>>);
+
+impl crate::ack::Ledger for Settled {
+    fn settle(&self, seq: u64, delivered: bool) {
+        self.0.lock().unwrap().push((seq, delivered));
+    }
+}
+
+#[test]
+fn a_window_holds_the_tickets_of_its_records_until_its_result_is_let_go() {
+    let ledger = Arc::new(Settled::default());
+    let ticket = |seq| crate::ack::Acks::issue(ledger.clone(), seq);
+    let mut w = window(r#"size = "1s""#);
+    let mut out = Vec::new();
+    // Ticket 1 covers rows of windows 0 and 1000; its watermark (1100) closes window 0.
+    w.process(
+        batch(&[(100, "a", "1"), (1100, "a", "1")]).with_acks(ticket(1)),
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(lines(&out).len(), 1, "window 0 closed");
+    assert_eq!(out[0].acks().len(), 1);
+    out.clear();
+    assert!(
+        ledger.0.lock().unwrap().is_empty(),
+        "window 1000 still holds ticket 1"
+    );
+    w.process(batch(&[(1200, "b", "1")]).with_acks(ticket(2)), &mut out)
+        .unwrap();
+    assert!(out.is_empty());
+    w.finish(&mut out).unwrap();
+    assert_eq!(lines(&out).len(), 1, "window 1000 closed at the end");
+    assert!(
+        ledger.0.lock().unwrap().is_empty(),
+        "its result still holds them"
+    );
+    out.clear();
+    assert_eq!(*ledger.0.lock().unwrap(), [(1, true), (2, true)]);
+}
