@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs beyond Rust: headless Chromium with its driver (Debian
-# packages) and two Python environments with Socket.IO clients (protocol 5, and protocol 4 as
-# Socket.IO 2.x pages spoke it). Idempotent; quick when everything is there.
+# Installs what the build and the test suite need beyond Rust: the C build tools librdkafka needs,
+# headless Chromium with its driver (Debian packages), and two Python environments: Socket.IO
+# clients (protocol 5, and protocol 4 as Socket.IO 2.x pages spoke it) and kafka-python for the
+# tutorial's producer and consumer. Idempotent; quick when everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venvs="${WEIR_VENV_DIR:-$HOME/.cache/weir}"
 
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+# Debian packages: the C toolchain, pkg-config and zlib headers that rdkafka's bundled
+# librdkafka builds with, and the browser for the dashboard tests.
+packages=(build-essential pkg-config zlib1g-dev chromium chromium-driver fonts-noto-cjk)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 make_venv() { # name requirements-file

@@ -26,8 +26,12 @@ pub const EMBEDDED: &str = "embedded";
 ///
 /// Offsets are committed by the source itself once records are delivered, so librdkafka must not
 /// commit or store them; partition ends are reported so a finite run can tell it is caught up;
-/// short fetch waits and queue back-off keep latency and small-message throughput up.
+/// short fetch waits and queue back-off keep latency and small-message throughput up; fetches
+/// of at most 512 KiB bound memory, since librdkafka keeps ~300 bytes per fetched message and a
+/// 50 MB fetch of one-byte messages would hold millions (a larger message still comes whole).
 pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("fetch.max.bytes", "524288"),
+    ("message.max.bytes", "524288"),
     ("enable.auto.commit", "false"),
     ("enable.auto.offset.store", "false"),
     ("enable.partition.eof", "true"),
@@ -40,8 +44,10 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
 /// Producer settings weir ships with; the `options` table overrides any of them.
 ///
 /// Idempotence makes retries safe (no duplicates, no reordering) and is required for correct
-/// results on some brokers; a short linger batches without adding visible latency.
+/// results on some brokers; a short linger batches without adding visible latency; a queue of
+/// 20,000 messages keeps the producer fed while bounding its memory.
 pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+    ("queue.buffering.max.messages", "20000"),
     ("enable.idempotence", "true"),
     ("acks", "all"),
     ("linger.ms", "5"),
