@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""The tutorial job through Kafka: events/s, peak RSS and start -> first result, next to the
+broker's own produce and consume ceilings measured with the same client settings.
+
+Builds weir and the `kafka_ceiling` example in release mode, generates a user log with
+`weir gen user-log`, then, each on a fresh broker:
+
+  1. pipeline, embedded broker: `weir run pipelines/shopping_gender.toml` with rate = "max"
+     (csv -> kafka `sex` -> kafka source -> 1 s window -> kafka `result` + console + dashboard),
+     wall time from launch to exit (broker start and topic creation included);
+  2. pipeline, broker aside: the same against a separate `weir broker` process, so weir's peak
+     RSS excludes the in-memory broker's data;
+  3. ceiling: `kafka_ceiling` produces N one-byte messages to a separate `weir broker`, waits for
+     every acknowledgement, then consumes them back, with weir's producer and consumer settings;
+  4. first result: the shipped pipeline at its normal 10 rows/s, time from launch to the first
+     window on stdout.
+
+    python3 bench/kafka.py [--rows 1000000] [--runs 3]
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+WEIR = os.path.join(TARGET, "release", "weir")
+CEILING = os.path.join(TARGET, "release", "examples", "kafka_ceiling")
+PIPELINE = os.path.join(ROOT, "pipelines", "shopping_gender.toml")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port):
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    sys.exit(f"nothing listens on {port}")
+
+
+class Broker:
+    """A fresh `weir broker` (in-memory) for one measurement."""
+
+    def __enter__(self):
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [WEIR, "-q", "broker", "--listen", self.address],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+        return self
+
+    def __exit__(self, *_):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def reported_rss_mb(text):
+    found = re.findall(r"peak memory \(RSS\): ([0-9.]+) MB", text)
+    return float(found[-1]) if found else 0.0
+
+
+def pipeline(csv, extra):
+    """Runs the shipped pipeline flat out; returns (wall seconds, weir's peak RSS in MB)."""
+    cmd = [
+        WEIR, "run", PIPELINE,
+        "--set", 'sources.user_log.rate="max"',
+        "--set", f"sources.user_log.path={csv}",
+        "--set", f"sinks.dashboard.listen=127.0.0.1:{free_port()}",
+    ] + extra
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"weir exited with {proc.returncode}:\n{proc.stderr}")
+    return wall, reported_rss_mb(proc.stderr)
+
+
+def first_result():
+    cmd = [
+        WEIR, "-q", "run", PIPELINE,
+        "--set", f"kafka.embedded.listen=127.0.0.1:{free_port()}",
+        "--set", f"sinks.dashboard.listen=127.0.0.1:{free_port()}",
+    ]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    took = time.perf_counter() - start
+    proc.terminate()
+    proc.wait()
+    if not line.startswith("[{"):
+        sys.exit(f"unexpected first line: {line!r}")
+    return took
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+
+    subprocess.run(
+        ["cargo", "build", "--release", "-q", "-p", "weir", "--bin", "weir",
+         "--example", "kafka_ceiling"],
+        cwd=ROOT, check=True,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = os.path.join(tmp, "user_log.csv")
+        subprocess.run(
+            [WEIR, "-q", "gen", "user-log", "--rows", str(args.rows), "--seed", "1", "--out", csv],
+            check=True,
+        )
+        embedded, aside, ceilings, firsts = [], [], [], []
+        for _ in range(args.runs):
+            embedded.append(pipeline(csv, ["--set", f"kafka.embedded.listen=127.0.0.1:{free_port()}"]))
+            with Broker() as b:
+                aside.append(pipeline(csv, ["--set", f"kafka.brokers={b.address}"]))
+            with Broker() as b:
+                out = subprocess.run(
+                    [CEILING, b.address, str(args.rows)], capture_output=True, text=True, check=True
+                ).stdout
+                ceilings.append(json.loads(out.strip().splitlines()[-1]))
+            firsts.append(first_result())
+
+    rows = args.rows
+    best_embedded = min(w for w, _ in embedded)
+    best_aside = min(w for w, _ in aside)
+    produce = max(c["produce_per_s"] for c in ceilings)
+    consume = max(c["consume_per_s"] for c in ceilings)
+    sequential = 1 / (1 / produce + 1 / consume)
+    weir_rate = rows / best_embedded
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}")
+    print(f"rows: {rows:,}, best of {args.runs} (every run on a fresh broker)")
+    print()
+    print("| measurement | figure |")
+    print("|---|---|")
+    print(f"| pipeline, embedded broker: wall (launch to exit) | {best_embedded:.2f} s = **{weir_rate:,.0f} events/s** |")
+    print(f"| pipeline, separate broker: wall | {best_aside:.2f} s = {rows / best_aside:,.0f} events/s |")
+    print(f"| broker ceiling, produce (acknowledged) | {produce:,.0f} msg/s |")
+    print(f"| broker ceiling, consume | {consume:,.0f} msg/s |")
+    print(f"| broker ceiling, produce then consume each message | {sequential:,.0f} msg/s |")
+    print(f"| pipeline / consume ceiling | {weir_rate / consume:.0%} |")
+    print(f"| pipeline / produce-then-consume ceiling | {weir_rate / sequential:.0%} |")
+    print(f"| peak RSS, embedded broker (includes its in-memory data) | {max(r for _, r in embedded):.1f} MB |")
+    print(f"| peak RSS, broker aside | {max(r for _, r in aside):.1f} MB |")
+    print(f"| start -> first result (10 rows/s, 1 s windows) | best {min(firsts):.3f} s, worst {max(firsts):.3f} s |")
+
+
+if __name__ == "__main__":
+    main()
