@@ -210,3 +210,79 @@ fn graph_prints_dot_and_text() {
         "{stdout}"
     );
 }
+
+#[test]
+fn kafka_stages_inherit_kafka_and_say_where_a_mistake_is() {
+    let pipeline = r#"[kafka]
+brokers = "embedded"
+embedded = { listen = "127.0.0.1:0" }
+optons = { "linger.ms" = 5 }
+
+[sources.in]
+type = "kafka"
+topic = "sex"
+codec = "json"
+
+[sinks.out]
+type = "kafka"
+inputs = ["in"]
+topic = "result"
+group_id = "g"
+"#;
+    let (code, stderr) = validate_text(pipeline);
+    assert_eq!(code, 1, "{stderr}");
+    // An unknown key in [kafka] is reported where it is written (once per stage inheriting it).
+    assert!(
+        stderr.contains("p.toml:4:1: error: sources.in.optons: unknown key `optons`\n  hint: did you mean `options`?"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("p.toml:4:1: error: sinks.out.optons"),
+        "{stderr}"
+    );
+    // With the key fixed, the values are checked; an inherited one is pointed at in [kafka].
+    let (code, stderr) = validate_text(&pipeline.replace("optons", "options"));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            "p.toml:3:23: error: sources.in.embedded.listen: the embedded broker needs a fixed port"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("sources.in.fields: codec \"json\" needs the fields to read"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("sinks.out.group_id: `group_id` applies to kafka sources only"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_kafka_stage_without_brokers_says_where_to_set_them() {
+    let pipeline = r#"[sources.in]
+type = "kafka"
+topic = "sex"
+
+[sinks.out]
+type = "console"
+inputs = ["in"]
+"#;
+    let (code, stderr) = validate_text(pipeline);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("sources.in.brokers: no brokers set for this Kafka stage"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("WEIR_KAFKA_BROKERS"), "{stderr}");
+    // The environment variable fills the gap.
+    let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    file.write_all(pipeline.as_bytes()).unwrap();
+    let out = common::weir()
+        .args(["validate", file.path().to_str().unwrap()])
+        .env("WEIR_KAFKA_BROKERS", "127.0.0.1:9092")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out).1);
+}
