@@ -391,3 +391,46 @@ fn a_broker_gone_for_10_seconds_mid_run_loses_nothing() {
         "the outage was seen: {log}"
     );
 }
+
+#[test]
+fn the_tutorials_consumer_reads_the_printed_arrays_from_the_embedded_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let kafka = free_port();
+    let bootstrap = format!("127.0.0.1:{kafka}");
+    let mut run = weir();
+    run.args(["run", "pipelines/shopping_gender.toml"])
+        .args(["--set", "sources.user_log.rate=2000"])
+        .args(["--set", &format!("kafka.embedded.listen={bootstrap}")])
+        .args([
+            "--set",
+            &format!("sinks.dashboard.listen=127.0.0.1:{}", free_port()),
+        ]);
+    let pipeline = Background::start(
+        run,
+        &dir.path().join("run.out"),
+        &dir.path().join("run.log"),
+    );
+    wait_for_port(kafka);
+    let py = python("WEIR_TEST_PYTHON", "venv-sio5");
+    // The first 1,000 rows' windows, read while the job runs (its broker lives inside it).
+    let consumed = Command::new(&py)
+        .current_dir(repo())
+        .args([
+            "tests/python/tutorial_consumer.py",
+            &bootstrap,
+            "1000",
+            "--timeout",
+            "60",
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&consumed);
+    assert!(consumed.status.success(), "{stderr}");
+    let (status, log) = pipeline.wait(Duration::from_secs(60));
+    assert!(status.success(), "{log}");
+    let arrays: Vec<&str> = stdout.lines().filter(|l| l.starts_with('[')).collect();
+    let printed = std::fs::read_to_string(dir.path().join("run.out")).unwrap();
+    let printed: Vec<&str> = printed.lines().take(arrays.len()).collect();
+    assert!(arrays.len() >= 100, "{stdout}");
+    assert_eq!(arrays, printed);
+}
