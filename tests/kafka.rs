@@ -434,3 +434,33 @@ fn the_tutorials_consumer_reads_the_printed_arrays_from_the_embedded_broker() {
     assert!(arrays.len() >= 100, "{stdout}");
     assert_eq!(arrays, printed);
 }
+
+#[test]
+fn three_partitions_count_the_same_with_nothing_late() {
+    let output = weir()
+        .args(["run", "pipelines/shopping_gender.toml"])
+        .args(["--set", r#"sources.user_log.rate="max""#])
+        .args(["--set", "kafka.partitions=3"])
+        .args([
+            "--set",
+            &format!("kafka.embedded.listen=127.0.0.1:{}", free_port()),
+        ])
+        .args([
+            "--set",
+            &format!("sinks.dashboard.listen=127.0.0.1:{}", free_port()),
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("created topic sex (3 partition(s))"),
+        "{stderr}"
+    );
+    // Per-partition watermarks: no partition's records are taken as late.
+    assert!(
+        stderr.contains("transforms.per_second: 9999 in, 2957 out\n"),
+        "{stderr}"
+    );
+    assert_eq!(sum_seed(&stdout), count_genders(&repo().join(SAMPLE)));
+}

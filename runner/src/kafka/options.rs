@@ -91,6 +91,9 @@ pub struct KafkaOptions {
     /// Source: how often delivered offsets are committed.
     #[serde(default = "default_commit_interval")]
     pub commit_interval: DurationSpec,
+    /// Source: how long a partition read to its end may hold the watermark back.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: DurationSpec,
     /// Create missing topics (with the settings below) before reading or writing.
     #[serde(default = "default_true")]
     pub create_topic: bool,
@@ -114,6 +117,9 @@ fn default_batch_size() -> usize {
 fn default_commit_interval() -> DurationSpec {
     DurationSpec(Duration::from_secs(1))
 }
+fn default_idle_timeout() -> DurationSpec {
+    DurationSpec(Duration::from_secs(5))
+}
 fn default_true() -> bool {
     true
 }
@@ -131,6 +137,7 @@ const SOURCE_ONLY: &[&str] = &[
     "start",
     "batch_size",
     "commit_interval",
+    "idle_timeout",
 ];
 
 impl KafkaOptions {
@@ -228,6 +235,7 @@ impl KafkaOptions {
             "start" => self.start != Start::default(),
             "batch_size" => self.batch_size != default_batch_size(),
             "commit_interval" => self.commit_interval.0 != default_commit_interval().0,
+            "idle_timeout" => self.idle_timeout.0 != default_idle_timeout().0,
             _ => false,
         }
     }
@@ -346,5 +354,11 @@ pub const SOURCE_OPTIONS: &[OptionDoc] = &[
         ty: "duration",
         default: "\"1s\"",
         doc: "how often offsets of delivered records are committed",
+    },
+    OptionDoc {
+        name: "idle_timeout",
+        ty: "duration",
+        default: "\"5s\"",
+        doc: "a partition read to its end stops holding the watermark back after this long",
     },
 ];

@@ -6,9 +6,10 @@
 //! the records before it has been delivered by every sink (see `checkpoint`), so a crash at any
 //! moment loses nothing: the next run resumes from the commit point (at least once).
 //!
-//! Watermarks are tracked per partition: the watermark is the oldest "latest event time" among
-//! partitions that still have data to read, so a fast partition does not make a slower one late.
-//! A partition read to its end stops holding the watermark back until new data arrives.
+//! Watermarks are tracked per partition: the watermark is the oldest "latest event time" among the
+//! partitions, so a fast partition does not make a slower one's records late. A partition that has
+//! been read to its end with nothing new for `idle_timeout` stops holding the watermark back until
+//! new data arrives (Flink's idleness), so an unused partition cannot stall windows forever.
 //!
 //! A source whose topic a `kafka` sink of the same pipeline writes ends once that sink has
 //! finished and everything it wrote has been read (see `kafka::link`).
@@ -215,7 +216,7 @@ impl KafkaSource {
                     return Ok(()); // downstream failed; the engine reports it
                 }
             }
-            if let Some(watermark) = reader.watermark()
+            if let Some(watermark) = reader.watermark(self.options.idle_timeout.0)
                 && output.blocking_send_watermark(watermark).is_err()
             {
                 return Ok(());
@@ -371,8 +372,8 @@ struct PartitionState {
     next_offset: i64,
     /// Latest event time read.
     latest: Option<Millis>,
-    /// Read to its current end.
-    at_end: bool,
+    /// Since when it has been read to its end with nothing new (None while data flows).
+    idle_since: Option<Instant>,
 }
 
 /// Decodes messages and tracks partitions.
@@ -412,26 +413,29 @@ impl Reader<'_> {
         let state = self.partitions.entry(key.clone()).or_default();
         state.next_offset = message.offset() + 1;
         state.latest = Some(state.latest.map_or(time, |t| t.max(time)));
-        state.at_end = false;
+        state.idle_since = None;
         Some((key, state.next_offset))
     }
 
     fn reached_end(&mut self, partition: i32) {
-        // The error names only the partition; with several topics, every topic's partition of
-        // that number is marked (it only lets the watermark move sooner for an instant).
+        // The event names only the partition number; with several topics, each topic's partition
+        // of that number is marked (a partition that still has data clears it at its next record).
+        let now = Instant::now();
         for ((_, p), state) in self.partitions.iter_mut() {
             if *p == partition {
-                state.at_end = true;
+                state.idle_since.get_or_insert(now);
             }
         }
     }
 
-    /// The oldest latest-event-time among partitions with data still to read; when all are read
-    /// to their end, the newest.
-    fn watermark(&self) -> Option<Millis> {
-        let mut reading = self.partitions.values().filter(|p| !p.at_end).peekable();
-        if reading.peek().is_some() {
-            reading.map(|p| p.latest).min().flatten()
+    /// The oldest latest-event-time among the partitions that are not idle (read to their end
+    /// with nothing new for `idle_timeout`); when every partition is idle, the newest. A partition
+    /// that has sent nothing yet holds the watermark back until it has been idle that long.
+    fn watermark(&self, idle_timeout: Duration) -> Option<Millis> {
+        let active = |p: &&PartitionState| p.idle_since.is_none_or(|t| t.elapsed() < idle_timeout);
+        let mut holding = self.partitions.values().filter(active).peekable();
+        if holding.peek().is_some() {
+            holding.map(|p| p.latest).min().flatten()
         } else {
             self.partitions.values().filter_map(|p| p.latest).max()
         }

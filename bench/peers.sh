@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# weir next to its peers on the peer rig's windowed count (../shared/peers, read-only): a plain
+# Python consumer, quixstreams, bytewax and Spark Structured Streaming, each on a fresh broker
+# with the same preloaded events and checked window by window; weir runs as the rig's external
+# peer (pipelines/peer_count.toml). The broker is the same tansu 0.6.0 code for every peer
+# (bench/peers/broker.sh starts it through `weir broker`).
+#
+#   bash bench/peers.sh [-n N] [PEER...]     # default peers: ceiling plain plain-tuned quix bytewax spark weir
+#   PARTITIONS=3 bash bench/peers.sh ...     # the correctness run with 3 partitions
+#
+# Sets up a virtualenv with the peers' pinned packages under ~/.cache/weir/peers-venv on first
+# use. Appends to bench/results/peers.tsv; logs under bench/results/peers-work/.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+rig=${PEERS_RIG:-$root/../shared/peers}
+[ -x "$rig/bench.sh" ] || { echo "peer rig not found at $rig (set PEERS_RIG)" >&2; exit 1; }
+
+venv=${PEERS_VENV:-$HOME/.cache/weir/peers-venv}
+if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check \
+    confluent-kafka==2.12.2 quixstreams==3.28.1 bytewax==0.21.1 pyspark==4.3.0
+  touch "$venv/.complete"
+fi
+
+target=${CARGO_TARGET_DIR:-$root/target}
+(cd "$root" && cargo build --release -q -p weir --bin weir)
+export WEIR=$target/release/weir
+
+n=2000000
+while getopts n: o; do
+  case $o in n) n=$OPTARG ;; *) exit 2 ;; esac
+done
+shift $((OPTIND - 1))
+peers=("$@")
+[ ${#peers[@]} -gt 0 ] || peers=(ceiling plain plain-tuned quix bytewax spark weir)
+rig_peers=()
+for p in "${peers[@]}"; do
+  if [ "$p" = weir ]; then rig_peers+=(ext); else rig_peers+=("$p"); fi
+done
+
+mkdir -p "$root/bench/results"
+export PEERS_VENV=$venv
+export PEERS_WORK=$root/bench/results/peers-work
+export PEERS_RESULTS=$root/bench/results/peers.tsv
+export TANSU=$root/bench/peers/broker.sh
+export EXT_NAME=weir
+export EXT_CMD="exec $WEIR -q run $root/pipelines/peer_count.toml"
+exec "$rig/bench.sh" -n "$n" -p "${PARTITIONS:-1}" "${rig_peers[@]}"
