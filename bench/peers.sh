@@ -7,6 +7,8 @@
 #
 #   bash bench/peers.sh [-n N] [PEER...]     # default peers: ceiling plain plain-tuned quix bytewax spark weir
 #   PARTITIONS=3 bash bench/peers.sh ...     # the correctness run with 3 partitions
+#   WEIR_OPTIONS='{ "fetch.max.bytes" = 2097152 }' WEIR_NAME=weir-fetch2m bash bench/peers.sh weir
+#                                            # weir with other librdkafka settings
 #
 # Sets up a virtualenv with the peers' pinned packages under ~/.cache/weir/peers-venv on first
 # use. Appends to bench/results/peers.tsv; logs under bench/results/peers-work/.
@@ -16,11 +18,13 @@ rig=${PEERS_RIG:-$root/../shared/peers}
 [ -x "$rig/bench.sh" ] || { echo "peer rig not found at $rig (set PEERS_RIG)" >&2; exit 1; }
 
 venv=${PEERS_VENV:-$HOME/.cache/weir/peers-venv}
-if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
+# The peers' pinned versions (as the rig's own set-up), plus matplotlib for bench/all.py's plot.
+packages="confluent-kafka==2.12.2 quixstreams==3.28.1 bytewax==0.21.1 pyspark==4.3.0 matplotlib==3.10.7"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.complete" 2>/dev/null)" != "$packages" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check \
-    confluent-kafka==2.12.2 quixstreams==3.28.1 bytewax==0.21.1 pyspark==4.3.0
-  touch "$venv/.complete"
+  # shellcheck disable=SC2086
+  "$venv/bin/pip" install -q --disable-pip-version-check $packages
+  echo "$packages" >"$venv/.complete"
 fi
 
 target=${CARGO_TARGET_DIR:-$root/target}
@@ -44,6 +48,7 @@ export PEERS_VENV=$venv
 export PEERS_WORK=$root/bench/results/peers-work
 export PEERS_RESULTS=$root/bench/results/peers.tsv
 export TANSU=$root/bench/peers/broker.sh
-export EXT_NAME=weir
+export EXT_NAME=${WEIR_NAME:-weir}
 export EXT_CMD="exec $WEIR -q run $root/pipelines/peer_count.toml"
+[ -z "${WEIR_OPTIONS:-}" ] || EXT_CMD+=" --set 'kafka.options=$WEIR_OPTIONS'"
 exec "$rig/bench.sh" -n "$n" -p "${PARTITIONS:-1}" "${rig_peers[@]}"

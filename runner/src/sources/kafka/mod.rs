@@ -35,7 +35,6 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -185,7 +184,6 @@ impl KafkaSource {
         );
         let interval = self.options.commit_interval.0;
         let mut last_commit = Instant::now();
-        let mut touched: HashMap<Partition, i64> = HashMap::new();
         let mut transport_errors = 0u64;
         while !shutdown.is_requested() {
             let mut wait = Duration::from_millis(100);
@@ -195,11 +193,7 @@ impl KafkaSource {
                 };
                 wait = Duration::ZERO;
                 match polled {
-                    Ok(message) => {
-                        if let Some(next) = reader.take(&message, &mut builder) {
-                            touched.insert(next.0, next.1);
-                        }
-                    }
+                    Ok(message) => reader.take(&message, &mut builder),
                     Err(KafkaError::PartitionEOF(partition)) => reader.reached_end(partition),
                     Err(e) => {
                         transport_errors += 1;
@@ -209,8 +203,9 @@ impl KafkaSource {
                     }
                 }
             }
+            let touched = reader.take_touched();
             if !touched.is_empty() {
-                let acks = checkpoints.issue(touched.drain().collect());
+                let acks = checkpoints.issue(touched);
                 let batch = builder.take().with_acks(acks);
                 if output.blocking_send(batch).is_err() {
                     return Ok(()); // downstream failed; the engine reports it
@@ -241,8 +236,9 @@ impl KafkaSource {
                 Progress::Done(ends) => ends.iter().all(|(partition, end)| {
                     reader
                         .partitions
-                        .get(&(Arc::from(topic.as_str()), *partition))
-                        .is_some_and(|p| p.next_offset >= *end)
+                        .iter()
+                        .find(|((t, p), _)| p == partition && **t == **topic)
+                        .is_some_and(|(_, state)| state.next_offset >= *end)
                 }),
                 Progress::Unlinked | Progress::Writing => false,
             }
@@ -374,25 +370,23 @@ struct PartitionState {
     latest: Option<Millis>,
     /// Since when it has been read to its end with nothing new (None while data flows).
     idle_since: Option<Instant>,
+    /// Read from since the last batch was sent.
+    touched: bool,
 }
 
 /// Decodes messages and tracks partitions.
 struct Reader<'a> {
     decoder: Decoder,
-    partitions: HashMap<Partition, PartitionState>,
+    /// Every assigned partition (a handful: found by a scan, no allocation per message).
+    partitions: Vec<(Partition, PartitionState)>,
     bad_messages: u64,
     path: &'a str,
     metrics: &'a StageMetrics,
 }
 
 impl Reader<'_> {
-    /// Decodes `message` into `out`; returns its partition and the offset after it.
-    fn take(
-        &mut self,
-        message: &BorrowedMessage<'_>,
-        out: &mut BatchBuilder,
-    ) -> Option<(Partition, i64)> {
-        let key: Partition = (Arc::from(message.topic()), message.partition());
+    /// Decodes `message` into `out` and notes how far its partition has been read.
+    fn take(&mut self, message: &BorrowedMessage<'_>, out: &mut BatchBuilder) {
         let time = message.timestamp().to_millis().unwrap_or_else(now_millis);
         if let Err(why) = self
             .decoder
@@ -410,18 +404,43 @@ impl Reader<'_> {
                 );
             }
         }
-        let state = self.partitions.entry(key.clone()).or_default();
+        let (partition, topic) = (message.partition(), message.topic());
+        let index = match self
+            .partitions
+            .iter()
+            .position(|((t, p), _)| *p == partition && &**t == topic)
+        {
+            Some(i) => i,
+            None => {
+                self.partitions
+                    .push(((Arc::from(topic), partition), PartitionState::default()));
+                self.partitions.len() - 1
+            }
+        };
+        let state = &mut self.partitions[index].1;
         state.next_offset = message.offset() + 1;
         state.latest = Some(state.latest.map_or(time, |t| t.max(time)));
         state.idle_since = None;
-        Some((key, state.next_offset))
+        state.touched = true;
+    }
+
+    /// The partitions read from since the last call, each with the offset after its last record.
+    fn take_touched(&mut self) -> Vec<(Partition, i64)> {
+        self.partitions
+            .iter_mut()
+            .filter(|(_, state)| state.touched)
+            .map(|(partition, state)| {
+                state.touched = false;
+                (partition.clone(), state.next_offset)
+            })
+            .collect()
     }
 
     fn reached_end(&mut self, partition: i32) {
         // The event names only the partition number; with several topics, each topic's partition
         // of that number is marked (a partition that still has data clears it at its next record).
         let now = Instant::now();
-        for ((_, p), state) in self.partitions.iter_mut() {
+        for ((_, p), state) in &mut self.partitions {
             if *p == partition {
                 state.idle_since.get_or_insert(now);
             }
@@ -433,11 +452,12 @@ impl Reader<'_> {
     /// that has sent nothing yet holds the watermark back until it has been idle that long.
     fn watermark(&self, idle_timeout: Duration) -> Option<Millis> {
         let active = |p: &&PartitionState| p.idle_since.is_none_or(|t| t.elapsed() < idle_timeout);
-        let mut holding = self.partitions.values().filter(active).peekable();
+        let states = || self.partitions.iter().map(|(_, state)| state);
+        let mut holding = states().filter(active).peekable();
         if holding.peek().is_some() {
             holding.map(|p| p.latest).min().flatten()
         } else {
-            self.partitions.values().filter_map(|p| p.latest).max()
+            states().filter_map(|p| p.latest).max()
         }
     }
 }
