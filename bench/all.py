@@ -140,6 +140,7 @@ def main():
          "--example", "csv_baseline", "--example", "kafka_ceiling", "--example", "dashboard_load"],
         cwd=ROOT, check=True,
     )
+    subprocess.run(["bash", os.path.join(HERE, "peers.sh"), "--setup"], check=True)
     sizes = [1_000_000] if args.quick else [1_000_000, 10_000_000, FULL_ROWS]
     summary = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -170,6 +171,8 @@ def main():
         w = csvmod.DictWriter(f, fieldnames=list(scaling[0]))
         w.writeheader()
         w.writerows(scaling)
+    with open(os.path.join(RESULTS, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
     plot(scaling, os.path.join(RESULTS, "scaling.png"))
 
     events = 200_000 if args.quick else 2_000_000

@@ -6,6 +6,7 @@
 # (bench/peers/broker.sh starts it through `weir broker`).
 #
 #   bash bench/peers.sh [-n N] [PEER...]     # default peers: ceiling plain plain-tuned quix bytewax spark weir
+#   bash bench/peers.sh --setup              # only make the virtualenv
 #   PARTITIONS=3 bash bench/peers.sh ...     # the correctness run with 3 partitions
 #   WEIR_OPTIONS='{ "fetch.max.bytes" = 2097152 }' WEIR_NAME=weir-fetch2m bash bench/peers.sh weir
 #                                            # weir with other librdkafka settings
@@ -26,6 +27,7 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.complete" 2>/dev/null)" != "$
   "$venv/bin/pip" install -q --disable-pip-version-check $packages
   echo "$packages" >"$venv/.complete"
 fi
+[ "${1:-}" != --setup ] || exit 0
 
 target=${CARGO_TARGET_DIR:-$root/target}
 (cd "$root" && cargo build --release -q -p weir --bin weir)
