@@ -464,3 +464,31 @@ fn three_partitions_count_the_same_with_nothing_late() {
     );
     assert_eq!(sum_seed(&stdout), count_genders(&repo().join(SAMPLE)));
 }
+
+#[test]
+fn a_delivery_that_keeps_failing_becomes_the_stage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker_run, bootstrap) = broker(dir.path(), "memory://");
+    let mut load = weir();
+    load.args(["run", "tests/fixtures/load_sex.toml"])
+        .args([
+            "--set",
+            r#"sinks.sex.options={ "delivery.timeout.ms" = 2000 }"#,
+        ])
+        .env("BROKERS", &bootstrap)
+        .env("CSV", repo().join(SAMPLE))
+        .env("RATE", "200");
+    let loader = Background::start(
+        load,
+        &dir.path().join("load.out"),
+        &dir.path().join("load.log"),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    broker_run.signal("KILL");
+    let (status, log) = loader.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("stage sinks.sex (kafka) failed: delivery to topic sex failed"),
+        "{log}"
+    );
+}
