@@ -67,6 +67,18 @@ fn read_topic(bootstrap: &str, topic: &str) -> Vec<(i64, String)> {
     panic!("did not reach the end of {topic} within 30 s");
 }
 
+/// `weir run` of the shipped pipeline at `rate` (rows/s or `"max"`), its dashboard on a free port.
+fn shipped(rate: &str) -> Command {
+    let mut cmd = weir();
+    cmd.args(["run", "pipelines/shopping_gender.toml"])
+        .args(["--set", &format!("sources.user_log.rate={rate}")])
+        .args([
+            "--set",
+            &format!("sinks.dashboard.listen=127.0.0.1:{}", free_port()),
+        ]);
+    cmd
+}
+
 fn sum_arrays<'a>(arrays: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, u64> {
     let mut lines = String::new();
     for a in arrays {
@@ -79,16 +91,9 @@ fn sum_arrays<'a>(arrays: impl IntoIterator<Item = &'a str>) -> BTreeMap<String,
 #[test]
 fn the_shipped_pipeline_runs_through_the_embedded_broker_and_ends_by_itself() {
     let kafka = free_port();
-    let dashboard = free_port();
     let started = Instant::now();
-    let output = weir()
-        .args(["run", "pipelines/shopping_gender.toml"])
-        .args(["--set", r#"sources.user_log.rate="max""#])
+    let output = shipped(r#""max""#)
         .args(["--set", &format!("kafka.embedded.listen=127.0.0.1:{kafka}")])
-        .args([
-            "--set",
-            &format!("sinks.dashboard.listen=127.0.0.1:{dashboard}"),
-        ])
         .output()
         .unwrap();
     let (stdout, stderr) = text(&output);
@@ -103,13 +108,7 @@ fn the_shipped_pipeline_runs_through_the_embedded_broker_and_ends_by_itself() {
 fn an_independent_consumer_reads_the_same_counts_from_topic_result() {
     let dir = tempfile::tempdir().unwrap();
     let (_broker, bootstrap) = broker(dir.path(), "memory://");
-    let output = weir()
-        .args(["run", "pipelines/shopping_gender.toml"])
-        .args(["--set", r#"sources.user_log.rate="max""#])
-        .args([
-            "--set",
-            &format!("sinks.dashboard.listen=127.0.0.1:{}", free_port()),
-        ])
+    let output = shipped(r#""max""#)
         .env("WEIR_KAFKA_BROKERS", &bootstrap)
         .output()
         .unwrap();
@@ -323,13 +322,8 @@ fn no_broker_at_start_is_a_clear_error_after_a_bounded_wait() {
 fn a_taken_port_for_the_embedded_broker_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let output = weir()
-        .args(["run", "pipelines/shopping_gender.toml"])
+    let output = shipped("10")
         .args(["--set", &format!("kafka.embedded.listen=127.0.0.1:{port}")])
-        .args([
-            "--set",
-            &format!("sinks.dashboard.listen=127.0.0.1:{}", free_port()),
-        ])
         .output()
         .unwrap();
     let (_, stderr) = text(&output);
@@ -345,14 +339,8 @@ fn a_taken_port_for_the_embedded_broker_is_a_clear_error() {
 fn a_broker_gone_for_10_seconds_mid_run_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (broker_run, bootstrap) = broker(dir.path(), "sqlite://broker.db");
-    let mut run = weir();
-    run.args(["run", "pipelines/shopping_gender.toml"])
-        .args(["--set", "sources.user_log.rate=1000"])
-        .args([
-            "--set",
-            &format!("sinks.dashboard.listen=127.0.0.1:{}", free_port()),
-        ])
-        .env("WEIR_KAFKA_BROKERS", &bootstrap);
+    let mut run = shipped("1000");
+    run.env("WEIR_KAFKA_BROKERS", &bootstrap);
     let pipeline = Background::start(
         run,
         &dir.path().join("run.out"),
@@ -397,14 +385,8 @@ fn the_tutorials_consumer_reads_the_printed_arrays_from_the_embedded_broker() {
     let dir = tempfile::tempdir().unwrap();
     let kafka = free_port();
     let bootstrap = format!("127.0.0.1:{kafka}");
-    let mut run = weir();
-    run.args(["run", "pipelines/shopping_gender.toml"])
-        .args(["--set", "sources.user_log.rate=2000"])
-        .args(["--set", &format!("kafka.embedded.listen={bootstrap}")])
-        .args([
-            "--set",
-            &format!("sinks.dashboard.listen=127.0.0.1:{}", free_port()),
-        ]);
+    let mut run = shipped("2000");
+    run.args(["--set", &format!("kafka.embedded.listen={bootstrap}")]);
     let pipeline = Background::start(
         run,
         &dir.path().join("run.out"),
@@ -437,17 +419,11 @@ fn the_tutorials_consumer_reads_the_printed_arrays_from_the_embedded_broker() {
 
 #[test]
 fn three_partitions_count_the_same_with_nothing_late() {
-    let output = weir()
-        .args(["run", "pipelines/shopping_gender.toml"])
-        .args(["--set", r#"sources.user_log.rate="max""#])
+    let output = shipped(r#""max""#)
         .args(["--set", "kafka.partitions=3"])
         .args([
             "--set",
             &format!("kafka.embedded.listen=127.0.0.1:{}", free_port()),
-        ])
-        .args([
-            "--set",
-            &format!("sinks.dashboard.listen=127.0.0.1:{}", free_port()),
         ])
         .output()
         .unwrap();
