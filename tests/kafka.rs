@@ -79,6 +79,21 @@ fn shipped(rate: &str) -> Command {
     cmd
 }
 
+/// Runs the tutorial-style kafka-python consumer of `result` until the counts add up to
+/// `expected` rows; returns what it printed (the arrays, then the totals as JSON).
+fn tutorial_consumer(bootstrap: &str, expected: u64) -> String {
+    let py = python("WEIR_TEST_PYTHON", "venv-sio5");
+    let consumed = Command::new(&py)
+        .current_dir(repo())
+        .args(["tests/python/tutorial_consumer.py", bootstrap])
+        .args([expected.to_string().as_str(), "--timeout", "60"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&consumed);
+    assert!(consumed.status.success(), "{stderr}");
+    stdout
+}
+
 fn sum_arrays<'a>(arrays: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, u64> {
     let mut lines = String::new();
     for a in arrays {
@@ -159,19 +174,7 @@ fn the_tutorials_python_producer_and_consumer_work_with_weir() {
         .unwrap();
     assert!(produced.status.success(), "{}", text(&produced).1);
     assert_eq!(text(&produced).0.trim(), "9999");
-    let consumed = Command::new(&py)
-        .current_dir(repo())
-        .args([
-            "tests/python/tutorial_consumer.py",
-            &bootstrap,
-            "9999",
-            "--timeout",
-            "60",
-        ])
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&consumed);
-    assert!(consumed.status.success(), "{stderr}");
+    let stdout = tutorial_consumer(&bootstrap, 9999);
     let totals: BTreeMap<String, u64> =
         serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(totals, count_genders(&repo().join(SAMPLE)), "{stdout}");
@@ -393,21 +396,8 @@ fn the_tutorials_consumer_reads_the_printed_arrays_from_the_embedded_broker() {
         &dir.path().join("run.log"),
     );
     wait_for_port(kafka);
-    let py = python("WEIR_TEST_PYTHON", "venv-sio5");
     // The first 1,000 rows' windows, read while the job runs (its broker lives inside it).
-    let consumed = Command::new(&py)
-        .current_dir(repo())
-        .args([
-            "tests/python/tutorial_consumer.py",
-            &bootstrap,
-            "1000",
-            "--timeout",
-            "60",
-        ])
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&consumed);
-    assert!(consumed.status.success(), "{stderr}");
+    let stdout = tutorial_consumer(&bootstrap, 1000);
     let (status, log) = pipeline.wait(Duration::from_secs(60));
     assert!(status.success(), "{log}");
     let arrays: Vec<&str> = stdout.lines().filter(|l| l.starts_with('[')).collect();
