@@ -158,7 +158,7 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
 
 /// `weir broker`: the embedded broker alone, until a signal.
 fn broker(options: EmbeddedOptions) -> ExitCode {
-    if let Err(e) = options.check() {
+    if let Err((_, e)) = options.check() {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }

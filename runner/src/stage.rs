@@ -233,11 +233,19 @@ impl Output {
     /// Tells every consumer that no record at or before `watermark` will follow (only sent when
     /// it advances).
     pub async fn send_watermark(&mut self, watermark: Millis) -> Result<(), DownstreamClosed> {
-        if watermark <= self.watermark {
+        if !self.advance(watermark) {
             return Ok(());
         }
-        self.watermark = watermark;
         self.send_message(Message::Watermark(watermark)).await
+    }
+
+    /// Records `watermark` as sent; false when it does not advance (nothing to send).
+    fn advance(&mut self, watermark: Millis) -> bool {
+        let advances = watermark > self.watermark;
+        if advances {
+            self.watermark = watermark;
+        }
+        advances
     }
 
     /// From now on this output sends only the watermarks it is given (for a source that tracks
@@ -248,10 +256,9 @@ impl Output {
 
     /// [`send_watermark`](Self::send_watermark) for code running on a blocking thread.
     pub fn blocking_send_watermark(&mut self, watermark: Millis) -> Result<(), DownstreamClosed> {
-        if watermark <= self.watermark {
+        if !self.advance(watermark) {
             return Ok(());
         }
-        self.watermark = watermark;
         self.blocking_send_message(Message::Watermark(watermark))
     }
 
@@ -262,9 +269,8 @@ impl Output {
         }
         let watermark = self.count(&batch);
         self.blocking_send_message(Message::Batch(batch))?;
-        if let Some(t) = watermark.filter(|t| *t > self.watermark) {
-            self.watermark = t;
-            self.blocking_send_message(Message::Watermark(t))?;
+        if let Some(t) = watermark {
+            self.blocking_send_watermark(t)?;
         }
         Ok(())
     }

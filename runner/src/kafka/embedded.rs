@@ -42,17 +42,24 @@ impl Default for EmbeddedOptions {
 }
 
 impl EmbeddedOptions {
-    /// Checks the address and the storage scheme.
-    pub fn check(&self) -> Result<(), String> {
-        let addr = self.address()?;
+    /// Checks the address and the storage scheme; an error names the key (`listen` or
+    /// `storage`) it is about.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let addr = self.address().map_err(|e| ("listen", e))?;
         if addr.port() == 0 {
-            return Err("the embedded broker needs a fixed port (clients are told it)".into());
+            return Err((
+                "listen",
+                "the embedded broker needs a fixed port (clients are told it)".into(),
+            ));
         }
         match self.storage.split_once("://") {
             Some(("memory" | "sqlite", _)) => Ok(()),
-            _ => Err(format!(
-                "storage `{}` is not \"memory://\" or \"sqlite://FILE\"",
-                self.storage
+            _ => Err((
+                "storage",
+                format!(
+                    "storage `{}` is not \"memory://\" or \"sqlite://FILE\"",
+                    self.storage
+                ),
             )),
         }
     }

@@ -171,8 +171,8 @@ impl KafkaOptions {
             }
             _ => {}
         }
-        if let Err(message) = self.embedded.check() {
-            issues.push(OptionIssue::new("embedded.listen", message));
+        if let Err((key, message)) = self.embedded.check() {
+            issues.push(OptionIssue::new(format!("embedded.{key}"), message));
         }
         for key in self.options.keys() {
             if key == "bootstrap.servers" {

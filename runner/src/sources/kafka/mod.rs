@@ -157,7 +157,14 @@ impl KafkaSource {
             path: &self.path,
             metrics: &self.metrics,
         };
-        let result = self.read(&consumer, &mut reader, &mut output, &shutdown, &checkpoints);
+        let result = self.read(
+            &consumer,
+            topics,
+            &mut reader,
+            &mut output,
+            &shutdown,
+            &checkpoints,
+        );
         drop(output); // downstream drains and delivers what it holds
         self.settle_and_commit(&consumer, &checkpoints, &health);
         if reader.bad_messages > LOGGED_BAD_MESSAGES {
@@ -173,6 +180,7 @@ impl KafkaSource {
     fn read(
         &self,
         consumer: &BaseConsumer<ClientLog>,
+        topics: &[String],
         reader: &mut Reader<'_>,
         output: &mut Output,
         shutdown: &Shutdown,
@@ -220,7 +228,7 @@ impl KafkaSource {
                 commit(consumer, checkpoints, CommitMode::Async);
                 last_commit = Instant::now();
             }
-            if self.caught_up_with_writers(reader) {
+            if self.caught_up_with_writers(topics, reader) {
                 tracing::debug!("{}: read everything the pipeline wrote", self.path);
                 break;
             }
@@ -230,9 +238,9 @@ impl KafkaSource {
 
     /// True when every topic is written by sinks of this run that have all finished, and every
     /// partition has been read past what they wrote.
-    fn caught_up_with_writers(&self, reader: &Reader<'_>) -> bool {
-        self.options.all_topics().iter().all(|topic| {
-            match self.links.progress(self.options.brokers(), topic) {
+    fn caught_up_with_writers(&self, topics: &[String], reader: &Reader<'_>) -> bool {
+        topics.iter().all(
+            |topic| match self.links.progress(self.options.brokers(), topic) {
                 Progress::Done(ends) => ends.iter().all(|(partition, end)| {
                     reader
                         .partitions
@@ -241,8 +249,8 @@ impl KafkaSource {
                         .is_some_and(|(_, state)| state.next_offset >= *end)
                 }),
                 Progress::Unlinked | Progress::Writing => false,
-            }
-        })
+            },
+        )
     }
 
     /// Waits until everything sent has been delivered downstream (or the run failed), then

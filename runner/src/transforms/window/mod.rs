@@ -271,23 +271,26 @@ impl Window {
 impl Transform for Window {
     fn process(&mut self, mut batch: Batch, _out: &mut Vec<Batch>) -> StageResult {
         let acks = batch.take_acks();
-        let (earliest, latest) = match self.mode {
+        let span = match self.mode {
             TimeMode::Event => {
                 for row in batch.rows() {
                     self.state.add(row, row.event_time());
                 }
+                // Only batches with delivery tickets need their time span.
                 let times = batch.times().iter().copied();
-                (times.clone().min(), times.max())
+                (!acks.is_empty())
+                    .then(|| times.clone().min().zip(times.max()))
+                    .flatten()
             }
             TimeMode::Processing => {
                 let now = now_millis();
                 for row in batch.rows() {
                     self.state.add(row, now);
                 }
-                (Some(now), Some(now))
+                Some((now, now))
             }
         };
-        if let (Some(earliest), Some(latest)) = (earliest, latest) {
+        if let Some((earliest, latest)) = span {
             self.state.hold(acks, earliest, latest);
         }
         self.report();
