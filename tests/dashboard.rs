@@ -236,6 +236,24 @@ fn python_socketio_client_gets_history_windows_and_tutorial_events() {
 }
 
 #[test]
+fn only_clients_that_announce_themselves_get_the_tutorial_event() {
+    let weir = start(&[]);
+    let py = python("WEIR_TEST_PYTHON", "venv-sio5");
+    let (out, got) = run_script(&py, "sio_client.py", &[&weir.url(), "3", "--plain"]);
+    assert!(
+        out.status.success(),
+        "{got}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(got["windows"].as_array().unwrap().len() >= 3);
+    assert_eq!(
+        got["tutorial"].as_array().unwrap().len(),
+        0,
+        "the dashboard page's own clients are not sent every window twice"
+    );
+}
+
+#[test]
 fn a_socketio_2_client_speaks_the_tutorial_protocol() {
     let weir = start(&[]);
     let py = python("WEIR_TEST_PYTHON2", "venv-sio2");

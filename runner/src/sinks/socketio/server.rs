@@ -248,13 +248,22 @@ impl Dashboard {
             let update = serde_json::to_value(board.add(point)).unwrap_or(Value::Null);
             (update, tutorial)
         };
-        self.broadcast("window", &update).await;
-        self.broadcast("test_message", &json!({ "data": tutorial }))
-            .await;
+        self.broadcast(None, "window", &update).await;
+        self.broadcast(
+            Some(TUTORIAL_ROOM),
+            "test_message",
+            &json!({ "data": tutorial }),
+        )
+        .await;
     }
 
-    async fn broadcast(&self, event: &str, data: &Value) {
-        if let Err(e) = self.io.emit(event, data).await {
+    /// Sends an event to every browser, or to those in `room`.
+    async fn broadcast(&self, room: Option<&'static str>, event: &str, data: &Value) {
+        let sent = match room {
+            Some(room) => self.io.to(room).emit(event, data).await,
+            None => self.io.emit(event, data).await,
+        };
+        if let Err(e) = sent {
             // A full per-browser buffer (a slow client) fails for that browser only; count it.
             let failed = match &e {
                 socketioxide::BroadcastError::Socket(errors) => errors.len() as u64,
