@@ -383,17 +383,25 @@ fn the_prometheus_swap_exports_the_same_windows() {
 fn bad_client_messages_are_ignored_and_counted() {
     let weir = start(&[]);
     let py = python("WEIR_TEST_PYTHON", "venv-sio5");
-    let (out, _) = run_script(&py, "bad_client.py", &[&weir.url(), "4"]);
+    let (out, got) = run_script(&py, "bad_client.py", &[&weir.url(), "4"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        got["closed"], true,
+        "a message over the size limit closes its connection"
     );
     // The dashboard still serves everyone.
     let (out, _) = run_script(&py, "sio_client.py", &[&weir.url(), "1"]);
     assert!(out.status.success());
     let log = weir.stop();
     assert!(log.contains("4 client messages ignored"), "{log}");
+    assert!(
+        log.contains("1 connections closed on an oversized or broken message"),
+        "{log}"
+    );
 }
 
 #[test]

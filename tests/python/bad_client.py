@@ -1,6 +1,7 @@
-"""Misbehaves against a weir dashboard: sends UNKNOWN_EVENTS events the server does not know, the
-last of them 200 kB large. Usage: bad_client.py URL UNKNOWN_EVENTS. Prints JSON with whether the
-connection survived (an ignored message must not take the server down)."""
+"""Misbehaves against a weir dashboard: sends UNKNOWN_EVENTS events the server does not know, then
+one 200 kB message (over the dashboard's 64 KiB limit). Usage: bad_client.py URL UNKNOWN_EVENTS.
+Prints JSON with whether the server closed the connection (it should, after the large message;
+ignoring the unknown events must not take the server down)."""
 
 import json
 import sys
@@ -19,7 +20,7 @@ def disconnect(*_args):
 
 
 client.connect(url, transports=["websocket"])
-for i in range(unknown - 1):
+for i in range(unknown):
     client.emit("no_such_event", {"i": i})
 client.emit("no_such_event", "x" * 200_000)
 time.sleep(1)

@@ -223,12 +223,13 @@ impl Sink for SocketIoSink {
     async fn finish(&mut self) -> StageResult {
         let stats = &self.dashboard.stats;
         tracing::info!(
-            "{}: {} browser(s) connected; {} updates dropped for slow browsers, {} connections refused, {} client messages ignored",
+            "{}: {} browser(s) connected; {} updates dropped for slow browsers, {} connections refused, {} client messages ignored, {} connections closed on an oversized or broken message",
             self.label,
             self.dashboard.clients(),
             stats.dropped.load(Ordering::Relaxed),
             stats.refused.load(Ordering::Relaxed),
-            stats.ignored.load(Ordering::Relaxed)
+            stats.ignored.load(Ordering::Relaxed),
+            stats.broken.load(Ordering::Relaxed)
         );
         Ok(())
     }

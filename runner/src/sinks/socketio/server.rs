@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{SocketRef, TryData};
+use socketioxide::socket::DisconnectReason;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -60,6 +61,9 @@ pub struct Stats {
     pub refused: AtomicU64,
     /// Client messages ignored (unknown events or bad payloads).
     pub ignored: AtomicU64,
+    /// Connections closed on a protocol or transport error: a message over the size limit or
+    /// one that does not parse (Engine.IO cannot tell these from a connection that broke off).
+    pub broken: AtomicU64,
 }
 
 /// A running dashboard.
@@ -81,6 +85,8 @@ pub fn start(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (socket_io, io) = SocketIo::builder()
         .max_payload(MAX_CLIENT_MESSAGE)
+        .ws_max_message_size(MAX_CLIENT_MESSAGE as usize)
+        .ws_max_frame_size(MAX_CLIENT_MESSAGE as usize)
         .max_buffer_size(buffer)
         .build_svc();
     let dashboard = Arc::new(Dashboard {
@@ -116,6 +122,16 @@ pub fn start(
             let counter = Arc::clone(&dashboard);
             socket.on_fallback(async move || {
                 counter.stats.ignored.fetch_add(1, Ordering::Relaxed);
+            });
+            let counter = Arc::clone(&dashboard);
+            socket.on_disconnect(async move |reason: DisconnectReason| {
+                if matches!(
+                    reason,
+                    DisconnectReason::PacketParsingError | DisconnectReason::TransportError
+                ) {
+                    counter.stats.broken.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("dashboard: a connection closed: {reason}");
+                }
             });
         }
     };
