@@ -254,6 +254,79 @@ fn only_clients_that_announce_themselves_get_the_tutorial_event() {
 }
 
 #[test]
+fn a_client_that_stops_reading_loses_updates_but_slows_nothing() {
+    use std::io::{BufRead, BufReader};
+    // 50,000 rows at 10,000 rows/s: 1,000 windows a second for 5 s, ~1 MB of updates per
+    // client, far more than a stalled client's kernel buffers and queue hold.
+    let dir = tempfile::tempdir().unwrap();
+    let log_file = dir.path().join("user_log.csv");
+    let generated = weir()
+        .args(["gen", "user-log", "--rows", "50000", "--out"])
+        .arg(&log_file)
+        .status()
+        .unwrap();
+    assert!(generated.success());
+    let path = format!("sources.user_log.path={}", log_file.display());
+    let mut weir = start(&["sources.user_log.rate=10000", &path]);
+    let py = python("WEIR_TEST_PYTHON", "venv-sio5");
+    let mut slow = Command::new(&py)
+        .arg(repo().join("tests/python/slow_client.py"))
+        .args(["127.0.0.1", &weir.port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = String::new();
+    BufReader::new(slow.stdout.take().unwrap())
+        .read_line(&mut said)
+        .unwrap();
+    assert_eq!(said.trim(), "connected");
+    let (out, got) = run_script(&py, "sio_client.py", &[&weir.url(), "300", "--plain"]);
+    assert!(
+        out.status.success(),
+        "{got}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The run ends by itself at the end of the file, the slow client still connected.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while weir.child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the run did not finish: a slow client held it up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(slow.stdin.take());
+    let _ = slow.wait();
+    let log = std::fs::read_to_string(&weir.log).unwrap();
+    let dropped: u64 = log
+        .split(" updates dropped")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no drop count in the summary: {log}"));
+    assert!(dropped > 0, "the slow client's updates were dropped: {log}");
+    // Nothing was lost for the pipeline (every row is in a window the file sink wrote) ...
+    let windows = weir.windows();
+    let rows: f64 = windows.values().flat_map(|w| w.values()).sum();
+    assert_eq!(rows, 50000.0, "every row of the log counted");
+    // ... nor for the client that kept reading: its windows are consecutive ones.
+    let ends: Vec<i64> = windows.keys().copied().collect();
+    let seen: Vec<i64> = got["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["point"]["t"].as_i64().unwrap())
+        .collect();
+    let first = ends.iter().position(|&t| t == seen[0]).unwrap();
+    assert_eq!(
+        seen,
+        ends[first..first + seen.len()],
+        "no gaps for the fast client"
+    );
+}
+
+#[test]
 fn a_socketio_2_client_speaks_the_tutorial_protocol() {
     let weir = start(&[]);
     let py = python("WEIR_TEST_PYTHON2", "venv-sio2");

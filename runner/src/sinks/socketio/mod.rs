@@ -216,6 +216,10 @@ impl Sink for SocketIoSink {
         self.metrics.add_dropped(skipped);
         for point in points {
             self.dashboard.publish(point).await;
+            // A batch may close many windows at once (a replay catching up). Let the browsers'
+            // writer tasks take each update off their queues before the next one, so a burst
+            // longer than `client_buffer` is dropped only for browsers that are really behind.
+            tokio::task::yield_now().await;
         }
         Ok(())
     }

@@ -10,9 +10,9 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use serde::Serialize;
 use serde_json::{Value, json};
-use socketioxide::SocketIo;
 use socketioxide::extract::{SocketRef, TryData};
 use socketioxide::socket::DisconnectReason;
+use socketioxide::{SocketError, SocketIo};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -279,15 +279,18 @@ impl Dashboard {
             Some(room) => self.io.to(room).emit(event, data).await,
             None => self.io.emit(event, data).await,
         };
-        if let Err(e) = sent {
-            // A full per-browser buffer (a slow client) fails for that browser only; count it.
-            let failed = match &e {
-                socketioxide::BroadcastError::Socket(errors) => errors.len() as u64,
-                _ => 1,
-            };
-            self.stats.dropped.fetch_add(failed, Ordering::Relaxed);
-            tracing::debug!("dashboard: {event} not delivered to {failed} browser(s): {e}");
-        }
+        let Err(e) = sent else { return };
+        // A full per-browser queue (a slow client) fails for that browser only: its update is
+        // dropped and counted. A browser that disconnected meanwhile has nothing to lose.
+        let dropped = match &e {
+            socketioxide::BroadcastError::Socket(errors) => errors
+                .iter()
+                .filter(|e| matches!(e, SocketError::InternalChannelFull))
+                .count() as u64,
+            _ => 1,
+        };
+        self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
+        tracing::debug!("dashboard: {event} not delivered everywhere: {e}");
     }
 
     /// Number of connected browsers.
