@@ -146,16 +146,18 @@ fn values(point: &Value) -> BTreeMap<String, f64> {
         .collect()
 }
 
-#[test]
-fn a_real_browser_plots_exactly_the_computed_windows() {
-    let weir = start(&[]);
-    std::thread::sleep(Duration::from_millis(1500)); // connect late: history must fill the chart
-    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+/// Opens the dashboard of `weir` in headless Chromium once it shows `points` points, checks the
+/// page and that every plotted point equals a window the file sink wrote; saves a screenshot.
+fn assert_the_browser_plots_the_windows(weir: &Weir, points: usize, screenshot: &Path) {
     let py = python("WEIR_TEST_PYTHON", "venv-sio5");
     let (out, page) = run_script(
         &py,
         "browser.py",
-        &[&format!("{}/", weir.url()), "8", shot.to_str().unwrap()],
+        &[
+            &format!("{}/", weir.url()),
+            &points.to_string(),
+            screenshot.to_str().unwrap(),
+        ],
     );
     assert!(
         out.status.success(),
@@ -173,13 +175,34 @@ fn a_real_browser_plots_exactly_the_computed_windows() {
     assert_eq!(page["title"], "男女生购物人数实时分析");
     assert_eq!(page["series"], 2, "female and male; unknown (2) hidden");
     let windows = weir.windows();
-    let points = page["points"].as_array().unwrap();
-    assert!(points.len() >= 8, "{page}");
-    for point in points {
+    let plotted = page["points"].as_array().unwrap();
+    assert!(plotted.len() >= points, "{page}");
+    for point in plotted {
         let t = point["t"].as_i64().unwrap();
         assert_eq!(Some(&values(point)), windows.get(&t), "window ending {t}");
     }
-    assert!(shot.exists());
+    assert!(screenshot.exists());
+}
+
+#[test]
+fn a_real_browser_plots_exactly_the_computed_windows() {
+    let weir = start(&[]);
+    std::thread::sleep(Duration::from_millis(1500)); // connect late: history must fill the chart
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    assert_the_browser_plots_the_windows(&weir, 8, &shot);
+}
+
+#[test]
+fn the_shipped_kafka_pipeline_serves_the_moving_chart() {
+    // pipelines/shopping_gender.toml: csv → Kafka `sex` → window → `result`, console, dashboard.
+    let broker = format!("kafka.embedded.listen=127.0.0.1:{}", free_port());
+    let weir = start_pipeline(
+        "pipelines/shopping_gender.toml",
+        "sinks.dashboard.listen",
+        &[&broker],
+    );
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-kafka.png");
+    assert_the_browser_plots_the_windows(&weir, 4, &shot);
 }
 
 #[test]
