@@ -6,9 +6,10 @@ use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 use weir::config::parse_text;
-use weir::config::pipeline::StageKind;
 use weir::record::Batch;
-use weir::registry::{BuildContext, Builtin, BuiltinConfig, Registry, StageConfig};
+use weir::registry::Registry;
+use weir::stage::StageKind;
+use weir::stage::{BuildContext, Builtin, BuiltinConfig, StageConfig};
 use weir::stage::{Stage, StageError, StageResult, Transform, shutdown_pair};
 use weir::topology;
 
@@ -43,7 +44,7 @@ impl Transform for Exploding {
 }
 
 fn registry() -> Registry {
-    let mut registry = Registry::builtin();
+    let mut registry = weir::builtins::registry();
     registry.register(Arc::new(Builtin::<Explode>::new(
         StageKind::Transform,
         "explode",
@@ -90,7 +91,7 @@ inputs = ["bad"]
     let failure = &report.failures[0];
     assert_eq!(failure.path, "transforms.bad");
     assert_eq!(failure.type_name, "explode");
-    assert_eq!(failure.message, "panicked: boom");
+    assert_eq!(failure.error.to_string(), "panicked: boom");
     let sink = report
         .counts
         .iter()

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use weir::config::parse_text;
 use weir::record::{Batch, BatchBuilder, Schema};
-use weir::registry::{BuildContext, Registry};
-use weir::sources::csv::USER_LOG_COLUMNS;
+use weir::stage::BuildContext;
 use weir::stage::{Stage, Transform};
 use weir::topology;
 
@@ -46,7 +45,7 @@ inputs = ["builtin", "plugin", "plugin_copy"]
 "#
     );
     let doc = parse_text("bench.toml", text, &[], |_| None).expect("pipeline parses");
-    let (plan, diagnostics) = topology::plan(&doc, &Registry::builtin());
+    let (plan, diagnostics) = topology::plan(&doc, &weir::builtins::registry());
     let plan = plan.unwrap_or_else(|| panic!("{diagnostics}"));
     let build = |i: usize| {
         let cx = BuildContext {
@@ -61,6 +60,21 @@ inputs = ["builtin", "plugin", "plugin_copy"]
     };
     (build(1), build(2), build(3))
 }
+
+/// The user log's columns.
+const USER_LOG_COLUMNS: [&str; 11] = [
+    "user_id",
+    "item_id",
+    "cat_id",
+    "merchant_id",
+    "brand_id",
+    "month",
+    "day",
+    "action",
+    "age_range",
+    "gender",
+    "province",
+];
 
 fn batches(rows_per_batch: usize) -> Vec<Batch> {
     let schema = Arc::new(Schema::new(USER_LOG_COLUMNS));

@@ -37,7 +37,8 @@ pub struct PipelineArgs {
 pub enum Command {
     /// Run a pipeline until its input ends or Ctrl-C / SIGTERM.
     Run(PipelineArgs),
-    /// Check a pipeline file and report every problem (opens nothing but the file).
+    /// Check a pipeline file and report every problem (opens nothing but the file and the plugin
+    /// libraries it names, whose descriptors are read).
     Validate(PipelineArgs),
     /// Print the pipeline's graph.
     Graph {

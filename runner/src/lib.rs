@@ -1,31 +1,30 @@
 //! weir: a streaming pipeline runner configured by TOML files.
 //!
-//! A pipeline file declares sources, transforms and sinks (`config`); the registry maps each
-//! `type` to a stage factory (`registry`, with the built-ins in `sources`, `transforms`, `sinks`);
-//! the topology checks the graph and runs every stage as its own task over bounded channels of
-//! record batches (`topology`, `stage`, `record`).
+//! The modules form layers; each uses only modules of its own layer or below (checked by
+//! `tests/layers.rs` against the table in docs/architecture.md):
+//!
+//! 1. data: `ack` (delivery tickets), `record` (batches), `time`, `progress`;
+//! 2. `config`: the pipeline file read into nodes, with diagnostics;
+//! 3. `stage`: the stage contract (roles, errors, factories, the runtime traits);
+//! 4. what stages share: `registry` (factories by name), `format` (record formats), `serve`
+//!    (HTTP listeners), `kafka` (the Kafka client layer and the embedded broker);
+//! 5. the stages: built-ins in `sources`, `transforms`, `sinks`; plugin stages in `plugins`;
+//! 6. `builtins`: the list of built-in stage types;
+//! 7. `topology`: the declared graph, its plan and the engine that runs it.
 
 pub mod ack;
+pub mod builtins;
 pub mod config;
-pub mod generate;
+pub mod format;
 pub mod kafka;
 pub mod plugins;
 pub mod progress;
 pub mod record;
 pub mod registry;
+pub mod serve;
 pub mod sinks;
 pub mod sources;
 pub mod stage;
 pub mod time;
 pub mod topology;
 pub mod transforms;
-
-/// The text of a panic payload (panics carry a `&str` or a `String`, almost always).
-pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    match payload.downcast::<String>() {
-        Ok(s) => *s,
-        Err(payload) => payload
-            .downcast_ref::<&str>()
-            .map_or_else(|| "(no message)".to_string(), |s| s.to_string()),
-    }
-}

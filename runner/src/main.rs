@@ -1,14 +1,14 @@
 //! The `weir` binary: parses the command line and dispatches to the library.
 
 mod cli;
+mod user_log_gen;
 
 use clap::Parser;
 use cli::{Cli, Command, GenCommand, GraphFormat, PipelineArgs};
 use std::process::ExitCode;
-use weir::config::pipeline::StageKind;
 use weir::config::{Diagnostics, load_document};
 use weir::kafka::embedded::EmbeddedOptions;
-use weir::registry::Registry;
+use weir::stage::StageKind;
 use weir::stage::{ShutdownTrigger, shutdown_pair};
 use weir::topology::{self, Plan, graph};
 
@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
     install_panic_hook();
-    let registry = Registry::builtin();
+    let registry = weir::builtins::registry();
     match cli.command {
         Command::List => {
             print!("{}", list(&registry));
@@ -46,19 +46,19 @@ fn main() -> ExitCode {
             out,
             no_header,
         }) => {
-            let spec = weir::generate::UserLogSpec {
+            let spec = user_log_gen::UserLogSpec {
                 rows,
                 seed,
                 header: !no_header,
             };
             let result = match &out {
                 Some(path) => std::fs::File::create(path).and_then(|f| {
-                    weir::generate::write_user_log(
+                    user_log_gen::write_user_log(
                         spec,
                         &mut std::io::BufWriter::with_capacity(1 << 20, f),
                     )
                 }),
-                None => weir::generate::write_user_log(
+                None => user_log_gen::write_user_log(
                     spec,
                     &mut std::io::BufWriter::new(std::io::stdout().lock()),
                 ),
@@ -116,7 +116,7 @@ fn main() -> ExitCode {
 const BROKERS_ENV: &str = "WEIR_KAFKA_BROKERS";
 
 /// Loads and checks a pipeline, printing every diagnostic. `None` when there are errors.
-fn checked_plan(args: &PipelineArgs, registry: &Registry) -> Option<Plan> {
+fn checked_plan(args: &PipelineArgs, registry: &weir::registry::Registry) -> Option<Plan> {
     let overrides: Vec<String> = std::env::var(BROKERS_ENV)
         .ok()
         .filter(|b| !b.trim().is_empty())
@@ -252,7 +252,7 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn list(registry: &Registry) -> String {
+fn list(registry: &weir::registry::Registry) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let mut kind = None;

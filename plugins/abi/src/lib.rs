@@ -245,14 +245,14 @@ pub struct ComponentVTable {
         host: *const HostApi,
         ctx: *mut c_void,
     ) -> Status,
-    /// Called about `tick_millis` apart (when not 0), for time-driven work.
+    /// Called about `tick_interval_millis` apart (when not 0), for time-driven work.
     pub tick: unsafe extern "C-unwind" fn(
         handle: Handle,
         host: *const HostApi,
         ctx: *mut c_void,
     ) -> Status,
     /// Milliseconds between ticks; 0 for none.
-    pub tick_millis: u64,
+    pub tick_interval_millis: u64,
     /// End of input: emit what is held, flush.
     pub finish: unsafe extern "C-unwind" fn(
         handle: Handle,

@@ -240,7 +240,7 @@ const fn base<T: Component>(kind: Kind) -> ComponentVTable {
         process: no_batches,
         poll: no_polls,
         tick: nothing,
-        tick_millis: 0,
+        tick_interval_millis: 0,
         finish: nothing,
         destroy: destroy::<T>,
     }
@@ -251,7 +251,7 @@ pub const fn transform<T: Transform>() -> ComponentVTable {
     ComponentVTable {
         process: process_transform::<T>,
         tick: tick_transform::<T>,
-        tick_millis: T::TICK_MILLIS,
+        tick_interval_millis: T::TICK_INTERVAL_MILLIS,
         finish: finish_transform::<T>,
         ..base::<T>(Kind::TRANSFORM)
     }

@@ -51,7 +51,7 @@ pub trait Component: Sized + Send + 'static {
 /// A stage that turns batches into batches.
 pub trait Transform: Component {
     /// Milliseconds between calls to [`tick`](Self::tick); 0 for none.
-    const TICK_MILLIS: u64 = 0;
+    const TICK_INTERVAL_MILLIS: u64 = 0;
 
     /// Handles one batch; emit output with [`Host::emit`].
     fn process(&mut self, batch: &Batch<'_>, host: &mut Host) -> Result<(), String>;

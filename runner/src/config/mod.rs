@@ -1,5 +1,6 @@
 //! Reading a pipeline file: text → `${VAR}` substitution → TOML with spans → `--set` overrides →
-//! the component list ([`PipelineSpec`]). Every step reports all the problems it finds, each with
+//! a [`Document`] of nodes that remember where they were written (the component list is read
+//! from it by `topology::spec`). Every step reports all the problems it finds, each with
 //! `file:line:col`, the key path and a hint, and never opens anything but the pipeline file.
 
 pub mod de;
@@ -7,11 +8,9 @@ pub mod diagnostic;
 pub mod interpolate;
 pub mod node;
 pub mod overrides;
-pub mod pipeline;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Origin, Severity, SourceFile, did_you_mean};
 pub use node::{Node, NodeValue};
-pub use pipeline::{ComponentSpec, InputRef, PipelineSpec};
 
 use std::path::Path;
 use std::sync::Arc;

@@ -3,13 +3,63 @@
 //! member per field), `seed` (the tutorial's `[{"0":1},{"2":3}]`, one array per window). Keys:
 //! `none`, `raw`, `json`.
 
-use crate::config::pipeline::StageKind;
+use crate::format::lines::{Encoder as LineEncoder, Format};
 use crate::record::json::{write_json_str, write_json_value};
 use crate::record::{Batch, BatchBuilder, FieldRef, Millis, Row, Schema};
-use crate::registry::OptionIssue;
-use crate::sinks::format::{Encoder as LineEncoder, Format};
+use crate::stage::OptionIssue;
+use crate::stage::StageKind;
 use serde::Deserialize;
 use std::sync::Arc;
+
+/// Why a message could not become records, or records a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// The value or key is not UTF-8.
+    #[error("{part} is not UTF-8 text")]
+    NotUtf8 {
+        /// `value` or `key`.
+        part: &'static str,
+    },
+    /// The value or key is missing where a JSON object was expected.
+    #[error("{part} is empty; expected a JSON object")]
+    EmptyObject {
+        /// `value` or `key`.
+        part: &'static str,
+    },
+    /// The value or key is not a JSON object.
+    #[error("{part} is not a JSON object: {reason}")]
+    NotObject {
+        /// `value` or `key`.
+        part: &'static str,
+        /// What the JSON parser said.
+        reason: String,
+    },
+    /// A `seed` value is missing.
+    #[error("value is empty; expected [{{\"key\": count}}, ...]")]
+    EmptySeed,
+    /// A `seed` value is not an array of one-entry objects.
+    #[error("value is not a [{{\"key\": count}}, ...] array: {reason}")]
+    NotSeed {
+        /// What the JSON parser said.
+        reason: String,
+    },
+    /// A `raw` sink without `fields` has several input fields and none is called `value`.
+    #[error(
+        "field `value` is not in the input (it has: {available}); with several fields, name the one to write: fields = [\"...\"]"
+    )]
+    NoValueField {
+        /// The input's fields, comma-separated.
+        available: String,
+    },
+    /// A field the sink writes is not in its input.
+    #[error("field `{field}` is not in the input (it has: {available})")]
+    MissingField {
+        /// The field named in the options.
+        field: String,
+        /// The input's fields, comma-separated.
+        available: String,
+    },
+}
 
 /// How a message value maps to fields.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -66,6 +116,16 @@ impl Codec {
 }
 
 impl KeyCodec {
+    /// The key fields to use: `fields`, or for `raw` without any, the one field `key`; none
+    /// when the codec writes no key.
+    pub fn fields_or_default(self, fields: &[String]) -> Vec<String> {
+        match (self, fields.is_empty()) {
+            (KeyCodec::None, _) => Vec::new(),
+            (KeyCodec::Raw, true) => vec!["key".to_string()],
+            _ => fields.to_vec(),
+        }
+    }
+
     /// Checks `fields` (at option `key`) against this key codec.
     pub fn check(self, fields: &[String], key: &str) -> Vec<OptionIssue> {
         match self {
@@ -147,11 +207,7 @@ impl Decoder {
             (Codec::Seed, true) => vec!["key".to_string(), "count".to_string()],
             _ => fields.to_vec(),
         };
-        let key_fields = match (key_codec, key_fields.is_empty()) {
-            (KeyCodec::None, _) => Vec::new(),
-            (KeyCodec::Raw, true) => vec!["key".to_string()],
-            _ => key_fields.to_vec(),
-        };
+        let key_fields = key_codec.fields_or_default(key_fields);
         let schema = Arc::new(Schema::new(value_fields.iter().chain(&key_fields).cloned()));
         Decoder {
             codec,
@@ -177,7 +233,7 @@ impl Decoder {
         key: Option<&[u8]>,
         time: Millis,
         out: &mut BatchBuilder,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, CodecError> {
         self.decode_key(key)?;
         if self.codec == Codec::Raw && self.key_codec == KeyCodec::None {
             // The common case, without intermediate values.
@@ -204,10 +260,10 @@ impl Decoder {
                 self.value_scratch.push(row);
             }
             Codec::Seed => {
-                let bytes = value.ok_or("value is empty; expected [{\"key\": count}, ...]")?;
+                let bytes = value.ok_or(CodecError::EmptySeed)?;
                 let groups: Vec<serde_json::Map<String, serde_json::Value>> =
-                    serde_json::from_slice(bytes).map_err(|e| {
-                        format!("value is not a [{{\"key\": count}}, ...] array: {e}")
+                    serde_json::from_slice(bytes).map_err(|e| CodecError::NotSeed {
+                        reason: e.to_string(),
                     })?;
                 for group in &groups {
                     for (k, v) in group {
@@ -229,7 +285,7 @@ impl Decoder {
         Ok(self.value_scratch.len())
     }
 
-    fn decode_key(&mut self, key: Option<&[u8]>) -> Result<(), String> {
+    fn decode_key(&mut self, key: Option<&[u8]>) -> Result<(), CodecError> {
         self.key_scratch.clear();
         match self.key_codec {
             KeyCodec::None => {}
@@ -250,16 +306,19 @@ impl Decoder {
     }
 }
 
-fn utf8<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, String> {
-    simdutf8::basic::from_utf8(bytes).map_err(|_| format!("{what} is not UTF-8 text"))
+fn utf8<'a>(bytes: &'a [u8], part: &'static str) -> Result<&'a str, CodecError> {
+    simdutf8::basic::from_utf8(bytes).map_err(|_| CodecError::NotUtf8 { part })
 }
 
 fn parse_object(
     bytes: Option<&[u8]>,
-    what: &str,
-) -> Result<serde_json::Map<String, serde_json::Value>, String> {
-    let bytes = bytes.ok_or_else(|| format!("{what} is empty; expected a JSON object"))?;
-    serde_json::from_slice(bytes).map_err(|e| format!("{what} is not a JSON object: {e}"))
+    part: &'static str,
+) -> Result<serde_json::Map<String, serde_json::Value>, CodecError> {
+    let bytes = bytes.ok_or(CodecError::EmptyObject { part })?;
+    serde_json::from_slice(bytes).map_err(|e| CodecError::NotObject {
+        part,
+        reason: e.to_string(),
+    })
 }
 
 /// Turns records into messages (the sink side).
@@ -292,10 +351,7 @@ impl Encoder {
         key_codec: KeyCodec,
         key_fields: &[String],
     ) -> Self {
-        let key_fields = match (key_codec, key_fields.is_empty()) {
-            (KeyCodec::Raw, true) => vec!["key".to_string()],
-            _ => key_fields.to_vec(),
-        };
+        let key_fields = key_codec.fields_or_default(key_fields);
         Encoder {
             codec,
             fields: fields.to_vec(),
@@ -308,12 +364,12 @@ impl Encoder {
     }
 
     /// Encodes `batch`, calling `emit` once per message; fails when a field to write is not in
-    /// the batch's schema.
-    pub fn encode(
+    /// the batch's schema, or with the first error `emit` returns.
+    pub fn encode<E: From<CodecError>>(
         &mut self,
         batch: &Batch,
-        mut emit: impl FnMut(Message<'_>) -> Result<(), String>,
-    ) -> Result<(), String> {
+        mut emit: impl FnMut(Message<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let schema = batch.schema();
         let value_fields = self.value_field_indexes(schema)?;
         let key_fields = resolve(schema, &self.key_fields)?;
@@ -336,12 +392,14 @@ impl Encoder {
         Ok(())
     }
 
-    fn value_field_indexes(&self, schema: &Schema) -> Result<Vec<usize>, String> {
+    fn value_field_indexes(&self, schema: &Schema) -> Result<Vec<usize>, CodecError> {
         match self.codec {
             Codec::Raw if self.fields.is_empty() => match schema.len() {
                 1 => Ok(vec![0]),
-                _ => resolve(schema, &["value".to_string()]).map_err(|e| {
-                    format!("{e}; with several fields, name the one to write: fields = [\"...\"]")
+                _ => schema.index_of("value").map(|i| vec![i]).ok_or_else(|| {
+                    CodecError::NoValueField {
+                        available: schema.names().collect::<Vec<_>>().join(", "),
+                    }
                 }),
             },
             Codec::Json if self.fields.is_empty() => Ok((0..schema.len()).collect()),
@@ -352,12 +410,12 @@ impl Encoder {
 
     /// `seed`: one message per window (rows with the same `window_start`, consecutive as the
     /// window stage emits them).
-    fn encode_windows(
+    fn encode_windows<E: From<CodecError>>(
         &mut self,
         batch: &Batch,
         key_fields: &[usize],
-        mut emit: impl FnMut(Message<'_>) -> Result<(), String>,
-    ) -> Result<(), String> {
+        mut emit: impl FnMut(Message<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let start = batch.schema().index_of("window_start");
         let mut first = 0;
         while first < batch.len() {
@@ -385,16 +443,16 @@ impl Encoder {
     }
 }
 
-fn resolve(schema: &Schema, names: &[String]) -> Result<Vec<usize>, String> {
+fn resolve(schema: &Schema, names: &[String]) -> Result<Vec<usize>, CodecError> {
     names
         .iter()
         .map(|name| {
-            schema.index_of(name).ok_or_else(|| {
-                format!(
-                    "field `{name}` is not in the input (it has: {})",
-                    schema.names().collect::<Vec<_>>().join(", ")
-                )
-            })
+            schema
+                .index_of(name)
+                .ok_or_else(|| CodecError::MissingField {
+                    field: name.clone(),
+                    available: schema.names().collect::<Vec<_>>().join(", "),
+                })
         })
         .collect()
 }
@@ -438,7 +496,7 @@ fn write_object(row: &Row<'_>, fields: &[usize], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::window_points::window_batch;
+    use crate::format::window_points::window_batch;
 
     fn decode_all(decoder: &mut Decoder, messages: &[(&[u8], Option<&[u8]>)]) -> Batch {
         let mut out = BatchBuilder::with_capacity(Arc::clone(decoder.schema()), 4);
@@ -456,7 +514,8 @@ mod tests {
         assert_eq!(batch.row(1).get(0), FieldRef::Str("0"));
         let mut out = BatchBuilder::with_capacity(Arc::clone(d.schema()), 1);
         let bad = d.decode(Some(&[0xff, 0xfe]), None, 0, &mut out);
-        assert_eq!(bad, Err("value is not UTF-8 text".to_string()));
+        assert_eq!(bad, Err(CodecError::NotUtf8 { part: "value" }));
+        assert_eq!(bad.unwrap_err().to_string(), "value is not UTF-8 text");
         assert!(out.is_empty());
     }
 
@@ -473,7 +532,7 @@ mod tests {
         let mut seen = Vec::new();
         e.encode(&windows, |m| {
             seen.push((String::from_utf8(m.value.to_vec()).unwrap(), m.time));
-            Ok(())
+            Ok::<_, CodecError>(())
         })
         .unwrap();
         assert_eq!(
@@ -493,7 +552,7 @@ mod tests {
         let mut messages = Vec::new();
         e.encode(&window_batch(&[(0, "1", 6)]), |m| {
             messages.push((m.value.to_vec(), m.key.map(<[u8]>::to_vec)));
-            Ok(())
+            Ok::<_, CodecError>(())
         })
         .unwrap();
         assert_eq!(messages[0].0, br#"{"gender":"1","count":6}"#);
@@ -517,8 +576,9 @@ mod tests {
     fn a_missing_field_is_named() {
         let mut e = Encoder::new(Codec::Raw, &["nope".into()], KeyCodec::None, &[]);
         let err = e
-            .encode(&window_batch(&[(0, "1", 6)]), |_| Ok(()))
-            .unwrap_err();
+            .encode(&window_batch(&[(0, "1", 6)]), |_| Ok::<_, CodecError>(()))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("field `nope` is not in the input"), "{err}");
     }
 }

@@ -6,8 +6,75 @@
 //! Built with the `embedded-broker` cargo feature (on by default); without it, `"embedded"` is
 //! an error that says so.
 
+use crate::serve::{ListenError, listen_address};
 use serde::Deserialize;
 use std::net::SocketAddr;
+
+/// Why the embedded broker could not be started or reached.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    /// `listen` is not an address.
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    /// This process already runs a broker there, with other storage.
+    #[error("the embedded broker at {address} already runs with storage {running}, not {asked}")]
+    OtherStorage {
+        /// The listen address.
+        address: SocketAddr,
+        /// The storage it runs with.
+        running: String,
+        /// The storage asked for.
+        asked: String,
+    },
+    /// Something else listens on the address.
+    #[error(
+        "cannot start the embedded broker: {address} is already in use (another broker, or another weir?); set `embedded.listen` (e.g. in [kafka]) to a free address, or point `brokers` at the broker that is running"
+    )]
+    InUse {
+        /// The listen address.
+        address: SocketAddr,
+    },
+    /// The address cannot be bound.
+    #[error("cannot start the embedded broker on {address}: {source}")]
+    Bind {
+        /// The listen address.
+        address: SocketAddr,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `storage` is not a URL.
+    #[error("storage `{storage}` is not a URL: {message}")]
+    StorageUrl {
+        /// The value as written.
+        storage: String,
+        /// What the URL parser said.
+        message: String,
+    },
+    /// The broker refused its configuration.
+    #[error("cannot start the embedded broker: {message}")]
+    Broker {
+        /// The broker's error.
+        message: String,
+    },
+    /// The broker task ended before it listened.
+    #[error("the embedded broker did not start on {address} (see the error above)")]
+    Exited {
+        /// The listen address.
+        address: SocketAddr,
+    },
+    /// The broker did not listen in time.
+    #[error("the embedded broker did not listen on {address} within 10s")]
+    Slow {
+        /// The listen address.
+        address: SocketAddr,
+    },
+    /// This weir was built without the broker.
+    #[error(
+        "this weir was built without the embedded broker (cargo feature `embedded-broker`); set `brokers` to a Kafka cluster"
+    )]
+    NotBuilt,
+}
 
 /// Where the embedded broker listens and keeps its data (`embedded = { ... }` of a Kafka stage,
 /// usually set once in `[kafka]`).
@@ -45,7 +112,7 @@ impl EmbeddedOptions {
     /// Checks the address and the storage scheme; an error names the key (`listen` or
     /// `storage`) it is about.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
-        let addr = self.address().map_err(|e| ("listen", e))?;
+        let addr = self.address().map_err(|e| ("listen", e.to_string()))?;
         if addr.port() == 0 {
             return Err((
                 "listen",
@@ -65,25 +132,20 @@ impl EmbeddedOptions {
     }
 
     /// The listen address.
-    pub fn address(&self) -> Result<SocketAddr, String> {
-        self.listen.parse().map_err(|_| {
-            format!(
-                "`{}` is not an address like \"127.0.0.1:9092\"",
-                self.listen
-            )
-        })
+    pub fn address(&self) -> Result<SocketAddr, ListenError> {
+        listen_address(&self.listen, DEFAULT_LISTEN)
     }
 }
 
 /// Starts the broker for `options` unless this process already runs one there; returns the
 /// bootstrap address for clients.
-pub async fn ensure(options: &EmbeddedOptions) -> Result<String, String> {
+pub async fn ensure(options: &EmbeddedOptions) -> Result<String, EmbeddedError> {
     imp::ensure(options).await
 }
 
 #[cfg(feature = "embedded-broker")]
 mod imp {
-    use super::EmbeddedOptions;
+    use super::{EmbeddedError, EmbeddedOptions};
     use std::collections::HashMap;
     use std::net::SocketAddr;
     use std::sync::OnceLock;
@@ -102,17 +164,18 @@ mod imp {
         RUNNING.get_or_init(Default::default)
     }
 
-    pub async fn ensure(options: &EmbeddedOptions) -> Result<String, String> {
+    pub async fn ensure(options: &EmbeddedOptions) -> Result<String, EmbeddedError> {
         let addr = options.address()?;
         let mut running = running().lock().await;
         if let Some((storage, task)) = running.get(&addr)
             && !task.is_finished()
         {
             if *storage != options.storage {
-                return Err(format!(
-                    "the embedded broker at {addr} already runs with storage {storage}, not {}",
-                    options.storage
-                ));
+                return Err(EmbeddedError::OtherStorage {
+                    address: addr,
+                    running: storage.clone(),
+                    asked: options.storage.clone(),
+                });
             }
             return Ok(advertised(addr).to_string());
         }
@@ -130,35 +193,40 @@ mod imp {
         }
     }
 
-    async fn start(addr: SocketAddr, storage: &str) -> Result<JoinHandle<()>, String> {
+    async fn start(addr: SocketAddr, storage: &str) -> Result<JoinHandle<()>, EmbeddedError> {
         // tansu binds inside `serve`; check first so a taken port gets a clear message.
         match std::net::TcpListener::bind(addr) {
             Ok(probe) => drop(probe),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                return Err(format!(
-                    "cannot start the embedded broker: {addr} is already in use (another \
-                     broker, or another weir?); set `embedded.listen` (e.g. in [kafka]) to a \
-                     free address, or point `brokers` at the broker that is running"
-                ));
+                return Err(EmbeddedError::InUse { address: addr });
             }
-            Err(e) => return Err(format!("cannot start the embedded broker on {addr}: {e}")),
+            Err(source) => {
+                return Err(EmbeddedError::Bind {
+                    address: addr,
+                    source,
+                });
+            }
         }
         let url = |a: SocketAddr| {
-            url::Url::parse(&format!("tcp://{a}")).map_err(|e| format!("bad address {a}: {e}"))
+            url::Url::parse(&format!("tcp://{a}")).expect("a socket address makes a tcp:// URL")
         };
-        let storage_url = url::Url::parse(storage)
-            .map_err(|e| format!("storage `{storage}` is not a URL: {e}"))?;
+        let storage_url = url::Url::parse(storage).map_err(|e| EmbeddedError::StorageUrl {
+            storage: storage.to_string(),
+            message: e.to_string(),
+        })?;
         let mut broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
             .node_id(111)
             .cluster_id("weir")
             .incarnation_id(uuid::Uuid::new_v4())
-            .advertised_listener(url(advertised(addr))?)
+            .advertised_listener(url(advertised(addr)))
             .storage(storage_url)
-            .listener(url(addr)?)
+            .listener(url(addr))
             .silent(true)
             .build()
             .await
-            .map_err(|e| format!("cannot start the embedded broker: {e}"))?;
+            .map_err(|e| EmbeddedError::Broker {
+                message: e.to_string(),
+            })?;
         let task = tokio::spawn(async move {
             if let Err(e) = broker.serve(tokio::time::Instant::now()).await {
                 tracing::error!("embedded broker stopped: {e}");
@@ -169,7 +237,10 @@ mod imp {
         Ok(task)
     }
 
-    async fn wait_until_listening(addr: SocketAddr, task: &JoinHandle<()>) -> Result<(), String> {
+    async fn wait_until_listening(
+        addr: SocketAddr,
+        task: &JoinHandle<()>,
+    ) -> Result<(), EmbeddedError> {
         let connect_to = advertised(addr);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -177,14 +248,10 @@ mod imp {
                 return Ok(());
             }
             if task.is_finished() {
-                return Err(format!(
-                    "the embedded broker did not start on {addr} (see the error above)"
-                ));
+                return Err(EmbeddedError::Exited { address: addr });
             }
             if Instant::now() > deadline {
-                return Err(format!(
-                    "the embedded broker did not listen on {addr} within 10s"
-                ));
+                return Err(EmbeddedError::Slow { address: addr });
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -193,13 +260,9 @@ mod imp {
 
 #[cfg(not(feature = "embedded-broker"))]
 mod imp {
-    use super::EmbeddedOptions;
+    use super::{EmbeddedError, EmbeddedOptions};
 
-    pub async fn ensure(_: &EmbeddedOptions) -> Result<String, String> {
-        Err(
-            "this weir was built without the embedded broker (cargo feature \
-             `embedded-broker`); set `brokers` to a Kafka cluster"
-                .into(),
-        )
+    pub async fn ensure(_: &EmbeddedOptions) -> Result<String, EmbeddedError> {
+        Err(EmbeddedError::NotBuilt)
     }
 }

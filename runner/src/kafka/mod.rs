@@ -5,16 +5,17 @@
 
 pub mod codec;
 pub mod embedded;
+mod error;
 pub mod link;
 pub mod options;
 pub mod topics;
 
+pub use error::KafkaError;
 pub use options::{KafkaOptions, Start};
 
-use crate::stage::StageError;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
+use rdkafka::error::KafkaError as ClientError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
 use std::time::{Duration, Instant};
@@ -57,11 +58,9 @@ pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
 impl KafkaOptions {
     /// The bootstrap address list, starting the embedded broker first when `brokers` says
     /// `"embedded"`.
-    pub async fn bootstrap(&self) -> Result<String, StageError> {
+    pub async fn bootstrap(&self) -> Result<String, KafkaError> {
         if self.brokers() == EMBEDDED {
-            embedded::ensure(&self.embedded)
-                .await
-                .map_err(StageError::new)
+            Ok(embedded::ensure(&self.embedded).await?)
         } else {
             Ok(self.brokers().to_string())
         }
@@ -89,10 +88,14 @@ pub fn wait_for_cluster(
     config: &ClientConfig,
     bootstrap: &str,
     timeout: Duration,
-) -> Result<(), StageError> {
-    let probe: BaseConsumer<ClientLog> = config
-        .create_with_context(ClientLog)
-        .map_err(|e| StageError::new(format!("cannot create a Kafka client: {e}")))?;
+) -> Result<(), KafkaError> {
+    let probe: BaseConsumer<ClientLog> =
+        config
+            .create_with_context(ClientLog)
+            .map_err(|source| KafkaError::Client {
+                role: "client",
+                source,
+            })?;
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -101,13 +104,12 @@ pub fn wait_for_cluster(
             .max(Duration::from_millis(100));
         match probe.fetch_metadata(None, attempt) {
             Ok(_) => return Ok(()),
-            Err(e) if Instant::now() >= deadline => {
-                return Err(StageError::new(format!(
-                    "no Kafka broker reachable at {bootstrap} after {:.0?} (last error: {e}); \
-                     start one, or set `brokers` (in [kafka] or on this stage, or \
-                     WEIR_KAFKA_BROKERS) to a reachable one, or \"embedded\"",
-                    timeout
-                )));
+            Err(last) if Instant::now() >= deadline => {
+                return Err(KafkaError::Unreachable {
+                    bootstrap: bootstrap.to_string(),
+                    waited: timeout,
+                    last,
+                });
             }
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
@@ -125,7 +127,7 @@ impl ClientContext for ClientLog {
         report_log(level, facility, message);
     }
 
-    fn error(&self, error: KafkaError, reason: &str) {
+    fn error(&self, error: ClientError, reason: &str) {
         report_error(&error, reason);
     }
 }
@@ -143,10 +145,10 @@ pub fn report_log(level: RDKafkaLogLevel, facility: &str, message: &str) {
 }
 
 /// [`ClientLog`]'s handling of a librdkafka error report, for other client contexts.
-pub fn report_error(error: &KafkaError, reason: &str) {
+pub fn report_error(error: &ClientError, reason: &str) {
     if !matches!(
         error,
-        KafkaError::Global(RDKafkaErrorCode::PartitionEOF) | KafkaError::PartitionEOF(_)
+        ClientError::Global(RDKafkaErrorCode::PartitionEOF) | ClientError::PartitionEOF(_)
     ) {
         tracing::warn!("kafka client: {reason}");
     }

@@ -4,8 +4,8 @@
 
 use super::codec::{Codec, KeyCodec};
 use super::embedded::EmbeddedOptions;
-use crate::config::pipeline::StageKind;
-use crate::registry::{OptionDoc, OptionIssue};
+use crate::stage::StageKind;
+use crate::stage::{OptionDoc, OptionIssue};
 use crate::time::DurationSpec;
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -1,8 +1,8 @@
 //! Creating the topics a pipeline uses, with explicit settings, before it reads or writes them
 //! (rather than relying on a broker's auto-creation and its defaults).
 
+use super::KafkaError;
 use super::KafkaOptions;
-use crate::stage::StageError;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -15,10 +15,12 @@ pub async fn ensure_topics(
     config: &ClientConfig,
     options: &KafkaOptions,
     topics: &[String],
-) -> Result<(), StageError> {
-    let admin: AdminClient<DefaultClientContext> = config
-        .create()
-        .map_err(|e| StageError::new(format!("cannot create a Kafka admin client: {e}")))?;
+) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> =
+        config.create().map_err(|source| KafkaError::Client {
+            role: "admin client",
+            source,
+        })?;
     let settings: Vec<(String, String)> = options
         .topic_config
         .iter()
@@ -41,18 +43,17 @@ pub async fn ensure_topics(
     let results = admin
         .create_topics(&new_topics, &admin_options)
         .await
-        .map_err(|e| StageError::new(format!("cannot create topics {topics:?}: {e}")))?;
+        .map_err(|source| KafkaError::CreateTopics {
+            topics: topics.to_vec(),
+            source,
+        })?;
     for result in results {
         match result {
             Ok(name) => {
                 tracing::info!("created topic {name} ({} partition(s))", options.partitions)
             }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => {
-                return Err(StageError::new(format!(
-                    "cannot create topic {name}: {code}"
-                )));
-            }
+            Err((topic, code)) => return Err(KafkaError::CreateTopic { topic, code }),
         }
     }
     Ok(())

@@ -6,9 +6,9 @@ use super::host::{CallContext, HOST_API};
 use super::library::{Component, Plugin};
 use super::stages;
 use crate::config::node::{Node, NodeValue};
-use crate::config::pipeline::StageKind;
 use crate::config::{Diagnostic, did_you_mean};
-use crate::registry::{BuildContext, Configured, OptionDoc, StageConfig, StageFactory};
+use crate::stage::StageKind;
+use crate::stage::{BuildContext, Configured, OptionDoc, StageConfig, StageFactory};
 use crate::stage::{Stage, StageError};
 use std::ffi::c_void;
 use std::fmt;
@@ -241,7 +241,7 @@ impl fmt::Debug for PluginConfig {
 impl StageConfig for PluginConfig {
     fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
         let component = &self.plugin.components[self.index];
-        stages::create(component, &self.text, &cx.path)
+        stages::create(component, &self.plugin.path, &self.text, &cx.path)
     }
 }
 

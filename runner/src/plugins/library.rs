@@ -2,8 +2,8 @@
 //! and the descriptor, and keep the library loaded for the rest of the process (a stage from it
 //! may run at any time, so it is never unloaded).
 
-use crate::config::pipeline::StageKind;
-use crate::registry::OptionDoc;
+use crate::stage::OptionDoc;
+use crate::stage::StageKind;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -40,22 +40,80 @@ pub struct Component {
     pub vtable: &'static ComponentVTable,
 }
 
-/// Why a library could not be used as a plugin.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a library could not be used as a plugin (the messages leave out the library's path:
+/// callers put it in front).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LoadError {
+    /// The path cannot be resolved.
+    #[error("cannot open: {0}")]
+    Open(String),
+    /// The loader refused it (not a library, missing dependency); the loader's message and its
+    /// causes.
+    #[error("cannot load: {0}")]
+    Load(String),
+    /// An ELF file for another machine.
+    #[error(
+        "cannot load: built for {built_for}, but this weir runs on {runs_on}; build the plugin for this machine"
+    )]
+    ForeignArchitecture {
+        /// What the file's header says, e.g. `aarch64 (64-bit ELF, machine 183)`.
+        built_for: String,
+        /// This process's architecture, e.g. `x86_64 (64-bit)`.
+        runs_on: String,
+    },
     /// It loaded, but has no entry symbol: some other shared library.
-    NotAPlugin(String),
-    /// Anything else: not loadable (not a library, wrong architecture, missing dependency), or a
-    /// plugin for another ABI, or a malformed descriptor.
-    Unusable(String),
+    #[error(
+        "not a weir plugin: it has no `weir_plugin_descriptor` symbol (was it built with weir_plugin::export_plugin!?)"
+    )]
+    NotAPlugin,
+    /// A plugin, but its descriptor cannot be used.
+    #[error(transparent)]
+    Descriptor(#[from] DescriptorError),
 }
 
-impl std::fmt::Display for LoadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LoadError::NotAPlugin(m) | LoadError::Unusable(m) => f.write_str(m),
-        }
-    }
+/// What is wrong with a plugin's descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DescriptorError {
+    /// The entry function returned no descriptor.
+    #[error("its `weir_plugin_descriptor` returned null")]
+    Null,
+    /// Built for another major ABI version.
+    #[error(
+        "built for plugin ABI {major}.{minor}, but this weir speaks ABI {ABI_MAJOR}.x; rebuild the plugin against a matching weir-plugin"
+    )]
+    OtherMajor {
+        /// The plugin's ABI major version.
+        major: u32,
+        /// The plugin's ABI minor version.
+        minor: u32,
+    },
+    /// Needs a newer minor ABI version than this weir has.
+    #[error(
+        "needs plugin ABI {major}.{minor}, newer than this weir's {ABI_MAJOR}.{ABI_MINOR}; upgrade weir"
+    )]
+    NewerMinor {
+        /// The plugin's ABI major version.
+        major: u32,
+        /// The plugin's ABI minor version.
+        minor: u32,
+    },
+    /// The descriptor struct is smaller than this ABI's.
+    #[error("descriptor is {size} bytes, expected at least {expected}")]
+    Short {
+        /// Its size.
+        size: usize,
+        /// The size this weir expects.
+        expected: usize,
+    },
+    /// The plugin's name cannot prefix its stage types.
+    #[error("plugin name `{0}` must be non-empty and have no `.`")]
+    BadName(String),
+    /// A component of a kind this weir does not know.
+    #[error("component has unknown kind {0}")]
+    UnknownKind(u32),
+    /// A descriptor string is not UTF-8.
+    #[error("{0} is not UTF-8")]
+    NotUtf8(&'static str),
 }
 
 impl std::fmt::Debug for Component {
@@ -72,7 +130,7 @@ pub fn load(path: &Path) -> Result<Arc<Plugin>, LoadError> {
     static LOADED: OnceLock<Mutex<HashMap<PathBuf, Arc<Plugin>>>> = OnceLock::new();
     let key = path
         .canonicalize()
-        .map_err(|e| LoadError::Unusable(format!("cannot open: {e}")))?;
+        .map_err(|e| LoadError::Open(e.to_string()))?;
     let mut loaded = LOADED
         .get_or_init(Mutex::default)
         .lock()
@@ -88,16 +146,12 @@ pub fn load(path: &Path) -> Result<Arc<Plugin>, LoadError> {
 fn open(path: &Path) -> Result<Plugin, LoadError> {
     // SAFETY: loading a library runs its initialisers; plugins are code the user chose to run.
     let library = unsafe { libloading::Library::new(path) }.map_err(|e| {
-        LoadError::Unusable(
-            foreign_architecture(path)
-                .unwrap_or_else(|| format!("cannot load: {}", with_causes(&e))),
-        )
+        foreign_architecture(path).unwrap_or_else(|| LoadError::Load(with_causes(&e)))
     })?;
     // SAFETY: the symbol's type is fixed by the ABI.
-    let entry = unsafe { library.get::<EntryFn>(ENTRY_SYMBOL) }.map_err(|_| {
-        LoadError::NotAPlugin("not a weir plugin: it has no `weir_plugin_descriptor` symbol (was it built with weir_plugin::export_plugin!?)".into())
-    })?;
-    let described = describe(path, entry).map_err(LoadError::Unusable);
+    let entry =
+        unsafe { library.get::<EntryFn>(ENTRY_SYMBOL) }.map_err(|_| LoadError::NotAPlugin)?;
+    let described = describe(path, entry).map_err(LoadError::from);
     // Never unloaded, even when unusable: a library's initialisers have run, and unloading Rust
     // libraries is not reliably safe.
     std::mem::forget(library);
@@ -106,7 +160,7 @@ fn open(path: &Path) -> Result<Plugin, LoadError> {
 
 /// When `path` is an ELF file for another machine, says so (the loader's own message for this
 /// can be as unhelpful as "No such file or directory").
-fn foreign_architecture(path: &Path) -> Option<String> {
+fn foreign_architecture(path: &Path) -> Option<LoadError> {
     let mut header = [0u8; 20];
     std::io::Read::read_exact(&mut std::fs::File::open(path).ok()?, &mut header).ok()?;
     if &header[..4] != b"\x7fELF" {
@@ -135,12 +189,9 @@ fn foreign_architecture(path: &Path) -> Option<String> {
     } else {
         32
     };
-    (machine != ours || bits != our_bits).then(|| {
-        format!(
-            "cannot load: built for {} ({bits}-bit ELF, machine {machine}), but this weir runs on {} ({our_bits}-bit); build the plugin for this machine",
-            name(machine),
-            std::env::consts::ARCH
-        )
+    (machine != ours || bits != our_bits).then(|| LoadError::ForeignArchitecture {
+        built_for: format!("{} ({bits}-bit ELF, machine {machine})", name(machine)),
+        runs_on: format!("{} ({our_bits}-bit)", std::env::consts::ARCH),
     })
 }
 
@@ -157,20 +208,21 @@ fn with_causes(error: &dyn std::error::Error) -> String {
 }
 
 /// Reads and checks the descriptor behind `entry`.
-fn describe(path: &Path, entry: libloading::Symbol<'_, EntryFn>) -> Result<Plugin, String> {
+fn describe(
+    path: &Path,
+    entry: libloading::Symbol<'_, EntryFn>,
+) -> Result<Plugin, DescriptorError> {
     // SAFETY: the entry function takes nothing and returns a pointer to a static descriptor.
     let descriptor = unsafe { entry() };
     if descriptor.is_null() {
-        return Err("its `weir_plugin_descriptor` returned null".into());
+        return Err(DescriptorError::Null);
     }
     // SAFETY: non-null, and static in a library that is never unloaded (`open` forgets it).
     let descriptor: &'static PluginDescriptor = unsafe { &*descriptor };
     check_version(descriptor)?;
     let name = text(descriptor.name, "plugin name")?;
     if name.is_empty() || name.contains('.') {
-        return Err(format!(
-            "plugin name `{name}` must be non-empty and have no `.`"
-        ));
+        return Err(DescriptorError::BadName(name.to_string()));
     }
     let components = (0..descriptor.components_len)
         .map(|i| {
@@ -188,35 +240,30 @@ fn describe(path: &Path, entry: libloading::Symbol<'_, EntryFn>) -> Result<Plugi
     })
 }
 
-fn check_version(d: &PluginDescriptor) -> Result<(), String> {
-    if d.abi_major != ABI_MAJOR {
-        return Err(format!(
-            "built for plugin ABI {}.{}, but this weir speaks ABI {ABI_MAJOR}.x; rebuild the plugin against a matching weir-plugin",
-            d.abi_major, d.abi_minor
-        ));
+fn check_version(d: &PluginDescriptor) -> Result<(), DescriptorError> {
+    let (major, minor) = (d.abi_major, d.abi_minor);
+    if major != ABI_MAJOR {
+        return Err(DescriptorError::OtherMajor { major, minor });
     }
-    if d.abi_minor > ABI_MINOR {
-        return Err(format!(
-            "needs plugin ABI {}.{}, newer than this weir's {ABI_MAJOR}.{ABI_MINOR}; upgrade weir",
-            d.abi_major, d.abi_minor
-        ));
+    if minor > ABI_MINOR {
+        return Err(DescriptorError::NewerMinor { major, minor });
     }
-    if d.struct_size < std::mem::size_of::<PluginDescriptor>() {
-        return Err(format!(
-            "descriptor is {} bytes, expected at least {}",
-            d.struct_size,
-            std::mem::size_of::<PluginDescriptor>()
-        ));
+    let expected = std::mem::size_of::<PluginDescriptor>();
+    if d.struct_size < expected {
+        return Err(DescriptorError::Short {
+            size: d.struct_size,
+            expected,
+        });
     }
     Ok(())
 }
 
-fn component(vtable: &'static ComponentVTable) -> Result<Component, String> {
+fn component(vtable: &'static ComponentVTable) -> Result<Component, DescriptorError> {
     let kind = match vtable.kind {
         Kind::SOURCE => StageKind::Source,
         Kind::TRANSFORM => StageKind::Transform,
         Kind::SINK => StageKind::Sink,
-        Kind(other) => return Err(format!("component has unknown kind {other}")),
+        Kind(other) => return Err(DescriptorError::UnknownKind(other)),
     };
     let options = (0..vtable.options_len)
         .map(|i| {
@@ -229,7 +276,7 @@ fn component(vtable: &'static ComponentVTable) -> Result<Component, String> {
                 doc: text(o.doc, "option doc")?,
             })
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, DescriptorError>>()?;
     Ok(Component {
         kind,
         name: text(vtable.name, "component name")?,
@@ -240,19 +287,18 @@ fn component(vtable: &'static ComponentVTable) -> Result<Component, String> {
 }
 
 /// A descriptor string as `&'static str`.
-fn text(s: Str, what: &str) -> Result<&'static str, String> {
+fn text(s: Str, what: &'static str) -> Result<&'static str, DescriptorError> {
     // SAFETY: descriptor strings are static data of a library that is never unloaded.
     let bytes: &'static [u8] = unsafe { s.as_bytes() };
-    std::str::from_utf8(bytes).map_err(|_| format!("{what} is not UTF-8"))
+    std::str::from_utf8(bytes).map_err(|_| DescriptorError::NotUtf8(what))
 }
 
 /// The plugin files named by `path`: the file itself, or every shared library in a directory.
-pub fn files(path: &Path) -> Result<Vec<PathBuf>, String> {
+pub fn files(path: &Path) -> Result<Vec<PathBuf>, std::io::Error> {
     if !path.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let entries =
-        std::fs::read_dir(path).map_err(|e| format!("cannot list {}: {e}", path.display()))?;
+    let entries = std::fs::read_dir(path)?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {

@@ -13,7 +13,8 @@ pub use factory::PluginFactory;
 
 use crate::config::de::from_node;
 use crate::config::{Diagnostic, Document};
-use crate::registry::{Registry, StageFactory};
+use crate::registry::Registry;
+use crate::stage::StageFactory;
 use serde::Deserialize;
 use std::path::Path;
 use std::sync::Arc;
@@ -51,7 +52,7 @@ pub fn register(doc: &Document, registry: &mut Registry) -> Vec<Diagnostic> {
         let files = match library::files(path) {
             Ok(files) => files,
             Err(e) => {
-                errors.push(fail(e));
+                errors.push(fail(format!("cannot list {}: {e}", path.display())));
                 continue;
             }
         };
@@ -71,7 +72,7 @@ pub fn register(doc: &Document, registry: &mut Registry) -> Vec<Diagnostic> {
                         }
                     }
                 }
-                Err(library::LoadError::NotAPlugin(_)) if in_directory => {
+                Err(library::LoadError::NotAPlugin) if in_directory => {
                     tracing::debug!("{}: not a weir plugin; skipped", file.display());
                 }
                 Err(e) => errors.push(fail(format!("{}: {e}", file.display()))),
@@ -91,7 +92,7 @@ pub fn describe(paths: &[std::path::PathBuf]) -> (String, bool) {
             Ok(files) => files,
             Err(e) => {
                 ok = false;
-                let _ = writeln!(out, "{}: error: {e}", path.display());
+                let _ = writeln!(out, "{}: error: cannot list it: {e}", path.display());
                 continue;
             }
         };

@@ -7,13 +7,14 @@
 
 use super::host::{CallContext, HOST_API, LentNames, view_of};
 use super::library::Component;
-use crate::config::pipeline::StageKind;
 use crate::record::{Batch, Schema};
+use crate::stage::StageKind;
 use crate::stage::{
     Sink, Source, SourceContext, Stage, StageError, StageResult, Transform, blocking,
 };
 use async_trait::async_trait;
 use std::ffi::c_void;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use weir_plugin_abi::{ComponentVTable, Handle, HostApi, Status, Str};
@@ -21,8 +22,41 @@ use weir_plugin_abi::{ComponentVTable, Handle, HostApi, Status, Str};
 /// Rows a plugin source may emit per poll.
 const SOURCE_BATCH_ROWS: usize = 2048;
 
-/// Creates an instance of `component` and wraps it in the adapter for its kind.
-pub fn create(component: &Component, config: &str, label: &str) -> Result<Stage, StageError> {
+/// A plugin stage's failure, as the plugin reported it, with the library it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The plugin returned an error status with this message.
+    #[error("{message}")]
+    Failed {
+        /// The plugin library.
+        library: PathBuf,
+        /// The plugin's message.
+        message: String,
+    },
+    /// The plugin panicked (the SDK caught it at the boundary).
+    #[error("panicked: {message}")]
+    Panicked {
+        /// The plugin library.
+        library: PathBuf,
+        /// The panic message.
+        message: String,
+    },
+}
+
+impl From<PluginError> for StageError {
+    fn from(error: PluginError) -> Self {
+        StageError::External(Box::new(error))
+    }
+}
+
+/// Creates an instance of `component` of the plugin at `library` and wraps it in the adapter
+/// for its kind.
+pub fn create(
+    component: &Component,
+    library: &Path,
+    config: &str,
+    label: &str,
+) -> Result<Stage, StageError> {
     let mut out = Vec::new();
     let mut schema = None;
     let mut cx = CallContext {
@@ -44,16 +78,19 @@ pub fn create(component: &Component, config: &str, label: &str) -> Result<Stage,
     };
     if status != Status::OK || handle.is_null() {
         let message = cx.error_message("the plugin could not create the stage");
-        return Err(StageError::new(if status == Status::PANIC {
-            format!("panicked: {message}")
+        let library = library.to_path_buf();
+        return Err(if status == Status::PANIC {
+            PluginError::Panicked { library, message }
         } else {
-            message
-        }));
+            PluginError::Failed { library, message }
+        }
+        .into());
     }
     let instance = Instance {
         vtable: component.vtable,
         handle,
         label: label.to_string(),
+        library: library.to_path_buf(),
         schema: None,
         names: None,
     };
@@ -69,6 +106,7 @@ struct Instance {
     vtable: &'static ComponentVTable,
     handle: Handle,
     label: String,
+    library: PathBuf,
     schema: Option<Arc<Schema>>,
     names: Option<LentNames>,
 }
@@ -117,13 +155,16 @@ impl Instance {
         );
         match status {
             Status::OK | Status::FINISHED => Ok(status),
-            Status::PANIC => Err(StageError::new(format!(
-                "panicked: {}",
-                cx.error_message("(no message)")
-            ))),
-            _ => Err(StageError::new(
-                cx.error_message("the plugin failed without a message"),
-            )),
+            Status::PANIC => Err(PluginError::Panicked {
+                library: self.library.clone(),
+                message: cx.error_message("(no message)"),
+            }
+            .into()),
+            _ => Err(PluginError::Failed {
+                library: self.library.clone(),
+                message: cx.error_message("the plugin failed without a message"),
+            }
+            .into()),
         }
     }
 
@@ -162,11 +203,11 @@ impl Transform for PluginTransform {
     }
 
     fn tick_interval(&self) -> Option<Duration> {
-        let millis = self.0.vtable.tick_millis;
+        let millis = self.0.vtable.tick_interval_millis;
         (millis > 0).then(|| Duration::from_millis(millis))
     }
 
-    fn on_tick(&mut self, out: &mut Vec<Batch>) -> StageResult {
+    fn tick(&mut self, out: &mut Vec<Batch>) -> StageResult {
         // SAFETY: a live handle; no borrowed data crosses.
         blocking(|| {
             self.0
@@ -176,7 +217,7 @@ impl Transform for PluginTransform {
     }
 
     fn finish(&mut self, out: &mut Vec<Batch>) -> StageResult {
-        // SAFETY: as for `on_tick`.
+        // SAFETY: as for `tick`.
         blocking(|| {
             self.0
                 .call(out, |v, h, api, cx| unsafe { (v.finish)(h, api, cx) })
@@ -210,7 +251,6 @@ struct PluginSource(Instance);
 impl Source for PluginSource {
     async fn run(self: Box<Self>, cx: SourceContext) -> StageResult {
         let mut instance = self.0;
-        let label = instance.label.clone();
         let polled = tokio::task::spawn_blocking(move || {
             let SourceContext {
                 mut output,
@@ -235,9 +275,6 @@ impl Source for PluginSource {
             Ok(())
         })
         .await;
-        match polled {
-            Ok(result) => result,
-            Err(e) => Err(StageError::new(format!("{label}: {e}"))),
-        }
+        polled.map_err(|e| StageError::joined("the plugin source's thread", e))?
     }
 }

@@ -1,9 +1,9 @@
 //! Sink `blackhole`: accepts records and discards them (for benchmarks and dry runs). The
 //! engine's per-stage counters still report how many arrived.
 
-use crate::config::pipeline::StageKind;
 use crate::record::Batch;
-use crate::registry::{BuildContext, Builtin, BuiltinConfig, StageConfig};
+use crate::stage::StageKind;
+use crate::stage::{BuildContext, Builtin, BuiltinConfig, StageConfig};
 use crate::stage::{Sink, Stage, StageError, StageResult};
 use async_trait::async_trait;
 use serde::Deserialize;

@@ -1,10 +1,10 @@
 //! Sink `console`: writes records to standard output, one line each.
 
-use super::format::{Encoder, Format};
-use crate::config::pipeline::StageKind;
+use crate::format::lines::{Encoder, Format};
 use crate::progress;
 use crate::record::Batch;
-use crate::registry::{BuildContext, Builtin, BuiltinConfig, OptionDoc, StageConfig};
+use crate::stage::StageKind;
+use crate::stage::{BuildContext, Builtin, BuiltinConfig, OptionDoc, StageConfig};
 use crate::stage::{Sink, Stage, StageError, StageResult};
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -65,12 +65,12 @@ impl Sink for Console {
                 out.write_all(buffer).and_then(|()| out.flush())
             })
         })
-        .map_err(|e| StageError::new(format!("cannot write to stdout: {e}")))
+        .map_err(|e| StageError::stream("write to", "stdout", e))
     }
 
     async fn finish(&mut self) -> StageResult {
         std::io::stdout()
             .flush()
-            .map_err(|e| StageError::new(format!("cannot flush stdout: {e}")))
+            .map_err(|e| StageError::stream("flush", "stdout", e))
     }
 }

@@ -1,9 +1,9 @@
 //! Sink `file`: appends records to a file, one line each.
 
-use super::format::{Encoder, Format};
-use crate::config::pipeline::StageKind;
+use crate::format::lines::{Encoder, Format};
 use crate::record::Batch;
-use crate::registry::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
+use crate::stage::StageKind;
+use crate::stage::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
 use crate::stage::{Sink, Stage, StageError, StageResult};
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -75,7 +75,7 @@ impl StageConfig for FileConfig {
             .append(self.append)
             .truncate(!self.append)
             .open(&self.path)
-            .map_err(|e| format!("cannot open {} for writing: {e}", self.path.display()))?;
+            .map_err(|e| StageError::io("open", &self.path, e))?;
         Ok(Stage::Sink(Box::new(FileSink {
             path: self.path.clone(),
             writer: BufWriter::with_capacity(256 * 1024, file),
@@ -94,7 +94,7 @@ struct FileSink {
 
 impl FileSink {
     fn error(&self, e: std::io::Error) -> StageError {
-        StageError::new(format!("cannot write {}: {e}", self.path.display()))
+        StageError::io("write", &self.path, e)
     }
 }
 

@@ -7,18 +7,18 @@
 //! `delivery.timeout.ms`) marks the tickets undelivered and becomes this stage's error.
 
 use crate::ack::Acks;
-use crate::config::pipeline::StageKind;
 use crate::kafka::codec::Encoder;
 use crate::kafka::link::TopicLinks;
 use crate::kafka::options::COMMON_OPTIONS;
-use crate::kafka::{KafkaOptions, PRODUCER_DEFAULTS, topics, wait_for_cluster};
+use crate::kafka::{KafkaError, KafkaOptions, PRODUCER_DEFAULTS, topics, wait_for_cluster};
 use crate::record::Batch;
-use crate::registry::{BuildContext, Builtin, BuiltinConfig, OptionIssue, StageConfig};
+use crate::stage::StageKind;
+use crate::stage::{BuildContext, Builtin, BuiltinConfig, OptionIssue, StageConfig};
 use crate::stage::{Sink, Stage, StageError, StageResult, blocking};
 use async_trait::async_trait;
 use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::error::KafkaError;
+use rdkafka::error::KafkaError as ClientError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
@@ -89,7 +89,8 @@ struct Deliveries {
     brokers: String,
     topic: String,
     links: Arc<TopicLinks>,
-    failure: Mutex<Option<String>>,
+    /// The first delivery that failed: its partition (if one was picked) and the error.
+    failure: Mutex<Option<(Option<i32>, ClientError)>>,
 }
 
 impl ClientContext for Deliveries {
@@ -97,7 +98,7 @@ impl ClientContext for Deliveries {
         crate::kafka::report_log(level, facility, message);
     }
 
-    fn error(&self, error: KafkaError, reason: &str) {
+    fn error(&self, error: ClientError, reason: &str) {
         crate::kafka::report_error(&error, reason);
     }
 }
@@ -113,12 +114,11 @@ impl ProducerContext for Deliveries {
                 message.partition(),
                 message.offset(),
             ),
-            Err((error, _)) => {
+            Err((error, message)) => {
                 batch.acks.fail();
+                let partition = Some(message.partition()).filter(|&p| p >= 0);
                 let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
-                failure.get_or_insert_with(|| {
-                    format!("delivery to topic {} failed: {error}", self.topic)
-                });
+                failure.get_or_insert_with(|| (partition, error.clone()));
             }
         }
     }
@@ -133,7 +133,7 @@ impl KafkaSink {
             let probe = config.clone();
             tokio::task::spawn_blocking(move || wait_for_cluster(&probe, &bootstrap, timeout))
                 .await
-                .map_err(|e| StageError::new(format!("connecting failed: {e}")))??;
+                .map_err(|e| StageError::joined("connecting", e))??;
             if self.options.create_topic {
                 topics::ensure_topics(&config, &self.options, std::slice::from_ref(&self.topic))
                     .await?;
@@ -144,15 +144,19 @@ impl KafkaSink {
                 links: Arc::clone(&self.links),
                 failure: Mutex::new(None),
             };
-            let producer = config
-                .create_with_context(deliveries)
-                .map_err(|e| StageError::new(format!("cannot create a Kafka producer: {e}")))?;
+            let producer =
+                config
+                    .create_with_context(deliveries)
+                    .map_err(|source| KafkaError::Client {
+                        role: "producer",
+                        source,
+                    })?;
             self.producer = Some(producer);
         }
         Ok(self.producer.as_ref().expect("created above"))
     }
 
-    fn check_failure(&self) -> StageResult {
+    fn check_failure(&self) -> Result<(), KafkaError> {
         let failure = self.producer.as_ref().and_then(|p| {
             p.context()
                 .failure
@@ -160,7 +164,14 @@ impl KafkaSink {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone()
         });
-        failure.map_or(Ok(()), |f| Err(StageError::new(f)))
+        match failure {
+            None => Ok(()),
+            Some((partition, source)) => Err(KafkaError::Delivery {
+                topic: self.topic.clone(),
+                partition,
+                source,
+            }),
+        }
     }
 }
 
@@ -188,9 +199,9 @@ impl Sink for KafkaSink {
                 send(producer, record)
             })
         })
-        .map_err(|e| {
+        .map_err(|e: KafkaError| {
             delivery.acks.fail();
-            StageError::new(e)
+            e.into()
         })
     }
 
@@ -216,15 +227,20 @@ impl Sink for KafkaSink {
 fn send(
     producer: &ThreadedProducer<Deliveries>,
     mut record: BaseRecord<'_, [u8], [u8], Arc<BatchDelivery>>,
-) -> Result<(), String> {
+) -> Result<(), KafkaError> {
     loop {
         match producer.send(record) {
             Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+            Err((ClientError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                 record = back;
                 std::thread::sleep(Duration::from_millis(1));
             }
-            Err((e, _)) => return Err(format!("cannot produce a message: {e}")),
+            Err((source, back)) => {
+                return Err(KafkaError::Produce {
+                    topic: back.topic.to_string(),
+                    source,
+                });
+            }
         }
     }
 }

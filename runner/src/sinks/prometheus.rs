@@ -3,10 +3,10 @@
 //! exports a gauge with the last closed window's value (stamped with the window's end time) and a
 //! counter with the total over all windows so far.
 
-use crate::config::pipeline::StageKind;
+use crate::format::window_points::{self, Fields};
 use crate::record::{Batch, Millis};
-use crate::registry::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
-use crate::sinks::window_points::{self, Fields};
+use crate::stage::StageKind;
+use crate::stage::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
 use crate::stage::{Sink, Stage, StageError, StageMetrics, StageResult};
 use async_trait::async_trait;
 use axum::Router;
@@ -85,15 +85,11 @@ fn is_metric_name(name: &str) -> bool {
 impl BuiltinConfig for PrometheusConfig {
     fn check(&self) -> Vec<OptionIssue> {
         let mut issues = Vec::new();
-        if self.listen.parse::<std::net::SocketAddr>().is_err() {
-            issues.push(OptionIssue::new(
-                "listen",
-                format!(
-                    "`{}` is not an address like \"127.0.0.1:9464\"",
-                    self.listen
-                ),
-            ));
-        }
+        issues.extend(crate::serve::listen_issue(
+            "listen",
+            &self.listen,
+            "127.0.0.1:9464",
+        ));
         if !is_metric_name(&self.name) {
             issues.push(
                 OptionIssue::new(
@@ -158,7 +154,7 @@ fn escape(value: &str) -> String {
 
 impl StageConfig for PrometheusConfig {
     fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
-        let listener = crate::sinks::serve::bind(&self.listen)?;
+        let listener = crate::serve::bind(&self.listen)?;
         let exported = Arc::new(Mutex::new(Exported::default()));
         let (name, label) = (self.name.clone(), self.label.clone());
         let scraped = Arc::clone(&exported);
@@ -180,7 +176,7 @@ impl StageConfig for PrometheusConfig {
                 }
             }),
         );
-        crate::sinks::serve::spawn(listener, app, format!("metrics server on {}", self.listen));
+        crate::serve::spawn(listener, app, format!("metrics server on {}", self.listen));
         tracing::info!("{}: metrics at http://{}/metrics", cx.path, self.listen);
         Ok(Stage::Sink(Box::new(PrometheusSink {
             exported,

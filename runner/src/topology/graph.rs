@@ -1,7 +1,7 @@
 //! Renders a plan as Graphviz DOT or as a table for the terminal (`weir graph`).
 
 use super::plan::Plan;
-use crate::config::pipeline::StageKind;
+use crate::stage::StageKind;
 use std::fmt::Write;
 
 /// The plan as a DOT digraph, data flowing left to right.

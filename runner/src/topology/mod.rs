@@ -5,6 +5,8 @@ pub mod graph;
 pub mod inputs;
 pub mod plan;
 pub mod run;
+pub mod spec;
 
 pub use plan::{Plan, PlannedStage, plan};
 pub use run::{RunReport, StageCounts, StageFailure, run};
+pub use spec::{ComponentSpec, InputRef, PipelineSpec};

@@ -1,12 +1,13 @@
-//! Planning: resolves every component's `type` in the registry, checks its options, resolves
-//! `inputs` and checks the graph (dangling inputs, cycles, no sources or sinks). Pure: nothing is
-//! opened or connected, so `weir validate` and `weir graph` are safe anywhere.
+//! Planning: loads the plugin libraries the document names, resolves every component's `type` in
+//! the registry, checks its options, resolves `inputs` and checks the graph (dangling inputs,
+//! cycles, no sources or sinks). Loading a plugin library runs its initialisers and its entry
+//! function, which returns the descriptor; no stage is created and nothing else is opened or
+//! connected, so `weir validate` and `weir graph` touch no data, broker or port.
 
-use crate::config::pipeline::{ComponentSpec, StageKind};
-use crate::config::{
-    Diagnostic, Diagnostics, Document, Origin, PipelineSpec, SourceFile, did_you_mean,
-};
-use crate::registry::{Registry, StageConfig};
+use crate::config::{Diagnostic, Diagnostics, Document, Origin, SourceFile, did_you_mean};
+use crate::registry::Registry;
+use crate::stage::{StageConfig, StageKind};
+use crate::topology::spec::{ComponentSpec, PipelineSpec};
 use std::sync::Arc;
 
 /// A checked pipeline, ready to build and run.

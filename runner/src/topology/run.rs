@@ -8,9 +8,9 @@
 
 use super::inputs::{InputEvent, Inputs, Watermarks};
 use super::plan::Plan;
-use crate::config::pipeline::StageKind;
-use crate::registry::{BuildContext, RunResources};
 use crate::stage::Message;
+use crate::stage::StageKind;
+use crate::stage::{BuildContext, RunResources};
 use crate::stage::{
     Output, RunHealth, Shutdown, ShutdownTrigger, Sink, Source, SourceContext, Stage, StageError,
     StageMetrics, StageResult, Transform,
@@ -28,14 +28,14 @@ use tokio::task::JoinSet;
 const CHANNEL_MESSAGES: usize = 16;
 
 /// A stage that failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct StageFailure {
     /// Its key path, e.g. `sinks.out`.
     pub path: String,
     /// Its type.
     pub type_name: String,
     /// What happened.
-    pub message: String,
+    pub error: StageError,
 }
 
 impl std::fmt::Display for StageFailure {
@@ -43,7 +43,7 @@ impl std::fmt::Display for StageFailure {
         write!(
             f,
             "stage {} ({}) failed: {}",
-            self.path, self.type_name, self.message
+            self.path, self.type_name, self.error
         )
     }
 }
@@ -88,7 +88,7 @@ pub async fn run(plan: Plan, trigger: &ShutdownTrigger) -> RunReport {
             Ok(s) => built.push(Some(s)),
             Err(e) => {
                 built.push(None);
-                failures.push(failure(&plan, i, e.to_string()));
+                failures.push(failure(&plan, i, e));
             }
         }
     }
@@ -147,14 +147,14 @@ pub async fn run(plan: Plan, trigger: &ShutdownTrigger) -> RunReport {
     }
     while let Some(joined) = tasks.join_next_with_id().await {
         let (id, result) = match joined {
-            Ok((id, result)) => (id, result.map_err(|e| e.to_string())),
-            Err(e) => (e.id(), Err(join_error_message(e))),
+            Ok((id, result)) => (id, result),
+            Err(e) => (e.id(), Err(StageError::joined("the stage's task", e))),
         };
         let i = task_stage[&id];
         match result {
             Ok(()) => tracing::debug!("{} finished", plan.stages[i].path),
-            Err(message) => {
-                let f = failure(&plan, i, message);
+            Err(error) => {
+                let f = failure(&plan, i, error);
                 tracing::error!("{f}; stopping the sources and draining the rest");
                 failures.push(f);
                 trigger.trigger();
@@ -167,19 +167,11 @@ pub async fn run(plan: Plan, trigger: &ShutdownTrigger) -> RunReport {
     }
 }
 
-fn failure(plan: &Plan, i: usize, message: String) -> StageFailure {
+fn failure(plan: &Plan, i: usize, error: StageError) -> StageFailure {
     StageFailure {
         path: plan.stages[i].path.clone(),
         type_name: plan.stages[i].type_name.clone(),
-        message,
-    }
-}
-
-fn join_error_message(e: tokio::task::JoinError) -> String {
-    if e.is_panic() {
-        format!("panicked: {}", crate::panic_message(e.into_panic()))
-    } else {
-        "cancelled".into()
+        error,
     }
 }
 
@@ -206,10 +198,7 @@ async fn guarded(health: RunHealth, stage: impl Future<Output = StageResult>) ->
     let mut stage = std::pin::pin!(AssertUnwindSafe(stage).catch_unwind());
     let result = match stage.as_mut().await {
         Ok(result) => result,
-        Err(payload) => Err(StageError::new(format!(
-            "panicked: {}",
-            crate::panic_message(payload)
-        ))),
+        Err(payload) => Err(StageError::Panicked(crate::stage::panic_message(payload))),
     };
     if result.is_err() {
         health.fail();
@@ -278,7 +267,7 @@ async fn run_transform(
             Some(Some(InputEvent::Ended(port))) => {
                 advanced = watermarks.end(port);
             }
-            Some(None) => transform.on_tick(&mut produced)?,
+            Some(None) => transform.tick(&mut produced)?,
             None => break,
         }
         let mut forward = None;

@@ -1,8 +1,8 @@
 //! Transform `filter`: keeps the records whose field equals a value, is in a list, or is not.
 
-use crate::config::pipeline::StageKind;
 use crate::record::{Batch, FieldRef, Schema};
-use crate::registry::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
+use crate::stage::StageKind;
+use crate::stage::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
 use crate::stage::{Stage, StageError, StageResult, Transform};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
@@ -140,7 +140,7 @@ impl StageConfig for FilterConfig {
                 (_, Some(vs), ..) => (vs.iter().map(|v| v.0.clone()).collect(), true),
                 (_, _, Some(v), _) => (vec![v.0.clone()], false),
                 (_, _, _, Some(vs)) => (vs.iter().map(|v| v.0.clone()).collect(), false),
-                _ => return Err("filter has no test".into()),
+                _ => return Err(StageError::Input("filter has no test".into())),
             };
         Ok(Stage::Transform(Box::new(Filter {
             field: self.field.clone(),
@@ -192,21 +192,11 @@ impl Transform for Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse_document_for_tests;
     use crate::record::{BatchBuilder, FieldRef};
-    use crate::registry::StageFactory;
+    use crate::stage::testing;
 
     fn run(options: &str) -> Vec<String> {
-        let node = parse_document_for_tests(options);
-        let config = factory().configure(&node, "f").unwrap().config;
-        let cx = BuildContext {
-            path: "f".into(),
-            metrics: Arc::default(),
-            resources: Default::default(),
-        };
-        let Stage::Transform(mut t) = config.build(&cx).unwrap() else {
-            unreachable!()
-        };
+        let mut t = testing::transform(&factory(), options);
         let mut b = BatchBuilder::with_capacity(Arc::new(Schema::new(["g", "n"])), 4);
         for (g, n) in [("0", 1), ("1", 2), ("2", 3), ("", 4)] {
             b.push_str(g);
@@ -241,15 +231,14 @@ mod tests {
 
     #[test]
     fn exactly_one_test_is_required() {
-        let node = parse_document_for_tests("field = \"g\"\nequals = 1\nnot_in = [2]");
-        let e = factory().configure(&node, "transforms.f").unwrap_err();
-        assert_eq!(e[0].path, "transforms.f.not_in");
-        assert!(e[0].message.contains("only one test"), "{}", e[0]);
-        let node = parse_document_for_tests("field = \"g\"");
-        assert!(
-            factory().configure(&node, "f").unwrap_err()[0]
-                .message
-                .contains("no test")
+        let e = testing::option_errors(
+            &factory(),
+            "transforms.f",
+            "field = \"g\"\nequals = 1\nnot_in = [2]",
         );
+        assert!(e[0].contains("transforms.f.not_in: "), "{e:?}");
+        assert!(e[0].contains("only one test"), "{e:?}");
+        let e = testing::option_errors(&factory(), "f", "field = \"g\"");
+        assert!(e[0].contains("no test"), "{e:?}");
     }
 }

@@ -1,15 +1,6 @@
-//! Built-in transforms.
+//! Built-in transforms: each module is one stage type (a config struct and its `factory`), listed
+//! in `builtins`.
 
 pub mod filter;
 pub mod select;
 pub mod window;
-
-use crate::registry::Registry;
-use std::sync::Arc;
-
-/// Registers every built-in transform.
-pub fn register(registry: &mut Registry) {
-    registry.register(Arc::new(filter::factory()));
-    registry.register(Arc::new(select::factory()));
-    registry.register(Arc::new(window::factory()));
-}

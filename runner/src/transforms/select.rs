@@ -1,9 +1,9 @@
 //! Transform `select`: keeps or drops fields and renames them. The arena is shared with the input
 //! batch, so re-shaping costs one small copy of the value table, not of the text.
 
-use crate::config::pipeline::StageKind;
 use crate::record::{Batch, Schema};
-use crate::registry::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
+use crate::stage::StageKind;
+use crate::stage::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
 use crate::stage::{Stage, StageError, StageResult, Transform};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -143,31 +143,12 @@ impl Transform for Select {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse_document_for_tests;
-    use crate::record::{BatchBuilder, JsonWriter};
-    use crate::registry::StageFactory;
+    use crate::stage::testing;
 
     fn run(options: &str) -> String {
-        let node = parse_document_for_tests(options);
-        let config = factory().configure(&node, "s").unwrap().config;
-        let cx = BuildContext {
-            path: "s".into(),
-            metrics: Arc::default(),
-            resources: Default::default(),
-        };
-        let Stage::Transform(mut t) = config.build(&cx).unwrap() else {
-            unreachable!()
-        };
-        let mut b = BatchBuilder::with_capacity(Arc::new(Schema::new(["a", "b", "c"])), 1);
-        for v in ["1", "2", "3"] {
-            b.push_str(v);
-        }
-        b.end_row(0);
-        let mut out = Vec::new();
-        t.process(b.build(), &mut out).unwrap();
-        let mut bytes = Vec::new();
-        JsonWriter::default().write_batch(&out[0], &mut bytes);
-        String::from_utf8(bytes).unwrap().trim().to_string()
+        let mut t = testing::transform(&factory(), options);
+        let lines = t.lines_of(testing::batch(&["a", "b", "c"], &[(0, &["1", "2", "3"])]));
+        lines.concat()
     }
 
     #[test]
@@ -188,17 +169,9 @@ mod tests {
 
     #[test]
     fn conflicting_options_are_errors() {
-        let node = parse_document_for_tests("keep = [\"a\"]\ndrop = [\"b\"]");
-        assert!(
-            factory().configure(&node, "s").unwrap_err()[0]
-                .message
-                .contains("not both")
-        );
-        let node = parse_document_for_tests("rename = { a = \"x\", b = \"x\" }");
-        assert!(
-            factory().configure(&node, "s").unwrap_err()[0]
-                .message
-                .contains("two fields renamed")
-        );
+        let e = testing::option_errors(&factory(), "s", "keep = [\"a\"]\ndrop = [\"b\"]");
+        assert!(e[0].contains("not both"), "{e:?}");
+        let e = testing::option_errors(&factory(), "s", "rename = { a = \"x\", b = \"x\" }");
+        assert!(e[0].contains("two fields renamed"), "{e:?}");
     }
 }

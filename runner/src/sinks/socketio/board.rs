@@ -1,6 +1,6 @@
 //! What the dashboard shows: the last N points for browsers that connect late, and totals so far.
 
-use crate::sinks::window_points::Point;
+use crate::format::window_points::Point;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 

@@ -6,10 +6,10 @@
 mod board;
 mod server;
 
-use crate::config::pipeline::StageKind;
+use crate::format::window_points::{self, Fields};
 use crate::record::Batch;
-use crate::registry::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
-use crate::sinks::window_points::{self, Fields};
+use crate::stage::StageKind;
+use crate::stage::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
 use crate::stage::{Sink, Stage, StageError, StageMetrics, StageResult};
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -119,15 +119,11 @@ pub fn factory() -> Builtin<SocketIoConfig> {
 impl BuiltinConfig for SocketIoConfig {
     fn check(&self) -> Vec<OptionIssue> {
         let mut issues = Vec::new();
-        if self.listen.parse::<std::net::SocketAddr>().is_err() {
-            issues.push(OptionIssue::new(
-                "listen",
-                format!(
-                    "`{}` is not an address like \"127.0.0.1:5000\"",
-                    self.listen
-                ),
-            ));
-        }
+        issues.extend(crate::serve::listen_issue(
+            "listen",
+            &self.listen,
+            "127.0.0.1:5000",
+        ));
         if !(1..=10_000).contains(&self.points) {
             issues.push(OptionIssue::new(
                 "points",

@@ -3,7 +3,8 @@
 //! browser.
 
 use super::board::{Board, Snapshot, tutorial_message};
-use crate::sinks::window_points::Point;
+use crate::format::window_points::Point;
+use crate::serve::ListenError;
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
@@ -80,9 +81,12 @@ pub fn start(
     page: PageConfig,
     access: Access,
     buffer: usize,
-) -> Result<Arc<Dashboard>, String> {
-    let listener = crate::sinks::serve::bind(listen)?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+) -> Result<Arc<Dashboard>, ListenError> {
+    let listener = crate::serve::bind(listen)?;
+    let addr = listener.local_addr().map_err(|source| ListenError::Bind {
+        address: listen.to_string(),
+        source,
+    })?;
     let (socket_io, io) = SocketIo::builder()
         .max_payload(MAX_CLIENT_MESSAGE)
         .ws_max_message_size(MAX_CLIENT_MESSAGE as usize)
@@ -196,7 +200,7 @@ pub fn start(
         // its session between requests).
         .route_service("/socket.io/", socket_io)
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found") });
-    crate::sinks::serve::spawn(listener, app, format!("dashboard server on {addr}"));
+    crate::serve::spawn(listener, app, format!("dashboard server on {addr}"));
     tracing::info!("dashboard at http://{addr}/");
     Ok(dashboard)
 }

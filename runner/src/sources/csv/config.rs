@@ -1,8 +1,8 @@
 //! The `csv` source's options: the config struct, its documentation for `weir list`, the
 //! value types it accepts (`"auto"` switches, `rate = "max"`) and the checks between options.
 
-use crate::config::pipeline::StageKind;
-use crate::registry::{Builtin, BuiltinConfig, OptionDoc, OptionIssue};
+use crate::stage::StageKind;
+use crate::stage::{Builtin, BuiltinConfig, OptionDoc, OptionIssue};
 use crate::time::TimePoint;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
@@ -98,7 +98,7 @@ pub const OPTIONS: &[OptionDoc] = &[
     OptionDoc {
         name: "columns",
         ty: "[string]",
-        default: "header, or the 11 user_log columns for 11-field rows, else field_1..N",
+        default: "the header, else field_1..N",
         doc: "column names",
     },
     OptionDoc {

@@ -10,15 +10,14 @@ mod guard;
 mod rows;
 
 pub use config::{AutoBool, CsvConfig, OPTIONS, Rate, TimeUnit, factory};
-pub use rows::USER_LOG_COLUMNS;
 
 use crate::progress;
 use crate::record::Millis;
-use crate::registry::{BuildContext, StageConfig};
+use crate::stage::{BuildContext, StageConfig};
 use crate::stage::{Source, SourceContext, Stage, StageError, StageMetrics, StageResult};
 use crate::time::now_millis;
 use async_trait::async_trait;
-use rows::{BadRow, CsvRows, HeaderMode, ReadOptions, Stamp};
+use rows::{BadRow, CsvRows, HeaderMode, ReadOptions, Stamp, StampError};
 use std::fs::File;
 use std::io::BufReader;
 use std::path::PathBuf;
@@ -31,10 +30,13 @@ const BAD_ROWS_LOGGED: u64 = 20;
 
 impl StageConfig for CsvConfig {
     fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
-        let meta = std::fs::metadata(&self.path)
-            .map_err(|e| format!("cannot open {}: {e}", self.path.display()))?;
+        let meta =
+            std::fs::metadata(&self.path).map_err(|e| StageError::io("open", &self.path, e))?;
         if meta.is_dir() {
-            return Err(format!("{} is a directory, not a CSV file", self.path.display()).into());
+            return Err(StageError::Input(format!(
+                "{} is a directory, not a CSV file",
+                self.path.display()
+            )));
         }
         let event_rate = self.event_rate.unwrap_or(match self.rate {
             Rate::PerSecond(r) => r,
@@ -101,20 +103,20 @@ enum Timestamps {
 }
 
 impl Stamp for Timestamps {
-    fn on_schema(&mut self, schema: &crate::record::Schema) -> Result<(), String> {
+    fn on_schema(&mut self, schema: &crate::record::Schema) -> Result<(), StampError> {
         if let Timestamps::Field { name, index, .. } = self {
             *index = schema.index_of(name);
             if index.is_none() {
-                return Err(format!(
-                    "timestamp_field `{name}` is not a column (columns: {})",
-                    schema.names().collect::<Vec<_>>().join(", ")
-                ));
+                return Err(StampError::NoColumn {
+                    field: name.clone(),
+                    columns: schema.names().collect::<Vec<_>>().join(", "),
+                });
             }
         }
         Ok(())
     }
 
-    fn stamp<'r>(&mut self, field: &dyn Fn(usize) -> &'r str) -> Result<Millis, String> {
+    fn stamp<'r>(&mut self, field: &dyn Fn(usize) -> &'r str) -> Result<Millis, StampError> {
         match self {
             Timestamps::Replay {
                 start_time,
@@ -126,10 +128,14 @@ impl Stamp for Timestamps {
                 Ok(t)
             }
             Timestamps::Field { name, index, unit } => {
-                let i = index.ok_or_else(|| format!("no column `{name}` for timestamp_field"))?;
+                let i = index.ok_or_else(|| StampError::NoColumn {
+                    field: name.clone(),
+                    columns: String::new(),
+                })?;
                 let text = field(i).trim();
-                let value: i64 = text.parse().map_err(|_| {
-                    format!("timestamp_field `{name}` is not an integer: \"{text}\"")
+                let value: i64 = text.parse().map_err(|_| StampError::NotAnInteger {
+                    field: name.clone(),
+                    text: text.to_string(),
                 })?;
                 Ok(match unit {
                     TimeUnit::Ms => value,
@@ -157,14 +163,9 @@ struct CsvSource {
 impl Source for CsvSource {
     async fn run(self: Box<Self>, cx: SourceContext) -> StageResult {
         // File reading and pacing block; keep them off the async workers.
-        match tokio::task::spawn_blocking(move || self.replay(cx)).await {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => Err(StageError::new(format!(
-                "panicked: {}",
-                crate::panic_message(e.into_panic())
-            ))),
-            Err(e) => Err(StageError::new(e.to_string())),
-        }
+        tokio::task::spawn_blocking(move || self.replay(cx))
+            .await
+            .map_err(|e| StageError::joined("the reader thread", e))?
     }
 }
 
@@ -213,12 +214,11 @@ impl CsvSource {
         pace: &Pace,
         emitted: &mut u64,
     ) -> StageResult<(bool, u64)> {
-        let file = File::open(&self.path)
-            .map_err(|e| format!("cannot open {}: {e}", self.path.display()))?;
+        let file = File::open(&self.path).map_err(|e| StageError::io("open", &self.path, e))?;
         let bytes_read = Arc::new(AtomicU64::new(0));
         let input = BufReader::with_capacity(256 * 1024, file);
         let mut rows = CsvRows::new(input, self.options.clone(), Arc::clone(&bytes_read))
-            .map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
+            .map_err(|e| StageError::io("read", &self.path, e))?;
         let bar = self
             .progress
             .then(|| progress::file_bar(&self.label, self.file_len));
@@ -232,7 +232,14 @@ impl CsvSource {
             let want = pace.rows_per_batch();
             let read = rows
                 .read_batch(want, &mut self.timestamps, &mut bad)
-                .map_err(|e| format!("{}: {e}", self.path.display()))?;
+                .map_err(
+                    |e| match e.get_ref().and_then(|e| e.downcast_ref::<StampError>()) {
+                        Some(stamp) => {
+                            StageError::Input(format!("{}: {stamp}", self.path.display()))
+                        }
+                        None => StageError::io("read", &self.path, e),
+                    },
+                )?;
             bad_count += self.report_bad(&mut bad, bad_count);
             let got = read.batch.as_ref().map_or(0, |b| b.len() as u64);
             if let Some(bar) = &bar {

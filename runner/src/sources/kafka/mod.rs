@@ -16,13 +16,15 @@
 
 mod checkpoint;
 
-use crate::config::pipeline::StageKind;
 use crate::kafka::codec::Decoder;
 use crate::kafka::link::{Progress, TopicLinks};
 use crate::kafka::options::{COMMON_OPTIONS, SOURCE_OPTIONS};
-use crate::kafka::{CONSUMER_DEFAULTS, ClientLog, KafkaOptions, Start, topics, wait_for_cluster};
+use crate::kafka::{
+    CONSUMER_DEFAULTS, ClientLog, KafkaError, KafkaOptions, Start, topics, wait_for_cluster,
+};
 use crate::record::{BatchBuilder, Millis};
-use crate::registry::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
+use crate::stage::StageKind;
+use crate::stage::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
 use crate::stage::{
     Output, RunHealth, Shutdown, Source, SourceContext, Stage, StageError, StageMetrics,
     StageResult,
@@ -31,7 +33,7 @@ use crate::time::now_millis;
 use async_trait::async_trait;
 use checkpoint::{Checkpoints, Partition};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::KafkaError as ClientError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Deserialize;
@@ -108,14 +110,14 @@ impl Source for KafkaSource {
         let address = bootstrap.clone();
         tokio::task::spawn_blocking(move || wait_for_cluster(&probe, &address, timeout))
             .await
-            .map_err(|e| StageError::new(format!("connecting failed: {e}")))??;
+            .map_err(|e| StageError::joined("connecting", e))??;
         let topics = self.options.all_topics();
         if self.options.create_topic {
             topics::ensure_topics(&config, &self.options, &topics).await?;
         }
         tokio::task::spawn_blocking(move || self.consume(&config, &topics, cx))
             .await
-            .map_err(|e| StageError::new(format!("the consumer thread failed: {e}")))?
+            .map_err(|e| StageError::joined("the consumer thread", e))?
     }
 }
 
@@ -128,13 +130,17 @@ impl KafkaSource {
             health,
         } = cx;
         output.manual_watermarks();
-        let consumer: BaseConsumer<ClientLog> = config
-            .create_with_context(ClientLog)
-            .map_err(|e| StageError::new(format!("cannot create a Kafka consumer: {e}")))?;
+        let consumer: BaseConsumer<ClientLog> =
+            config
+                .create_with_context(ClientLog)
+                .map_err(|source| KafkaError::Client {
+                    role: "consumer",
+                    source,
+                })?;
         let assignment = self.assignment(&consumer, topics)?;
         consumer
             .assign(&assignment)
-            .map_err(|e| StageError::new(format!("cannot assign partitions: {e}")))?;
+            .map_err(|source| KafkaError::Assign { source })?;
         let checkpoints = Checkpoints::new(health.clone());
         let mut reader = Reader {
             decoder: Decoder::new(
@@ -202,7 +208,7 @@ impl KafkaSource {
                 wait = Duration::ZERO;
                 match polled {
                     Ok(message) => reader.take(&message, &mut builder),
-                    Err(KafkaError::PartitionEOF(partition)) => reader.reached_end(partition),
+                    Err(ClientError::PartitionEOF(partition)) => reader.reached_end(partition),
                     Err(e) => {
                         transport_errors += 1;
                         if transport_errors.is_power_of_two() {
@@ -287,14 +293,14 @@ impl KafkaSource {
             }
         }
         let committed = match self.options.start {
-            Start::Committed => consumer
-                .committed_offsets(list.clone(), timeout)
-                .map_err(|e| {
-                    StageError::new(format!(
-                        "cannot read the committed offsets of group {}: {e}",
-                        self.group_id
-                    ))
-                })?,
+            Start::Committed => {
+                consumer
+                    .committed_offsets(list.clone(), timeout)
+                    .map_err(|source| KafkaError::CommittedOffsets {
+                        group: self.group_id.clone(),
+                        source,
+                    })?
+            }
             _ => TopicPartitionList::new(),
         };
         let mut assignment = TopicPartitionList::new();
@@ -316,7 +322,11 @@ impl KafkaSource {
             );
             assignment
                 .add_partition_offset(element.topic(), element.partition(), start)
-                .map_err(|e| StageError::new(format!("bad start offset: {e}")))?;
+                .map_err(|source| KafkaError::StartOffset {
+                    topic: element.topic().to_string(),
+                    partition: element.partition(),
+                    source,
+                })?;
         }
         Ok(assignment)
     }
@@ -327,7 +337,7 @@ fn partitions_of(
     consumer: &BaseConsumer<ClientLog>,
     topic: &str,
     timeout: Duration,
-) -> StageResult<Vec<i32>> {
+) -> Result<Vec<i32>, KafkaError> {
     let deadline = Instant::now() + timeout;
     loop {
         let found = consumer
@@ -343,10 +353,10 @@ fn partitions_of(
         match found {
             Some(partitions) => return Ok(partitions),
             None if Instant::now() >= deadline => {
-                return Err(StageError::new(format!(
-                    "topic {topic} does not exist (waited {timeout:?}); create it, or leave \
-                     `create_topic` on"
-                )));
+                return Err(KafkaError::NoTopic {
+                    topic: topic.to_string(),
+                    waited: timeout,
+                });
             }
             None => std::thread::sleep(Duration::from_millis(100)),
         }

@@ -2,7 +2,7 @@
 //! closed window, a value per series key. Shared by the sinks that chart or export windows.
 
 use crate::record::{Batch, FieldRef, Millis};
-use crate::registry::OptionDoc;
+use crate::stage::OptionDoc;
 use serde::Serialize;
 use std::collections::BTreeMap;
 

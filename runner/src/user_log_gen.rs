@@ -4,8 +4,22 @@
 //! spike; an empty brand id now and then. Streams in constant memory; the same seed gives the same
 //! bytes.
 
-use crate::sources::csv::USER_LOG_COLUMNS;
 use std::io::{self, Write};
+
+/// The user_log.csv columns, in order (the header line the generator writes).
+pub const USER_LOG_COLUMNS: [&str; 11] = [
+    "user_id",
+    "item_id",
+    "cat_id",
+    "merchant_id",
+    "brand_id",
+    "month",
+    "day",
+    "action",
+    "age_range",
+    "gender",
+    "province",
+];
 
 /// The 34 provinces as they appear in the log.
 const PROVINCES: [&str; 34] = [

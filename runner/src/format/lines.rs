@@ -87,7 +87,7 @@ impl Encoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::window_points::window_batch;
+    use crate::format::window_points::window_batch;
 
     fn windows() -> Batch {
         window_batch(&[(0, "0", 1), (0, "2", 3), (0, "1", 6), (1000, "0", 2)])

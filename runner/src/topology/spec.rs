@@ -1,52 +1,11 @@
 //! The pipeline's components as declared: `[sources.ID]`, `[transforms.ID]` and `[sinks.ID]`
 //! tables, each with a `type` and (for transforms and sinks) `inputs`. What each type's other
-//! keys mean is up to the stage (see `registry`); the graph is checked in `topology`.
+//! keys mean is up to the stage type (its factory in the registry); the graph is checked in
+//! `plan`.
 
-use super::diagnostic::{Diagnostic, Origin, did_you_mean};
-use super::node::{Node, NodeValue};
-use super::{Document, SourceFile};
-use std::fmt;
+use crate::config::{Diagnostic, Document, Node, NodeValue, Origin, SourceFile, did_you_mean};
+use crate::stage::StageKind;
 use std::sync::Arc;
-
-/// The three roles a stage can have.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum StageKind {
-    /// Produces records.
-    Source,
-    /// Turns records into other records.
-    Transform,
-    /// Delivers records out of the pipeline.
-    Sink,
-}
-
-impl StageKind {
-    /// All kinds in pipeline order.
-    pub const ALL: [StageKind; 3] = [StageKind::Source, StageKind::Transform, StageKind::Sink];
-
-    /// The top-level table that holds components of this kind.
-    pub fn section(self) -> &'static str {
-        match self {
-            StageKind::Source => "sources",
-            StageKind::Transform => "transforms",
-            StageKind::Sink => "sinks",
-        }
-    }
-
-    /// Singular name for messages.
-    pub fn noun(self) -> &'static str {
-        match self {
-            StageKind::Source => "source",
-            StageKind::Transform => "transform",
-            StageKind::Sink => "sink",
-        }
-    }
-}
-
-impl fmt::Display for StageKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.noun())
-    }
-}
 
 /// One declared component.
 #[derive(Clone, Debug)]

@@ -1,0 +1,122 @@
+//! Why a Kafka stage failed: [`KafkaError`] names the topic, partition, group or address the
+//! failure is about, keeps the client's own error as its source, and becomes a
+//! [`StageError`](crate::stage::StageError) at the stage boundary.
+
+use super::codec::CodecError;
+use super::embedded::EmbeddedError;
+use crate::stage::StageError;
+use rdkafka::error::KafkaError as ClientError;
+use rdkafka::types::RDKafkaErrorCode;
+use std::time::Duration;
+
+/// A failure of the Kafka client layer.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    /// librdkafka refused the client settings.
+    #[error("cannot create a Kafka {role}: {source}")]
+    Client {
+        /// `client`, `consumer`, `producer` or `admin client`.
+        role: &'static str,
+        /// The client's error.
+        #[source]
+        source: ClientError,
+    },
+    /// No broker answered in time.
+    #[error(
+        "no Kafka broker reachable at {bootstrap} after {waited:.0?} (last error: {last}); start one, or set `brokers` (in [kafka] or on this stage, or WEIR_KAFKA_BROKERS) to a reachable one, or \"embedded\""
+    )]
+    Unreachable {
+        /// The bootstrap address list.
+        bootstrap: String,
+        /// How long it waited.
+        waited: Duration,
+        /// The last metadata request's error.
+        last: ClientError,
+    },
+    /// The admin request that creates topics failed.
+    #[error("cannot create topics {topics:?}: {source}")]
+    CreateTopics {
+        /// The topics asked for.
+        topics: Vec<String>,
+        /// The client's error.
+        #[source]
+        source: ClientError,
+    },
+    /// The broker refused to create one topic.
+    #[error("cannot create topic {topic}: {code}")]
+    CreateTopic {
+        /// The topic.
+        topic: String,
+        /// The broker's error code.
+        code: RDKafkaErrorCode,
+    },
+    /// A topic to read does not exist and may not be created.
+    #[error(
+        "topic {topic} does not exist (waited {waited:?}); create it, or leave `create_topic` on"
+    )]
+    NoTopic {
+        /// The topic.
+        topic: String,
+        /// How long it waited for the topic to appear.
+        waited: Duration,
+    },
+    /// The group's committed offsets could not be read.
+    #[error("cannot read the committed offsets of group {group}: {source}")]
+    CommittedOffsets {
+        /// The consumer group.
+        group: String,
+        /// The client's error.
+        #[source]
+        source: ClientError,
+    },
+    /// A start offset could not be set for a partition.
+    #[error("bad start offset for {topic}/{partition}: {source}")]
+    StartOffset {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The client's error.
+        #[source]
+        source: ClientError,
+    },
+    /// The consumer could not be given its partitions.
+    #[error("cannot assign partitions: {source}")]
+    Assign {
+        /// The client's error.
+        #[source]
+        source: ClientError,
+    },
+    /// A message could not be queued for sending.
+    #[error("cannot produce a message to topic {topic}: {source}")]
+    Produce {
+        /// The topic.
+        topic: String,
+        /// The client's error.
+        #[source]
+        source: ClientError,
+    },
+    /// The broker did not take a message, after the client's retries.
+    #[error("delivery to topic {topic} failed: {source}")]
+    Delivery {
+        /// The topic.
+        topic: String,
+        /// The partition, when the client had picked one.
+        partition: Option<i32>,
+        /// The client's error.
+        #[source]
+        source: ClientError,
+    },
+    /// Records could not be written as messages.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The embedded broker could not be started.
+    #[error(transparent)]
+    Embedded(#[from] EmbeddedError),
+}
+
+impl From<KafkaError> for StageError {
+    fn from(error: KafkaError) -> Self {
+        StageError::External(Box::new(error))
+    }
+}

@@ -1,0 +1,229 @@
+//! How a stage type is described and built: its options' documentation ([`OptionDoc`]), the
+//! checks on them ([`OptionIssue`]), the factory that reads a component's options
+//! ([`StageFactory`]) into a config that builds the stage ([`StageConfig`]) with what the run
+//! provides ([`BuildContext`]), and [`Builtin`], the factory of every built-in stage: a config
+//! struct plus its documentation.
+
+use super::error::StageError;
+use super::kind::StageKind;
+use super::metrics::StageMetrics;
+use super::runtime::Stage;
+use crate::config::de::from_node;
+use crate::config::{Diagnostic, Node};
+use serde::de::DeserializeOwned;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+
+/// One option of a stage type, for `weir list` and the docs.
+#[derive(Clone, Copy, Debug)]
+pub struct OptionDoc {
+    /// Key name.
+    pub name: &'static str,
+    /// Value type, e.g. `string`, `integer | "max"`.
+    pub ty: &'static str,
+    /// Default, or `required`.
+    pub default: &'static str,
+    /// One line on what it does.
+    pub doc: &'static str,
+}
+
+/// What the engine hands a stage config when building the stage.
+#[derive(Clone)]
+pub struct BuildContext {
+    /// The component's key path, e.g. `sources.user_log`.
+    pub path: String,
+    /// The stage's counters.
+    pub metrics: Arc<StageMetrics>,
+    /// What the stages of this run share.
+    pub resources: Arc<RunResources>,
+}
+
+/// Things the stages of one run share, one value per type, created on first use (for example
+/// the links between a Kafka sink and a Kafka source of the same topic).
+#[derive(Default)]
+pub struct RunResources(Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>);
+
+impl RunResources {
+    /// The run's `T`, created with `T::default()` the first time it is asked for.
+    pub fn get<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let entry = map
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(T::default()));
+        Arc::clone(entry)
+            .downcast::<T>()
+            .expect("entries are stored under their own type id")
+    }
+}
+
+/// A problem with one option, found after the options parsed (e.g. `slide` longer than `size`).
+#[derive(Clone, Debug)]
+pub struct OptionIssue {
+    /// The option's key path relative to the component, e.g. `slide` or `aggregates[1].field`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: Option<String>,
+}
+
+impl OptionIssue {
+    /// An issue with `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        OptionIssue {
+            key: key.into(),
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// Adds a hint.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// A component's checked options, able to build the stage.
+pub trait StageConfig: Send + Sync + Debug {
+    /// Builds the stage. May open files or connections; `weir validate` never calls it.
+    fn build(&self, cx: &BuildContext) -> Result<Stage, StageError>;
+}
+
+/// A stage type: its name, documentation and how to read its options.
+pub trait StageFactory: Send + Sync {
+    /// The role of stages of this type.
+    fn kind(&self) -> StageKind;
+    /// The `type` name.
+    fn type_name(&self) -> &str;
+    /// One line on what it does.
+    fn summary(&self) -> &str;
+    /// Its options.
+    fn options(&self) -> &[OptionDoc];
+    /// A top-level table whose keys every component of this type inherits unless it sets them
+    /// itself (`kafka` for the Kafka stages), or `None`.
+    fn inherits(&self) -> Option<&str> {
+        None
+    }
+    /// Reads and checks the options of the component at `path`. Returns the config and any
+    /// warnings, or every error found.
+    fn configure(&self, options: &Node, path: &str) -> Result<Configured, Vec<Diagnostic>>;
+}
+
+/// A component's options, read and checked.
+#[derive(Debug)]
+pub struct Configured {
+    /// The config, ready to build.
+    pub config: Box<dyn StageConfig>,
+    /// Things that are allowed but probably wrong.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// What a built-in stage's config struct provides on top of `Deserialize`.
+pub trait BuiltinConfig: StageConfig + DeserializeOwned + 'static {
+    /// Checks that need more than one option or more than the type, as errors.
+    fn check(&self) -> Vec<OptionIssue> {
+        Vec::new()
+    }
+
+    /// Checks that only warrant a warning (e.g. an input file that does not exist yet).
+    fn warnings(&self) -> Vec<OptionIssue> {
+        Vec::new()
+    }
+}
+
+/// The factory of a built-in stage: a config struct plus its documentation.
+pub struct Builtin<C> {
+    kind: StageKind,
+    name: &'static str,
+    summary: &'static str,
+    options: &'static [OptionDoc],
+    inherits: Option<&'static str>,
+    config: PhantomData<fn() -> C>,
+}
+
+impl<C: BuiltinConfig> Builtin<C> {
+    /// A factory for `C`.
+    pub const fn new(
+        kind: StageKind,
+        name: &'static str,
+        summary: &'static str,
+        options: &'static [OptionDoc],
+    ) -> Self {
+        Builtin {
+            kind,
+            name,
+            summary,
+            options,
+            inherits: None,
+            config: PhantomData,
+        }
+    }
+
+    /// Components of this type inherit the keys of the top-level table `section`.
+    pub const fn inheriting(mut self, section: &'static str) -> Self {
+        self.inherits = Some(section);
+        self
+    }
+}
+
+impl<C: BuiltinConfig> StageFactory for Builtin<C> {
+    fn kind(&self) -> StageKind {
+        self.kind
+    }
+
+    fn type_name(&self) -> &str {
+        self.name
+    }
+
+    fn summary(&self) -> &str {
+        self.summary
+    }
+
+    fn options(&self) -> &[OptionDoc] {
+        self.options
+    }
+
+    fn inherits(&self) -> Option<&str> {
+        self.inherits
+    }
+
+    fn configure(&self, options: &Node, path: &str) -> Result<Configured, Vec<Diagnostic>> {
+        let config: C = from_node(options, path)?;
+        let at = |issue: OptionIssue| {
+            let origin = options
+                .find(&issue.key)
+                .map_or_else(|| options.origin.clone(), |n| n.origin.clone());
+            (origin, format!("{path}.{}", issue.key), issue)
+        };
+        let errors: Vec<Diagnostic> = config
+            .check()
+            .into_iter()
+            .map(at)
+            .map(|(origin, key, i)| {
+                Diagnostic::error(origin, key, i.message).with_optional_hint(i.hint)
+            })
+            .collect();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let warnings = config
+            .warnings()
+            .into_iter()
+            .map(at)
+            .map(|(origin, key, i)| {
+                Diagnostic::warning(origin, key, i.message).with_optional_hint(i.hint)
+            })
+            .collect();
+        Ok(Configured {
+            config: Box::new(config),
+            warnings,
+        })
+    }
+}

@@ -1,0 +1,218 @@
+//! A stage's outgoing edges: what travels on them ([`Message`]: batches and watermarks), fan-out
+//! to every consumer with backpressure, and the watermarks a source derives from its batches.
+
+use super::metrics::StageMetrics;
+use crate::record::{Batch, Millis};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::mpsc;
+
+/// Everything downstream of a stage is gone (it failed or stopped); the stage should stop too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownstreamClosed;
+
+/// What travels on an edge between two stages.
+#[derive(Debug, Clone)]
+pub enum Message {
+    /// Records.
+    Batch(Batch),
+    /// The sender will send no record with an event time at or before this any more (beyond
+    /// what the receiver's own lateness allows).
+    Watermark(Millis),
+}
+
+/// A stage's outgoing edges. Fan-out sends each batch to every consumer.
+pub struct Output {
+    senders: Vec<mpsc::Sender<Message>>,
+    had_consumers: bool,
+    metrics: Arc<StageMetrics>,
+    /// Sources announce their progress themselves: after each batch, the latest event time so
+    /// far becomes the watermark.
+    derive_watermarks: bool,
+    latest: Millis,
+    watermark: Millis,
+}
+
+impl Output {
+    /// A transform's output feeding `senders` and counting into `metrics`; watermarks are sent
+    /// explicitly with [`send_watermark`](Self::send_watermark).
+    pub fn new(senders: Vec<mpsc::Sender<Message>>, metrics: Arc<StageMetrics>) -> Self {
+        Output {
+            had_consumers: !senders.is_empty(),
+            senders,
+            metrics,
+            derive_watermarks: false,
+            latest: Millis::MIN,
+            watermark: Millis::MIN,
+        }
+    }
+
+    /// A source's output: after every batch it sends the latest event time seen as watermark.
+    pub fn for_source(senders: Vec<mpsc::Sender<Message>>, metrics: Arc<StageMetrics>) -> Self {
+        Output {
+            derive_watermarks: true,
+            ..Output::new(senders, metrics)
+        }
+    }
+
+    /// Sends `batch` to every consumer, waiting while any of them is full (backpressure).
+    pub async fn send(&mut self, batch: Batch) -> Result<(), DownstreamClosed> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let watermark = self.count(&batch);
+        self.send_message(Message::Batch(batch)).await?;
+        match watermark {
+            Some(t) => self.send_watermark(t).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Tells every consumer that no record at or before `watermark` will follow (only sent when
+    /// it advances).
+    pub async fn send_watermark(&mut self, watermark: Millis) -> Result<(), DownstreamClosed> {
+        if !self.advance(watermark) {
+            return Ok(());
+        }
+        self.send_message(Message::Watermark(watermark)).await
+    }
+
+    /// Records `watermark` as sent; false when it does not advance (nothing to send).
+    fn advance(&mut self, watermark: Millis) -> bool {
+        let advances = watermark > self.watermark;
+        if advances {
+            self.watermark = watermark;
+        }
+        advances
+    }
+
+    /// From now on this output sends only the watermarks it is given (for a source that tracks
+    /// progress per input partition).
+    pub fn manual_watermarks(&mut self) {
+        self.derive_watermarks = false;
+    }
+
+    /// [`send_watermark`](Self::send_watermark) for code running on a blocking thread.
+    pub fn blocking_send_watermark(&mut self, watermark: Millis) -> Result<(), DownstreamClosed> {
+        if !self.advance(watermark) {
+            return Ok(());
+        }
+        self.blocking_send_message(Message::Watermark(watermark))
+    }
+
+    /// [`send`](Self::send) for code running outside the async runtime (a blocking thread).
+    pub fn blocking_send(&mut self, batch: Batch) -> Result<(), DownstreamClosed> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let watermark = self.count(&batch);
+        self.blocking_send_message(Message::Batch(batch))?;
+        if let Some(t) = watermark {
+            self.blocking_send_watermark(t)?;
+        }
+        Ok(())
+    }
+
+    /// Counts the batch; for sources, returns the watermark to announce after it.
+    fn count(&mut self, batch: &Batch) -> Option<Millis> {
+        self.metrics
+            .emitted
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        if !self.derive_watermarks {
+            return None;
+        }
+        self.latest = self
+            .latest
+            .max(batch.times().iter().copied().max().unwrap_or(Millis::MIN));
+        Some(self.latest)
+    }
+
+    async fn send_message(&mut self, message: Message) -> Result<(), DownstreamClosed> {
+        let mut closed = Vec::new();
+        let mut copies = copies(message, self.senders.len());
+        for (i, sender) in self.senders.iter().enumerate() {
+            if sender
+                .send(copies.next().expect("one copy per sender"))
+                .await
+                .is_err()
+            {
+                closed.push(i);
+            }
+        }
+        self.forget(closed)
+    }
+
+    fn blocking_send_message(&mut self, message: Message) -> Result<(), DownstreamClosed> {
+        let mut closed = Vec::new();
+        let mut copies = copies(message, self.senders.len());
+        for (i, sender) in self.senders.iter().enumerate() {
+            if sender
+                .blocking_send(copies.next().expect("one copy per sender"))
+                .is_err()
+            {
+                closed.push(i);
+            }
+        }
+        self.forget(closed)
+    }
+
+    fn forget(&mut self, closed: Vec<usize>) -> Result<(), DownstreamClosed> {
+        for i in closed.into_iter().rev() {
+            self.senders.remove(i);
+        }
+        if self.had_consumers && self.senders.is_empty() {
+            Err(DownstreamClosed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// `n` handles to `message`: clones for all but the last, which gets the original.
+fn copies(message: Message, n: usize) -> impl Iterator<Item = Message> {
+    let mut original = Some(message);
+    (0..n).map(move |i| {
+        if i + 1 == n {
+            original.take().expect("taken once")
+        } else {
+            original.clone().expect("present until the last copy")
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Schema;
+
+    fn batch(rows: usize) -> Batch {
+        let mut b = crate::record::BatchBuilder::with_capacity(Arc::new(Schema::new(["a"])), rows);
+        for i in 0..rows {
+            b.push_str("x");
+            b.end_row(i as i64);
+        }
+        b.build()
+    }
+
+    #[tokio::test]
+    async fn fan_out_reaches_every_consumer_and_survives_one_closing() {
+        let (tx1, mut rx1) = mpsc::channel(4);
+        let (tx2, rx2) = mpsc::channel(4);
+        let metrics = Arc::new(StageMetrics::default());
+        let mut out = Output::for_source(vec![tx1, tx2], Arc::clone(&metrics));
+        out.send(batch(2)).await.unwrap();
+        drop(rx2);
+        out.send(batch(3)).await.unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            seen.push(match rx1.recv().await.unwrap() {
+                Message::Batch(b) => format!("batch {}", b.len()),
+                Message::Watermark(t) => format!("watermark {t}"),
+            });
+        }
+        assert_eq!(seen, ["batch 2", "watermark 1", "batch 3", "watermark 2"]);
+        drop(rx1);
+        assert_eq!(out.send(batch(1)).await, Err(DownstreamClosed));
+        assert_eq!(metrics.snapshot().1, 6);
+    }
+}

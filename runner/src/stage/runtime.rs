@@ -1,0 +1,101 @@
+//! The stage interface that every built-in and plugin stage implements.
+//!
+//! A pipeline is a graph of stages in three roles: a [`Source`] produces batches until it is done
+//! or told to stop; a [`Transform`] turns each incoming batch into zero or more outgoing ones (and
+//! may act on a timer or at end of input); a [`Sink`] delivers batches out of the pipeline. The
+//! engine (`topology`) runs each stage as its own task and connects them with bounded channels of
+//! [`Batch`]es, so a slow stage slows its inputs instead of growing memory.
+//!
+//! Transforms are synchronous on purpose: they are pure CPU work, and a plugin behind a C ABI can
+//! implement them without an async runtime crossing the boundary.
+
+use super::error::StageResult;
+use super::output::Output;
+use super::signals::{RunHealth, Shutdown};
+use crate::record::{Batch, Millis};
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// Produces batches. `run` returns when the input is exhausted (a finite source), when
+/// [`SourceContext::shutdown`] fires, or when nothing downstream reads any more.
+#[async_trait]
+pub trait Source: Send {
+    /// Runs the source to completion.
+    async fn run(self: Box<Self>, cx: SourceContext) -> StageResult;
+}
+
+/// Turns batches into batches.
+pub trait Transform: Send {
+    /// Handles one input batch, pushing any output batches onto `out`.
+    fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> StageResult;
+
+    /// How often [`tick`](Self::tick) should run; `None` (the default) for never.
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Called when the event-time watermark of the inputs advances: no record with an event
+    /// time at or before `watermark` is expected any more (the engine takes, per input, the
+    /// latest event time seen, and the smallest of those over the inputs still open).
+    fn on_watermark(&mut self, _watermark: Millis, _out: &mut Vec<Batch>) -> StageResult {
+        Ok(())
+    }
+
+    /// The watermark this transform's output carries when its input watermark is `input`:
+    /// the default passes it on; a stage that may still emit older records holds it back.
+    fn output_watermark(&self, input: Millis) -> Millis {
+        input
+    }
+
+    /// Called every [`tick_interval`](Self::tick_interval), for work driven by the clock.
+    fn tick(&mut self, _out: &mut Vec<Batch>) -> StageResult {
+        Ok(())
+    }
+
+    /// Called once when every input has ended; emits whatever is still held.
+    fn finish(&mut self, _out: &mut Vec<Batch>) -> StageResult {
+        Ok(())
+    }
+}
+
+/// Delivers batches out of the pipeline.
+#[async_trait]
+pub trait Sink: Send {
+    /// Delivers one batch.
+    async fn write(&mut self, batch: Batch) -> StageResult;
+
+    /// Called once when every input has ended: flush and close.
+    async fn finish(&mut self) -> StageResult;
+}
+
+/// A built stage, ready to run.
+pub enum Stage {
+    /// A source.
+    Source(Box<dyn Source>),
+    /// A transform.
+    Transform(Box<dyn Transform>),
+    /// A sink.
+    Sink(Box<dyn Sink>),
+}
+
+/// What a running source gets from the engine.
+pub struct SourceContext {
+    /// Where its batches go.
+    pub output: Output,
+    /// Fires when the run is asked to stop (Ctrl-C, SIGTERM, or another stage failed).
+    pub shutdown: Shutdown,
+    /// Whether any stage of the run has failed (then batches may have been dropped unread, and
+    /// a source that commits progress must stop committing).
+    pub health: RunHealth,
+}
+
+/// Runs a call that may block (a plugin, a Kafka client) from async code without stalling the
+/// runtime's workers: on the multi-threaded runtime the worker hands its other tasks off first.
+pub fn blocking<R>(call: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(call)
+        }
+        _ => call(),
+    }
+}

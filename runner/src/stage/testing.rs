@@ -1,0 +1,130 @@
+//! The one way unit tests drive a stage: build it with its factory from a TOML snippet of its
+//! options, push batches through it the way the engine does (after each batch the watermark
+//! advances to the latest event time seen, as with one input), and read what it emitted as JSON
+//! lines. Only compiled for tests.
+
+use super::error::StageResult;
+use super::factory::{BuildContext, StageFactory};
+use super::metrics::StageMetrics;
+use super::runtime::{Stage, Transform};
+use crate::config::{Diagnostic, Node, parse_document_for_tests};
+use crate::record::{Batch, BatchBuilder, JsonWriter, Millis, Schema};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Reads `options` (the component's keys, without `type` and `inputs`) with `factory`.
+pub fn options(options: &str) -> Node {
+    parse_document_for_tests(options)
+}
+
+/// The errors `factory` reports for `options` of a component at `path`, as the user reads them
+/// (`t.toml:LINE:COL: error: PATH.KEY: message`).
+pub fn option_errors(factory: &dyn StageFactory, path: &str, options: &str) -> Vec<String> {
+    match factory.configure(&self::options(options), path) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.iter().map(Diagnostic::to_string).collect(),
+    }
+}
+
+/// A built stage of `factory` with `options`, at path `s`, counting into `metrics`.
+pub fn build(factory: &dyn StageFactory, options: &str, metrics: Arc<StageMetrics>) -> Stage {
+    let configured = factory
+        .configure(&self::options(options), "s")
+        .unwrap_or_else(|e| panic!("options do not check: {e:?}"));
+    let cx = BuildContext {
+        path: "s".into(),
+        metrics,
+        resources: Default::default(),
+    };
+    configured
+        .config
+        .build(&cx)
+        .unwrap_or_else(|e| panic!("stage does not build: {e}"))
+}
+
+/// A transform of `factory` with `options`, ready to be driven.
+pub fn transform(factory: &dyn StageFactory, options: &str) -> Driver {
+    let metrics = Arc::new(StageMetrics::default());
+    match build(factory, options, Arc::clone(&metrics)) {
+        Stage::Transform(transform) => Driver {
+            transform,
+            latest: Millis::MIN,
+            watermark: Millis::MIN,
+            metrics,
+        },
+        _ => panic!("{} does not build a transform", factory.type_name()),
+    }
+}
+
+/// A transform under test, driven as the engine drives a transform with one input.
+pub struct Driver {
+    transform: Box<dyn Transform>,
+    latest: Millis,
+    watermark: Millis,
+    /// The stage's counters.
+    pub metrics: Arc<StageMetrics>,
+}
+
+impl Driver {
+    /// Processes `batch`, then advances the watermark to the latest event time seen.
+    pub fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> StageResult {
+        let latest = batch.times().iter().copied().max().unwrap_or(Millis::MIN);
+        self.latest = self.latest.max(latest);
+        self.transform.process(batch, out)?;
+        if self.latest > self.watermark {
+            self.watermark = self.latest;
+            self.transform.on_watermark(self.watermark, out)?;
+        }
+        Ok(())
+    }
+
+    /// The transform's clock-driven work.
+    pub fn tick(&mut self, out: &mut Vec<Batch>) -> StageResult {
+        self.transform.tick(out)
+    }
+
+    /// How often the engine would call [`tick`](Self::tick).
+    pub fn tick_interval(&self) -> Option<Duration> {
+        self.transform.tick_interval()
+    }
+
+    /// End of input.
+    pub fn finish(&mut self, out: &mut Vec<Batch>) -> StageResult {
+        self.transform.finish(out)
+    }
+
+    /// Processes `batch` and returns what came out as JSON lines.
+    pub fn lines_of(&mut self, batch: Batch) -> Vec<String> {
+        let mut out = Vec::new();
+        self.process(batch, &mut out)
+            .expect("the batch is processed");
+        lines(&out)
+    }
+}
+
+/// A batch with string fields `fields`, one row per `(event time, values)`.
+pub fn batch(fields: &[&str], rows: &[(Millis, &[&str])]) -> Batch {
+    let mut b =
+        BatchBuilder::with_capacity(Arc::new(Schema::new(fields.iter().copied())), rows.len());
+    for (time, values) in rows {
+        for value in *values {
+            b.push_str(value);
+        }
+        b.end_row(*time);
+    }
+    b.build()
+}
+
+/// The records of `batches` as JSON lines.
+pub fn lines(batches: &[Batch]) -> Vec<String> {
+    let mut bytes = Vec::new();
+    let mut writer = JsonWriter::default();
+    for b in batches {
+        writer.write_batch(b, &mut bytes);
+    }
+    String::from_utf8(bytes)
+        .expect("JSON is UTF-8")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
