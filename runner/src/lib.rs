@@ -3,8 +3,9 @@
 //! The modules form layers; each uses only modules of its own layer or below (checked by
 //! `tests/layers.rs` against the table in docs/architecture.md):
 //!
-//! 1. data: `ack` (delivery tickets), `record` (batches), `time`, `progress`;
-//! 2. `config`: the pipeline file read into nodes, with diagnostics;
+//! 1. data: `ack` (delivery tickets), `record` (batches), `progress`;
+//! 2. `config`: the pipeline file read into nodes, with diagnostics; `time`: durations and time
+//!    points as options take them;
 //! 3. `stage`: the stage contract (roles, errors, factories, the runtime traits);
 //! 4. what stages share: `registry` (factories by name), `format` (record formats), `serve`
 //!    (HTTP listeners), `kafka` (the Kafka client layer and the embedded broker);
