@@ -54,11 +54,7 @@ fn headerless_log_through_an_env_variable() {
 /// returns the per-gender totals it wrote.
 fn generate(path: &Path, rows: u64) -> BTreeMap<String, u64> {
     let mut file = BufWriter::new(std::fs::File::create(path).unwrap());
-    writeln!(
-        file,
-        "user_id,item_id,cat_id,merchant_id,brand_id,month,day,action,age_range,gender,province"
-    )
-    .unwrap();
+    writeln!(file, "{USER_LOG_HEADER}").unwrap();
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = move || {
         state ^= state << 13;
@@ -135,6 +131,7 @@ path = "data/user_log_sample.csv"
 [sources.small]
 type = "csv"
 path = "tests/fixtures/small_user_log.csv"
+{columns}
 [transforms.known]
 type = "filter"
 inputs = ["sample", "small"]
@@ -155,7 +152,8 @@ inputs = ["w"]
 path = "{}"
 "#,
             a.display(),
-            b.display()
+            b.display(),
+            columns = user_log_columns_option(),
         ),
     )
     .unwrap();

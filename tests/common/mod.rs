@@ -35,6 +35,20 @@ pub fn text(output: &Output) -> (String, String) {
     )
 }
 
+/// The user log's columns, in order: the header line of a file that has one.
+pub const USER_LOG_HEADER: &str =
+    "user_id,item_id,cat_id,merchant_id,brand_id,month,day,action,age_range,gender,province";
+
+/// The `columns` option that names the user log's columns, for a csv source of a headerless
+/// log (the csv source names no file's columns by itself).
+pub fn user_log_columns_option() -> String {
+    let names: Vec<String> = USER_LOG_HEADER
+        .split(',')
+        .map(|c| format!("\"{c}\""))
+        .collect();
+    format!("columns = [{}]", names.join(", "))
+}
+
 /// Per-gender totals of a CSV file, counted by splitting lines (the gender is field 10 of 11);
 /// a header line and lines with another number of fields are skipped.
 pub fn count_genders(path: &Path) -> BTreeMap<String, u64> {

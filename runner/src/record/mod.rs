@@ -196,32 +196,22 @@ impl Batch {
 
     /// A batch with only the rows whose index `keep` accepts; shares this batch's arena.
     pub fn retain(&self, mut keep: impl FnMut(Row<'_>) -> bool) -> Batch {
-        let width = self.schema.len();
-        let mut values = Vec::with_capacity(self.values.len());
-        let mut times = Vec::with_capacity(self.times.len());
-        for row in self.rows() {
-            if keep(row) {
-                values.extend_from_slice(row.values());
-                times.push(row.event_time());
-            }
-        }
-        debug_assert_eq!(values.len(), times.len() * width);
-        Batch {
-            schema: Arc::clone(&self.schema),
-            arena: Arc::clone(&self.arena),
-            values,
-            times,
-            acks: self.acks.clone(),
-        }
+        let kept = self.rows().filter(|row| keep(*row)).map(|row| row.index);
+        self.gather(kept, self.len())
     }
 
     /// A batch of rows `rows` (indices, in range) of this one; shares this batch's arena.
     pub fn select(&self, rows: &[u32]) -> Batch {
+        self.gather(rows.iter().map(|&row| row as usize), rows.len())
+    }
+
+    /// A batch of the rows `rows` yields (indices, in range), with room for `expected` of them;
+    /// shares this batch's arena, schema and tickets.
+    fn gather(&self, rows: impl Iterator<Item = usize>, expected: usize) -> Batch {
         let width = self.schema.len();
-        let mut values = Vec::with_capacity(rows.len() * width);
-        let mut times = Vec::with_capacity(rows.len());
-        for &row in rows {
-            let row = row as usize;
+        let mut values = Vec::with_capacity(expected * width);
+        let mut times = Vec::with_capacity(expected);
+        for row in rows {
             values.extend_from_slice(&self.values[row * width..(row + 1) * width]);
             times.push(self.times[row]);
         }

@@ -75,7 +75,7 @@ impl StageConfig for FileConfig {
             .append(self.append)
             .truncate(!self.append)
             .open(&self.path)
-            .map_err(|e| StageError::io("open", &self.path, e))?;
+            .map_err(|e| StageError::open_for_writing(&self.path, e))?;
         Ok(Stage::Sink(Box::new(FileSink {
             path: self.path.clone(),
             writer: BufWriter::with_capacity(256 * 1024, file),

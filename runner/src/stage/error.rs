@@ -10,12 +10,14 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
     /// Reading or writing a file or a standard stream failed.
-    #[error("cannot {action} {target}: {source}")]
+    #[error("cannot {action} {target}{purpose}: {source}")]
     Io {
         /// What was being done, e.g. `open`, `write`.
         action: &'static str,
         /// The file (its path as given) or stream, e.g. `stdout`.
         target: String,
+        /// Why, when it helps, with a leading space: ` for writing`; else empty.
+        purpose: &'static str,
         /// The operating system's error.
         #[source]
         source: std::io::Error,
@@ -47,6 +49,17 @@ impl StageError {
         StageError::Io {
             action,
             target: path.display().to_string(),
+            purpose: "",
+            source,
+        }
+    }
+
+    /// Opening `path` to write to it failed.
+    pub fn open_for_writing(path: &Path, source: std::io::Error) -> Self {
+        StageError::Io {
+            action: "open",
+            target: path.display().to_string(),
+            purpose: " for writing",
             source,
         }
     }
@@ -56,6 +69,7 @@ impl StageError {
         StageError::Io {
             action,
             target: stream.to_string(),
+            purpose: "",
             source,
         }
     }
