@@ -7,13 +7,16 @@ tables come from its output:
      10M and 54.9M rows (the scaling table, and the plot bench/results/scaling.png);
   c. the tutorial job through Kafka (bench/kafka.py's measurements) on 1 and 3 partitions, next
      to the broker's produce and consume ceilings; start -> first result; peak RSS;
-  d. window close -> dashboard client latency at 1,000 clients (bench/dashboard.sh);
+  d. window close -> dashboard client latency at 1,000 and 10,000 clients, without and with 10 %
+     of them stalled, three runs each (bench/dashboard.sh);
   e. the peers on the peer rig (bench/peers.sh): plain Python, quixstreams, bytewax, Spark and
      weir, 1 partition, then 3 partitions for correctness.
 
     python3 bench/all.py [--quick]      # --quick: 1M rows only, 200k events for the peers
+    python3 bench/all.py --only dashboard   # redo d. alone, keeping the other results
 
-Needs the README's set-up; the peers' virtualenv is made on first use (bench/peers.sh).
+Needs the README's set-up; the peers' virtualenv is made on first use (bench/peers.sh). Ends by
+rewriting the figure tables of BENCHMARKS.md and README.md from the results (bench/tables.py).
 """
 
 import argparse
@@ -88,11 +91,20 @@ def ceilings(rows, runs):
     return best
 
 
-def dashboard():
+def dashboard(summary, quick):
+    clients = ["1000"] if quick else ["1000", "10000"]
     out = subprocess.run(
-        ["bash", os.path.join(HERE, "dashboard.sh"), "1000"], capture_output=True, text=True, cwd=ROOT
+        ["bash", os.path.join(HERE, "dashboard.sh"), *clients],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+        env=dict(os.environ, RUNS="1" if quick else "3"),
     )
-    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    summary.pop("dashboard_1000_clients", None)
+    summary["dashboard"] = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    summary["dashboard_date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+
+def tables():
+    subprocess.run([sys.executable, os.path.join(HERE, "tables.py")], check=True)
 
 
 def peers(events, partitions, names, extra_env=None):
@@ -130,8 +142,17 @@ fig.savefig({path!r}, dpi=120)
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", choices=["dashboard"], help="redo one benchmark, keep the other results")
     args = ap.parse_args()
     os.makedirs(RESULTS, exist_ok=True)
+    if args.only == "dashboard":
+        with open(os.path.join(RESULTS, "summary.json")) as f:
+            summary = json.load(f)
+        dashboard(summary, args.quick)
+        with open(os.path.join(RESULTS, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+        tables()
+        return
     for old in ("peers.tsv", "summary.json"):
         if os.path.exists(os.path.join(RESULTS, old)):
             os.remove(os.path.join(RESULTS, old))
@@ -166,7 +187,7 @@ def main():
                 os.remove(csv)
     summary["first_result_s"] = round(min(kafka.first_result() for _ in range(3)), 3)
     summary["scaling"] = scaling
-    summary["dashboard_1000_clients"] = dashboard()
+    dashboard(summary, args.quick)
     with open(os.path.join(RESULTS, "scaling.csv"), "w", newline="") as f:
         w = csvmod.DictWriter(f, fieldnames=list(scaling[0]))
         w.writeheader()
@@ -183,6 +204,7 @@ def main():
     with open(os.path.join(RESULTS, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     print(json.dumps(summary, indent=2))
+    tables()
 
 
 if __name__ == "__main__":

@@ -61,23 +61,12 @@ inputs = ["builtin", "plugin", "plugin_copy"]
     (build(1), build(2), build(3))
 }
 
-/// The user log's columns.
-const USER_LOG_COLUMNS: [&str; 11] = [
-    "user_id",
-    "item_id",
-    "cat_id",
-    "merchant_id",
-    "brand_id",
-    "month",
-    "day",
-    "action",
-    "age_range",
-    "gender",
-    "province",
-];
-
 fn batches(rows_per_batch: usize) -> Vec<Batch> {
-    let schema = Arc::new(Schema::new(USER_LOG_COLUMNS));
+    // The sample's header line names the user log's columns.
+    let sample =
+        std::fs::read_to_string("data/user_log_sample.csv").expect("run from the repository");
+    let header = sample.lines().next().expect("the sample has a header");
+    let schema = Arc::new(Schema::new(header.split(',')));
     let mut all = Vec::with_capacity(ROWS / rows_per_batch);
     let mut b = BatchBuilder::with_capacity(Arc::clone(&schema), rows_per_batch);
     for i in 0..ROWS {

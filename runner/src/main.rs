@@ -8,6 +8,7 @@ use cli::{Cli, Command, GenCommand, GraphFormat, PipelineArgs};
 use std::process::ExitCode;
 use weir::config::{Diagnostics, load_document};
 use weir::kafka::embedded::EmbeddedOptions;
+use weir::registry::Registry;
 use weir::stage::StageKind;
 use weir::stage::{ShutdownTrigger, shutdown_pair};
 use weir::topology::{self, Plan, graph};
@@ -116,7 +117,7 @@ fn main() -> ExitCode {
 const BROKERS_ENV: &str = "WEIR_KAFKA_BROKERS";
 
 /// Loads and checks a pipeline, printing every diagnostic. `None` when there are errors.
-fn checked_plan(args: &PipelineArgs, registry: &weir::registry::Registry) -> Option<Plan> {
+fn checked_plan(args: &PipelineArgs, registry: &Registry) -> Option<Plan> {
     let overrides: Vec<String> = std::env::var(BROKERS_ENV)
         .ok()
         .filter(|b| !b.trim().is_empty())
@@ -252,7 +253,7 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn list(registry: &weir::registry::Registry) -> String {
+fn list(registry: &Registry) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let mut kind = None;

@@ -1,0 +1,355 @@
+#!/usr/bin/env python3
+"""The figure tables of BENCHMARKS.md and README.md, made from the last `bench/all.py` results
+(bench/results/summary.json and peers.tsv), so the two files cannot quote one measurement with two
+numbers. Each generated block sits between markers:
+
+    <!-- generated: NAME (bench/tables.py) -->
+    ...
+    <!-- /generated: NAME -->
+
+    python3 bench/tables.py            # rewrite the blocks from the results
+    python3 bench/tables.py --check    # exit 1 when a block differs from what the results give
+
+bench/all.py runs it after every run. The goals and their thresholds are listed once, here.
+"""
+
+import argparse
+import csv
+import json
+import os
+import re
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DOCS = ["BENCHMARKS.md", "README.md"]
+
+
+def load(results):
+    with open(os.path.join(results, "summary.json")) as f:
+        summary = json.load(f)
+    with open(os.path.join(results, "peers.tsv")) as f:
+        peers = list(csv.DictReader(f, delimiter="\t"))
+    return summary, peers
+
+
+def num(n):
+    return f"{round(n):,}"
+
+
+def mrows(n):
+    return f"{n / 1e6:.2f} M rows/s"
+
+
+def span(values, fmt):
+    lo, hi = min(values), max(values)
+    return fmt(lo) if fmt(lo) == fmt(hi) else f"{fmt(lo)}–{fmt(hi)}"
+
+
+def peer(peers, name, partitions):
+    for row in peers:
+        if row["peer"] == name and row["p"] == str(partitions):
+            return row
+    return None
+
+
+def peer_rate(peers, name, partitions=1):
+    row = peer(peers, name, partitions)
+    return float(row["events_per_s"]) if row else None
+
+
+def peer_rss(peers, name, partitions=1):
+    row = peer(peers, name, partitions)
+    return float(row["peak_rss_mb"]) if row and row["peak_rss_mb"] != "-" else None
+
+
+def dashboard_rows(summary):
+    """(clients, slow) → list of run results, in the order first seen."""
+    groups = {}
+    for run in summary.get("dashboard", []):
+        r = run["result"]
+        groups.setdefault((r["clients"], r["slow"]), []).append(run)
+    return groups
+
+
+class Goals:
+    """Every goal with its threshold, what the results give and whether it is met."""
+
+    def __init__(self, summary, peers):
+        self.rows = []
+        scaling = summary["scaling"]
+        shares = [s["weir_share_of_raw_parse"] for s in scaling]
+        self.add("in-memory job ≥ 50 % of the raw parse rate",
+                 f"{span(shares, lambda v: f'{v * 100:.0f}')} % "
+                 f"({num(scaling[0]['rows'])} to {num(scaling[-1]['rows'])} rows)",
+                 min(shares) >= 0.5)
+        rss = [s["weir_peak_rss_mb"] for s in scaling]
+        self.add("in-memory job peak RSS < 64 MB", f"{span(rss, lambda v: f'{v:.1f}')} MB",
+                 max(rss) < 64)
+        kafka = summary["kafka"][0]
+        ceiling = summary["kafka_ceilings"]["consume_per_s"]
+        share = kafka["events_per_s"] / ceiling
+        self.add("Kafka path ≥ 80 % of the broker's consume ceiling",
+                 f"{num(kafka['events_per_s'])} events/s = {share * 100:.0f} % of "
+                 f"{num(ceiling)}/s (same client settings)", share >= 0.8)
+        self.add("Kafka path peak RSS ≤ 64 MB (broker in its own process)",
+                 f"{kafka['weir_peak_rss_mb']:.1f} MB (1 partition)",
+                 kafka["weir_peak_rss_mb"] <= 64)
+        first = summary["first_result_s"]
+        self.add("start → first window result ≤ 1.5 s", f"{first:.3f} s", first <= 1.5)
+        weir, fast = peer_rate(peers, "weir"), peer_rate(peers, "weir-fetch2m")
+        weir_rss, fast_rss = peer_rss(peers, "weir"), peer_rss(peers, "weir-fetch2m")
+        quix = peer_rate(peers, "quix")
+        if weir and quix:
+            self.add("≥ 20× quixstreams on events/s",
+                     f"{weir / quix:.1f}× shipped; {fast / quix:.1f}× with 2 MB fetches",
+                     weir / quix >= 20, fast / quix >= 20)
+        others = [(n, peer_rate(peers, n)) for n in ("bytewax", "spark")]
+        if weir and all(r for _, r in others):
+            self.add("≥ 5× bytewax and Spark on events/s",
+                     " / ".join(f"{weir / r:.1f}×" for _, r in others) + " shipped; "
+                     + " / ".join(f"{fast / r:.1f}×" for _, r in others) + " with 2 MB fetches",
+                     all(weir / r >= 5 for _, r in others), all(fast / r >= 5 for _, r in others))
+        rsses = [(n, peer_rss(peers, n)) for n in ("quix", "bytewax", "spark")]
+        if weir_rss and all(r for _, r in rsses):
+            self.add("≤ 1/4 of the peers' peak RSS",
+                     f"shipped {weir_rss:.0f} MB = "
+                     + ", ".join(f"{weir_rss / r * 100:.0f} %" for _, r in rsses)
+                     + f" of quixstreams, bytewax, Spark; with 2 MB fetches {fast_rss:.0f} MB = "
+                     + ", ".join(f"{fast_rss / r * 100:.0f} %" for _, r in rsses),
+                     all(weir_rss / r <= 0.25 for _, r in rsses),
+                     all(fast_rss / r <= 0.25 for _, r in rsses))
+        three = {n: peer(peers, n, 3) for n in ("weir", "quix", "bytewax", "plain")}
+        if three["weir"]:
+            failed = [n for n, row in three.items() if row and row["status"] != "PASS"]
+            self.add("correct totals with 3 partitions",
+                     f"weir {three['weir']['status']}"
+                     + (f"; {', '.join(failed)} FAIL" if failed else ""),
+                     three["weir"]["status"] == "PASS")
+        for (clients, slow), runs in dashboard_rows(summary).items():
+            limit = 20 if clients <= 1000 else 100
+            p99 = [r["result"]["p99_ms"] for r in runs]
+            met = sum(v <= limit for v in p99)
+            self.add(f"dashboard p99 ≤ {limit} ms at {num(clients)} clients"
+                     + (f", {num(slow)} of them stalled" if slow else ""),
+                     f"{span(p99, lambda v: f'{v:.1f}')} ms ({met} of {len(p99)} runs within)",
+                     met == len(p99))
+
+    def add(self, goal, measured, met, met_tuned=None):
+        if met:
+            verdict = "met"
+        elif met_tuned:
+            verdict = "**met only with 2 MB fetches**"
+        else:
+            verdict = "**not met**"
+        self.rows.append((goal, measured, verdict))
+
+    def table(self):
+        lines = ["| goal | measured | |", "|---|---|---|"]
+        lines += [f"| {g} | {m} | {v} |" for g, m, v in self.rows]
+        return "\n".join(lines)
+
+    def unmet(self):
+        return [(g, m, v.strip("*")) for g, m, v in self.rows if v != "met"]
+
+
+def scaling_table(summary):
+    lines = ["| input (`weir gen user-log --seed 1`) | csv crate alone | weir csv → window → discard "
+             "| weir / raw | weir peak RSS |", "|---|---|---|---|---|"]
+    for s in summary["scaling"]:
+        lines.append(f"| {num(s['rows'])} rows | {mrows(s['csv_crate_rows_per_s'])} | "
+                     f"{mrows(s['weir_rows_per_s'])} | {s['weir_share_of_raw_parse'] * 100:.0f} % | "
+                     f"{s['weir_peak_rss_mb']:.1f} MB |")
+    g = summary.get("generator")
+    if g:
+        lines.append("")
+        lines.append(f"The generator wrote the {num(g['rows'])}-row log ({g['mb']:,} MB) in "
+                     f"{g['seconds']:.1f} s.")
+    return "\n".join(lines)
+
+
+def kafka_table(summary):
+    c = summary["kafka_ceilings"]
+    lines = ["| | events/s | weir peak RSS |", "|---|---|---|"]
+    for k in summary["kafka"]:
+        n = k["partitions"]
+        lines.append(f"| {n} partition{'s' if n > 1 else ''} | {num(k['events_per_s'])} | "
+                     f"{k['weir_peak_rss_mb']:.1f} MB |")
+    lines.append(f"| ceiling: produce | {num(c['produce_per_s'])} | |")
+    lines.append(f"| ceiling: consume | {num(c['consume_per_s'])} | |")
+    lines.append(f"| start → first result (10 rows/s, 1 s windows) | {summary['first_result_s']:.3f} s | |")
+    return "\n".join(lines)
+
+
+def dashboard_table(summary):
+    lines = ["| clients | stalled | runs | deliveries per run | p50 | p99 | max | weir RSS "
+             "| weir CPU per delivery | updates dropped |", "|---|---|---|---|---|---|---|---|---|---|"]
+    ms = lambda v: f"{v:.1f}"  # noqa: E731
+    for (clients, slow), runs in dashboard_rows(summary).items():
+        res = [r["result"] for r in runs]
+        cpu = [r["server_cpu_us_per_delivery"] for r in runs if "server_cpu_us_per_delivery" in r]
+        dropped = sorted({int((r.get("dropped") or "0").split()[0] or 0) for r in runs})
+        lines.append(
+            f"| {num(clients)} | {num(slow)} | {len(runs)} | "
+            f"~{num(sum(x['deliveries'] for x in res) / len(res))} | "
+            f"{span([x['p50_ms'] for x in res], ms)} ms | {span([x['p99_ms'] for x in res], ms)} ms | "
+            f"{span([x['max_ms'] for x in res], ms)} ms | "
+            f"{span([r['weir_rss_mb'] for r in runs], str)} MB | "
+            + (f"{span(cpu, ms)} µs" if cpu else "–")
+            + f" | {', '.join(map(str, dropped))} |")
+    if "dashboard_date" in summary:
+        lines.append("")
+        lines.append(f"(Dashboard rows from `python3 bench/all.py --only dashboard`, "
+                     f"{summary['dashboard_date']}.)")
+    return "\n".join(lines)
+
+
+PEER_NAMES = {
+    "plain": "plain Python consume loop (confluent-kafka)",
+    "plain-tuned": "plain, `fetch.queue.backoff.ms=100`",
+    "quix": "quixstreams",
+    "bytewax": "bytewax",
+    "spark": "Spark Structured Streaming (file source: no Kafka connector here)",
+    "weir": "**weir** (shipped client settings)",
+    "weir-fetch2m": "**weir**, `fetch.max.bytes` = 2 MB",
+}
+
+
+def peers_table(peers):
+    ceil = [peer_rate(peers, n) for n in ("ceiling-produce", "ceiling-consume", "ceiling-consume-tuned")]
+    weir, fast = peer_rate(peers, "weir"), peer_rate(peers, "weir-fetch2m")
+    weir_rss, fast_rss = peer_rss(peers, "weir"), peer_rss(peers, "weir-fetch2m")
+    lines = ["| peer | events/s | peak RSS | check | weir (shipped) is | weir with 2 MB fetches is |",
+             "|---|---|---|---|---|---|"]
+    if all(ceil):
+        lines.append("| ceiling: produce / consume / consume tuned | "
+                     + " / ".join(num(c) for c in ceil) + " | | | | |")
+    for name in ("plain", "plain-tuned", "quix", "bytewax", "spark", "weir", "weir-fetch2m"):
+        row = peer(peers, name, 1)
+        if not row:
+            continue
+        rate, rss = float(row["events_per_s"]), float(row["peak_rss_mb"])
+        compare = ""
+        if not name.startswith("weir") and weir and fast:
+            compare = (f" {weir / rate:.1f}×, {weir_rss / rss * 100:.0f} % RSS | "
+                       f"{fast / rate:.1f}×, {fast_rss / rss * 100:.0f} % |")
+        else:
+            compare = " | |"
+        lines.append(f"| {PEER_NAMES[name]} | {num(rate)} | {rss:.0f} MB | {row['status']} |{compare}")
+    lines.append("")
+    lines.append("Three partitions (correctness):")
+    lines.append("")
+    lines.append("| peer | events/s | peak RSS | check |")
+    lines.append("|---|---|---|---|")
+    for name in ("plain", "quix", "bytewax", "weir"):
+        row = peer(peers, name, 3)
+        if row:
+            lines.append(f"| {PEER_NAMES[name]} | {num(float(row['events_per_s']))} | "
+                         f"{float(row['peak_rss_mb']):.0f} MB | {row['status']} |")
+    return "\n".join(lines)
+
+
+def readme_figures(summary, peers, goals):
+    s = summary["scaling"]
+    k = summary["kafka"][0]
+    ceiling = summary["kafka_ceilings"]["consume_per_s"]
+    rates = [x["weir_rows_per_s"] for x in s]
+    shares = [x["weir_share_of_raw_parse"] for x in s]
+    rss = [x["weir_peak_rss_mb"] for x in s]
+    out = [
+        f"From the last `python3 bench/all.py` run ({summary['date']}; release build, 2-core machine; "
+        "details in [BENCHMARKS.md](BENCHMARKS.md)):",
+        "",
+        f"- In memory, user log CSV → 1 s window by gender → discard: "
+        f"{span(rates, lambda v: f'{v / 1e6:.1f}')} M rows/s, "
+        f"{span(shares, lambda v: f'{v * 100:.0f}')} % of what the csv crate alone parses on one core, "
+        f"{span(rss, lambda v: f'{v:.0f}')} MB peak RSS ({num(s[0]['rows'])} to {num(s[-1]['rows'])} rows).",
+        f"- Through Kafka, the shipped job with `rate = \"max\"` on {num(1_000_000)} rows: "
+        f"{num(k['events_per_s'])} events/s, {k['events_per_s'] / ceiling * 100:.0f} % of the broker's own "
+        f"consume ceiling with the same client settings, {k['weir_peak_rss_mb']:.0f} MB; first window result "
+        f"{summary['first_result_s']:.2f} s after launch.",
+    ]
+    weir = peer(peers, "weir", 1)
+    if weir:
+        others = []
+        for name, label in (("quix", "quixstreams"), ("bytewax", "bytewax"), ("spark", "Spark")):
+            row = peer(peers, name, 1)
+            if row:
+                others.append(f"{label} {num(float(row['events_per_s']))} ({float(row['peak_rss_mb']):.0f} MB)")
+        out.append(f"- Against the peers on the same broker and events: {num(float(weir['events_per_s']))} "
+                   f"events/s in {float(weir['peak_rss_mb']):.0f} MB, against " + ", ".join(others) + ".")
+    groups = dashboard_rows(summary)
+    if groups:
+        parts = []
+        for (clients, slow), runs in groups.items():
+            p99 = [r["result"]["p99_ms"] for r in runs]
+            parts.append(f"{num(clients)} clients{f' ({num(slow)} stalled)' if slow else ''}: p99 "
+                         f"{span(p99, lambda v: f'{v:.0f}')} ms")
+        out.append("- Dashboard, window close → Socket.IO client on loopback: " + "; ".join(parts) + ".")
+    unmet = goals.unmet()
+    out.append("")
+    if unmet:
+        out.append("Goals not met in that run:")
+        out.append("")
+        out += [f"- {g}: {m} ({v})" for g, m, v in unmet]
+    else:
+        out.append("Every goal was met in that run.")
+    return "\n".join(out)
+
+
+def blocks(results):
+    summary, peers = load(results)
+    goals = Goals(summary, peers)
+    header = (f"From the run of {summary['date']} on {summary['machine']}.")
+    return {
+        "goals": header + "\n\n" + goals.table(),
+        "scaling": scaling_table(summary),
+        "kafka": kafka_table(summary),
+        "dashboard": dashboard_table(summary),
+        "peers": peers_table(peers),
+        "readme": readme_figures(summary, peers, goals),
+    }
+
+
+MARKER = re.compile(
+    r"(<!-- generated: (?P<name>[a-z]+) \(bench/tables\.py\) -->\n)(?P<body>.*?)(<!-- /generated: (?P=name) -->)",
+    re.S,
+)
+
+
+def render(text, made):
+    def replace(m):
+        name = m.group("name")
+        if name not in made:
+            raise SystemExit(f"unknown generated block `{name}`")
+        return m.group(1) + made[name] + "\n" + m.group(4)
+
+    return MARKER.sub(replace, text)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true")
+    ap.add_argument("--root", default=os.path.dirname(HERE), help="the repository (default: this one)")
+    args = ap.parse_args()
+    made = blocks(os.path.join(args.root, "bench", "results"))
+    stale = []
+    for name in DOCS:
+        path = os.path.join(args.root, name)
+        with open(path) as f:
+            text = f.read()
+        new = render(text, made)
+        if new != text:
+            stale.append(name)
+            if not args.check:
+                with open(path, "w") as f:
+                    f.write(new)
+    if args.check and stale:
+        print(f"figures differ from bench/results in: {', '.join(stale)}; run python3 bench/tables.py",
+              file=sys.stderr)
+        sys.exit(1)
+    if not args.check:
+        print("rewrote " + (", ".join(stale) if stale else "nothing (up to date)"))
+
+
+if __name__ == "__main__":
+    main()
