@@ -65,7 +65,8 @@ def peer_rss(peers, name, partitions=1):
 def dashboard_rows(summary):
     """(clients, slow) → list of run results, in the order first seen."""
     groups = {}
-    for run in summary.get("dashboard", []):
+    # Runs before 2026-11-30 kept only the 1,000-client rows, under another key.
+    for run in summary.get("dashboard", summary.get("dashboard_1000_clients", [])):
         r = run["result"]
         groups.setdefault((r["clients"], r["slow"]), []).append(run)
     return groups
