@@ -89,13 +89,7 @@ pub fn wait_for_cluster(
     bootstrap: &str,
     timeout: Duration,
 ) -> Result<(), KafkaError> {
-    let probe: BaseConsumer<ClientLog> =
-        config
-            .create_with_context(ClientLog)
-            .map_err(|source| KafkaError::Client {
-                role: "client",
-                source,
-            })?;
+    let probe = consumer(config, "client")?;
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -114,6 +108,16 @@ pub fn wait_for_cluster(
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     }
+}
+
+/// A consumer with `config` whose reports go to weir's log; `role` names it in the error.
+pub fn consumer(
+    config: &ClientConfig,
+    role: &'static str,
+) -> Result<BaseConsumer<ClientLog>, KafkaError> {
+    config
+        .create_with_context(ClientLog)
+        .map_err(|source| KafkaError::Client { role, source })
 }
 
 /// Routes librdkafka's own reports into weir's log: problems as warnings (librdkafka retries

@@ -9,7 +9,7 @@ use super::kind::StageKind;
 use super::metrics::StageMetrics;
 use super::runtime::Stage;
 use crate::config::de::from_node;
-use crate::config::{Diagnostic, Node};
+use crate::config::{Diagnostic, Node, Origin};
 use serde::de::DeserializeOwned;
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -196,31 +196,25 @@ impl<C: BuiltinConfig> StageFactory for Builtin<C> {
 
     fn configure(&self, options: &Node, path: &str) -> Result<Configured, Vec<Diagnostic>> {
         let config: C = from_node(options, path)?;
-        let at = |issue: OptionIssue| {
-            let origin = options
-                .find(&issue.key)
-                .map_or_else(|| options.origin.clone(), |n| n.origin.clone());
-            (origin, format!("{path}.{}", issue.key), issue)
-        };
-        let errors: Vec<Diagnostic> = config
-            .check()
-            .into_iter()
-            .map(at)
-            .map(|(origin, key, i)| {
-                Diagnostic::error(origin, key, i.message).with_optional_hint(i.hint)
-            })
-            .collect();
+        // Each issue as a diagnostic of `severity` at the option it names.
+        let diagnostics =
+            |issues: Vec<OptionIssue>, severity: fn(Origin, String, String) -> Diagnostic| {
+                issues
+                    .into_iter()
+                    .map(|issue| {
+                        let origin = options
+                            .find(&issue.key)
+                            .map_or_else(|| options.origin.clone(), |n| n.origin.clone());
+                        severity(origin, format!("{path}.{}", issue.key), issue.message)
+                            .with_optional_hint(issue.hint)
+                    })
+                    .collect::<Vec<_>>()
+            };
+        let errors = diagnostics(config.check(), Diagnostic::error);
         if !errors.is_empty() {
             return Err(errors);
         }
-        let warnings = config
-            .warnings()
-            .into_iter()
-            .map(at)
-            .map(|(origin, key, i)| {
-                Diagnostic::warning(origin, key, i.message).with_optional_hint(i.hint)
-            })
-            .collect();
+        let warnings = diagnostics(config.warnings(), Diagnostic::warning);
         Ok(Configured {
             config: Box::new(config),
             warnings,

@@ -130,13 +130,7 @@ impl KafkaSource {
             health,
         } = cx;
         output.manual_watermarks();
-        let consumer: BaseConsumer<ClientLog> =
-            config
-                .create_with_context(ClientLog)
-                .map_err(|source| KafkaError::Client {
-                    role: "consumer",
-                    source,
-                })?;
+        let consumer = crate::kafka::consumer(config, "consumer")?;
         let assignment = self.assignment(&consumer, topics)?;
         consumer
             .assign(&assignment)
