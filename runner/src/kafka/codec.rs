@@ -89,6 +89,16 @@ pub enum KeyCodec {
 }
 
 impl Codec {
+    /// The fields a source reads from the value: `fields`, or without any, `value` for `raw`
+    /// and `key`, `count` for `seed`.
+    pub fn read_fields_or_default(self, fields: &[String]) -> Vec<String> {
+        match (self, fields.is_empty()) {
+            (Codec::Raw, true) => vec!["value".to_string()],
+            (Codec::Seed, true) => vec!["key".to_string(), "count".to_string()],
+            _ => fields.to_vec(),
+        }
+    }
+
     /// Checks `fields` (at option `key`) against this codec for `role`.
     pub fn check(self, role: StageKind, fields: &[String], key: &str) -> Vec<OptionIssue> {
         match (self, role) {
@@ -202,11 +212,7 @@ impl Decoder {
         key_codec: KeyCodec,
         key_fields: &[String],
     ) -> Self {
-        let value_fields = match (codec, fields.is_empty()) {
-            (Codec::Raw, true) => vec!["value".to_string()],
-            (Codec::Seed, true) => vec!["key".to_string(), "count".to_string()],
-            _ => fields.to_vec(),
-        };
+        let value_fields = codec.read_fields_or_default(fields);
         let key_fields = key_codec.fields_or_default(key_fields);
         let schema = Arc::new(Schema::new(value_fields.iter().chain(&key_fields).cloned()));
         Decoder {
