@@ -458,3 +458,140 @@ fn a_delivery_that_keeps_failing_becomes_the_stage_error() {
         "{log}"
     );
 }
+
+/// Creates `topic` with one partition.
+fn create_topic(bootstrap: &str, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let results = runtime
+        .block_on(admin.create_topics(
+            &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ))
+        .unwrap();
+    for result in results {
+        result.unwrap();
+    }
+}
+
+/// Every value of `topic`'s partition 0, read with `isolation.level` = `isolation`.
+fn read_values(bootstrap: &str, topic: &str, isolation: &str) -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "txn-reader")
+        .set("isolation.level", isolation)
+        .set("enable.partition.eof", "true")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut values = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) => {
+                values.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned())
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => return values,
+            Some(Err(e)) => panic!("consume failed: {e}"),
+            None => {}
+        }
+    }
+    panic!(
+        "no end of partition within 30 s; read {} values",
+        values.len()
+    );
+}
+
+#[test]
+fn transactions_commit_and_abort_and_read_committed_sees_each_committed_record_once() {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, bootstrap) = broker(dir.path(), "memory://");
+    create_topic(&bootstrap, "txn");
+    // A random sequence of transactions, committed or aborted; the seed is printed for replay.
+    let seed = std::env::var("WEIR_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    println!("WEIR_TEST_SEED={seed}");
+    let mut state = seed;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("transactional.id", "weir-test-txn")
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    producer.init_transactions(Duration::from_secs(30)).unwrap();
+    let mut committed = Vec::new();
+    let mut aborted = 0;
+    for txn in 0..12 {
+        producer.begin_transaction().unwrap();
+        let commit = next(3) != 0;
+        let mut values = Vec::new();
+        for i in 0..1 + next(40) {
+            let value = format!("t{txn}-m{i}-{}", if commit { "commit" } else { "abort" });
+            producer
+                .send(BaseRecord::<(), _>::to("txn").payload(&value))
+                .map_err(|(e, _)| e)
+                .unwrap();
+            values.push(value);
+        }
+        if commit {
+            producer
+                .commit_transaction(Duration::from_secs(30))
+                .unwrap();
+            committed.extend(values);
+        } else {
+            producer.abort_transaction(Duration::from_secs(30)).unwrap();
+            aborted += values.len();
+        }
+    }
+    let seen = read_values(&bootstrap, "txn", "read_committed");
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for v in &seen {
+        *counts.entry(v.as_str()).or_default() += 1;
+    }
+    let from_aborted: Vec<&String> = seen.iter().filter(|v| v.ends_with("abort")).collect();
+    let duplicates: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    let missing: Vec<&String> = committed
+        .iter()
+        .filter(|v| !counts.contains_key(v.as_str()))
+        .collect();
+    assert!(
+        from_aborted.is_empty() && duplicates.is_empty() && missing.is_empty(),
+        "seed {seed}: {} committed, {aborted} aborted; read_committed saw {} records: \
+         {} from aborted transactions {from_aborted:?}, duplicates {duplicates:?}, missing {missing:?}",
+        committed.len(),
+        seen.len(),
+        from_aborted.len()
+    );
+    assert_eq!(
+        seen, committed,
+        "seed {seed}: committed records in the order they were sent"
+    );
+}
