@@ -22,14 +22,21 @@ pub struct Geometry {
 }
 
 impl Geometry {
-    /// Starts of the windows that contain time `t`, latest first.
+    /// Starts of the windows that contain time `t`, latest first: those whose start and end
+    /// (`start + size`) are both representable. Near the ends of the `i64` range a time can
+    /// have fewer windows than usual, or none; nothing here overflows.
     pub fn starts(self, t: Millis) -> impl Iterator<Item = Millis> {
-        let last = t.div_euclid(self.slide) * self.slide;
-        let slide = self.slide;
-        let earliest = t - self.size;
+        let (size, slide) = (self.size, self.slide);
+        let last = t.div_euclid(slide).checked_mul(slide);
         (0..)
-            .map(move |k| last - k * slide)
-            .take_while(move |&s| s > earliest)
+            .map_while(move |k: i64| last?.checked_sub(k.checked_mul(slide)?))
+            .take_while(move |&s| t.checked_sub(s).is_some_and(|distance| distance < size))
+            .filter(move |&s| s.checked_add(size).is_some())
+    }
+
+    /// The end of the window starting at `start`, for a start [`starts`](Self::starts) gave.
+    pub fn end(self, start: Millis) -> Millis {
+        start.saturating_add(self.size)
     }
 }
 
@@ -133,6 +140,9 @@ pub struct WindowState {
     slot_scratch: Vec<u32>,
     /// Rows dropped because every window they belong to had closed.
     pub late_rows: u64,
+    /// Rows dropped because their time has no window whose start and end fit in an `i64`
+    /// (times within one window size of the ends of the range).
+    pub out_of_range_rows: u64,
     /// Values left out of numeric aggregates because they were not numbers.
     pub non_numeric_values: u64,
     /// Group-by or aggregate fields missing from an input schema (reported once each).
@@ -159,6 +169,7 @@ impl WindowState {
             key_scratch: Vec::with_capacity(64),
             slot_scratch: Vec::new(),
             late_rows: 0,
+            out_of_range_rows: 0,
             non_numeric_values: 0,
             missing_fields: Vec::new(),
         }
@@ -176,8 +187,10 @@ impl WindowState {
         encode_key(&row, &resolved.group_fields, &mut self.key_scratch);
         let per_slot = self.aggregates.len();
         let mut placed = false;
+        let mut representable = false;
         for start in self.geometry.starts(t) {
-            if start + self.geometry.size <= self.closed_through {
+            representable = true;
+            if self.geometry.end(start) <= self.closed_through {
                 continue;
             }
             placed = true;
@@ -203,7 +216,9 @@ impl WindowState {
                 }
             }
         }
-        if !placed {
+        if !representable {
+            self.out_of_range_rows += 1;
+        } else if !placed {
             self.late_rows += 1;
         }
     }
@@ -230,11 +245,11 @@ impl WindowState {
         if watermark > self.closed_through {
             self.closed_through = watermark;
         }
-        let size = self.geometry.size;
+        let geometry = self.geometry;
         let mut builder: Option<BatchBuilder> = None;
         let mut acks = Acks::default();
         while let Some(entry) = self.open.first_entry() {
-            if *entry.key() + size > watermark {
+            if geometry.end(*entry.key()) > watermark {
                 break;
             }
             let (start, mut groups) = entry.remove_entry();
@@ -243,7 +258,7 @@ impl WindowState {
             });
             emit_window(
                 start,
-                start + size,
+                geometry.end(start),
                 &groups,
                 &self.aggregates,
                 &mut self.slot_scratch,
@@ -404,6 +419,35 @@ mod tests {
                 FieldRef::Null
             )
         );
+    }
+
+    proptest::proptest! {
+        /// The windows of any time, on the whole `i64` range, are exactly those an independent
+        /// count in 128-bit arithmetic finds: aligned to `slide`, containing `t`, with a start
+        /// and an end that fit in an `i64`. Nothing overflows.
+        #[test]
+        fn window_starts_match_a_wide_recount(
+            t in proptest::prop_oneof![
+                proptest::num::i64::ANY,
+                (i64::MIN..i64::MIN + 10_000),
+                (i64::MAX - 10_000..=i64::MAX),
+                (-10_000i64..10_000),
+            ],
+            slide in 1i64..5_000,
+            windows_per_row in 1i64..20,
+        ) {
+            let size = slide * windows_per_row;
+            let got: Vec<Millis> = Geometry { size, slide }.starts(t).collect();
+            let (t, size, slide) = (t as i128, size as i128, slide as i128);
+            let fits = |v: i128| (i64::MIN as i128..=i64::MAX as i128).contains(&v);
+            let last = t.div_euclid(slide) * slide;
+            let want: Vec<Millis> = (0..=windows_per_row as i128)
+                .map(|k| last - k * slide)
+                .filter(|&s| s <= t && t < s + size && fits(s) && fits(s + size))
+                .map(|s| s as Millis)
+                .collect();
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 
     #[test]
