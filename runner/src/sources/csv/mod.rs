@@ -123,7 +123,7 @@ impl Stamp for Timestamps {
                 ms_per_row,
                 row,
             } => {
-                let t = *start_time + (*row as f64 * *ms_per_row) as Millis;
+                let t = start_time.saturating_add((*row as f64 * *ms_per_row) as Millis);
                 *row += 1;
                 Ok(t)
             }
