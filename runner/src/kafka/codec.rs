@@ -6,8 +6,7 @@
 use crate::format::lines::{Encoder as LineEncoder, Format};
 use crate::record::json::{write_json_str, write_json_value};
 use crate::record::{Batch, BatchBuilder, FieldRef, Millis, Row, Schema};
-use crate::stage::OptionIssue;
-use crate::stage::StageKind;
+use crate::stage::{OptionIssue, StageKind};
 use serde::Deserialize;
 use std::sync::Arc;
 

@@ -4,8 +4,7 @@
 
 use super::codec::{Codec, KeyCodec};
 use super::embedded::EmbeddedOptions;
-use crate::stage::StageKind;
-use crate::stage::{OptionDoc, OptionIssue};
+use crate::stage::{OptionDoc, OptionIssue, StageKind};
 use crate::time::DurationSpec;
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -7,9 +7,9 @@ use super::library::{Component, Plugin};
 use super::stages;
 use crate::config::node::{Node, NodeValue};
 use crate::config::{Diagnostic, did_you_mean};
-use crate::stage::StageKind;
-use crate::stage::{BuildContext, Configured, OptionDoc, StageConfig, StageFactory};
-use crate::stage::{Stage, StageError};
+use crate::stage::{
+    BuildContext, Configured, OptionDoc, Stage, StageConfig, StageError, StageFactory, StageKind,
+};
 use std::ffi::c_void;
 use std::fmt;
 use std::sync::Arc;

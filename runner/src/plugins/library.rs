@@ -2,8 +2,7 @@
 //! and the descriptor, and keep the library loaded for the rest of the process (a stage from it
 //! may run at any time, so it is never unloaded).
 
-use crate::stage::OptionDoc;
-use crate::stage::StageKind;
+use crate::stage::{OptionDoc, StageKind};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};

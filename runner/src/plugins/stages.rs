@@ -8,9 +8,8 @@
 use super::host::{CallContext, HOST_API, LentNames, view_of};
 use super::library::Component;
 use crate::record::{Batch, Schema};
-use crate::stage::StageKind;
 use crate::stage::{
-    Sink, Source, SourceContext, Stage, StageError, StageResult, Transform, blocking,
+    Sink, Source, SourceContext, Stage, StageError, StageKind, StageResult, Transform, blocking,
 };
 use async_trait::async_trait;
 use std::ffi::c_void;

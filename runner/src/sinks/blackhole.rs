@@ -2,9 +2,10 @@
 //! engine's per-stage counters still report how many arrived.
 
 use crate::record::Batch;
-use crate::stage::StageKind;
-use crate::stage::{BuildContext, Builtin, BuiltinConfig, StageConfig};
-use crate::stage::{Sink, Stage, StageError, StageResult};
+use crate::stage::{
+    BuildContext, Builtin, BuiltinConfig, Sink, Stage, StageConfig, StageError, StageKind,
+    StageResult,
+};
 use async_trait::async_trait;
 use serde::Deserialize;
 

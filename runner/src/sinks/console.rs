@@ -3,9 +3,10 @@
 use crate::format::lines::{Encoder, Format};
 use crate::progress;
 use crate::record::Batch;
-use crate::stage::StageKind;
-use crate::stage::{BuildContext, Builtin, BuiltinConfig, OptionDoc, StageConfig};
-use crate::stage::{Sink, Stage, StageError, StageResult};
+use crate::stage::{
+    BuildContext, Builtin, BuiltinConfig, OptionDoc, Sink, Stage, StageConfig, StageError,
+    StageKind, StageResult,
+};
 use async_trait::async_trait;
 use serde::Deserialize;
 use std::io::Write;

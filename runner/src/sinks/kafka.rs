@@ -12,9 +12,10 @@ use crate::kafka::link::TopicLinks;
 use crate::kafka::options::COMMON_OPTIONS;
 use crate::kafka::{KafkaError, KafkaOptions, PRODUCER_DEFAULTS, topics, wait_for_cluster};
 use crate::record::Batch;
-use crate::stage::StageKind;
-use crate::stage::{BuildContext, Builtin, BuiltinConfig, OptionIssue, StageConfig};
-use crate::stage::{Sink, Stage, StageError, StageResult, blocking};
+use crate::stage::{
+    BuildContext, Builtin, BuiltinConfig, OptionIssue, Sink, Stage, StageConfig, StageError,
+    StageKind, StageResult, blocking,
+};
 use async_trait::async_trait;
 use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;

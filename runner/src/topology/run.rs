@@ -8,12 +8,9 @@
 
 use super::inputs::{InputEvent, Inputs, Watermarks};
 use super::plan::Plan;
-use crate::stage::Message;
-use crate::stage::StageKind;
-use crate::stage::{BuildContext, RunResources};
 use crate::stage::{
-    Output, RunHealth, Shutdown, ShutdownTrigger, Sink, Source, SourceContext, Stage, StageError,
-    StageMetrics, StageResult, Transform,
+    BuildContext, Message, Output, RunHealth, RunResources, Shutdown, ShutdownTrigger, Sink,
+    Source, SourceContext, Stage, StageError, StageKind, StageMetrics, StageResult, Transform,
 };
 use futures_util::FutureExt;
 use std::future::Future;

@@ -1,9 +1,10 @@
 //! Transform `filter`: keeps the records whose field equals a value, is in a list, or is not.
 
 use crate::record::{Batch, FieldRef, Schema};
-use crate::stage::StageKind;
-use crate::stage::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
-use crate::stage::{Stage, StageError, StageResult, Transform};
+use crate::stage::{
+    BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, Stage, StageConfig, StageError,
+    StageKind, StageResult, Transform,
+};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use std::fmt;

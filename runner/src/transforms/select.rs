@@ -2,9 +2,10 @@
 //! batch, so re-shaping costs one small copy of the value table, not of the text.
 
 use crate::record::{Batch, Schema};
-use crate::stage::StageKind;
-use crate::stage::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
-use crate::stage::{Stage, StageError, StageResult, Transform};
+use crate::stage::{
+    BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, Stage, StageConfig, StageError,
+    StageKind, StageResult, Transform,
+};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;

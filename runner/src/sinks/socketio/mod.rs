@@ -8,9 +8,10 @@ mod server;
 
 use crate::format::window_points::{self, Fields};
 use crate::record::Batch;
-use crate::stage::StageKind;
-use crate::stage::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
-use crate::stage::{Sink, Stage, StageError, StageMetrics, StageResult};
+use crate::stage::{
+    BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, Sink, Stage, StageConfig,
+    StageError, StageKind, StageMetrics, StageResult,
+};
 use async_trait::async_trait;
 use serde::Deserialize;
 use server::{Access, Dashboard, PageConfig, Series};

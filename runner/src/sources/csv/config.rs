@@ -1,8 +1,7 @@
 //! The `csv` source's options: the config struct, its documentation for `weir list`, the
 //! value types it accepts (`"auto"` switches, `rate = "max"`) and the checks between options.
 
-use crate::stage::StageKind;
-use crate::stage::{Builtin, BuiltinConfig, OptionDoc, OptionIssue};
+use crate::stage::{Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageKind};
 use crate::time::TimePoint;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};

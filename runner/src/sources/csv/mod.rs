@@ -13,8 +13,9 @@ pub use config::{AutoBool, CsvConfig, OPTIONS, Rate, TimeUnit, factory};
 
 use crate::progress;
 use crate::record::Millis;
-use crate::stage::{BuildContext, StageConfig};
-use crate::stage::{Source, SourceContext, Stage, StageError, StageMetrics, StageResult};
+use crate::stage::{
+    BuildContext, Source, SourceContext, Stage, StageConfig, StageError, StageMetrics, StageResult,
+};
 use crate::time::now_millis;
 use async_trait::async_trait;
 use rows::{BadRow, CsvRows, HeaderMode, ReadOptions, Stamp, StampError};

@@ -23,11 +23,9 @@ use crate::kafka::{
     CONSUMER_DEFAULTS, ClientLog, KafkaError, KafkaOptions, Start, topics, wait_for_cluster,
 };
 use crate::record::{BatchBuilder, Millis};
-use crate::stage::StageKind;
-use crate::stage::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
 use crate::stage::{
-    Output, RunHealth, Shutdown, Source, SourceContext, Stage, StageError, StageMetrics,
-    StageResult,
+    BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, Output, RunHealth, Shutdown,
+    Source, SourceContext, Stage, StageConfig, StageError, StageKind, StageMetrics, StageResult,
 };
 use crate::time::now_millis;
 use async_trait::async_trait;

@@ -17,9 +17,10 @@ mod state;
 pub use aggregate::AggregateOp;
 
 use crate::record::{Batch, Millis};
-use crate::stage::StageKind;
-use crate::stage::{BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageConfig};
-use crate::stage::{Stage, StageError, StageMetrics, StageResult, Transform};
+use crate::stage::{
+    BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, Stage, StageConfig, StageError,
+    StageKind, StageMetrics, StageResult, Transform,
+};
 use crate::time::{DurationSpec, now_millis};
 use serde::Deserialize;
 use state::{AggregateSpec, Geometry, WindowState};
