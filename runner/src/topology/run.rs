@@ -8,6 +8,7 @@
 
 use super::inputs::{InputEvent, Inputs, Watermarks};
 use super::plan::Plan;
+use crate::record::Batch;
 use crate::stage::{
     BuildContext, Message, Output, RunHealth, RunResources, Shutdown, ShutdownTrigger, Sink,
     Source, SourceContext, Stage, StageError, StageKind, StageMetrics, StageResult, Transform,
@@ -225,6 +226,10 @@ fn fail_with(health: &RunHealth, acks: &crate::ack::Acks, error: StageError) -> 
     Err(error)
 }
 
+/// Runs a transform until its inputs end. The transform (and whatever records it holds), its
+/// inputs and its pending output are owned here and outlive [`drive_transform`], so when any call
+/// fails the run is marked failed before they are dropped: tickets let go afterwards know that
+/// their records were not delivered.
 async fn run_transform(
     mut transform: Box<dyn Transform>,
     mut input: Inputs,
@@ -233,6 +238,29 @@ async fn run_transform(
     health: RunHealth,
 ) -> StageResult {
     let mut produced = Vec::new();
+    let result = drive_transform(
+        transform.as_mut(),
+        &mut input,
+        &mut output,
+        &mut produced,
+        &metrics,
+        &health,
+    )
+    .await;
+    if result.is_err() {
+        health.fail();
+    }
+    result
+}
+
+async fn drive_transform(
+    transform: &mut dyn Transform,
+    input: &mut Inputs,
+    output: &mut Output,
+    produced: &mut Vec<Batch>,
+    metrics: &StageMetrics,
+    health: &RunHealth,
+) -> StageResult {
     let mut watermarks = Watermarks::new(input.ports());
     let mut ticker = transform.tick_interval().map(|period| {
         let mut t = tokio::time::interval(period);
@@ -254,8 +282,8 @@ async fn run_transform(
                     .received
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 let acks = batch.acks().clone();
-                if let Err(e) = transform.process(batch, &mut produced) {
-                    return fail_with(&health, &acks, e);
+                if let Err(e) = transform.process(batch, produced) {
+                    return fail_with(health, &acks, e);
                 }
             }
             Some(Some(InputEvent::Watermark(port, t))) => {
@@ -264,12 +292,12 @@ async fn run_transform(
             Some(Some(InputEvent::Ended(port))) => {
                 advanced = watermarks.end(port);
             }
-            Some(None) => transform.tick(&mut produced)?,
+            Some(None) => transform.tick(produced)?,
             None => break,
         }
         let mut forward = None;
         if let Some(watermark) = advanced {
-            transform.on_watermark(watermark, &mut produced)?;
+            transform.on_watermark(watermark, produced)?;
             forward = Some(transform.output_watermark(watermark));
         }
         for batch in produced.drain(..) {
@@ -287,10 +315,7 @@ async fn run_transform(
             return Ok(());
         }
     }
-    if let Err(e) = transform.finish(&mut produced) {
-        health.fail();
-        return Err(e);
-    }
+    transform.finish(produced)?;
     for batch in produced.drain(..) {
         if output.send(batch).await.is_err() {
             health.fail();
