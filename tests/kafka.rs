@@ -37,8 +37,8 @@ fn wait_for_port(port: u16) {
     }
 }
 
-/// Every message of `topic` (one partition), read by an rdkafka consumer of our own: each
-/// message's timestamp and value.
+/// Every message of `topic` (one partition), read by an rdkafka consumer of our own (with
+/// librdkafka's default `isolation.level`, read_committed): each message's timestamp and value.
 fn read_topic(bootstrap: &str, topic: &str) -> Vec<(i64, String)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -482,39 +482,6 @@ fn create_topic(bootstrap: &str, topic: &str) {
     }
 }
 
-/// Every value of `topic`'s partition 0, read with `isolation.level` = `isolation`.
-fn read_values(bootstrap: &str, topic: &str, isolation: &str) -> Vec<String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "txn-reader")
-        .set("isolation.level", isolation)
-        .set("enable.partition.eof", "true")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&assignment).unwrap();
-    let mut values = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(500)) {
-            Some(Ok(m)) => {
-                values.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned())
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) => return values,
-            Some(Err(e)) => panic!("consume failed: {e}"),
-            None => {}
-        }
-    }
-    panic!(
-        "no end of partition within 30 s; read {} values",
-        values.len()
-    );
-}
-
 #[test]
 fn transactions_commit_and_abort_and_read_committed_sees_each_committed_record_once() {
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -571,7 +538,11 @@ fn transactions_commit_and_abort_and_read_committed_sees_each_committed_record_o
             aborted += values.len();
         }
     }
-    let seen = read_values(&bootstrap, "txn", "read_committed");
+    // librdkafka's consumers read with isolation.level = read_committed unless told otherwise.
+    let seen: Vec<String> = read_topic(&bootstrap, "txn")
+        .into_iter()
+        .map(|(_, value)| value)
+        .collect();
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for v in &seen {
         *counts.entry(v.as_str()).or_default() += 1;
