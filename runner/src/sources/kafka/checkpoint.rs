@@ -75,7 +75,13 @@ impl Checkpoints {
         self.state().stuck
     }
 
-    /// The commit point, if it moved since the last call.
+    /// The point last taken could not be committed: the next [`take_commit`](Self::take_commit)
+    /// returns the commit point again even if it has not moved.
+    pub fn commit_failed(&self) {
+        self.state().moved = true;
+    }
+
+    /// The commit point, if it moved since the last call (or its commit failed).
     pub fn take_commit(&self) -> Option<Vec<(Partition, i64)>> {
         let mut state = self.state();
         state.advance();
@@ -159,6 +165,21 @@ mod tests {
         drop(third);
         assert_eq!(ledger.take_commit(), Some(at(30)));
         assert_eq!(ledger.outstanding(), 0);
+    }
+
+    #[test]
+    fn a_failed_commit_is_offered_again() {
+        let ledger = Checkpoints::new(RunHealth::default());
+        drop(ledger.issue(at(10)));
+        assert_eq!(ledger.take_commit(), Some(at(10)));
+        assert_eq!(ledger.take_commit(), None);
+        ledger.commit_failed();
+        assert_eq!(
+            ledger.take_commit(),
+            Some(at(10)),
+            "retried though it did not move"
+        );
+        assert_eq!(ledger.take_commit(), None);
     }
 
     #[test]

@@ -267,7 +267,20 @@ impl KafkaSource {
                 last_commit = Instant::now();
             }
         }
-        commit(consumer, checkpoints, CommitMode::Sync);
+        for attempt in 1..=FINAL_COMMIT_ATTEMPTS {
+            if commit(consumer, checkpoints, CommitMode::Sync) {
+                break;
+            }
+            if attempt == FINAL_COMMIT_ATTEMPTS {
+                tracing::warn!(
+                    "{}: the final offsets were not committed; a restart reads the records since \
+                     the last successful commit again",
+                    self.path
+                );
+            } else {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
     }
 
     /// Every partition of `topics`, each starting where `start` says.
@@ -355,9 +368,11 @@ fn partitions_of(
     }
 }
 
-fn commit(consumer: &BaseConsumer<ClientLog>, checkpoints: &Checkpoints, mode: CommitMode) {
+/// Commits the commit point if it moved; true unless the commit failed. A failed commit is
+/// offered again by the next call (the broker keeps the last successful one meanwhile).
+fn commit(consumer: &BaseConsumer<ClientLog>, checkpoints: &Checkpoints, mode: CommitMode) -> bool {
     let Some(point) = checkpoints.take_commit() else {
-        return;
+        return true;
     };
     let mut list = TopicPartitionList::new();
     for ((topic, partition), offset) in &point {
@@ -365,11 +380,18 @@ fn commit(consumer: &BaseConsumer<ClientLog>, checkpoints: &Checkpoints, mode: C
             tracing::warn!("cannot commit {topic}/{partition}@{offset}: {e}");
         }
     }
-    if let Err(e) = consumer.commit(&list, mode) {
-        // The point stays recorded in Kafka's last successful commit; the next one catches up.
-        tracing::warn!("committing offsets failed (will retry): {e}");
+    match consumer.commit(&list, mode) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("committing offsets failed (will retry): {e}");
+            checkpoints.commit_failed();
+            false
+        }
     }
 }
+
+/// Attempts at the final, synchronous commit of a run, half a second apart.
+const FINAL_COMMIT_ATTEMPTS: u32 = 3;
 
 /// Per-partition reading state.
 #[derive(Debug, Default)]
