@@ -7,18 +7,21 @@
 
 mod config;
 mod guard;
+mod header;
 mod rows;
+mod stamp;
 
 pub use config::{AutoBool, CsvConfig, OPTIONS, Rate, TimeUnit, factory};
 
 use crate::progress;
-use crate::record::Millis;
 use crate::stage::{
     BuildContext, Source, SourceContext, Stage, StageConfig, StageError, StageMetrics, StageResult,
 };
 use crate::time::now_millis;
 use async_trait::async_trait;
-use rows::{BadRow, CsvRows, HeaderMode, ReadOptions, Stamp, StampError};
+use header::HeaderMode;
+use rows::{BadRow, CsvRows, ReadOptions};
+use stamp::{StampError, Timestamps};
 use std::fs::File;
 use std::io::BufReader;
 use std::path::PathBuf;
@@ -85,65 +88,6 @@ impl StageConfig for CsvConfig {
             file_len: meta.len(),
             metrics: Arc::clone(&cx.metrics),
         })))
-    }
-}
-
-/// Where event times come from.
-enum Timestamps {
-    /// Row n is stamped `start_time + n * ms_per_row`.
-    Replay {
-        start_time: Millis,
-        ms_per_row: f64,
-        row: u64,
-    },
-    Field {
-        name: String,
-        index: Option<usize>,
-        unit: TimeUnit,
-    },
-}
-
-impl Stamp for Timestamps {
-    fn on_schema(&mut self, schema: &crate::record::Schema) -> Result<(), StampError> {
-        if let Timestamps::Field { name, index, .. } = self {
-            *index = schema.index_of(name);
-            if index.is_none() {
-                return Err(StampError::NoColumn {
-                    field: name.clone(),
-                    columns: schema.names().collect::<Vec<_>>().join(", "),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn stamp<'r>(&mut self, field: &dyn Fn(usize) -> &'r str) -> Result<Millis, StampError> {
-        match self {
-            Timestamps::Replay {
-                start_time,
-                ms_per_row,
-                row,
-            } => {
-                let t = start_time.saturating_add((*row as f64 * *ms_per_row) as Millis);
-                *row += 1;
-                Ok(t)
-            }
-            Timestamps::Field { name, index, unit } => {
-                let i = index.ok_or_else(|| StampError::NoColumn {
-                    field: name.clone(),
-                    columns: String::new(),
-                })?;
-                let text = field(i).trim();
-                let value: i64 = text.parse().map_err(|_| StampError::NotAnInteger {
-                    field: name.clone(),
-                    text: text.to_string(),
-                })?;
-                Ok(match unit {
-                    TimeUnit::Ms => value,
-                    TimeUnit::S => value.saturating_mul(1000),
-                })
-            }
-        }
     }
 }
 

@@ -6,23 +6,14 @@
 //! whole arena; only when that fails are rows checked one by one to find the bad ones.
 
 use super::guard::GuardedInput;
+use super::header::{self, HeaderMode};
+use super::stamp::{Stamp, StampError};
 use crate::record::{Batch, Millis, Schema, Value};
 use std::io::{self, BufRead, Read};
 use std::sync::Arc;
 
 /// Bytes read from the file per refill.
 const READ_BUFFER: usize = 256 * 1024;
-
-/// Whether the first row is a header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HeaderMode {
-    /// Decide from the first row: a header has only non-empty, distinct, non-numeric fields.
-    Auto,
-    /// The first row is a header.
-    Present,
-    /// There is no header.
-    Absent,
-}
 
 /// How to read the file.
 #[derive(Clone, Debug)]
@@ -46,38 +37,6 @@ pub struct BadRow {
     pub line: u64,
     /// What is wrong with it.
     pub reason: String,
-}
-
-/// Why a row gets no event time.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum StampError {
-    /// The time column is not one of the file's columns: the read stops.
-    #[error("timestamp_field `{field}` is not a column (columns: {columns})")]
-    NoColumn {
-        /// The configured field.
-        field: String,
-        /// The file's columns, comma-separated.
-        columns: String,
-    },
-    /// The row's time is not an integer: the row is bad.
-    #[error("timestamp_field `{field}` is not an integer: \"{text}\"")]
-    NotAnInteger {
-        /// The configured field.
-        field: String,
-        /// The row's value.
-        text: String,
-    },
-}
-
-/// Assigns a row its event time, or says why it cannot.
-pub trait Stamp {
-    /// Called once the columns are known; an error here stops the read.
-    fn on_schema(&mut self, _schema: &Schema) -> Result<(), StampError> {
-        Ok(())
-    }
-
-    /// The event time of a good row; `field` reads field `i` of the row.
-    fn stamp<'r>(&mut self, field: &dyn Fn(usize) -> &'r str) -> Result<Millis, StampError>;
 }
 
 /// A byte buffer that stays initialized up to its length, so the parser can write into its spare
@@ -290,9 +249,14 @@ impl<R: BufRead> CsvRows<R> {
                 let is_header = match self.options.header {
                     HeaderMode::Present => true,
                     HeaderMode::Absent => false,
-                    HeaderMode::Auto => looks_like_header(text, ends),
+                    HeaderMode::Auto => header::looks_like_header(text, ends),
                 };
-                let schema = Arc::new(self.name_columns(text, ends, is_header));
+                let schema = Arc::new(header::column_names(
+                    self.options.columns.as_deref(),
+                    text,
+                    ends,
+                    is_header,
+                ));
                 stamp.on_schema(&schema).map_err(RowError::Fatal)?;
                 let width = schema.len();
                 self.schema = Some(schema);
@@ -396,16 +360,6 @@ impl<R: BufRead> CsvRows<R> {
         }
         Batch::from_utf8_parts(schema, text.into_bytes(), kept_values, kept_times)
     }
-
-    fn name_columns(&self, text: &str, ends: &[usize], is_header: bool) -> Schema {
-        if let Some(columns) = &self.options.columns {
-            return Schema::new(columns);
-        }
-        if is_header {
-            return Schema::new(fields(text, ends).map(str::trim));
-        }
-        Schema::new((1..=ends.len()).map(|i| format!("field_{i}")))
-    }
 }
 
 enum RowVerdict {
@@ -434,27 +388,6 @@ fn utf8_reason(e: std::str::Utf8Error) -> String {
         "invalid UTF-8 (byte {} of the row's text); if the file is GBK-encoded, convert it with `iconv -f GBK -t UTF-8`",
         e.valid_up_to() + 1
     )
-}
-
-/// The fields of a row given its text and field ends.
-fn fields<'t>(text: &'t str, ends: &'t [usize]) -> impl Iterator<Item = &'t str> + 't {
-    ends.iter().enumerate().map(move |(i, &end)| {
-        let start = if i == 0 { 0 } else { ends[i - 1] };
-        text.get(start..end).unwrap_or_default()
-    })
-}
-
-/// A header row has only non-empty, distinct fields that do not parse as numbers.
-fn looks_like_header(text: &str, ends: &[usize]) -> bool {
-    let names: Vec<&str> = fields(text, ends).map(str::trim).collect();
-    let all_names = names
-        .iter()
-        .all(|f| !f.is_empty() && f.parse::<f64>().is_err());
-    let distinct = names
-        .iter()
-        .enumerate()
-        .all(|(i, f)| !names[..i].contains(f));
-    all_names && distinct
 }
 
 #[cfg(test)]

@@ -1,0 +1,98 @@
+//! Event times of CSV rows: the [`Stamp`] trait the row reader calls, its error, and
+//! [`Timestamps`], the source's two ways to stamp a row (replay time, or a field of the row).
+
+use super::config::TimeUnit;
+use crate::record::{Millis, Schema};
+
+/// Why a row gets no event time.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StampError {
+    /// The time column is not one of the file's columns: the read stops.
+    #[error("timestamp_field `{field}` is not a column (columns: {columns})")]
+    NoColumn {
+        /// The configured field.
+        field: String,
+        /// The file's columns, comma-separated.
+        columns: String,
+    },
+    /// The row's time is not an integer: the row is bad.
+    #[error("timestamp_field `{field}` is not an integer: \"{text}\"")]
+    NotAnInteger {
+        /// The configured field.
+        field: String,
+        /// The row's value.
+        text: String,
+    },
+}
+
+/// Assigns a row its event time, or says why it cannot.
+pub trait Stamp {
+    /// Called once the columns are known; an error here stops the read.
+    fn on_schema(&mut self, _schema: &Schema) -> Result<(), StampError> {
+        Ok(())
+    }
+
+    /// The event time of a good row; `field` reads field `i` of the row.
+    fn stamp<'r>(&mut self, field: &dyn Fn(usize) -> &'r str) -> Result<Millis, StampError>;
+}
+
+/// Where event times come from.
+pub enum Timestamps {
+    /// Row n is stamped `start_time + n * ms_per_row`.
+    Replay {
+        start_time: Millis,
+        ms_per_row: f64,
+        row: u64,
+    },
+    /// Row n is stamped with its field `name` (column `index` once the columns are known),
+    /// in `unit`.
+    Field {
+        name: String,
+        index: Option<usize>,
+        unit: TimeUnit,
+    },
+}
+
+impl Stamp for Timestamps {
+    fn on_schema(&mut self, schema: &Schema) -> Result<(), StampError> {
+        if let Timestamps::Field { name, index, .. } = self {
+            *index = schema.index_of(name);
+            if index.is_none() {
+                return Err(StampError::NoColumn {
+                    field: name.clone(),
+                    columns: schema.names().collect::<Vec<_>>().join(", "),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn stamp<'r>(&mut self, field: &dyn Fn(usize) -> &'r str) -> Result<Millis, StampError> {
+        match self {
+            Timestamps::Replay {
+                start_time,
+                ms_per_row,
+                row,
+            } => {
+                let t = start_time.saturating_add((*row as f64 * *ms_per_row) as Millis);
+                *row += 1;
+                Ok(t)
+            }
+            Timestamps::Field { name, index, unit } => {
+                let i = index.ok_or_else(|| StampError::NoColumn {
+                    field: name.clone(),
+                    columns: String::new(),
+                })?;
+                let text = field(i).trim();
+                let value: i64 = text.parse().map_err(|_| StampError::NotAnInteger {
+                    field: name.clone(),
+                    text: text.to_string(),
+                })?;
+                Ok(match unit {
+                    TimeUnit::Ms => value,
+                    TimeUnit::S => value.saturating_mul(1000),
+                })
+            }
+        }
+    }
+}

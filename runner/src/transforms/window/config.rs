@@ -1,0 +1,186 @@
+//! The `window` transform's options: the config struct, its documentation for `weir list`, and
+//! the checks between options.
+
+use super::aggregate::AggregateOp;
+use crate::stage::{Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageKind};
+use crate::time::DurationSpec;
+use serde::Deserialize;
+
+/// Most windows one row may fall into (`size / slide`).
+const MAX_WINDOWS_PER_ROW: i64 = 1000;
+
+/// Options of the `window` transform.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowConfig {
+    pub(super) size: DurationSpec,
+    pub(super) slide: Option<DurationSpec>,
+    #[serde(default)]
+    pub(super) time: TimeMode,
+    pub(super) allowed_lateness: Option<DurationSpec>,
+    #[serde(default)]
+    pub(super) group_by: Vec<String>,
+    #[serde(default = "default_aggregates")]
+    pub(super) aggregates: Vec<AggregateConfig>,
+}
+
+/// One entry of `aggregates`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateConfig {
+    pub(super) op: AggregateOp,
+    pub(super) field: Option<String>,
+    #[serde(rename = "as")]
+    pub(super) name: Option<String>,
+}
+
+impl AggregateConfig {
+    /// The output field of this aggregate: `as`, or `op` or `op_field`.
+    pub(super) fn output_name(&self) -> String {
+        match (&self.name, &self.field) {
+            (Some(name), _) => name.clone(),
+            (None, None) => self.op.name().to_string(),
+            (None, Some(field)) => format!("{}_{field}", self.op.name()),
+        }
+    }
+}
+
+fn default_aggregates() -> Vec<AggregateConfig> {
+    vec![AggregateConfig {
+        op: AggregateOp::Count,
+        field: None,
+        name: None,
+    }]
+}
+
+/// Which clock windows follow.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeMode {
+    /// The records' event times.
+    #[default]
+    Event,
+    /// The wall clock when records arrive.
+    Processing,
+}
+
+/// The documented options, for `weir list`.
+pub const OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        name: "size",
+        ty: "duration",
+        default: "required",
+        doc: "window length, e.g. \"1s\"",
+    },
+    OptionDoc {
+        name: "slide",
+        ty: "duration",
+        default: "size (tumbling)",
+        doc: "distance between window starts; shorter than size for sliding windows",
+    },
+    OptionDoc {
+        name: "time",
+        ty: "\"event\" | \"processing\"",
+        default: "\"event\"",
+        doc: "which clock assigns rows to windows and closes them",
+    },
+    OptionDoc {
+        name: "allowed_lateness",
+        ty: "duration",
+        default: "\"0s\"",
+        doc: "event time: how far behind the newest row a row may be and still count",
+    },
+    OptionDoc {
+        name: "group_by",
+        ty: "[string]",
+        default: "[]",
+        doc: "fields whose values form the group key",
+    },
+    OptionDoc {
+        name: "aggregates",
+        ty: "[{ op, field, as }]",
+        default: "[{ op = \"count\" }]",
+        doc: "op: count | sum | min | max | avg; field: input field; as: output name",
+    },
+];
+
+/// The `window` transform type.
+pub fn factory() -> Builtin<WindowConfig> {
+    Builtin::new(
+        StageKind::Transform,
+        "window",
+        "Tumbling or sliding windows with group-by and count / sum / min / max / avg",
+        OPTIONS,
+    )
+}
+
+impl BuiltinConfig for WindowConfig {
+    fn check(&self) -> Vec<OptionIssue> {
+        let mut issues = Vec::new();
+        let size = self.size.as_millis();
+        if size <= 0 {
+            issues.push(OptionIssue::new("size", "size must be at least 1ms"));
+        }
+        if let Some(slide) = self.slide.map(DurationSpec::as_millis) {
+            if slide <= 0 {
+                issues.push(OptionIssue::new("slide", "slide must be at least 1ms"));
+            } else if slide > size {
+                issues.push(OptionIssue::new("slide", format!("slide ({slide} ms) is longer than size ({size} ms); rows between windows would be lost")).hint("make slide at most size; equal means tumbling"));
+            } else if size / slide > MAX_WINDOWS_PER_ROW {
+                issues.push(OptionIssue::new("slide", format!("size / slide is {}; at most {MAX_WINDOWS_PER_ROW} windows per row are allowed", size / slide)));
+            }
+        }
+        if self.aggregates.is_empty() {
+            issues.push(
+                OptionIssue::new("aggregates", "aggregates is empty")
+                    .hint("the default is [{ op = \"count\" }]"),
+            );
+        }
+        let mut names: Vec<String> = ["window_start", "window_end"].map(String::from).into();
+        for (i, g) in self.group_by.iter().enumerate() {
+            if names.contains(g) {
+                issues.push(OptionIssue::new(
+                    format!("group_by[{i}]"),
+                    format!("field `{g}` appears twice in the output"),
+                ));
+            }
+            names.push(g.clone());
+        }
+        for (i, a) in self.aggregates.iter().enumerate() {
+            if a.op != AggregateOp::Count && a.field.is_none() {
+                issues.push(
+                    OptionIssue::new(
+                        format!("aggregates[{i}]"),
+                        format!("`{}` needs a `field`", a.op.name()),
+                    )
+                    .hint(format!(
+                        "write {{ op = \"{}\", field = \"...\" }}",
+                        a.op.name()
+                    )),
+                );
+            }
+            let name = a.output_name();
+            if names.contains(&name) {
+                issues.push(
+                    OptionIssue::new(
+                        format!("aggregates[{i}]"),
+                        format!("output field `{name}` appears twice"),
+                    )
+                    .hint("give it another name with `as`"),
+                );
+            }
+            names.push(name);
+        }
+        issues
+    }
+
+    fn warnings(&self) -> Vec<OptionIssue> {
+        match (self.time, self.allowed_lateness) {
+            (TimeMode::Processing, Some(_)) => vec![OptionIssue::new(
+                "allowed_lateness",
+                "has no effect on processing-time windows",
+            )],
+            _ => Vec::new(),
+        }
+    }
+}
