@@ -20,8 +20,8 @@ use crate::stage::{
 use crate::time::now_millis;
 use async_trait::async_trait;
 use header::HeaderMode;
-use rows::{BadRow, CsvRows, ReadOptions};
-use stamp::{StampError, Timestamps};
+use rows::{BadRow, CsvRows, ReadError, ReadOptions};
+use stamp::Timestamps;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::PathBuf;
@@ -177,14 +177,12 @@ impl CsvSource {
             let want = pace.rows_per_batch();
             let read = rows
                 .read_batch(want, &mut self.timestamps, &mut bad)
-                .map_err(
-                    |e| match e.get_ref().and_then(|e| e.downcast_ref::<StampError>()) {
-                        Some(stamp) => {
-                            StageError::Input(format!("{}: {stamp}", self.path.display()))
-                        }
-                        None => StageError::io("read", &self.path, e),
-                    },
-                )?;
+                .map_err(|e| match e {
+                    ReadError::Io(e) => StageError::io("read", &self.path, e),
+                    ReadError::Stamp(stamp) => {
+                        StageError::Input(format!("{}: {stamp}", self.path.display()))
+                    }
+                })?;
             bad_count += self.report_bad(&mut bad, bad_count);
             let got = read.batch.as_ref().map_or(0, |b| b.len() as u64);
             if let Some(bar) = &bar {

@@ -79,6 +79,17 @@ struct Header {
     ends: Vec<usize>,
 }
 
+/// Why a read stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Reading the file failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The rows cannot be stamped at all (the time column is not a column).
+    #[error(transparent)]
+    Stamp(StampError),
+}
+
 /// A CSV file being read.
 pub struct CsvRows<R> {
     input: GuardedInput<R>,
@@ -171,7 +182,7 @@ impl<R: BufRead> CsvRows<R> {
         max_rows: usize,
         stamp: &mut impl Stamp,
         bad: &mut Vec<BadRow>,
-    ) -> io::Result<ReadBatch> {
+    ) -> Result<ReadBatch, ReadError> {
         let width_guess = self.schema.as_ref().map_or(16, |s| s.len());
         let mut arena = Arena::with_capacity(max_rows * 48);
         let mut values: Vec<Value> = Vec::with_capacity(max_rows * width_guess);
@@ -209,7 +220,7 @@ impl<R: BufRead> CsvRows<R> {
                     reason,
                 }),
                 Err(RowError::Fatal(error)) => {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, error));
+                    return Err(ReadError::Stamp(error));
                 }
             }
             arena.used = start; // drop the row's bytes
