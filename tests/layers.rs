@@ -197,42 +197,34 @@ struct Reference {
 /// The inline module (`mod name { .. }`) path at each byte of `text`, relative to the file.
 fn inline_scopes(text: &str) -> Vec<(usize, usize, ModPath)> {
     let mut scopes = Vec::new();
-    let mut stack: Vec<(String, usize)> = Vec::new();
-    let mut depth = 0usize;
-    let mut opened: Vec<Option<(String, usize)>> = Vec::new();
+    // The inline modules open around the current position, innermost last.
+    let mut names: ModPath = Vec::new();
+    // For every open brace: where it opened, if it opened an inline module.
+    let mut braces: Vec<Option<usize>> = Vec::new();
     let mut pending: Option<String> = None;
-    let mut i = 0;
-    let b = text.as_bytes();
-    while i < b.len() {
-        let c = b[i];
-        if c == b'm'
-            && text[i..].starts_with("mod ")
-            && (i == 0 || !is_ident(text[..i].chars().last().unwrap()))
-        {
-            let name: String = text[i + 4..].chars().take_while(|&c| is_ident(c)).collect();
-            if text[i + 4 + name.len()..].trim_start().starts_with('{') {
-                pending = Some(name);
-            }
-        } else if c == b'{' {
-            depth += 1;
-            match pending.take() {
-                Some(name) => {
-                    stack.push((name.clone(), i));
-                    opened.push(Some((name, i)));
+    for (i, c) in text.char_indices() {
+        match c {
+            'm' if text[i..].starts_with("mod ")
+                && !text[..i].chars().next_back().is_some_and(is_ident) =>
+            {
+                let name: String = text[i + 4..].chars().take_while(|&c| is_ident(c)).collect();
+                if text[i + 4 + name.len()..].trim_start().starts_with('{') {
+                    pending = Some(name);
                 }
-                None => opened.push(None),
             }
-        } else if c == b'}' {
-            depth = depth.saturating_sub(1);
-            if let Some(Some((_, start))) = opened.pop() {
-                let path: ModPath = stack.iter().map(|(n, _)| n.clone()).collect();
-                scopes.push((start, i, path));
-                stack.pop();
+            '{' => braces.push(pending.take().map(|name| {
+                names.push(name);
+                i
+            })),
+            '}' => {
+                if let Some(Some(start)) = braces.pop() {
+                    scopes.push((start, i, names.clone()));
+                    names.pop();
+                }
             }
+            _ => {}
         }
-        i += 1;
     }
-    let _ = depth;
     scopes
 }
 
