@@ -12,7 +12,7 @@ use crate::record::{Batch, BatchBuilder, JsonWriter, Millis, Schema};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Reads `options` (the component's keys, without `type` and `inputs`) with `factory`.
+/// Parses `options` (a component's keys, without `type` and `inputs`) as a document's root.
 pub fn options(options: &str) -> Node {
     parse_document_for_tests(options)
 }

@@ -176,21 +176,21 @@ mod tests {
     // Window behaviour: tumbling, sliding, out-of-order and late rows, the final flush, aggregates.
 
     use super::*;
-    use crate::record::{BatchBuilder, Schema};
     use crate::stage::testing::{self, Driver, lines};
 
     fn window(options: &str) -> Driver {
         testing::transform(&factory(), options)
     }
 
+    /// A batch with fields `g` and `v`, one row per `(event time, g, v)`.
     fn batch(rows: &[(i64, &str, &str)]) -> Batch {
-        let mut b = BatchBuilder::with_capacity(Arc::new(Schema::new(["g", "v"])), rows.len());
-        for (t, g, v) in rows {
-            b.push_str(g);
-            b.push_str(v);
-            b.end_row(*t);
-        }
-        b.build()
+        let fields: Vec<[&str; 2]> = rows.iter().map(|&(_, g, v)| [g, v]).collect();
+        let rows: Vec<(Millis, &[&str])> = rows
+            .iter()
+            .zip(&fields)
+            .map(|(&(t, ..), f)| (t, &f[..]))
+            .collect();
+        testing::batch(&["g", "v"], &rows)
     }
 
     /// Counts per (window start, group) in the window's JSON output.
