@@ -10,9 +10,13 @@
 //! dropped unread). A ledger never commits past a failed ticket, so a restart reads those records
 //! again: delivery is at least once.
 //!
-//! Kafka transactions fit the same path: a transactional sink would keep tickets until its
-//! transaction commits, and the ledger would hand the offsets to that transaction instead of
-//! committing them itself.
+//! Kafka transactions fit the same path: a transactional sink keeps tickets until its transaction
+//! is about to commit, and the offsets the ledger then allows go into that transaction.
+//!
+//! A batch also carries *progress marks*: a stateful stage that has emitted everything up to a
+//! point (a window: every window ending at or before time `t`) marks its output with that point.
+//! A transactional sink stores the marks of what it wrote in the same transaction, so a restarted
+//! stage knows which of the records it reads again were already accounted for.
 
 use std::fmt;
 use std::sync::Arc;
@@ -39,42 +43,75 @@ impl Drop for Ticket {
     }
 }
 
-/// The tickets a batch carries (none for sources that cannot resume, which costs nothing).
+/// A stage's progress: the stage (its key path) has emitted everything up to `through`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mark {
+    /// The stage's key path, e.g. `transforms.per_second`.
+    pub stage: Arc<str>,
+    /// How far it has emitted (for a window: every window ending at or before this).
+    pub through: i64,
+}
+
+/// The tickets a batch carries (none for sources that cannot resume, which costs nothing), and
+/// the progress marks of the stages it came through.
 #[derive(Clone, Default)]
-pub struct Acks(Vec<Arc<Ticket>>);
+pub struct Acks {
+    tickets: Vec<Arc<Ticket>>,
+    marks: Vec<Mark>,
+}
 
 impl Acks {
     /// A fresh ticket `seq` that settles with `ledger`.
     pub fn issue(ledger: Arc<dyn Ledger>, seq: u64) -> Acks {
-        Acks(vec![Arc::new(Ticket {
-            seq,
-            failed: AtomicBool::new(false),
-            ledger,
-        })])
+        Acks {
+            tickets: vec![Arc::new(Ticket {
+                seq,
+                failed: AtomicBool::new(false),
+                ledger,
+            })],
+            marks: Vec::new(),
+        }
     }
 
     /// True when the batch carries no ticket.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.tickets.is_empty()
     }
 
     /// Number of tickets held.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.tickets.len()
     }
 
-    /// Takes over every ticket of `other`.
+    /// Takes over every ticket and mark of `other`.
     pub fn absorb(&mut self, other: Acks) {
-        if self.0.is_empty() {
-            self.0 = other.0;
+        if self.tickets.is_empty() {
+            self.tickets = other.tickets;
         } else {
-            self.0.extend(other.0);
+            self.tickets.extend(other.tickets);
         }
+        for mark in other.marks {
+            self.mark(mark.stage, mark.through);
+        }
+    }
+
+    /// Records that `stage` has emitted everything through `through` (keeps the furthest mark
+    /// per stage).
+    pub fn mark(&mut self, stage: Arc<str>, through: i64) {
+        match self.marks.iter_mut().find(|m| m.stage == stage) {
+            Some(mark) => mark.through = mark.through.max(through),
+            None => self.marks.push(Mark { stage, through }),
+        }
+    }
+
+    /// The progress marks carried.
+    pub fn marks(&self) -> &[Mark] {
+        &self.marks
     }
 
     /// Marks every ticket as not delivered: its source will not commit past it.
     pub fn fail(&self) {
-        for ticket in &self.0 {
+        for ticket in &self.tickets {
             ticket.failed.store(true, Ordering::Release);
         }
     }
@@ -82,8 +119,12 @@ impl Acks {
 
 impl fmt::Debug for Acks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries(self.0.iter().map(|t| t.seq))
+        f.debug_struct("Acks")
+            .field(
+                "tickets",
+                &self.tickets.iter().map(|t| t.seq).collect::<Vec<_>>(),
+            )
+            .field("marks", &self.marks)
             .finish()
     }
 }
@@ -113,6 +154,32 @@ mod tests {
         assert!(ledger.0.lock().unwrap().is_empty());
         drop(merged);
         assert_eq!(*ledger.0.lock().unwrap(), [(7, true)]);
+    }
+
+    #[test]
+    fn marks_merge_to_the_furthest_per_stage() {
+        let mut acks = Acks::default();
+        acks.mark(Arc::from("w"), 5);
+        let mut other = Acks::default();
+        other.mark(Arc::from("w"), 9);
+        other.mark(Arc::from("v"), 1);
+        acks.absorb(other);
+        let mut older = Acks::default();
+        older.mark(Arc::from("w"), 3);
+        acks.absorb(older);
+        assert_eq!(
+            acks.marks(),
+            [
+                Mark {
+                    stage: Arc::from("w"),
+                    through: 9
+                },
+                Mark {
+                    stage: Arc::from("v"),
+                    through: 1
+                }
+            ]
+        );
     }
 
     #[test]

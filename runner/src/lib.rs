@@ -3,7 +3,8 @@
 //! The modules form layers; each uses only modules of its own layer or below (checked by
 //! `tests/layers.rs` against the table in docs/architecture.md):
 //!
-//! 1. data: `ack` (delivery tickets), `record` (batches), `progress`;
+//! 1. data: `ack` (delivery tickets and progress marks), `resume` (the marks a run restarts
+//!    from), `record` (batches), `progress`;
 //! 2. `config`: the pipeline file read into nodes, with diagnostics; `time`: durations and time
 //!    points as options take them;
 //! 3. `stage`: the stage contract (roles, errors, factories, the runtime traits);
@@ -22,6 +23,7 @@ pub mod plugins;
 pub mod progress;
 pub mod record;
 pub mod registry;
+pub mod resume;
 pub mod serve;
 pub mod sinks;
 pub mod sources;

@@ -107,12 +107,68 @@ pub enum KafkaError {
         #[source]
         source: ClientError,
     },
+    /// A step of a Kafka transaction failed (the transaction was aborted).
+    #[error("{}", transaction_message(id, step, source))]
+    Transaction {
+        /// The transactional id.
+        id: String,
+        /// Which step (e.g. `commit_transaction`).
+        step: &'static str,
+        /// The client's error.
+        #[source]
+        source: ClientError,
+    },
+    /// The progress marks of an earlier run could not be read.
+    #[error("cannot read the progress marks in topic {topic}: {source}")]
+    Progress {
+        /// The progress topic.
+        topic: String,
+        /// The client's error.
+        #[source]
+        source: ClientError,
+    },
+    /// An earlier failure ended the run's transactions.
+    #[error("the transactions of {id} have stopped: {why}")]
+    TransactionFailed {
+        /// The transactional id.
+        id: String,
+        /// What ended them.
+        why: String,
+    },
     /// Records could not be written as messages.
     #[error(transparent)]
     Codec(#[from] CodecError),
     /// The embedded broker could not be started.
     #[error(transparent)]
     Embedded(#[from] EmbeddedError),
+}
+
+/// The text of [`KafkaError::Transaction`]: a broker without transactions gets told what to set.
+fn transaction_message(id: &str, step: &str, source: &ClientError) -> String {
+    let unsupported = source.to_string().contains("not supported by broker")
+        || matches!(
+            source.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::UnsupportedVersion
+                    | RDKafkaErrorCode::UnsupportedForMessageFormat
+            )
+        );
+    if unsupported {
+        format!(
+            "transaction {id}: {step} failed: {source}; the brokers do not support Kafka \
+             transactions: set `guarantee = \"at-least-once\"` (in [kafka] or on the stage)"
+        )
+    } else if matches!(
+        source.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced)
+    ) {
+        format!(
+            "transaction {id}: {step} failed: {source}; another process with the same \
+             transactional id took over (set `transactional_id` to run two copies side by side)"
+        )
+    } else {
+        format!("transaction {id}: {step} failed: {source}")
+    }
 }
 
 impl From<KafkaError> for StageError {

@@ -9,9 +9,10 @@ mod error;
 pub mod link;
 pub mod options;
 pub mod topics;
+pub mod transaction;
 
 pub use error::KafkaError;
-pub use options::{KafkaOptions, Start};
+pub use options::{Guarantee, KafkaOptions, Start};
 
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};

@@ -24,6 +24,21 @@ pub enum Start {
     Latest,
 }
 
+/// What a pipeline promises about the records its Kafka sinks write.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum Guarantee {
+    /// Sinks write in transactions that also commit the sources' offsets and the stages'
+    /// progress marks: a restart neither loses nor repeats a result (for `read_committed`
+    /// readers).
+    #[default]
+    #[serde(rename = "exactly-once")]
+    ExactlyOnce,
+    /// Sinks write with an idempotent producer and sources commit offsets after delivery: a
+    /// restart may write some results again.
+    #[serde(rename = "at-least-once")]
+    AtLeastOnce,
+}
+
 /// A librdkafka setting's value: written as TOML string, integer, float or boolean.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(untagged)]
@@ -87,9 +102,15 @@ pub struct KafkaOptions {
     /// Source: most records per batch.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
-    /// Source: how often delivered offsets are committed.
+    /// How often delivered offsets (at least once) or transactions (exactly once) are committed.
     #[serde(default = "default_commit_interval")]
     pub commit_interval: DurationSpec,
+    /// Exactly once (transactions) or at least once.
+    #[serde(default)]
+    pub guarantee: Guarantee,
+    /// The transactional id of the run's producer (exactly once): a second process with the same
+    /// id fences the first.
+    pub transactional_id: Option<String>,
     /// Source: how long a partition read to its end may hold the watermark back.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: DurationSpec,
@@ -114,7 +135,7 @@ fn default_batch_size() -> usize {
     1024
 }
 fn default_commit_interval() -> DurationSpec {
-    DurationSpec(Duration::from_secs(1))
+    DurationSpec(Duration::from_millis(200))
 }
 fn default_idle_timeout() -> DurationSpec {
     DurationSpec(Duration::from_secs(5))
@@ -130,14 +151,7 @@ fn default_replication() -> i32 {
 }
 
 /// Options only a source has.
-const SOURCE_ONLY: &[&str] = &[
-    "topics",
-    "group_id",
-    "start",
-    "batch_size",
-    "commit_interval",
-    "idle_timeout",
-];
+const SOURCE_ONLY: &[&str] = &["topics", "group_id", "start", "batch_size", "idle_timeout"];
 
 impl KafkaOptions {
     /// The `brokers` setting (`"embedded"` or `host:port,...`).
@@ -320,6 +334,24 @@ pub const COMMON_OPTIONS: &[OptionDoc] = &[
         default: "{}",
         doc: "topic settings of a created topic",
     },
+    OptionDoc {
+        name: "guarantee",
+        ty: "\"exactly-once\" | \"at-least-once\"",
+        default: "\"exactly-once\"",
+        doc: "exactly once: sinks write in transactions that commit the sources' offsets too; at least once: idempotent writes, offsets committed after delivery",
+    },
+    OptionDoc {
+        name: "transactional_id",
+        ty: "string",
+        default: "\"weir.<pipeline file name>\"",
+        doc: "exactly once: the producer's transactional id; a second run with the same id fences the first",
+    },
+    OptionDoc {
+        name: "commit_interval",
+        ty: "duration",
+        default: "\"200ms\"",
+        doc: "how often transactions (exactly once) or delivered offsets (at least once) are committed",
+    },
 ];
 
 /// The documented options only a source has.
@@ -347,12 +379,6 @@ pub const SOURCE_OPTIONS: &[OptionDoc] = &[
         ty: "integer",
         default: "1024",
         doc: "most records per batch",
-    },
-    OptionDoc {
-        name: "commit_interval",
-        ty: "duration",
-        default: "\"1s\"",
-        doc: "how often offsets of delivered records are committed",
     },
     OptionDoc {
         name: "idle_timeout",

@@ -1,28 +1,35 @@
 //! Sink `kafka`: writes records to a topic, one message per record (one per window for the
 //! `seed` codec), the record's event time as the message timestamp.
 //!
-//! Delivery: the producer is idempotent by default, so librdkafka's retries neither duplicate
-//! nor reorder. Each batch's delivery tickets ride on its messages and are let go only when the
-//! broker has acknowledged the last of them; a message that still fails after the retries (by
+//! Exactly once (`guarantee = "exactly-once"`, the default): every `kafka` sink of the run on the
+//! same cluster writes through one transactional producer (see `kafka::transaction`), which
+//! commits the results, the sources' offsets and the stages' progress marks together.
+//!
+//! At least once: the producer is idempotent, so librdkafka's retries neither duplicate nor
+//! reorder. Each batch's delivery tickets ride on its messages and are let go only when the broker
+//! has acknowledged the last of them; a message that still fails after the retries (by
 //! `delivery.timeout.ms`) marks the tickets undelivered and becomes this stage's error.
 
 use crate::ack::Acks;
 use crate::kafka::codec::Encoder;
 use crate::kafka::link::TopicLinks;
 use crate::kafka::options::COMMON_OPTIONS;
-use crate::kafka::{KafkaError, KafkaOptions, PRODUCER_DEFAULTS, topics, wait_for_cluster};
+use crate::kafka::transaction::{Transactions, Transactor};
+use crate::kafka::{
+    Guarantee, KafkaError, KafkaOptions, PRODUCER_DEFAULTS, topics, wait_for_cluster,
+};
 use crate::record::Batch;
 use crate::stage::{
     BuildContext, Builtin, BuiltinConfig, OptionIssue, Sink, Stage, StageConfig, StageError,
     StageKind, StageResult, blocking,
 };
 use async_trait::async_trait;
-use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError as ClientError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, ClientContext};
 use serde::Deserialize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,7 +44,7 @@ pub fn factory() -> Builtin<KafkaSinkConfig> {
     Builtin::new(
         StageKind::Sink,
         "kafka",
-        "Writes records to a Kafka topic (idempotent producer, end-to-end acknowledged)",
+        "Writes records to a Kafka topic: in transactions with the sources' offsets (exactly once) or idempotently (at least once)",
         COMMON_OPTIONS,
     )
     .inheriting("kafka")
@@ -55,6 +62,15 @@ impl StageConfig for KafkaSinkConfig {
         let topic = options.topic.clone().unwrap_or_default();
         let links = cx.resources.get::<TopicLinks>();
         links.add_writer(options.brokers(), &topic);
+        let transactor = (options.guarantee == Guarantee::ExactlyOnce).then(|| {
+            let id = options
+                .transactional_id
+                .clone()
+                .unwrap_or_else(|| format!("weir.{}", cx.pipeline));
+            cx.resources
+                .get::<Transactions>()
+                .add_writer(&options, &id, Arc::clone(&links))
+        });
         let encoder = Encoder::new(
             options.codec,
             &options.fields,
@@ -67,6 +83,8 @@ impl StageConfig for KafkaSinkConfig {
             links,
             encoder,
             producer: None,
+            transactor,
+            connected: false,
         })))
     }
 }
@@ -77,6 +95,10 @@ struct KafkaSink {
     links: Arc<TopicLinks>,
     encoder: Encoder,
     producer: Option<ThreadedProducer<Deliveries>>,
+    /// The run's transactional writer (exactly once); `None` at least once.
+    transactor: Option<Arc<Transactor>>,
+    /// Connected and the topic created.
+    connected: bool,
 }
 
 /// Travels with every message of one batch; when the last delivery report is in, the batch's
@@ -126,19 +148,26 @@ impl ProducerContext for Deliveries {
 }
 
 impl KafkaSink {
+    /// Connects and creates the topic if asked to (once); returns the client settings.
+    async fn connect(&mut self) -> StageResult<ClientConfig> {
+        let bootstrap = self.options.bootstrap().await?;
+        let config = self.options.client_config(&bootstrap, PRODUCER_DEFAULTS);
+        let timeout = self.options.connect_timeout();
+        let probe = config.clone();
+        tokio::task::spawn_blocking(move || wait_for_cluster(&probe, &bootstrap, timeout))
+            .await
+            .map_err(|e| StageError::joined("connecting", e))??;
+        if self.options.create_topic {
+            topics::ensure_topics(&config, &self.options, std::slice::from_ref(&self.topic))
+                .await?;
+        }
+        self.connected = true;
+        Ok(config)
+    }
+
     async fn producer(&mut self) -> StageResult<&ThreadedProducer<Deliveries>> {
         if self.producer.is_none() {
-            let bootstrap = self.options.bootstrap().await?;
-            let config = self.options.client_config(&bootstrap, PRODUCER_DEFAULTS);
-            let timeout = self.options.connect_timeout();
-            let probe = config.clone();
-            tokio::task::spawn_blocking(move || wait_for_cluster(&probe, &bootstrap, timeout))
-                .await
-                .map_err(|e| StageError::joined("connecting", e))??;
-            if self.options.create_topic {
-                topics::ensure_topics(&config, &self.options, std::slice::from_ref(&self.topic))
-                    .await?;
-            }
+            let config = self.connect().await?;
             let deliveries = Deliveries {
                 brokers: self.options.brokers().to_string(),
                 topic: self.topic.clone(),
@@ -179,6 +208,18 @@ impl KafkaSink {
 #[async_trait]
 impl Sink for KafkaSink {
     async fn write(&mut self, mut batch: Batch) -> StageResult {
+        if let Some(transactor) = self.transactor.clone() {
+            if !self.connected {
+                self.connect().await?;
+            }
+            transactor.start().await?;
+            let acks = batch.take_acks();
+            let encoder = &mut self.encoder;
+            return blocking(|| {
+                transactor.write(&self.topic, acks, |send| encoder.encode(&batch, send))
+            })
+            .map_err(StageError::from);
+        }
         self.producer().await?;
         self.check_failure()?;
         let delivery = Arc::new(BatchDelivery {
@@ -207,6 +248,13 @@ impl Sink for KafkaSink {
     }
 
     async fn finish(&mut self) -> StageResult {
+        if let Some(transactor) = &self.transactor {
+            transactor.start().await?;
+            blocking(|| transactor.finish_writer())?;
+            self.links
+                .writer_finished(self.options.brokers(), &self.topic);
+            return Ok(());
+        }
         if let Some(producer) = self.producer.as_ref() {
             blocking(|| {
                 while producer.in_flight_count() > 0 {

@@ -33,6 +33,8 @@ pub struct OptionDoc {
 /// What the engine hands a stage config when building the stage.
 #[derive(Clone)]
 pub struct BuildContext {
+    /// The pipeline's name: its file name without the extension, e.g. `shopping_gender`.
+    pub pipeline: String,
     /// The component's key path, e.g. `sources.user_log`.
     pub path: String,
     /// The stage's counters.

@@ -56,6 +56,15 @@ pub trait Transform: Send {
     fn finish(&mut self, _out: &mut Vec<Batch>) -> StageResult {
         Ok(())
     }
+
+    /// Called instead of [`finish`](Self::finish) when the inputs ended because the run was asked
+    /// to stop (Ctrl-C, SIGTERM). The default finishes as usual; a stage holding records that a
+    /// restart reads again (they carry delivery tickets) may instead let them go undelivered, so
+    /// their offsets stay uncommitted and the next run sees them whole rather than emitting a
+    /// partial result now.
+    fn stop(&mut self, out: &mut Vec<Batch>) -> StageResult {
+        self.finish(out)
+    }
 }
 
 /// Delivers batches out of the pipeline.

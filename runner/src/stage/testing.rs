@@ -32,6 +32,7 @@ pub fn build(factory: &dyn StageFactory, options: &str, metrics: Arc<StageMetric
         .configure(&self::options(options), "s")
         .unwrap_or_else(|e| panic!("options do not check: {e:?}"));
     let cx = BuildContext {
+        pipeline: "test".into(),
         path: "s".into(),
         metrics,
         resources: Default::default(),

@@ -76,8 +76,15 @@ pub async fn run(plan: Plan, trigger: &ShutdownTrigger) -> RunReport {
     let mut built = Vec::with_capacity(plan.stages.len());
     let mut failures = Vec::new();
     let resources = Arc::new(RunResources::default());
+    let pipeline = std::path::Path::new(&plan.file.path)
+        .file_stem()
+        .map_or_else(
+            || "pipeline".to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        );
     for (i, (stage, metrics)) in plan.stages.iter().zip(&metrics).enumerate() {
         let cx = BuildContext {
+            pipeline: pipeline.clone(),
             path: stage.path.clone(),
             metrics: Arc::clone(metrics),
             resources: Arc::clone(&resources),
@@ -134,7 +141,7 @@ pub async fn run(plan: Plan, trigger: &ShutdownTrigger) -> RunReport {
             )),
             Stage::Transform(transform) => tasks.spawn(guarded(
                 health.clone(),
-                run_transform(transform, input, output, metrics, h),
+                run_transform(transform, input, output, metrics, trigger.subscribe(), h),
             )),
             Stage::Sink(sink) => {
                 tasks.spawn(guarded(health.clone(), run_sink(sink, input, metrics, h)))
@@ -235,6 +242,7 @@ async fn run_transform(
     mut input: Inputs,
     mut output: Output,
     metrics: Arc<StageMetrics>,
+    shutdown: Shutdown,
     health: RunHealth,
 ) -> StageResult {
     let mut produced = Vec::new();
@@ -244,6 +252,7 @@ async fn run_transform(
         &mut output,
         &mut produced,
         &metrics,
+        &shutdown,
         &health,
     )
     .await;
@@ -259,6 +268,7 @@ async fn drive_transform(
     output: &mut Output,
     produced: &mut Vec<Batch>,
     metrics: &StageMetrics,
+    shutdown: &Shutdown,
     health: &RunHealth,
 ) -> StageResult {
     let mut watermarks = Watermarks::new(input.ports());
@@ -315,7 +325,11 @@ async fn drive_transform(
             return Ok(());
         }
     }
-    transform.finish(produced)?;
+    if shutdown.is_requested() {
+        transform.stop(produced)?;
+    } else {
+        transform.finish(produced)?;
+    }
     for batch in produced.drain(..) {
         if output.send(batch).await.is_err() {
             health.fail();

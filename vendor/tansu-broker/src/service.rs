@@ -27,6 +27,8 @@ use crate::{Error, Result, coordinator::group::Coordinator};
 
 pub mod auth;
 pub mod coordinator;
+// weir patch: aborted transactions in read_committed fetches (see the module).
+pub mod read_committed;
 pub mod storage;
 
 type TcpRouteFrame =

@@ -4,7 +4,13 @@
 //! do the same, and it starts in milliseconds instead of seconds) and keeps its progress in its
 //! consumer group's committed offsets. An offset is committed only once everything derived from
 //! the records before it has been delivered by every sink (see `checkpoint`), so a crash at any
-//! moment loses nothing: the next run resumes from the commit point (at least once).
+//! moment loses nothing: the next run resumes from the commit point.
+//!
+//! Exactly once (when a `kafka` sink of the run writes to the same cluster in transactions): the
+//! source does not commit itself; its commit points go into the sinks' transactions. Before reading
+//! it starts the transactional producer (fencing an older process and aborting what that one left
+//! open), then loads the progress marks committed with the offsets (see `resume`), and reads only
+//! committed records.
 //!
 //! Watermarks are tracked per partition: the watermark is the oldest "latest event time" among the
 //! partitions, so a fast partition does not make a slower one's records late. A partition that has
@@ -19,10 +25,13 @@ mod checkpoint;
 use crate::kafka::codec::Decoder;
 use crate::kafka::link::{Progress, TopicLinks};
 use crate::kafka::options::{COMMON_OPTIONS, SOURCE_OPTIONS};
+use crate::kafka::transaction::{self, CommitPoint, Transactions, Transactor};
 use crate::kafka::{
-    CONSUMER_DEFAULTS, ClientLog, KafkaError, KafkaOptions, Start, topics, wait_for_cluster,
+    CONSUMER_DEFAULTS, ClientLog, Guarantee, KafkaError, KafkaOptions, Start, topics,
+    wait_for_cluster,
 };
 use crate::record::{BatchBuilder, Millis};
+use crate::resume::Resumed;
 use crate::stage::{
     BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, Output, RunHealth, Shutdown,
     Source, SourceContext, Stage, StageConfig, StageError, StageKind, StageMetrics, StageResult,
@@ -76,6 +85,8 @@ impl StageConfig for KafkaSourceConfig {
                 .unwrap_or_else(|| format!("weir.{}", cx.path)),
             path: cx.path.clone(),
             links: cx.resources.get::<TopicLinks>(),
+            transactions: cx.resources.get::<Transactions>(),
+            resumed: cx.resources.get::<Resumed>(),
             metrics: Arc::clone(&cx.metrics),
         })))
     }
@@ -86,6 +97,8 @@ struct KafkaSource {
     group_id: String,
     path: String,
     links: Arc<TopicLinks>,
+    transactions: Arc<Transactions>,
+    resumed: Arc<Resumed>,
     metrics: Arc<StageMetrics>,
 }
 
@@ -113,7 +126,14 @@ impl Source for KafkaSource {
         if self.options.create_topic {
             topics::ensure_topics(&config, &self.options, &topics).await?;
         }
-        tokio::task::spawn_blocking(move || self.consume(&config, &topics, cx))
+        let transactor = match self.options.guarantee {
+            Guarantee::ExactlyOnce => self.transactions.for_brokers(self.options.brokers()),
+            Guarantee::AtLeastOnce => None,
+        };
+        if let Some(transactor) = &transactor {
+            transactor.start().await?;
+        }
+        tokio::task::spawn_blocking(move || self.consume(&config, &topics, transactor, cx))
             .await
             .map_err(|e| StageError::joined("the consumer thread", e))?
     }
@@ -121,7 +141,13 @@ impl Source for KafkaSource {
 
 impl KafkaSource {
     /// The read loop, on a blocking thread.
-    fn consume(&self, config: &ClientConfig, topics: &[String], cx: SourceContext) -> StageResult {
+    fn consume(
+        &self,
+        config: &ClientConfig,
+        topics: &[String],
+        transactor: Option<Arc<Transactor>>,
+        cx: SourceContext,
+    ) -> StageResult {
         let SourceContext {
             mut output,
             shutdown,
@@ -129,11 +155,24 @@ impl KafkaSource {
         } = cx;
         output.manual_watermarks();
         let consumer = crate::kafka::consumer(config, "consumer")?;
+        let checkpoints = Checkpoints::new(health.clone());
+        if let Some(transactor) = &transactor {
+            if self.options.start == Start::Committed {
+                self.resume(config, transactor)?;
+            }
+            let group = consumer
+                .group_metadata()
+                .ok_or_else(|| KafkaError::TransactionFailed {
+                    id: transactor.progress_topic(),
+                    why: format!("consumer group {} has no metadata", self.group_id),
+                })?;
+            transactor.register_source(group, Arc::clone(&checkpoints) as Arc<dyn CommitPoint>);
+        }
+        let commits_itself = transactor.is_none();
         let assignment = self.assignment(&consumer, topics)?;
         consumer
             .assign(&assignment)
             .map_err(|source| KafkaError::Assign { source })?;
-        let checkpoints = Checkpoints::new(health.clone());
         let mut reader = Reader {
             decoder: Decoder::new(
                 self.options.codec,
@@ -162,9 +201,12 @@ impl KafkaSource {
             &mut output,
             &shutdown,
             &checkpoints,
+            commits_itself,
         );
         drop(output); // downstream drains and delivers what it holds
-        self.settle_and_commit(&consumer, &checkpoints, &health);
+        if commits_itself {
+            self.settle_and_commit(&consumer, &checkpoints, &health);
+        }
         if reader.bad_messages > LOGGED_BAD_MESSAGES {
             tracing::warn!(
                 "{}: skipped {} messages that did not decode",
@@ -183,6 +225,7 @@ impl KafkaSource {
         output: &mut Output,
         shutdown: &Shutdown,
         checkpoints: &Arc<Checkpoints>,
+        commits_itself: bool,
     ) -> StageResult {
         let mut builder = BatchBuilder::with_capacity(
             Arc::clone(reader.decoder.schema()),
@@ -222,7 +265,7 @@ impl KafkaSource {
             {
                 return Ok(());
             }
-            if last_commit.elapsed() >= interval {
+            if commits_itself && last_commit.elapsed() >= interval {
                 commit(consumer, checkpoints, CommitMode::Async);
                 last_commit = Instant::now();
             }
@@ -281,6 +324,17 @@ impl KafkaSource {
                 std::thread::sleep(Duration::from_millis(500));
             }
         }
+    }
+
+    /// Loads the progress marks committed with this source's offsets by an earlier run.
+    fn resume(&self, config: &ClientConfig, transactor: &Transactor) -> StageResult {
+        let topic = transactor.progress_topic();
+        let marks = transaction::read_progress(config, &topic, self.options.connect_timeout())?;
+        for (stage, through) in marks {
+            tracing::debug!("{}: {stage} had emitted through {through}", self.path);
+            self.resumed.restore(&stage, through);
+        }
+        Ok(())
     }
 
     /// Every partition of `topics`, each starting where `start` says.
@@ -414,6 +468,12 @@ struct Reader<'a> {
     bad_messages: u64,
     path: &'a str,
     metrics: &'a StageMetrics,
+}
+
+impl CommitPoint for Checkpoints {
+    fn take_commit(&self) -> Option<Vec<(Partition, i64)>> {
+        Checkpoints::take_commit(self)
+    }
 }
 
 impl Reader<'_> {

@@ -10,6 +10,12 @@
 //! Output rows: `window_start`, `window_end` (epoch ms), the `group_by` fields, then one field per
 //! aggregate; event time `window_end - 1`. All rows of one window are in one batch, groups in a
 //! stable order.
+//!
+//! Restarts: every output batch carries a progress mark "emitted every window ending at or before
+//! T" (see `ack`). A run that resumes from a transaction holding such a mark (see `resume`) counts
+//! rows of those windows as replayed instead of emitting the windows a second time, partially.
+//! When the run is stopped before its input ends, windows holding records that the next run reads
+//! again are not emitted: their offsets stay uncommitted and the next run counts them whole.
 
 mod aggregate;
 mod config;
@@ -18,7 +24,9 @@ mod state;
 pub use aggregate::AggregateOp;
 pub use config::{AggregateConfig, OPTIONS, TimeMode, WindowConfig, factory};
 
+use crate::ack::Acks;
 use crate::record::{Batch, Millis};
+use crate::resume::Resumed;
 use crate::stage::{
     BuildContext, Stage, StageConfig, StageError, StageMetrics, StageResult, Transform,
 };
@@ -49,8 +57,11 @@ impl StageConfig for WindowConfig {
             lateness: self.allowed_lateness.map_or(0, DurationSpec::as_millis),
             tick: Duration::from_millis((geometry.slide as u64 / 4).clamp(10, 100)),
             reported_late: 0,
+            reported_replayed: 0,
             reported_out_of_range: 0,
             reported_missing: 0,
+            resumed: Some(cx.resources.get::<Resumed>()),
+            mark: Arc::from(cx.path.as_str()),
             label: cx.path.clone(),
             metrics: Arc::clone(&cx.metrics),
         })))
@@ -64,13 +75,42 @@ pub struct Window {
     lateness: Millis,
     tick: Duration,
     reported_late: u64,
+    reported_replayed: u64,
     reported_out_of_range: u64,
     reported_missing: usize,
+    /// Where a restarted run learns how far an earlier one emitted; taken on first use.
+    resumed: Option<Arc<Resumed>>,
+    /// This stage's name in the progress marks of its output.
+    mark: Arc<str>,
     label: String,
     metrics: Arc<StageMetrics>,
 }
 
 impl Window {
+    /// Before the first record or watermark: continues where an earlier run's committed output
+    /// ended, if one did.
+    fn resume_once(&mut self) {
+        if let Some(resumed) = self.resumed.take()
+            && let Some(through) = resumed.through(&self.mark)
+        {
+            tracing::info!(
+                "{}: resuming after the windows an earlier run emitted (every window ending at or \
+                 before {through})",
+                self.label
+            );
+            self.state.resume(through);
+        }
+    }
+
+    /// Marks the batches this call produced (from `from` on) with how far windows are emitted.
+    fn mark(&self, out: &mut [Batch], from: usize) {
+        for batch in &mut out[from..] {
+            let mut mark = Acks::default();
+            mark.mark(Arc::clone(&self.mark), self.state.closed_through());
+            batch.attach_acks(mark);
+        }
+    }
+
     fn report(&mut self) {
         let late = self.state.late_rows - self.reported_late;
         if late > 0 {
@@ -82,6 +122,14 @@ impl Window {
             }
             self.metrics.add_dropped(late);
             self.reported_late = self.state.late_rows;
+        }
+        let replayed = self.state.replayed_rows - self.reported_replayed;
+        if replayed > 0 {
+            tracing::debug!(
+                "{}: {replayed} rows read again belong to windows an earlier run emitted",
+                self.label
+            );
+            self.reported_replayed = self.state.replayed_rows;
         }
         let out_of_range = self.state.out_of_range_rows - self.reported_out_of_range;
         if out_of_range > 0 {
@@ -106,6 +154,7 @@ impl Window {
 
 impl Transform for Window {
     fn process(&mut self, mut batch: Batch, _out: &mut Vec<Batch>) -> StageResult {
+        self.resume_once();
         let acks = batch.take_acks();
         let span = match self.mode {
             TimeMode::Event => {
@@ -134,9 +183,12 @@ impl Transform for Window {
     }
 
     fn on_watermark(&mut self, watermark: Millis, out: &mut Vec<Batch>) -> StageResult {
+        self.resume_once();
         if self.mode == TimeMode::Event {
+            let from = out.len();
             self.state
                 .close_through(watermark.saturating_sub(self.lateness), out);
+            self.mark(out, from);
         }
         Ok(())
     }
@@ -152,12 +204,35 @@ impl Transform for Window {
     }
 
     fn tick(&mut self, out: &mut Vec<Batch>) -> StageResult {
+        let from = out.len();
         self.state.close_through(now_millis(), out);
+        self.mark(out, from);
         Ok(())
     }
 
     fn finish(&mut self, out: &mut Vec<Batch>) -> StageResult {
+        let from = out.len();
         self.state.close_all(out);
+        self.mark(out, from);
+        self.finished()
+    }
+
+    fn stop(&mut self, out: &mut Vec<Batch>) -> StageResult {
+        // No progress mark: windows emitted here may end after ones left for the next run.
+        let left = self.state.stop(out);
+        if left > 0 {
+            tracing::info!(
+                "{}: stopping with {left} open windows; their records stay uncommitted and the \
+                 next run counts them",
+                self.label
+            );
+        }
+        self.finished()
+    }
+}
+
+impl Window {
+    fn finished(&mut self) -> StageResult {
         self.report();
         if self.state.non_numeric_values > 0 {
             tracing::info!(

@@ -135,11 +135,15 @@ pub struct WindowState {
     pool: Vec<Groups>,
     /// Every window ending at or before this has been emitted.
     closed_through: Millis,
+    /// Every window ending at or before this was emitted by an earlier run (see `resume`).
+    resumed_through: Millis,
     resolved: Option<Resolved>,
     key_scratch: Vec<u8>,
     slot_scratch: Vec<u32>,
     /// Rows dropped because every window they belong to had closed.
     pub late_rows: u64,
+    /// Rows read again after a restart whose windows an earlier run had already emitted.
+    pub replayed_rows: u64,
     /// Rows dropped because their time has no window whose start and end fit in an `i64`
     /// (times within one window size of the ends of the range).
     pub out_of_range_rows: u64,
@@ -165,10 +169,12 @@ impl WindowState {
             open: BTreeMap::new(),
             pool: Vec::new(),
             closed_through: Millis::MIN,
+            resumed_through: Millis::MIN,
             resolved: None,
             key_scratch: Vec::with_capacity(64),
             slot_scratch: Vec::new(),
             late_rows: 0,
+            replayed_rows: 0,
             out_of_range_rows: 0,
             non_numeric_values: 0,
             missing_fields: Vec::new(),
@@ -180,6 +186,18 @@ impl WindowState {
         self.open.len()
     }
 
+    /// Every window ending at or before this has been emitted.
+    pub fn closed_through(&self) -> Millis {
+        self.closed_through
+    }
+
+    /// Continues from an earlier run that emitted every window ending at or before `through`:
+    /// rows of those windows are counted as replayed, not added again.
+    pub fn resume(&mut self, through: Millis) {
+        self.resumed_through = through;
+        self.closed_through = self.closed_through.max(through);
+    }
+
     /// Adds `row` at time `t` to every window that contains it and is still open.
     pub fn add(&mut self, row: Row<'_>, t: Millis) {
         self.resolve(row.schema());
@@ -187,9 +205,9 @@ impl WindowState {
         encode_key(&row, &resolved.group_fields, &mut self.key_scratch);
         let per_slot = self.aggregates.len();
         let mut placed = false;
-        let mut representable = false;
+        let mut latest_end = None;
         for start in self.geometry.starts(t) {
-            representable = true;
+            latest_end.get_or_insert(self.geometry.end(start));
             if self.geometry.end(start) <= self.closed_through {
                 continue;
             }
@@ -216,10 +234,11 @@ impl WindowState {
                 }
             }
         }
-        if !representable {
-            self.out_of_range_rows += 1;
-        } else if !placed {
-            self.late_rows += 1;
+        match latest_end {
+            None => self.out_of_range_rows += 1,
+            Some(_) if placed => {}
+            Some(end) if end <= self.resumed_through => self.replayed_rows += 1,
+            Some(_) => self.late_rows += 1,
         }
     }
 
@@ -275,9 +294,34 @@ impl WindowState {
         }
     }
 
-    /// Emits every open window (end of input).
+    /// Emits every open window (end of input); afterwards every window ending at or before the
+    /// last one emitted counts as closed.
     pub fn close_all(&mut self, out: &mut Vec<crate::record::Batch>) {
-        self.close_through(Millis::MAX, out);
+        let geometry = self.geometry;
+        if let Some(last_end) = self.open.keys().next_back().map(|&s| geometry.end(s)) {
+            self.close_through(last_end, out);
+        }
+    }
+
+    /// The run stops before its input ended: a window holding records that a restart reads
+    /// again (they carry tickets) is dropped unemitted, its tickets marked undelivered so their
+    /// offsets are not committed and the next run counts the whole window; a window of records
+    /// nobody can read again is emitted as it is. Returns how many windows were left.
+    pub fn stop(&mut self, out: &mut Vec<crate::record::Batch>) -> usize {
+        let resumable: Vec<Millis> = self
+            .open
+            .iter()
+            .filter(|(_, groups)| !groups.acks.is_empty())
+            .map(|(start, _)| *start)
+            .collect();
+        for start in &resumable {
+            if let Some(mut groups) = self.open.remove(start) {
+                groups.acks.fail();
+                groups.clear();
+            }
+        }
+        self.close_all(out);
+        resumable.len()
     }
 
     fn resolve(&mut self, schema: &Arc<Schema>) {

@@ -32,7 +32,7 @@ use tansu_storage::{
     AlterUserScramCredentialsService, ConsumerGroupDescribeService, CreateAclsService,
     CreateTopicsService, DeleteGroupsService, DeleteRecordsService, DeleteTopicsService,
     DescribeAclsService, DescribeClusterService, DescribeConfigsService, DescribeGroupsService,
-    DescribeTopicPartitionsService, DescribeUserScramCredentialsService, FetchService,
+    DescribeTopicPartitionsService, DescribeUserScramCredentialsService,
     FindCoordinatorService, GetTelemetrySubscriptionsService, IncrementalAlterConfigsService,
     InitProducerIdService, ListGroupsService, ListOffsetsService,
     ListPartitionReassignmentsService, MetadataService, ProduceService, Storage,
@@ -371,7 +371,9 @@ where
                 MapStateLayer::new(|_| storage),
                 FrameRequestLayer::<FetchRequest>::new(),
             )
-                .into_layer(FetchService)
+                // weir patch: tansu's FetchService, plus the aborted transactions of
+                // read_committed answers (see `read_committed`).
+                .into_layer(super::read_committed::ReadCommittedFetchService)
                 .boxed(),
         )
         .map_err(Into::into)

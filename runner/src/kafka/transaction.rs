@@ -1,0 +1,619 @@
+//! Exactly-once writes: one transactional producer per run and cluster (a [`Transactor`]) that
+//! every `kafka` sink of the run writes through, so all their output, the offsets of the Kafka
+//! sources it came from, and the progress marks of the stages in between become visible together
+//! or not at all — the design of Kafka Streams, with one transaction per commit interval.
+//!
+//! A commit, under the lock that also guards writing (so nothing is written while it runs):
+//! 1. the delivery tickets of everything written in the open transaction are let go, so each
+//!    source's ledger moves its commit point over records whose results are all in it;
+//! 2. the progress marks carried by what was written go to the run's progress topic
+//!    (`<transactional id>.progress`, key = stage, value = how far it had emitted);
+//! 3. each source's commit point goes in with `send_offsets_to_transaction`;
+//! 4. `commit_transaction`.
+//!
+//! If any step fails the transaction is aborted and the run fails; nothing of it is visible to a
+//! `read_committed` reader and the next run resumes from the previous commit. A restarted or
+//! duplicate process with the same transactional id fences this one (`init_transactions`), and the
+//! broker aborts whatever transaction the old one left open.
+
+use super::codec::Message;
+use super::link::TopicLinks;
+use super::{KafkaError, KafkaOptions, PRODUCER_DEFAULTS, report_error, report_log, topics};
+use crate::ack::Acks;
+use rdkafka::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::KafkaError as ClientError;
+use rdkafka::message::Message as _;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How long one transactional call may take before it counts as failed.
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Settings a transactional producer adds to [`PRODUCER_DEFAULTS`]: a transaction may stay open
+/// as long as a message may take to be delivered (librdkafka requires it).
+const TRANSACTIONAL_DEFAULTS: &[(&str, &str)] = &[("transaction.timeout.ms", "120000")];
+
+/// Attempts at a commit whose error librdkafka calls retriable.
+const COMMIT_ATTEMPTS: u32 = 3;
+
+/// Where a source's commit point comes from (its ledger of delivery tickets).
+pub trait CommitPoint: Send + Sync {
+    /// Per topic and partition, the offset to resume from, if it moved since the last call.
+    fn take_commit(&self) -> Option<Vec<((Arc<str>, i32), i64)>>;
+}
+
+/// The run's transactors, one per cluster (`brokers`) and transactional id.
+#[derive(Default)]
+pub struct Transactions(Mutex<HashMap<(String, String), Arc<Transactor>>>);
+
+impl Transactions {
+    /// A sink with `options` will write through the transactor of its cluster and transactional
+    /// id (called when the sink is built, before anything runs).
+    pub fn add_writer(
+        &self,
+        options: &KafkaOptions,
+        transactional_id: &str,
+        links: Arc<TopicLinks>,
+    ) -> Arc<Transactor> {
+        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let transactor = all
+            .entry((options.brokers().to_string(), transactional_id.to_string()))
+            .or_insert_with(|| {
+                Arc::new(Transactor::new(
+                    options.clone(),
+                    transactional_id.to_string(),
+                    links,
+                ))
+            });
+        transactor.writers.fetch_add(1, Ordering::AcqRel);
+        Arc::clone(transactor)
+    }
+
+    /// The transactor that writes to the cluster at `brokers`, if a sink of this run does.
+    /// (With several transactional ids on one cluster, the first one by id.)
+    pub fn for_brokers(&self, brokers: &str) -> Option<Arc<Transactor>> {
+        let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        all.iter()
+            .filter(|((b, _), _)| b == brokers)
+            .min_by(|a, b| a.0.cmp(b.0))
+            .map(|(_, t)| Arc::clone(t))
+    }
+}
+
+/// A source whose offsets go into the transactions.
+struct Registered {
+    group: ConsumerGroupMetadata,
+    point: Arc<dyn CommitPoint>,
+}
+
+/// One run's transactional producer on one cluster, shared by the run's `kafka` sinks.
+pub struct Transactor {
+    options: KafkaOptions,
+    transactional_id: String,
+    links: Arc<TopicLinks>,
+    writers: AtomicUsize,
+    finished: AtomicUsize,
+    /// Set once every writer finished (the committer thread then stops).
+    done: AtomicBool,
+    sources: Mutex<Vec<Registered>>,
+    state: Mutex<State>,
+    started: tokio::sync::Mutex<bool>,
+}
+
+#[derive(Default)]
+struct State {
+    producer: Option<ThreadedProducer<TxnDeliveries>>,
+    /// A transaction has begun and not yet ended.
+    open: bool,
+    /// Tickets (and marks) of what was written in the open transaction.
+    held: Vec<Acks>,
+    /// Progress marks written since the last commit, by stage.
+    marks: BTreeMap<Arc<str>, i64>,
+    /// Messages written in the open transaction.
+    written: u64,
+    last_commit: Option<Instant>,
+    /// The failure that ended this transactor; every later call returns it.
+    failure: Option<String>,
+    /// Transactions committed (for the log at the end).
+    committed: u64,
+}
+
+/// Delivery reports of the transactional producer.
+struct TxnDeliveries {
+    brokers: String,
+    links: Arc<TopicLinks>,
+    failure: Mutex<Option<(String, Option<i32>, ClientError)>>,
+}
+
+impl ClientContext for TxnDeliveries {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        report_log(level, facility, message);
+    }
+
+    fn error(&self, error: ClientError, reason: &str) {
+        report_error(&error, reason);
+    }
+}
+
+impl ProducerContext for TxnDeliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(message) => self.links.delivered(
+                &self.brokers,
+                message.topic(),
+                message.partition(),
+                message.offset(),
+            ),
+            Err((error, message)) => {
+                let partition = Some(message.partition()).filter(|&p| p >= 0);
+                let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+                failure
+                    .get_or_insert_with(|| (message.topic().to_string(), partition, error.clone()));
+            }
+        }
+    }
+}
+
+impl Transactor {
+    fn new(options: KafkaOptions, transactional_id: String, links: Arc<TopicLinks>) -> Self {
+        Transactor {
+            options,
+            transactional_id,
+            links,
+            writers: AtomicUsize::new(0),
+            finished: AtomicUsize::new(0),
+            done: AtomicBool::new(false),
+            sources: Mutex::new(Vec::new()),
+            state: Mutex::new(State::default()),
+            started: tokio::sync::Mutex::new(false),
+        }
+    }
+
+    /// The topic where progress marks are kept.
+    pub fn progress_topic(&self) -> String {
+        format!("{}.progress", self.transactional_id)
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a source whose commit points go into the transactions, under consumer group
+    /// `group`.
+    pub fn register_source(&self, group: ConsumerGroupMetadata, point: Arc<dyn CommitPoint>) {
+        self.sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Registered { group, point });
+    }
+
+    /// Connects, creates the progress topic, fences any older producer with the same id and
+    /// starts the periodic committer (once; later calls return at once).
+    pub async fn start(self: &Arc<Self>) -> Result<(), KafkaError> {
+        let mut started = self.started.lock().await;
+        if *started {
+            return self.check();
+        }
+        let bootstrap = self.options.bootstrap().await?;
+        let defaults = [PRODUCER_DEFAULTS, TRANSACTIONAL_DEFAULTS].concat();
+        let mut config = self.options.client_config(&bootstrap, &defaults);
+        config.set("transactional.id", &self.transactional_id);
+        let timeout = self.options.connect_timeout();
+        let probe = config.clone();
+        let address = bootstrap.clone();
+        tokio::task::spawn_blocking(move || super::wait_for_cluster(&probe, &address, timeout))
+            .await
+            .map_err(|e| KafkaError::TransactionFailed {
+                id: self.transactional_id.clone(),
+                why: format!("connecting: {e}"),
+            })??;
+        if self.options.create_topic {
+            let mut single = self.options.clone();
+            single.partitions = 1;
+            single.topic_config.clear();
+            topics::ensure_topics(&config, &single, &[self.progress_topic()]).await?;
+        }
+        let deliveries = TxnDeliveries {
+            brokers: self.options.brokers().to_string(),
+            links: Arc::clone(&self.links),
+            failure: Mutex::new(None),
+        };
+        let producer: ThreadedProducer<TxnDeliveries> = config
+            .create_with_context(deliveries)
+            .map_err(|source| KafkaError::Client {
+                role: "transactional producer",
+                source,
+            })?;
+        let id = self.transactional_id.clone();
+        let producer = tokio::task::spawn_blocking(move || {
+            producer
+                .init_transactions(TXN_TIMEOUT)
+                .map(|()| producer)
+                .map_err(|source| KafkaError::Transaction {
+                    id,
+                    step: "starting transactions (init_transactions)",
+                    source,
+                })
+        })
+        .await
+        .map_err(|e| KafkaError::TransactionFailed {
+            id: self.transactional_id.clone(),
+            why: format!("starting transactions: {e}"),
+        })??;
+        tracing::debug!("transactional producer {} ready", self.transactional_id);
+        {
+            let mut state = self.state();
+            state.producer = Some(producer);
+            state.last_commit = Some(Instant::now());
+        }
+        let committer = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("weir-txn-commit".into())
+            .spawn(move || committer.commit_periodically())
+            .map_err(|e| KafkaError::TransactionFailed {
+                id: self.transactional_id.clone(),
+                why: format!("cannot start the committer thread: {e}"),
+            })?;
+        *started = true;
+        Ok(())
+    }
+
+    /// Fails with the error that ended this transactor, if one did.
+    pub fn check(&self) -> Result<(), KafkaError> {
+        match &self.state().failure {
+            None => Ok(()),
+            Some(why) => Err(KafkaError::TransactionFailed {
+                id: self.transactional_id.clone(),
+                why: why.clone(),
+            }),
+        }
+    }
+
+    /// Writes the messages `encode` hands over to `topic` in the open transaction, keeping
+    /// `acks` (the batch's tickets and marks) until the transaction commits. Blocking.
+    pub fn write(
+        &self,
+        topic: &str,
+        acks: Acks,
+        encode: impl FnOnce(
+            &mut dyn FnMut(Message<'_>) -> Result<(), KafkaError>,
+        ) -> Result<(), KafkaError>,
+    ) -> Result<(), KafkaError> {
+        let mut state = self.state();
+        self.usable(&state)?;
+        self.begin(&mut state)?;
+        let State {
+            producer, written, ..
+        } = &mut *state;
+        let producer = producer.as_ref().expect("checked by usable");
+        let result = encode(&mut |message: Message<'_>| {
+            let mut record = BaseRecord::to(topic).payload(message.value);
+            if let Some(key) = message.key {
+                record = record.key(key);
+            }
+            if message.time >= 0 {
+                record = record.timestamp(message.time);
+            }
+            *written += 1;
+            send(producer, record)
+        });
+        for mark in acks.marks() {
+            let at = state
+                .marks
+                .entry(Arc::clone(&mark.stage))
+                .or_insert(mark.through);
+            *at = (*at).max(mark.through);
+        }
+        state.held.push(acks);
+        if let Err(e) = result {
+            state.failure = Some(e.to_string());
+            self.abort(&mut state);
+            return Err(e);
+        }
+        if state
+            .last_commit
+            .is_some_and(|t| t.elapsed() >= self.options.commit_interval.0)
+        {
+            self.commit(&mut state)?;
+        }
+        Ok(())
+    }
+
+    /// A writer has finished; the last one commits what is left. Blocking.
+    pub fn finish_writer(&self) -> Result<(), KafkaError> {
+        let finished = self.finished.fetch_add(1, Ordering::AcqRel) + 1;
+        if finished < self.writers.load(Ordering::Acquire) {
+            return self.check();
+        }
+        let mut state = self.state();
+        let result = if state.producer.is_some() {
+            self.commit(&mut state)
+        } else {
+            self.usable(&state).map(|_| ())
+        };
+        self.done.store(true, Ordering::Release);
+        if state.committed > 0 {
+            tracing::debug!(
+                "{}: {} transactions committed",
+                self.transactional_id,
+                state.committed
+            );
+        }
+        result
+    }
+
+    fn usable(&self, state: &State) -> Result<(), KafkaError> {
+        if let Some(why) = &state.failure {
+            return Err(KafkaError::TransactionFailed {
+                id: self.transactional_id.clone(),
+                why: why.clone(),
+            });
+        }
+        if state.producer.is_none() {
+            return Err(KafkaError::TransactionFailed {
+                id: self.transactional_id.clone(),
+                why: "the transactional producer was not started".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn begin(&self, state: &mut State) -> Result<(), KafkaError> {
+        if state.open {
+            return Ok(());
+        }
+        let producer = state.producer.as_ref().expect("checked by usable");
+        producer
+            .begin_transaction()
+            .map_err(|source| self.fail(state, "begin_transaction", source))?;
+        state.open = true;
+        Ok(())
+    }
+
+    /// Records `source` as the failure that ends this transactor and returns it as an error.
+    fn fail(&self, state: &mut State, step: &'static str, source: ClientError) -> KafkaError {
+        let error = KafkaError::Transaction {
+            id: self.transactional_id.clone(),
+            step,
+            source,
+        };
+        state.failure.get_or_insert_with(|| error.to_string());
+        error
+    }
+
+    /// Aborts the open transaction (best effort: the broker aborts it anyway when the next
+    /// producer with this id starts).
+    fn abort(&self, state: &mut State) {
+        if !state.open {
+            return;
+        }
+        state.open = false;
+        for acks in state.held.drain(..) {
+            acks.fail();
+        }
+        if let Some(producer) = state.producer.as_ref()
+            && let Err(e) = producer.abort_transaction(TXN_TIMEOUT)
+        {
+            tracing::warn!(
+                "{}: aborting the transaction failed: {e}",
+                self.transactional_id
+            );
+        }
+    }
+
+    /// Commits the open transaction with the sources' offsets and the progress marks.
+    fn commit(&self, state: &mut State) -> Result<(), KafkaError> {
+        self.usable(state)?;
+        state.last_commit = Some(Instant::now());
+        if let Some((topic, partition, source)) = self.delivery_failure(state) {
+            state.failure = Some(format!("delivery to {topic} failed: {source}"));
+            self.abort(state);
+            return Err(KafkaError::Delivery {
+                topic,
+                partition,
+                source,
+            });
+        }
+        // 1. What was written lets go of its tickets: the ledgers move their commit points.
+        drop(std::mem::take(&mut state.held));
+        let sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        let points: Vec<(usize, Vec<((Arc<str>, i32), i64)>)> = sources
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.point.take_commit().map(|p| (i, p)))
+            .collect();
+        if !state.open && points.is_empty() && state.marks.is_empty() {
+            return Ok(());
+        }
+        self.begin(state)?;
+        let result = self.commit_open(state, &sources, &points);
+        drop(sources);
+        match result {
+            Ok(()) => {
+                state.open = false;
+                state.written = 0;
+                state.committed += 1;
+                Ok(())
+            }
+            Err((step, source)) => {
+                let error = self.fail(state, step, source);
+                self.abort(state);
+                Err(error)
+            }
+        }
+    }
+
+    fn commit_open(
+        &self,
+        state: &mut State,
+        sources: &[Registered],
+        points: &[(usize, Vec<((Arc<str>, i32), i64)>)],
+    ) -> Result<(), (&'static str, ClientError)> {
+        let producer = state.producer.as_ref().expect("checked by usable");
+        // 2. The progress marks.
+        let progress = self.progress_topic();
+        for (stage, through) in std::mem::take(&mut state.marks) {
+            let value = through.to_string();
+            let record = BaseRecord::to(&progress)
+                .key(stage.as_bytes())
+                .payload(value.as_bytes());
+            send(producer, record).map_err(|e| match e {
+                KafkaError::Produce { source, .. } => ("writing progress marks", source),
+                _ => ("writing progress marks", ClientError::Canceled),
+            })?;
+        }
+        // 3. The offsets.
+        for (i, point) in points {
+            let mut offsets = TopicPartitionList::new();
+            for ((topic, partition), offset) in point {
+                offsets
+                    .add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                    .map_err(|e| ("listing offsets", e))?;
+            }
+            producer
+                .send_offsets_to_transaction(&offsets, &sources[*i].group, TXN_TIMEOUT)
+                .map_err(|e| ("send_offsets_to_transaction", e))?;
+        }
+        // 4. Commit.
+        let mut attempt = 1;
+        loop {
+            match producer.commit_transaction(TXN_TIMEOUT) {
+                Ok(()) => return Ok(()),
+                Err(ClientError::Transaction(e))
+                    if e.is_retriable() && attempt < COMMIT_ATTEMPTS =>
+                {
+                    tracing::warn!("{}: commit failed, retrying: {e}", self.transactional_id);
+                    attempt += 1;
+                }
+                Err(e) => return Err(("commit_transaction", e)),
+            }
+        }
+    }
+
+    fn delivery_failure(&self, state: &State) -> Option<(String, Option<i32>, ClientError)> {
+        state.producer.as_ref().and_then(|p| {
+            p.context()
+                .failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        })
+    }
+
+    /// Commits every `commit_interval` while writers run, so results become visible when no
+    /// new batch arrives.
+    fn commit_periodically(self: Arc<Self>) {
+        let interval = self.options.commit_interval.0;
+        while !self.done.load(Ordering::Acquire) {
+            std::thread::sleep(interval.min(Duration::from_millis(100)));
+            let mut state = self.state();
+            if self.done.load(Ordering::Acquire) || state.failure.is_some() {
+                break;
+            }
+            if state.last_commit.is_some_and(|t| t.elapsed() >= interval)
+                && let Err(e) = self.commit(&mut state)
+            {
+                tracing::error!("{e}");
+                break;
+            }
+        }
+    }
+}
+
+/// Hands one message to the producer, waiting while its queue is full.
+fn send(
+    producer: &ThreadedProducer<TxnDeliveries>,
+    mut record: BaseRecord<'_, [u8], [u8], ()>,
+) -> Result<(), KafkaError> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((ClientError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((source, back)) => {
+                return Err(KafkaError::Produce {
+                    topic: back.topic.to_string(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// The progress marks committed to `topic` (the last per stage), read with `read_committed`
+/// using `config`. A missing topic means none. Blocking.
+pub fn read_progress(
+    config: &rdkafka::ClientConfig,
+    topic: &str,
+    timeout: Duration,
+) -> Result<BTreeMap<String, i64>, KafkaError> {
+    use rdkafka::consumer::Consumer;
+    let mut config = config.clone();
+    config.set("isolation.level", "read_committed");
+    config.set("enable.partition.eof", "true");
+    config.set("enable.auto.commit", "false");
+    let consumer = super::consumer(&config, "consumer")?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|source| KafkaError::Progress {
+            topic: topic.to_string(),
+            source,
+        })?;
+    let exists = metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+    let mut marks = BTreeMap::new();
+    if !exists {
+        return Ok(marks);
+    }
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .and_then(|()| consumer.assign(&assignment))
+        .map_err(|source| KafkaError::Progress {
+            topic: topic.to_string(),
+            source,
+        })?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                let stage = message.key().map(String::from_utf8_lossy);
+                let through = message
+                    .payload()
+                    .and_then(|p| std::str::from_utf8(p).ok())
+                    .and_then(|p| p.parse::<i64>().ok());
+                match (stage, through) {
+                    (Some(stage), Some(through)) => {
+                        marks.insert(stage.into_owned(), through);
+                    }
+                    _ => tracing::warn!(
+                        "{topic}@{}: not a progress mark (key = stage, value = integer); skipped",
+                        message.offset()
+                    ),
+                }
+            }
+            Some(Err(ClientError::PartitionEOF(_))) => return Ok(marks),
+            Some(Err(e)) => tracing::warn!("reading {topic}: {e} (retrying)"),
+            None => {}
+        }
+        if Instant::now() >= deadline {
+            return Err(KafkaError::Progress {
+                topic: topic.to_string(),
+                source: ClientError::Global(RDKafkaErrorCode::OperationTimedOut),
+            });
+        }
+    }
+}
