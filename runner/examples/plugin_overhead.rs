@@ -49,6 +49,7 @@ inputs = ["builtin", "plugin", "plugin_copy"]
     let plan = plan.unwrap_or_else(|| panic!("{diagnostics}"));
     let build = |i: usize| {
         let cx = BuildContext {
+            pipeline: "plugin_overhead".into(),
             path: plan.stages[i].path.clone(),
             metrics: Arc::default(),
             resources: Default::default(),

@@ -197,11 +197,14 @@ impl Transactor {
     }
 
     /// Connects, creates the progress topic, fences any older producer with the same id and
-    /// starts the periodic committer (once; later calls return at once).
+    /// starts the periodic committer (once; later calls return at once). Every other method
+    /// blocks (it may wait for a commit): call them on a blocking thread.
     pub async fn start(self: &Arc<Self>) -> Result<(), KafkaError> {
         let mut started = self.started.lock().await;
         if *started {
-            return self.check();
+            // Not `check()`: this runs on the async runtime, where waiting for the state lock
+            // while a commit holds it could starve the embedded broker that commit waits for.
+            return Ok(());
         }
         let bootstrap = self.options.bootstrap().await?;
         let defaults = [PRODUCER_DEFAULTS, TRANSACTIONAL_DEFAULTS].concat();
@@ -268,7 +271,7 @@ impl Transactor {
     }
 
     /// Fails with the error that ended this transactor, if one did.
-    pub fn check(&self) -> Result<(), KafkaError> {
+    fn check(&self) -> Result<(), KafkaError> {
         match &self.state().failure {
             None => Ok(()),
             Some(why) => Err(KafkaError::TransactionFailed {
@@ -445,7 +448,20 @@ impl Transactor {
                 Ok(())
             }
             Err((step, source)) => {
-                let error = self.fail(state, step, source);
+                let error = match self.delivery_failure(state) {
+                    // The commit failed because a message could not be delivered: say which.
+                    Some((topic, partition, source)) => KafkaError::Delivery {
+                        topic,
+                        partition,
+                        source,
+                    },
+                    None => KafkaError::Transaction {
+                        id: self.transactional_id.clone(),
+                        step,
+                        source,
+                    },
+                };
+                state.failure.get_or_insert_with(|| error.to_string());
                 self.abort(state);
                 Err(error)
             }
