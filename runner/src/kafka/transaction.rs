@@ -43,10 +43,13 @@ const TRANSACTIONAL_DEFAULTS: &[(&str, &str)] = &[("transaction.timeout.ms", "12
 /// Attempts at a commit whose error librdkafka calls retriable.
 const COMMIT_ATTEMPTS: u32 = 3;
 
+/// Per topic and partition, the offset to resume from.
+pub type Offsets = Vec<((Arc<str>, i32), i64)>;
+
 /// Where a source's commit point comes from (its ledger of delivery tickets).
 pub trait CommitPoint: Send + Sync {
-    /// Per topic and partition, the offset to resume from, if it moved since the last call.
-    fn take_commit(&self) -> Option<Vec<((Arc<str>, i32), i64)>>;
+    /// The commit point, if it moved since the last call.
+    fn take_commit(&self) -> Option<Offsets>;
 }
 
 /// The run's transactors, one per cluster (`brokers`) and transactional id.
@@ -429,7 +432,7 @@ impl Transactor {
         // 1. What was written lets go of its tickets: the ledgers move their commit points.
         drop(std::mem::take(&mut state.held));
         let sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
-        let points: Vec<(usize, Vec<((Arc<str>, i32), i64)>)> = sources
+        let points: Vec<(usize, Offsets)> = sources
             .iter()
             .enumerate()
             .filter_map(|(i, s)| s.point.take_commit().map(|p| (i, p)))
@@ -472,7 +475,7 @@ impl Transactor {
         &self,
         state: &mut State,
         sources: &[Registered],
-        points: &[(usize, Vec<((Arc<str>, i32), i64)>)],
+        points: &[(usize, Offsets)],
     ) -> Result<(), (&'static str, ClientError)> {
         let producer = state.producer.as_ref().expect("checked by usable");
         // 2. The progress marks.

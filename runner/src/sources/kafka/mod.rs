@@ -200,8 +200,10 @@ impl KafkaSource {
             &mut reader,
             &mut output,
             &shutdown,
-            &checkpoints,
-            commits_itself,
+            Commits {
+                checkpoints: &checkpoints,
+                by_source: commits_itself,
+            },
         );
         drop(output); // downstream drains and delivers what it holds
         if commits_itself {
@@ -224,9 +226,12 @@ impl KafkaSource {
         reader: &mut Reader<'_>,
         output: &mut Output,
         shutdown: &Shutdown,
-        checkpoints: &Arc<Checkpoints>,
-        commits_itself: bool,
+        commits: Commits<'_>,
     ) -> StageResult {
+        let Commits {
+            checkpoints,
+            by_source: commits_itself,
+        } = commits;
         let mut builder = BatchBuilder::with_capacity(
             Arc::clone(reader.decoder.schema()),
             self.options.batch_size,
@@ -420,6 +425,14 @@ fn partitions_of(
             None => std::thread::sleep(Duration::from_millis(100)),
         }
     }
+}
+
+/// How the read loop's progress is committed.
+struct Commits<'a> {
+    /// The ledger of tickets handed out.
+    checkpoints: &'a Arc<Checkpoints>,
+    /// True when the source commits offsets itself (false: a transaction takes them).
+    by_source: bool,
 }
 
 /// Commits the commit point if it moved; true unless the commit failed. A failed commit is
