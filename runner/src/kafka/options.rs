@@ -111,6 +111,9 @@ pub struct KafkaOptions {
     /// The transactional id of the run's producer (exactly once): a second process with the same
     /// id fences the first.
     pub transactional_id: Option<String>,
+    /// Source: a message timestamp more than this past the wall clock is not believed.
+    #[serde(default = "default_future_tolerance")]
+    pub future_tolerance: DurationSpec,
     /// Source: how long a partition read to its end may hold the watermark back.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: DurationSpec,
@@ -139,6 +142,9 @@ fn default_commit_interval() -> DurationSpec {
 }
 fn default_idle_timeout() -> DurationSpec {
     DurationSpec(Duration::from_secs(5))
+}
+fn default_future_tolerance() -> DurationSpec {
+    DurationSpec(crate::time::DEFAULT_FUTURE_TOLERANCE)
 }
 fn default_true() -> bool {
     true
@@ -249,6 +255,7 @@ impl KafkaOptions {
             "batch_size" => self.batch_size != default_batch_size(),
             "commit_interval" => self.commit_interval.0 != default_commit_interval().0,
             "idle_timeout" => self.idle_timeout.0 != default_idle_timeout().0,
+            "future_tolerance" => self.future_tolerance.0 != default_future_tolerance().0,
             _ => false,
         }
     }
@@ -385,5 +392,11 @@ pub const SOURCE_OPTIONS: &[OptionDoc] = &[
         ty: "duration",
         default: "\"5s\"",
         doc: "a partition read to its end stops holding the watermark back after this long",
+    },
+    OptionDoc {
+        name: "future_tolerance",
+        ty: "duration",
+        default: "\"1h\"",
+        doc: "a message timestamped more than this past the wall clock is dropped and counted instead of moving the watermark",
     },
 ];

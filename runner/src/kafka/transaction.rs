@@ -79,6 +79,15 @@ impl Transactions {
         Arc::clone(transactor)
     }
 
+    /// The run's first transactor (by cluster and id), if a sink of this run writes in
+    /// transactions: where a source that is not on a cluster keeps its position.
+    pub fn first(&self) -> Option<Arc<Transactor>> {
+        let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        all.iter()
+            .min_by(|a, b| a.0.cmp(b.0))
+            .map(|(_, t)| Arc::clone(t))
+    }
+
     /// The transactor that writes to the cluster at `brokers`, if a sink of this run does.
     /// (With several transactional ids on one cluster, the first one by id.)
     pub fn for_brokers(&self, brokers: &str) -> Option<Arc<Transactor>> {
@@ -90,10 +99,17 @@ impl Transactions {
     }
 }
 
-/// A source whose offsets go into the transactions.
-struct Registered {
-    group: ConsumerGroupMetadata,
-    point: Arc<dyn CommitPoint>,
+/// A source whose progress goes into the transactions: a Kafka source's offsets (committed to
+/// its consumer group), or another source's position (kept as a progress mark under its name).
+enum Registered {
+    Offsets {
+        group: ConsumerGroupMetadata,
+        point: Arc<dyn CommitPoint>,
+    },
+    Position {
+        stage: Arc<str>,
+        point: Arc<dyn CommitPoint>,
+    },
 }
 
 /// One run's transactional producer on one cluster, shared by the run's `kafka` sinks.
@@ -108,6 +124,8 @@ pub struct Transactor {
     sources: Mutex<Vec<Registered>>,
     state: Mutex<State>,
     started: tokio::sync::Mutex<bool>,
+    /// The progress marks the last committed transaction left, by stage (read at start).
+    committed_marks: Mutex<BTreeMap<String, i64>>,
 }
 
 #[derive(Default)]
@@ -178,6 +196,7 @@ impl Transactor {
             sources: Mutex::new(Vec::new()),
             state: Mutex::new(State::default()),
             started: tokio::sync::Mutex::new(false),
+            committed_marks: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -190,13 +209,34 @@ impl Transactor {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a source whose commit points go into the transactions, under consumer group
+    /// Adds a Kafka source whose commit points go into the transactions, under consumer group
     /// `group`.
     pub fn register_source(&self, group: ConsumerGroupMetadata, point: Arc<dyn CommitPoint>) {
         self.sources
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(Registered { group, point });
+            .push(Registered::Offsets { group, point });
+    }
+
+    /// Adds a source whose position (the single offset of its commit point) goes into the
+    /// transactions as the progress mark of `stage`.
+    pub fn register_position(&self, stage: &str, point: Arc<dyn CommitPoint>) {
+        self.sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Registered::Position {
+                stage: Arc::from(stage),
+                point,
+            });
+    }
+
+    /// The progress marks committed by the last run with this transactional id, by stage
+    /// (empty before [`start`](Self::start)).
+    pub fn committed_marks(&self) -> BTreeMap<String, i64> {
+        self.committed_marks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Connects, creates the progress topic, fences any older producer with the same id and
@@ -256,6 +296,26 @@ impl Transactor {
             why: format!("starting transactions: {e}"),
         })??;
         tracing::debug!("transactional producer {} ready", self.transactional_id);
+        // Fenced and the old transaction aborted: what is committed now is final.
+        let mut reader = self
+            .options
+            .client_config(&bootstrap, super::CONSUMER_DEFAULTS);
+        reader.set(
+            "group.id",
+            format!("{}.progress-reader", self.transactional_id),
+        );
+        let topic = self.progress_topic();
+        let wait = self.options.connect_timeout();
+        let marks = tokio::task::spawn_blocking(move || read_progress(&reader, &topic, wait))
+            .await
+            .map_err(|e| KafkaError::TransactionFailed {
+                id: self.transactional_id.clone(),
+                why: format!("reading progress marks: {e}"),
+            })??;
+        *self
+            .committed_marks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = marks;
         {
             let mut state = self.state();
             state.producer = Some(producer);
@@ -432,11 +492,25 @@ impl Transactor {
         // 1. What was written lets go of its tickets: the ledgers move their commit points.
         drop(std::mem::take(&mut state.held));
         let sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
-        let points: Vec<(usize, Offsets)> = sources
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.point.take_commit().map(|p| (i, p)))
-            .collect();
+        let mut points: Vec<(usize, Offsets)> = Vec::new();
+        for (i, source) in sources.iter().enumerate() {
+            match source {
+                Registered::Offsets { point, .. } => {
+                    if let Some(offsets) = point.take_commit() {
+                        points.push((i, offsets));
+                    }
+                }
+                Registered::Position { stage, point } => {
+                    let position = point
+                        .take_commit()
+                        .and_then(|p| p.iter().map(|o| o.1).max());
+                    if let Some(position) = position {
+                        let at = state.marks.entry(Arc::clone(stage)).or_insert(position);
+                        *at = (*at).max(position);
+                    }
+                }
+            }
+        }
         if !state.open && points.is_empty() && state.marks.is_empty() {
             return Ok(());
         }
@@ -498,9 +572,11 @@ impl Transactor {
                     .add_partition_offset(topic, *partition, Offset::Offset(*offset))
                     .map_err(|e| ("listing offsets", e))?;
             }
-            producer
-                .send_offsets_to_transaction(&offsets, &sources[*i].group, TXN_TIMEOUT)
-                .map_err(|e| ("send_offsets_to_transaction", e))?;
+            if let Registered::Offsets { group, .. } = &sources[*i] {
+                producer
+                    .send_offsets_to_transaction(&offsets, group, TXN_TIMEOUT)
+                    .map_err(|e| ("send_offsets_to_transaction", e))?;
+            }
         }
         // 4. Commit.
         let mut attempt = 1;

@@ -2,7 +2,7 @@
 //! value types it accepts (`"auto"` switches, `rate = "max"`) and the checks between options.
 
 use crate::stage::{Builtin, BuiltinConfig, OptionDoc, OptionIssue, StageKind};
-use crate::time::TimePoint;
+use crate::time::{DurationSpec, TimePoint};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use std::fmt;
@@ -27,6 +27,8 @@ pub struct CsvConfig {
     pub(super) timestamp_field: Option<String>,
     #[serde(default)]
     pub(super) timestamp_unit: TimeUnit,
+    #[serde(default = "default_future_tolerance")]
+    pub(super) future_tolerance: DurationSpec,
     #[serde(default, rename = "loop")]
     pub(super) repeat: bool,
     #[serde(default = "default_max_line_bytes")]
@@ -37,6 +39,9 @@ pub struct CsvConfig {
     pub(super) progress: AutoBool,
 }
 
+fn default_future_tolerance() -> DurationSpec {
+    DurationSpec(crate::time::DEFAULT_FUTURE_TOLERANCE)
+}
 fn default_delimiter() -> String {
     ",".into()
 }
@@ -87,6 +92,12 @@ pub const OPTIONS: &[OptionDoc] = &[
         ty: "\"ms\" | \"s\"",
         default: "\"ms\"",
         doc: "unit of timestamp_field",
+    },
+    OptionDoc {
+        name: "future_tolerance",
+        ty: "duration",
+        default: "\"1h\"",
+        doc: "a timestamp_field more than this past the wall clock makes the row bad (dropped, counted, logged) instead of moving the watermark",
     },
     OptionDoc {
         name: "header",

@@ -4,6 +4,11 @@
 //! `event_rate`), so windows over a replay come out the same whether it runs at 10 rows/s or flat
 //! out; or, with `timestamp_field`, a time read from the row. Bad rows are logged with file and
 //! line, counted as dropped, and skipped.
+//!
+//! Resuming: when a `kafka` sink of the run writes in transactions, the number of good rows
+//! delivered is committed in them (as this stage's progress mark); a restarted run reads those rows
+//! again, unsent and unpaced, and goes on from there, so each row reaches the topic exactly once.
+//! Without such a sink the file is replayed from the start.
 
 mod config;
 mod guard;
@@ -13,6 +18,8 @@ mod stamp;
 
 pub use config::{AutoBool, CsvConfig, OPTIONS, Rate, TimeUnit, factory};
 
+use super::checkpoint::{Checkpoints, Partition};
+use crate::kafka::transaction::{CommitPoint, Transactions, Transactor};
 use crate::progress;
 use crate::stage::{
     BuildContext, Source, SourceContext, Stage, StageConfig, StageError, StageMetrics, StageResult,
@@ -54,6 +61,7 @@ impl StageConfig for CsvConfig {
                 name: field.clone(),
                 index: None,
                 unit: self.timestamp_unit,
+                future_tolerance: self.future_tolerance.0,
             },
             None => Timestamps::Replay {
                 start_time,
@@ -86,6 +94,7 @@ impl StageConfig for CsvConfig {
             timestamps,
             progress,
             file_len: meta.len(),
+            transactions: cx.resources.get::<Transactions>(),
             metrics: Arc::clone(&cx.metrics),
         })))
     }
@@ -101,27 +110,75 @@ struct CsvSource {
     timestamps: Timestamps,
     progress: bool,
     file_len: u64,
+    transactions: Arc<Transactions>,
     metrics: Arc<StageMetrics>,
+}
+
+/// Where the source resumes and how it records its position.
+struct Position {
+    /// Good rows an earlier run already delivered: read again (same stamps) but not sent.
+    skip: u64,
+    /// The ledger whose settled prefix is the position to commit, when a transaction takes it.
+    ledger: Option<Arc<Checkpoints>>,
+    partition: Partition,
 }
 
 #[async_trait]
 impl Source for CsvSource {
     async fn run(self: Box<Self>, cx: SourceContext) -> StageResult {
+        // With a Kafka sink writing in transactions, the position (good rows delivered) is kept
+        // as this stage's progress mark in them, so a restart neither repeats nor loses a row.
+        let transactor = self.transactions.first();
+        if let Some(transactor) = &transactor {
+            transactor.start().await?;
+        }
         // File reading and pacing block; keep them off the async workers.
-        tokio::task::spawn_blocking(move || self.replay(cx))
-            .await
-            .map_err(|e| StageError::joined("the reader thread", e))?
+        tokio::task::spawn_blocking(move || {
+            let position = self.position(transactor.as_deref(), &cx);
+            self.replay(cx, position)
+        })
+        .await
+        .map_err(|e| StageError::joined("the reader thread", e))?
     }
 }
 
 impl CsvSource {
-    fn replay(mut self, mut cx: SourceContext) -> StageResult {
-        let pace = Pace::new(self.rate, self.batch_size);
+    /// The position to resume from and the ledger for the next one (blocking).
+    fn position(&self, transactor: Option<&Transactor>, cx: &SourceContext) -> Position {
+        let partition: Partition = (Arc::from(self.label.as_str()), 0);
+        let Some(transactor) = transactor else {
+            return Position {
+                skip: 0,
+                ledger: None,
+                partition,
+            };
+        };
+        let skip = transactor
+            .committed_marks()
+            .get(&self.label)
+            .map_or(0, |&rows| u64::try_from(rows).unwrap_or(0));
+        if skip > 0 {
+            tracing::info!(
+                "{}: resuming after the {skip} rows an earlier run delivered",
+                self.label
+            );
+        }
+        let ledger = Checkpoints::new(cx.health.clone());
+        transactor.register_position(&self.label, Arc::clone(&ledger) as Arc<dyn CommitPoint>);
+        Position {
+            skip,
+            ledger: Some(ledger),
+            partition,
+        }
+    }
+
+    fn replay(mut self, mut cx: SourceContext, position: Position) -> StageResult {
+        let pace = Pace::new(self.rate, self.batch_size, position.skip);
         let mut bad_total = 0u64;
         let mut emitted = 0u64;
         loop {
             let before = emitted;
-            let (stopped, bad) = self.one_pass(&mut cx, &pace, &mut emitted)?;
+            let (stopped, bad) = self.one_pass(&mut cx, &pace, &position, &mut emitted)?;
             bad_total += bad;
             if stopped || !self.repeat {
                 break;
@@ -157,6 +214,7 @@ impl CsvSource {
         &mut self,
         cx: &mut SourceContext,
         pace: &Pace,
+        position: &Position,
         emitted: &mut u64,
     ) -> StageResult<(bool, u64)> {
         let file = File::open(&self.path).map_err(|e| StageError::io("open", &self.path, e))?;
@@ -174,7 +232,11 @@ impl CsvSource {
                 finish_bar(bar);
                 return Ok((true, bad_count));
             }
-            let want = pace.rows_per_batch();
+            let mut want = pace.rows_per_batch();
+            if *emitted < position.skip {
+                // Batches end where the skipped rows do.
+                want = want.min(usize::try_from(position.skip - *emitted).unwrap_or(usize::MAX));
+            }
             let read = rows
                 .read_batch(want, &mut self.timestamps, &mut bad)
                 .map_err(|e| match e {
@@ -189,12 +251,20 @@ impl CsvSource {
                 bar.set_position(bytes_read.load(Ordering::Relaxed));
                 bar.set_message(format!("{} rows, {} bad", *emitted + got, bad_count));
             }
-            if let Some(batch) = read.batch {
+            if let Some(mut batch) = read.batch {
+                if *emitted < position.skip {
+                    *emitted += got; // delivered by an earlier run
+                    continue;
+                }
                 if !pace.wait_for(*emitted + got - 1, &cx.shutdown) {
                     finish_bar(bar);
                     return Ok((true, bad_count));
                 }
                 *emitted += got;
+                if let Some(ledger) = &position.ledger {
+                    let at = i64::try_from(*emitted).unwrap_or(i64::MAX);
+                    batch = batch.with_acks(ledger.issue(vec![(position.partition.clone(), at)]));
+                }
                 if cx.output.blocking_send(batch).is_err() {
                     finish_bar(bar);
                     return Ok((true, bad_count));
@@ -252,11 +322,14 @@ struct Pace {
     started: Instant,
     rows_per_second: Option<f64>,
     batch_size: usize,
+    /// Rows before this one are not paced (they were delivered by an earlier run).
+    first: u64,
 }
 
 impl Pace {
-    fn new(rate: Rate, batch_size: usize) -> Pace {
+    fn new(rate: Rate, batch_size: usize, first: u64) -> Pace {
         Pace {
+            first,
             started: Instant::now(),
             rows_per_second: match rate {
                 Rate::Max => None,
@@ -279,7 +352,8 @@ impl Pace {
         let Some(rate) = self.rows_per_second else {
             return true;
         };
-        let due = self.started + Duration::from_secs_f64(row as f64 / rate);
+        let due =
+            self.started + Duration::from_secs_f64(row.saturating_sub(self.first) as f64 / rate);
         loop {
             if shutdown.is_requested() {
                 return false;

@@ -3,6 +3,8 @@
 
 use super::config::TimeUnit;
 use crate::record::{Millis, Schema};
+use crate::time::future_limit;
+use std::time::Duration;
 
 /// Why a row gets no event time.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -14,6 +16,19 @@ pub enum StampError {
         field: String,
         /// The file's columns, comma-separated.
         columns: String,
+    },
+    /// The row's time is further in the future than `future_tolerance` allows: the row is bad
+    /// (it would otherwise close every window and make all later rows late).
+    #[error(
+        "timestamp_field `{field}` is {ahead:?} or more past the clock ({time} ms); rows more than `future_tolerance` ahead are dropped"
+    )]
+    InTheFuture {
+        /// The configured field.
+        field: String,
+        /// The row's time, ms since the epoch.
+        time: Millis,
+        /// The tolerance it exceeds.
+        ahead: Duration,
     },
     /// The row's time is not an integer: the row is bad.
     #[error("timestamp_field `{field}` is not an integer: \"{text}\"")]
@@ -45,11 +60,12 @@ pub enum Timestamps {
         row: u64,
     },
     /// Row n is stamped with its field `name` (column `index` once the columns are known),
-    /// in `unit`.
+    /// in `unit`; a time more than `future_tolerance` past the clock makes the row bad.
     Field {
         name: String,
         index: Option<usize>,
         unit: TimeUnit,
+        future_tolerance: Duration,
     },
 }
 
@@ -78,7 +94,12 @@ impl Stamp for Timestamps {
                 *row += 1;
                 Ok(t)
             }
-            Timestamps::Field { name, index, unit } => {
+            Timestamps::Field {
+                name,
+                index,
+                unit,
+                future_tolerance,
+            } => {
                 let i = index.ok_or_else(|| StampError::NoColumn {
                     field: name.clone(),
                     columns: String::new(),
@@ -88,10 +109,18 @@ impl Stamp for Timestamps {
                     field: name.clone(),
                     text: text.to_string(),
                 })?;
-                Ok(match unit {
+                let time = match unit {
                     TimeUnit::Ms => value,
                     TimeUnit::S => value.saturating_mul(1000),
-                })
+                };
+                if time > future_limit(*future_tolerance) {
+                    return Err(StampError::InTheFuture {
+                        field: name.clone(),
+                        time,
+                        ahead: *future_tolerance,
+                    });
+                }
+                Ok(time)
             }
         }
     }

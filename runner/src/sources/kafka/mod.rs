@@ -3,7 +3,7 @@
 //! It takes every partition of its topics itself (assignment, not a group join: Flink and Spark
 //! do the same, and it starts in milliseconds instead of seconds) and keeps its progress in its
 //! consumer group's committed offsets. An offset is committed only once everything derived from
-//! the records before it has been delivered by every sink (see `checkpoint`), so a crash at any
+//! the records before it has been delivered by every sink (see `sources::checkpoint`), so a crash at any
 //! moment loses nothing: the next run resumes from the commit point.
 //!
 //! Exactly once (when a `kafka` sink of the run writes to the same cluster in transactions): the
@@ -20,12 +20,11 @@
 //! A source whose topic a `kafka` sink of the same pipeline writes ends once that sink has
 //! finished and everything it wrote has been read (see `kafka::link`).
 
-mod checkpoint;
-
+use super::checkpoint::{Checkpoints, Partition};
 use crate::kafka::codec::Decoder;
 use crate::kafka::link::{Progress, TopicLinks};
 use crate::kafka::options::{COMMON_OPTIONS, SOURCE_OPTIONS};
-use crate::kafka::transaction::{self, CommitPoint, Transactions, Transactor};
+use crate::kafka::transaction::{CommitPoint, Transactions, Transactor};
 use crate::kafka::{
     CONSUMER_DEFAULTS, ClientLog, Guarantee, KafkaError, KafkaOptions, Start, topics,
     wait_for_cluster,
@@ -38,7 +37,6 @@ use crate::stage::{
 };
 use crate::time::now_millis;
 use async_trait::async_trait;
-use checkpoint::{Checkpoints, Partition};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError as ClientError;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -158,7 +156,7 @@ impl KafkaSource {
         let checkpoints = Checkpoints::new(health.clone());
         if let Some(transactor) = &transactor {
             if self.options.start == Start::Committed {
-                self.resume(config, transactor)?;
+                self.resume(transactor);
             }
             let group = consumer
                 .group_metadata()
@@ -191,6 +189,8 @@ impl KafkaSource {
                 })
                 .collect(),
             bad_messages: 0,
+            future_messages: 0,
+            future_limit: Millis::MAX,
             path: &self.path,
             metrics: &self.metrics,
         };
@@ -208,6 +208,13 @@ impl KafkaSource {
         drop(output); // downstream drains and delivers what it holds
         if commits_itself {
             self.settle_and_commit(&consumer, &checkpoints, &health);
+        }
+        if reader.future_messages > LOGGED_BAD_MESSAGES {
+            tracing::warn!(
+                "{}: dropped {} messages timestamped past the clock",
+                self.path,
+                reader.future_messages
+            );
         }
         if reader.bad_messages > LOGGED_BAD_MESSAGES {
             tracing::warn!(
@@ -240,6 +247,7 @@ impl KafkaSource {
         let mut last_commit = Instant::now();
         let mut transport_errors = 0u64;
         while !shutdown.is_requested() {
+            reader.future_limit = crate::time::future_limit(self.options.future_tolerance.0);
             let mut wait = Duration::from_millis(100);
             while builder.len() < self.options.batch_size {
                 let Some(polled) = consumer.poll(wait) else {
@@ -331,15 +339,13 @@ impl KafkaSource {
         }
     }
 
-    /// Loads the progress marks committed with this source's offsets by an earlier run.
-    fn resume(&self, config: &ClientConfig, transactor: &Transactor) -> StageResult {
-        let topic = transactor.progress_topic();
-        let marks = transaction::read_progress(config, &topic, self.options.connect_timeout())?;
-        for (stage, through) in marks {
+    /// Hands the progress marks committed with this source's offsets by an earlier run to the
+    /// stages they belong to.
+    fn resume(&self, transactor: &Transactor) {
+        for (stage, through) in transactor.committed_marks() {
             tracing::debug!("{}: {stage} had emitted through {through}", self.path);
             self.resumed.restore(&stage, through);
         }
-        Ok(())
     }
 
     /// Every partition of `topics`, each starting where `start` says.
@@ -479,21 +485,34 @@ struct Reader<'a> {
     /// Every assigned partition (a handful: found by a scan, no allocation per message).
     partitions: Vec<(Partition, PartitionState)>,
     bad_messages: u64,
+    /// Messages dropped for a timestamp past `future_limit`.
+    future_messages: u64,
+    /// The latest believable event time (the clock plus `future_tolerance`), set per poll round.
+    future_limit: Millis,
     path: &'a str,
     metrics: &'a StageMetrics,
-}
-
-impl CommitPoint for Checkpoints {
-    fn take_commit(&self) -> Option<Vec<(Partition, i64)>> {
-        Checkpoints::take_commit(self)
-    }
 }
 
 impl Reader<'_> {
     /// Decodes `message` into `out` and notes how far its partition has been read.
     fn take(&mut self, message: &BorrowedMessage<'_>, out: &mut BatchBuilder) {
         let time = message.timestamp().to_millis().unwrap_or_else(now_millis);
-        if let Err(why) = self
+        let believable = time <= self.future_limit;
+        if !believable {
+            // A clock years ahead would drag the watermark along: drop the message, count it.
+            self.future_messages += 1;
+            self.metrics.add_dropped(1);
+            if self.future_messages <= LOGGED_BAD_MESSAGES {
+                tracing::warn!(
+                    "{}: dropped message {}/{}@{}: its timestamp {time} is more than \
+                     `future_tolerance` past the clock",
+                    self.path,
+                    message.topic(),
+                    message.partition(),
+                    message.offset()
+                );
+            }
+        } else if let Err(why) = self
             .decoder
             .decode(message.payload(), message.key(), time, out)
         {
@@ -524,7 +543,9 @@ impl Reader<'_> {
         };
         let state = &mut self.partitions[index].1;
         state.next_offset = message.offset() + 1;
-        state.latest = Some(state.latest.map_or(time, |t| t.max(time)));
+        if believable {
+            state.latest = Some(state.latest.map_or(time, |t| t.max(time)));
+        }
         state.idle_since = None;
         state.touched = true;
     }

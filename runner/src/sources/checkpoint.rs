@@ -1,10 +1,12 @@
-//! The Kafka source's ledger: which offsets may be committed. Every batch the source sends gets a
-//! ticket that records, per partition it read from, the offset after its last record. Tickets
+//! A resumable source's ledger: which positions may be committed. Every batch the source sends gets
+//! a ticket that records, per partition it read from (a Kafka partition, or the one "partition" of
+//! a file), the position after its last record. Tickets
 //! settle in any order; the commit point only moves over the longest prefix of settled,
 //! delivered tickets (Benthos calls this the checkpoint limit), so nothing is committed while an
 //! earlier record may still be lost.
 
 use crate::ack::{Acks, Ledger};
+use crate::kafka::transaction::{CommitPoint, Offsets};
 use crate::stage::RunHealth;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -126,6 +128,12 @@ impl State {
                 _ => return,
             }
         }
+    }
+}
+
+impl CommitPoint for Checkpoints {
+    fn take_commit(&self) -> Option<Offsets> {
+        Checkpoints::take_commit(self)
     }
 }
 
