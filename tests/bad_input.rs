@@ -154,3 +154,72 @@ fn unparsable_timestamps_are_bad_rows() {
         totals(&[("0", 1), ("1", 1)])
     );
 }
+
+#[test]
+fn a_time_far_in_the_future_is_a_bad_row_not_the_end_of_every_window() {
+    let dir = tempfile::tempdir().unwrap();
+    // Twenty rows, one per 100 ms from 2023-11-14T22:13:20Z, and on line 12 a clock 85 years
+    // ahead. Believed, it would close every window and make the nine rows after it late.
+    let mut csv = String::from("t,gender\n");
+    for n in 0..20i64 {
+        let t = if n == 10 {
+            4_102_444_800_000 // 2100-01-01
+        } else {
+            1_700_000_000_000 + n * 100
+        };
+        csv.push_str(&format!("{t},{}\n", n % 2));
+    }
+    let csv = write(dir.path(), "times.csv", csv.as_bytes());
+    let out = dir.path().join("out.jsonl");
+    let pipeline = dir.path().join("p.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            r#"
+[sources.log]
+type = "csv"
+path = "{}"
+timestamp_field = "t"
+
+[transforms.per_second]
+type = "window"
+inputs = ["log"]
+size = "1s"
+group_by = ["gender"]
+
+[sinks.out]
+type = "file"
+inputs = ["per_second"]
+path = "{}"
+"#,
+            csv.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let run = run(&["run", pipeline.to_str().unwrap()]);
+    let (_, stderr) = text(&run);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("times.csv:12: bad row skipped: timestamp_field `t` is 3600s"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("sources.log: 19 out, 1 dropped"),
+        "{stderr}"
+    );
+    // The recount: 19 rows in two windows, none late.
+    let mut counts = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(&out).unwrap().lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        *counts
+            .entry(r["window_start"].as_i64().unwrap())
+            .or_insert(0) += r["count"].as_u64().unwrap();
+    }
+    assert_eq!(
+        counts,
+        std::collections::BTreeMap::from([(1_700_000_000_000, 10), (1_700_000_001_000, 9)]),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("late"), "{stderr}");
+}

@@ -337,6 +337,49 @@ fn chaos(signal: &str, stops: usize) {
 }
 
 #[test]
+fn the_loader_killed_at_random_moments_puts_each_row_into_sex_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, bootstrap) = broker(dir.path(), "sqlite://broker.db");
+    let (seed, mut random) = seeded();
+    let csv = repo().join(SAMPLE);
+    let loader = |name: &str| {
+        let mut load = weir();
+        load.args(["run", "tests/fixtures/load_sex.toml"])
+            .env("BROKERS", &bootstrap)
+            .env("CSV", &csv)
+            .env("RATE", "2000");
+        Background::start(
+            load,
+            &dir.path().join(format!("{name}.out")),
+            &dir.path().join(format!("{name}.log")),
+        )
+    };
+    for n in 0..5 {
+        let run = loader(&format!("load{n}"));
+        std::thread::sleep(Duration::from_millis(400 + random(1500)));
+        run.signal("KILL");
+    }
+    let (status, log) = loader("last").wait(Duration::from_secs(60));
+    assert!(status.success(), "{log}");
+    // Every row's gender digit, once, in file order: recounted from the file itself.
+    let genders: Vec<String> = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').nth(9).unwrap().to_string())
+        .collect();
+    let sex: Vec<String> = read_topic(&bootstrap, "sex")
+        .into_iter()
+        .map(|(_, value)| value)
+        .collect();
+    assert_eq!(sex.len(), genders.len(), "seed {seed}: {log}");
+    assert!(
+        sex == genders,
+        "seed {seed}: `sex` differs from the file's rows"
+    );
+}
+
+#[test]
 fn killed_20_times_with_sigkill_each_window_is_written_once_with_its_true_count() {
     chaos("KILL", 20);
 }

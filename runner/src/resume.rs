@@ -6,11 +6,23 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// Progress marks a run resumes from, by stage key path.
+/// Progress marks a run resumes from, by stage key path; and whether any source of the run
+/// resumes from committed progress at all (then sinks keep what earlier runs wrote).
 #[derive(Debug, Default)]
-pub struct Resumed(Mutex<HashMap<String, i64>>);
+pub struct Resumed(Mutex<HashMap<String, i64>>, std::sync::atomic::AtomicBool);
 
 impl Resumed {
+    /// A source of this run continues from progress committed by earlier runs (called when the
+    /// source is built; sources are built before sinks).
+    pub fn source_resumes(&self) {
+        self.1.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// True when some source of this run continues from committed progress.
+    pub fn any_source_resumes(&self) -> bool {
+        self.1.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Records that `stage` had emitted everything through `through` (the furthest mark wins).
     pub fn restore(&self, stage: &str, through: i64) {
         let mut marks = self.0.lock().unwrap_or_else(|p| p.into_inner());

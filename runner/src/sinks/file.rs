@@ -1,7 +1,12 @@
-//! Sink `file`: appends records to a file, one line each.
+//! Sink `file`: writes records to a file, one line each.
+//!
+//! `append` defaults to "auto": a run that resumes from committed progress (a `kafka` source with
+//! `start = "committed"`) appends, so a restart does not erase results whose offsets were already
+//! committed; any other run replaces the file, since it writes everything again.
 
 use crate::format::lines::{Encoder, Format};
 use crate::record::Batch;
+use crate::resume::Resumed;
 use crate::stage::{
     BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, Sink, Stage, StageConfig,
     StageError, StageKind, StageResult,
@@ -20,7 +25,7 @@ pub struct FileConfig {
     #[serde(default)]
     format: Format,
     #[serde(default)]
-    append: bool,
+    append: Option<bool>,
 }
 
 /// The documented options, for `weir list`.
@@ -40,8 +45,8 @@ pub const OPTIONS: &[OptionDoc] = &[
     OptionDoc {
         name: "append",
         ty: "bool",
-        default: "false",
-        doc: "append instead of replacing the file",
+        default: "auto",
+        doc: "append instead of replacing the file; by default, appends when a source resumes from committed offsets (kafka, start = \"committed\")",
     },
 ];
 
@@ -69,12 +74,15 @@ impl BuiltinConfig for FileConfig {
 }
 
 impl StageConfig for FileConfig {
-    fn build(&self, _cx: &BuildContext) -> Result<Stage, StageError> {
+    fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
+        let append = self
+            .append
+            .unwrap_or_else(|| cx.resources.get::<Resumed>().any_source_resumes());
         let file = OpenOptions::new()
             .create(true)
             .write(true)
-            .append(self.append)
-            .truncate(!self.append)
+            .append(append)
+            .truncate(!append)
             .open(&self.path)
             .map_err(|e| StageError::open_for_writing(&self.path, e))?;
         Ok(Stage::Sink(Box::new(FileSink {

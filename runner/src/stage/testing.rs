@@ -4,7 +4,7 @@
 //! lines. Only compiled for tests.
 
 use super::error::StageResult;
-use super::factory::{BuildContext, StageFactory};
+use super::factory::{BuildContext, RunResources, StageFactory};
 use super::metrics::StageMetrics;
 use super::runtime::{Stage, Transform};
 use crate::config::{Diagnostic, Node, parse_document_for_tests};
@@ -28,6 +28,16 @@ pub fn option_errors(factory: &dyn StageFactory, path: &str, options: &str) -> V
 
 /// A built stage of `factory` with `options`, at path `s`, counting into `metrics`.
 pub fn build(factory: &dyn StageFactory, options: &str, metrics: Arc<StageMetrics>) -> Stage {
+    build_in(factory, options, metrics, Default::default())
+}
+
+/// [`build`] with the run's shared `resources` given (to share them between runs under test).
+pub fn build_in(
+    factory: &dyn StageFactory,
+    options: &str,
+    metrics: Arc<StageMetrics>,
+    resources: Arc<RunResources>,
+) -> Stage {
     let configured = factory
         .configure(&self::options(options), "s")
         .unwrap_or_else(|e| panic!("options do not check: {e:?}"));
@@ -35,7 +45,7 @@ pub fn build(factory: &dyn StageFactory, options: &str, metrics: Arc<StageMetric
         pipeline: "test".into(),
         path: "s".into(),
         metrics,
-        resources: Default::default(),
+        resources,
     };
     configured
         .config
@@ -45,8 +55,17 @@ pub fn build(factory: &dyn StageFactory, options: &str, metrics: Arc<StageMetric
 
 /// A transform of `factory` with `options`, ready to be driven.
 pub fn transform(factory: &dyn StageFactory, options: &str) -> Driver {
+    transform_in(factory, options, Default::default())
+}
+
+/// [`transform`] built with the run's shared `resources` given.
+pub fn transform_in(
+    factory: &dyn StageFactory,
+    options: &str,
+    resources: Arc<RunResources>,
+) -> Driver {
     let metrics = Arc::new(StageMetrics::default());
-    match build(factory, options, Arc::clone(&metrics)) {
+    match build_in(factory, options, Arc::clone(&metrics), resources) {
         Stage::Transform(transform) => Driver {
             transform,
             latest: Millis::MIN,
@@ -92,6 +111,11 @@ impl Driver {
     /// End of input.
     pub fn finish(&mut self, out: &mut Vec<Batch>) -> StageResult {
         self.transform.finish(out)
+    }
+
+    /// The run was asked to stop before the input ended.
+    pub fn stop(&mut self, out: &mut Vec<Batch>) -> StageResult {
+        self.transform.stop(out)
     }
 
     /// Processes `batch` and returns what came out as JSON lines.

@@ -74,6 +74,9 @@ impl BuiltinConfig for KafkaSourceConfig {
 
 impl StageConfig for KafkaSourceConfig {
     fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
+        if self.0.start == Start::Committed {
+            cx.resources.get::<Resumed>().source_resumes();
+        }
         Ok(Stage::Source(Box::new(KafkaSource {
             options: self.0.clone(),
             group_id: self
@@ -463,12 +466,20 @@ fn commit(consumer: &BaseConsumer<ClientLog>, checkpoints: &Checkpoints, mode: C
     }
 }
 
+/// The shortest silence after which a partition that never reported its end stops holding the
+/// watermark back.
+const QUIET_WITHOUT_END: Duration = Duration::from_secs(30);
+
 /// Attempts at the final, synchronous commit of a run, half a second apart.
 const FINAL_COMMIT_ATTEMPTS: u32 = 3;
 
 /// Per-partition reading state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct PartitionState {
+    /// When a message last came (or the partition was assigned).
+    last_activity: Instant,
+    /// Warned that it went quiet without reporting its end.
+    warned_quiet: bool,
     /// The offset after the last record read (where a restart would resume).
     next_offset: i64,
     /// Latest event time read.
@@ -477,6 +488,19 @@ struct PartitionState {
     idle_since: Option<Instant>,
     /// Read from since the last batch was sent.
     touched: bool,
+}
+
+impl Default for PartitionState {
+    fn default() -> Self {
+        PartitionState {
+            last_activity: Instant::now(),
+            warned_quiet: false,
+            next_offset: 0,
+            latest: None,
+            idle_since: None,
+            touched: false,
+        }
+    }
 }
 
 /// Decodes messages and tracks partitions.
@@ -547,6 +571,7 @@ impl Reader<'_> {
             state.latest = Some(state.latest.map_or(time, |t| t.max(time)));
         }
         state.idle_since = None;
+        state.last_activity = Instant::now();
         state.touched = true;
     }
 
@@ -573,11 +598,32 @@ impl Reader<'_> {
         }
     }
 
-    /// The oldest latest-event-time among the partitions that are not idle (read to their end
-    /// with nothing new for `idle_timeout`); when every partition is idle, the newest. A partition
-    /// that has sent nothing yet holds the watermark back until it has been idle that long.
-    fn watermark(&self, idle_timeout: Duration) -> Option<Millis> {
-        let active = |p: &&PartitionState| p.idle_since.is_none_or(|t| t.elapsed() < idle_timeout);
+    /// The oldest latest-event-time among the partitions that are not idle (read to their end,
+    /// or sent nothing at all, for `idle_timeout`); when every partition is idle, the newest. A
+    /// partition that goes quiet without reporting its end is named in a warning once, and stops
+    /// holding the watermark back (else its silence would keep every window open and growing).
+    fn watermark(&mut self, idle_timeout: Duration) -> Option<Millis> {
+        // Without an end report, silence is only believed after much longer: a partition whose
+        // records wait behind a busy pipeline must not have them turned late.
+        let silent_for = (idle_timeout * 6).max(QUIET_WITHOUT_END);
+        for ((topic, partition), state) in &mut self.partitions {
+            let quiet = state.last_activity.elapsed() >= silent_for;
+            if quiet && state.idle_since.is_none() && !state.warned_quiet {
+                state.warned_quiet = true;
+                tracing::warn!(
+                    "{}: {topic}/{partition} sent nothing for {silent_for:?} and reported no \
+                     end; it no longer holds the watermark back",
+                    self.path
+                );
+            }
+            if !quiet {
+                state.warned_quiet = false;
+            }
+        }
+        let active = |p: &&PartitionState| {
+            p.last_activity.elapsed() < silent_for
+                && p.idle_since.is_none_or(|t| t.elapsed() < idle_timeout)
+        };
         let states = || self.partitions.iter().map(|(_, state)| state);
         let mut holding = states().filter(active).peekable();
         if holding.peek().is_some() {

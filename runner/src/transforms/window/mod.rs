@@ -578,4 +578,126 @@ mod tests {
         out.clear();
         assert_eq!(*ledger.0.lock().unwrap(), [(1, true), (2, true)]);
     }
+
+    /// One pipeline run in the restart model of `runs_killed_or_stopped_at_random_commit_each_window_once`.
+    struct Run {
+        window: Driver,
+        ledger: Arc<crate::sources::checkpoint::Checkpoints>,
+        /// Window results written since the last commit (the open transaction).
+        open: Vec<Batch>,
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// The exactly-once design at the window's level: input batches carry tickets from a
+        /// ledger (offset = batch number); at random moments a "transaction" commits the results
+        /// written so far, the ledger's commit point and the furthest progress mark; at random
+        /// moments the run dies (SIGKILL: the open transaction is lost) or is stopped (SIGTERM:
+        /// `stop`, then a commit) and a new run resumes from the committed point with the
+        /// committed mark. The committed results must be the batch recount: each window once,
+        /// complete.
+        #[test]
+        fn runs_killed_or_stopped_at_random_commit_each_window_once(
+            steps in proptest::collection::vec((0i64..400, 0usize..3), 1..300),
+            cuts in proptest::collection::vec(1usize..30, 1..40),
+            events in proptest::collection::vec(0u8..10, 1..60),
+        ) {
+            // Rows in event-time order with random gaps; group g.
+            let mut t = 10_000i64;
+            let rows: Vec<(i64, String)> = steps
+                .iter()
+                .map(|&(gap, g)| {
+                    t += gap;
+                    (t, g.to_string())
+                })
+                .collect();
+            let mut batches: Vec<Vec<(i64, String)>> = Vec::new();
+            let mut at = 0;
+            for cut in cuts.iter().cycle() {
+                if at >= rows.len() {
+                    break;
+                }
+                let end = (at + cut).min(rows.len());
+                batches.push(rows[at..end].to_vec());
+                at = end;
+            }
+            let mut want = std::collections::BTreeMap::new();
+            for (t, g) in &rows {
+                *want.entry((t.div_euclid(1000) * 1000, g.clone())).or_insert(0u64) += 1;
+            }
+
+            let start_run = |resources: &Arc<crate::stage::RunResources>| Run {
+                window: testing::transform_in(
+                    &factory(),
+                    "size = \"1s\"\ngroup_by = [\"g\"]",
+                    Arc::clone(resources),
+                ),
+                ledger: crate::sources::checkpoint::Checkpoints::new(Default::default()),
+                open: Vec::new(),
+            };
+            let mut committed: Vec<Batch> = Vec::new();
+            let mut resume_at = 0usize;
+            let mut mark: Option<i64> = None;
+            let mut events = events.iter().cycle();
+            let mut runs = 0;
+            let commit = |run: &mut Run, committed: &mut Vec<Batch>, resume_at: &mut usize, mark: &mut Option<i64>| {
+                for mut batch in run.open.drain(..) {
+                    let acks = batch.take_acks();
+                    for m in acks.marks() {
+                        *mark = Some(mark.map_or(m.through, |old| old.max(m.through)));
+                    }
+                    drop(acks); // in the transaction: the tickets settle
+                    committed.push(batch);
+                }
+                if let Some(point) = run.ledger.take_commit() {
+                    *resume_at = point[0].1 as usize;
+                }
+            };
+            'runs: loop {
+                runs += 1;
+                proptest::prop_assert!(runs < 200, "no progress");
+                let fresh = Arc::new(crate::stage::RunResources::default());
+                if let Some(m) = mark {
+                    fresh.get::<crate::resume::Resumed>().restore("s", m);
+                }
+                let mut run = start_run(&fresh);
+                for (i, batch) in batches.iter().enumerate().skip(resume_at) {
+                    let fields: Vec<[&str; 2]> = batch.iter().map(|(_, g)| [g.as_str(), "1"]).collect();
+                    let rows: Vec<(Millis, &[&str])> = batch
+                        .iter()
+                        .zip(&fields)
+                        .map(|((t, _), f)| (*t, &f[..]))
+                        .collect();
+                    let tickets = run.ledger.issue(vec![((Arc::from("t"), 0), i as i64 + 1)]);
+                    let input = testing::batch(&["g", "v"], &rows).with_acks(tickets);
+                    run.window.process(input, &mut run.open).unwrap();
+                    match events.next().copied().unwrap_or(0) {
+                        0..=3 => commit(&mut run, &mut committed, &mut resume_at, &mut mark),
+                        4 if runs < 20 => continue 'runs, // killed: the open transaction is lost
+                        5 if runs < 20 => {
+                            let mut out = Vec::new();
+                            run.window.stop(&mut out).unwrap();
+                            run.open.extend(out);
+                            commit(&mut run, &mut committed, &mut resume_at, &mut mark);
+                            continue 'runs;
+                        }
+                        _ => {}
+                    }
+                }
+                let mut out = Vec::new();
+                run.window.finish(&mut out).unwrap();
+                run.open.extend(out);
+                commit(&mut run, &mut committed, &mut resume_at, &mut mark);
+                break;
+            }
+            let mut got = std::collections::BTreeMap::new();
+            for line in lines(&committed) {
+                let r: serde_json::Value = serde_json::from_str(&line).unwrap();
+                let key = (r["window_start"].as_i64().unwrap(), r["g"].as_str().unwrap().to_string());
+                proptest::prop_assert!(got.insert(key.clone(), r["count"].as_u64().unwrap()).is_none(), "{key:?} written twice");
+            }
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
 }
