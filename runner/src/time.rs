@@ -95,8 +95,28 @@ pub fn now_millis() -> Millis {
     system_time_millis(SystemTime::now())
 }
 
+/// The default for `future_tolerance`: an event time more than an hour past the wall clock is not
+/// believed.
+pub const DEFAULT_FUTURE_TOLERANCE: Duration = Duration::from_secs(3600);
+
+/// The latest believable event time now: the wall clock plus `tolerance` (saturating). A record
+/// stamped later (a producer's clock years ahead, a garbled timestamp field) would drag the
+/// watermark into the future, close every window and make all later records late, so sources
+/// drop it and count it instead.
+pub fn future_limit(tolerance: Duration) -> Millis {
+    now_millis().saturating_add(i64::try_from(tolerance.as_millis()).unwrap_or(i64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_future_limit_is_the_clock_plus_the_tolerance_and_saturates() {
+        let before = now_millis();
+        let limit = future_limit(Duration::from_secs(3600));
+        assert!(limit >= before + 3_600_000 && limit <= now_millis() + 3_600_000);
+        assert_eq!(future_limit(Duration::MAX), i64::MAX);
+    }
+
     use super::*;
 
     fn duration(text: &str) -> Result<DurationSpec, String> {
@@ -137,16 +157,4 @@ mod tests {
         assert_eq!(w.a, TimePoint(1_700_000_000_000));
         assert_eq!(w.b, TimePoint(1_700_000_000_000));
     }
-}
-
-/// The default for `future_tolerance`: an event time more than an hour past the wall clock is not
-/// believed.
-pub const DEFAULT_FUTURE_TOLERANCE: Duration = Duration::from_secs(3600);
-
-/// The latest believable event time now: the wall clock plus `tolerance` (saturating). A record
-/// stamped later (a producer's clock years ahead, a garbled timestamp field) would drag the
-/// watermark into the future, close every window and make all later records late, so sources
-/// drop it and count it instead.
-pub fn future_limit(tolerance: Duration) -> Millis {
-    now_millis().saturating_add(i64::try_from(tolerance.as_millis()).unwrap_or(i64::MAX))
 }
