@@ -115,6 +115,25 @@ impl Acks {
             ticket.failed.store(true, Ordering::Release);
         }
     }
+
+    /// A handle that can mark these tickets undelivered later without holding them (so it
+    /// does not delay their settling): for whoever hands the batch on and must fail it if the
+    /// receiver reports an error while still holding it.
+    pub fn on_failure(&self) -> FailureHandle {
+        FailureHandle(self.tickets.iter().map(Arc::downgrade).collect())
+    }
+}
+
+/// See [`Acks::on_failure`].
+pub struct FailureHandle(Vec<std::sync::Weak<Ticket>>);
+
+impl FailureHandle {
+    /// Marks every ticket still held somewhere as not delivered.
+    pub fn fail(&self) {
+        for ticket in self.0.iter().filter_map(std::sync::Weak::upgrade) {
+            ticket.failed.store(true, Ordering::Release);
+        }
+    }
 }
 
 impl fmt::Debug for Acks {

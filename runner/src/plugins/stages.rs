@@ -230,7 +230,11 @@ struct PluginSink(Instance);
 #[async_trait]
 impl Sink for PluginSink {
     async fn write(&mut self, batch: Batch) -> StageResult {
-        self.0.process(&batch, &mut Vec::new())
+        let written = self.0.process(&batch, &mut Vec::new());
+        if written.is_err() {
+            batch.acks().fail();
+        }
+        written
     }
 
     async fn finish(&mut self) -> StageResult {

