@@ -33,12 +33,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// How long one transactional call may take before it counts as failed.
-const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one transactional call may take before it counts as failed (a commit that times out
+/// is tried again, up to [`COMMIT_ATTEMPTS`] times: rides out a broker away for ~20 s, and gives up
+/// within about half a minute when it does not come back).
+const TXN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Settings a transactional producer adds to [`PRODUCER_DEFAULTS`]: a transaction may stay open
 /// as long as a message may take to be delivered (librdkafka requires it).
 const TRANSACTIONAL_DEFAULTS: &[(&str, &str)] = &[("transaction.timeout.ms", "120000")];
+
+/// How long an abort may take: it is best effort (the broker aborts an open transaction anyway
+/// when the next producer with the id starts), and it runs when something already went wrong.
+const ABORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Attempts at a commit whose error librdkafka calls retriable.
 const COMMIT_ATTEMPTS: u32 = 3;
@@ -467,7 +473,7 @@ impl Transactor {
             acks.fail();
         }
         if let Some(producer) = state.producer.as_ref()
-            && let Err(e) = producer.abort_transaction(TXN_TIMEOUT)
+            && let Err(e) = producer.abort_transaction(ABORT_TIMEOUT)
         {
             tracing::warn!(
                 "{}: aborting the transaction failed: {e}",
@@ -583,8 +589,11 @@ impl Transactor {
         loop {
             match producer.commit_transaction(TXN_TIMEOUT) {
                 Ok(()) => return Ok(()),
+                // A message that could not be delivered makes retrying pointless.
                 Err(ClientError::Transaction(e))
-                    if e.is_retriable() && attempt < COMMIT_ATTEMPTS =>
+                    if e.is_retriable()
+                        && attempt < COMMIT_ATTEMPTS
+                        && self.delivery_failure(state).is_none() =>
                 {
                     tracing::warn!("{}: commit failed, retrying: {e}", self.transactional_id);
                     attempt += 1;
