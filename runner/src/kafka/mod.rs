@@ -17,6 +17,7 @@ pub use options::{Guarantee, KafkaOptions, Start};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError as ClientError;
+use rdkafka::producer::{BaseRecord, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
 use std::time::{Duration, Instant};
@@ -107,6 +108,29 @@ pub fn wait_for_cluster(
                 });
             }
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// Hands one message to `producer`, waiting while its queue is full; any other refusal becomes
+/// [`KafkaError::Produce`]. Blocking.
+pub fn produce_waiting<C: ProducerContext>(
+    producer: &ThreadedProducer<C>,
+    mut record: BaseRecord<'_, [u8], [u8], C::DeliveryOpaque>,
+) -> Result<(), KafkaError> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((ClientError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((source, back)) => {
+                return Err(KafkaError::Produce {
+                    topic: back.topic.to_string(),
+                    source,
+                });
+            }
         }
     }
 }

@@ -16,7 +16,8 @@ use crate::kafka::link::TopicLinks;
 use crate::kafka::options::COMMON_OPTIONS;
 use crate::kafka::transaction::{Transactions, Transactor};
 use crate::kafka::{
-    Guarantee, KafkaError, KafkaOptions, PRODUCER_DEFAULTS, topics, wait_for_cluster,
+    Guarantee, KafkaError, KafkaOptions, PRODUCER_DEFAULTS, produce_waiting, topics,
+    wait_for_cluster,
 };
 use crate::record::Batch;
 use crate::stage::{
@@ -28,7 +29,6 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError as ClientError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
 use serde::Deserialize;
 use std::sync::{Arc, Mutex};
@@ -238,7 +238,7 @@ impl Sink for KafkaSink {
                 if message.time >= 0 {
                     record = record.timestamp(message.time);
                 }
-                send(producer, record)
+                produce_waiting(producer, record)
             })
         })
         .map_err(|e: KafkaError| {
@@ -269,27 +269,5 @@ impl Sink for KafkaSink {
         self.links
             .writer_finished(self.options.brokers(), &self.topic);
         Ok(())
-    }
-}
-
-/// Hands one message to the producer, waiting while its queue is full.
-fn send(
-    producer: &ThreadedProducer<Deliveries>,
-    mut record: BaseRecord<'_, [u8], [u8], Arc<BatchDelivery>>,
-) -> Result<(), KafkaError> {
-    loop {
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((ClientError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                record = back;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err((source, back)) => {
-                return Err(KafkaError::Produce {
-                    topic: back.topic.to_string(),
-                    source,
-                });
-            }
-        }
     }
 }

@@ -1,37 +1,32 @@
-//! Exactly-once writes: one transactional producer per run and cluster (a [`Transactor`]) that
-//! every `kafka` sink of the run writes through, so all their output, the offsets of the Kafka
-//! sources it came from, and the progress marks of the stages in between become visible together
-//! or not at all — the design of Kafka Streams, with one transaction per commit interval.
-//!
-//! A commit, under the lock that also guards writing (so nothing is written while it runs):
-//! 1. the delivery tickets of everything written in the open transaction are let go, so each
-//!    source's ledger moves its commit point over records whose results are all in it;
-//! 2. the progress marks carried by what was written go to the run's progress topic
-//!    (`<transactional id>.progress`, key = stage, value = how far it had emitted);
-//! 3. each source's commit point goes in with `send_offsets_to_transaction`;
-//! 4. `commit_transaction`.
-//!
-//! If any step fails the transaction is aborted and the run fails; nothing of it is visible to a
-//! `read_committed` reader and the next run resumes from the previous commit. A restarted or
-//! duplicate process with the same transactional id fences this one (`init_transactions`), and the
-//! broker aborts whatever transaction the old one left open.
+//! The [`Transactor`]: one run's transactional producer on one cluster — writing, the commit
+//! sequence described in the parent module, aborting, and the periodic committer.
 
-use super::codec::Message;
-use super::link::TopicLinks;
-use super::{KafkaError, KafkaOptions, PRODUCER_DEFAULTS, report_error, report_log, topics};
 use crate::ack::Acks;
+use crate::kafka::codec::Message;
+use crate::kafka::link::TopicLinks;
+use crate::kafka::{
+    KafkaError, KafkaOptions, PRODUCER_DEFAULTS, produce_waiting, report_error, report_log, topics,
+};
 use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError as ClientError;
 use rdkafka::message::Message as _;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// Per topic and partition, the offset to resume from.
+pub type Offsets = Vec<((Arc<str>, i32), i64)>;
+
+/// Where a source's commit point comes from (its ledger of delivery tickets).
+pub trait CommitPoint: Send + Sync {
+    /// The commit point, if it moved since the last call.
+    fn take_commit(&self) -> Option<Offsets>;
+}
 
 /// How long one transactional call may take before it counts as failed (a commit that times out
 /// is tried again, up to [`COMMIT_ATTEMPTS`] times: rides out a broker away for ~20 s, and gives up
@@ -48,62 +43,6 @@ const ABORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Attempts at a commit whose error librdkafka calls retriable.
 const COMMIT_ATTEMPTS: u32 = 3;
-
-/// Per topic and partition, the offset to resume from.
-pub type Offsets = Vec<((Arc<str>, i32), i64)>;
-
-/// Where a source's commit point comes from (its ledger of delivery tickets).
-pub trait CommitPoint: Send + Sync {
-    /// The commit point, if it moved since the last call.
-    fn take_commit(&self) -> Option<Offsets>;
-}
-
-/// The run's transactors, one per cluster (`brokers`) and transactional id.
-#[derive(Default)]
-pub struct Transactions(Mutex<HashMap<(String, String), Arc<Transactor>>>);
-
-impl Transactions {
-    /// A sink with `options` will write through the transactor of its cluster and transactional
-    /// id (called when the sink is built, before anything runs).
-    pub fn add_writer(
-        &self,
-        options: &KafkaOptions,
-        transactional_id: &str,
-        links: Arc<TopicLinks>,
-    ) -> Arc<Transactor> {
-        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let transactor = all
-            .entry((options.brokers().to_string(), transactional_id.to_string()))
-            .or_insert_with(|| {
-                Arc::new(Transactor::new(
-                    options.clone(),
-                    transactional_id.to_string(),
-                    links,
-                ))
-            });
-        transactor.writers.fetch_add(1, Ordering::AcqRel);
-        Arc::clone(transactor)
-    }
-
-    /// The run's first transactor (by cluster and id), if a sink of this run writes in
-    /// transactions: where a source that is not on a cluster keeps its position.
-    pub fn first(&self) -> Option<Arc<Transactor>> {
-        let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        all.iter()
-            .min_by(|a, b| a.0.cmp(b.0))
-            .map(|(_, t)| Arc::clone(t))
-    }
-
-    /// The transactor that writes to the cluster at `brokers`, if a sink of this run does.
-    /// (With several transactional ids on one cluster, the first one by id.)
-    pub fn for_brokers(&self, brokers: &str) -> Option<Arc<Transactor>> {
-        let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        all.iter()
-            .filter(|((b, _), _)| b == brokers)
-            .min_by(|a, b| a.0.cmp(b.0))
-            .map(|(_, t)| Arc::clone(t))
-    }
-}
 
 /// A source whose progress goes into the transactions: a Kafka source's offsets (committed to
 /// its consumer group), or another source's position (kept as a progress mark under its name).
@@ -191,7 +130,11 @@ impl ProducerContext for TxnDeliveries {
 }
 
 impl Transactor {
-    fn new(options: KafkaOptions, transactional_id: String, links: Arc<TopicLinks>) -> Self {
+    pub(super) fn new(
+        options: KafkaOptions,
+        transactional_id: String,
+        links: Arc<TopicLinks>,
+    ) -> Self {
         Transactor {
             options,
             transactional_id,
@@ -204,6 +147,11 @@ impl Transactor {
             started: tokio::sync::Mutex::new(false),
             committed_marks: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// One more sink writes through this transactor (counted at build time).
+    pub(super) fn add_writer(&self) {
+        self.writers.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The topic where progress marks are kept.
@@ -262,12 +210,14 @@ impl Transactor {
         let timeout = self.options.connect_timeout();
         let probe = config.clone();
         let address = bootstrap.clone();
-        tokio::task::spawn_blocking(move || super::wait_for_cluster(&probe, &address, timeout))
-            .await
-            .map_err(|e| KafkaError::TransactionFailed {
-                id: self.transactional_id.clone(),
-                why: format!("connecting: {e}"),
-            })??;
+        tokio::task::spawn_blocking(move || {
+            crate::kafka::wait_for_cluster(&probe, &address, timeout)
+        })
+        .await
+        .map_err(|e| KafkaError::TransactionFailed {
+            id: self.transactional_id.clone(),
+            why: format!("connecting: {e}"),
+        })??;
         if self.options.create_topic {
             let mut single = self.options.clone();
             single.partitions = 1;
@@ -305,19 +255,21 @@ impl Transactor {
         // Fenced and the old transaction aborted: what is committed now is final.
         let mut reader = self
             .options
-            .client_config(&bootstrap, super::CONSUMER_DEFAULTS);
+            .client_config(&bootstrap, crate::kafka::CONSUMER_DEFAULTS);
         reader.set(
             "group.id",
             format!("{}.progress-reader", self.transactional_id),
         );
         let topic = self.progress_topic();
         let wait = self.options.connect_timeout();
-        let marks = tokio::task::spawn_blocking(move || read_progress(&reader, &topic, wait))
-            .await
-            .map_err(|e| KafkaError::TransactionFailed {
-                id: self.transactional_id.clone(),
-                why: format!("reading progress marks: {e}"),
-            })??;
+        let marks = tokio::task::spawn_blocking(move || {
+            super::progress::read_progress(&reader, &topic, wait)
+        })
+        .await
+        .map_err(|e| KafkaError::TransactionFailed {
+            id: self.transactional_id.clone(),
+            why: format!("reading progress marks: {e}"),
+        })??;
         *self
             .committed_marks
             .lock()
@@ -376,7 +328,7 @@ impl Transactor {
                 record = record.timestamp(message.time);
             }
             *written += 1;
-            send(producer, record)
+            produce_waiting(producer, record)
         });
         for mark in acks.marks() {
             let at = state
@@ -565,7 +517,7 @@ impl Transactor {
             let record = BaseRecord::to(&progress)
                 .key(stage.as_bytes())
                 .payload(value.as_bytes());
-            send(producer, record).map_err(|e| match e {
+            produce_waiting(producer, record).map_err(|e| match e {
                 KafkaError::Produce { source, .. } => ("writing progress marks", source),
                 _ => ("writing progress marks", ClientError::Canceled),
             })?;
@@ -629,95 +581,6 @@ impl Transactor {
                 tracing::error!("{e}");
                 break;
             }
-        }
-    }
-}
-
-/// Hands one message to the producer, waiting while its queue is full.
-fn send(
-    producer: &ThreadedProducer<TxnDeliveries>,
-    mut record: BaseRecord<'_, [u8], [u8], ()>,
-) -> Result<(), KafkaError> {
-    loop {
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((ClientError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                record = back;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err((source, back)) => {
-                return Err(KafkaError::Produce {
-                    topic: back.topic.to_string(),
-                    source,
-                });
-            }
-        }
-    }
-}
-
-/// The progress marks committed to `topic` (the last per stage), read with `read_committed`
-/// using `config`. A missing topic means none. Blocking.
-pub fn read_progress(
-    config: &rdkafka::ClientConfig,
-    topic: &str,
-    timeout: Duration,
-) -> Result<BTreeMap<String, i64>, KafkaError> {
-    use rdkafka::consumer::Consumer;
-    let mut config = config.clone();
-    config.set("isolation.level", "read_committed");
-    config.set("enable.partition.eof", "true");
-    config.set("enable.auto.commit", "false");
-    let consumer = super::consumer(&config, "consumer")?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|source| KafkaError::Progress {
-            topic: topic.to_string(),
-            source,
-        })?;
-    let exists = metadata
-        .topics()
-        .iter()
-        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
-    let mut marks = BTreeMap::new();
-    if !exists {
-        return Ok(marks);
-    }
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, 0, Offset::Beginning)
-        .and_then(|()| consumer.assign(&assignment))
-        .map_err(|source| KafkaError::Progress {
-            topic: topic.to_string(),
-            source,
-        })?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(message)) => {
-                let stage = message.key().map(String::from_utf8_lossy);
-                let through = message
-                    .payload()
-                    .and_then(|p| std::str::from_utf8(p).ok())
-                    .and_then(|p| p.parse::<i64>().ok());
-                match (stage, through) {
-                    (Some(stage), Some(through)) => {
-                        marks.insert(stage.into_owned(), through);
-                    }
-                    _ => tracing::warn!(
-                        "{topic}@{}: not a progress mark (key = stage, value = integer); skipped",
-                        message.offset()
-                    ),
-                }
-            }
-            Some(Err(ClientError::PartitionEOF(_))) => return Ok(marks),
-            Some(Err(e)) => tracing::warn!("reading {topic}: {e} (retrying)"),
-            None => {}
-        }
-        if Instant::now() >= deadline {
-            return Err(KafkaError::Progress {
-                topic: topic.to_string(),
-                source: ClientError::Global(RDKafkaErrorCode::OperationTimedOut),
-            });
         }
     }
 }

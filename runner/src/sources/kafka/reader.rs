@@ -1,0 +1,180 @@
+//! The read loop's per-message work: decoding messages into records, dropping those stamped
+//! too far in the future, and tracking each partition's position, latest event time and
+//! idleness, from which the source's watermark comes.
+
+use crate::kafka::codec::Decoder;
+use crate::record::{BatchBuilder, Millis};
+use crate::sources::checkpoint::Partition;
+use crate::stage::StageMetrics;
+use crate::time::now_millis;
+use rdkafka::message::{BorrowedMessage, Message};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Bad messages logged one by one before the rest are only counted.
+pub(super) const LOGGED_BAD_MESSAGES: u64 = 10;
+
+/// The shortest silence after which a partition that never reported its end stops holding the
+/// watermark back.
+const QUIET_WITHOUT_END: Duration = Duration::from_secs(30);
+
+/// Per-partition reading state.
+#[derive(Debug)]
+pub(super) struct PartitionState {
+    /// When a message last came (or the partition was assigned).
+    pub(super) last_activity: Instant,
+    /// Warned that it went quiet without reporting its end.
+    pub(super) warned_quiet: bool,
+    /// The offset after the last record read (where a restart would resume).
+    pub(super) next_offset: i64,
+    /// Latest event time read.
+    pub(super) latest: Option<Millis>,
+    /// Since when it has been read to its end with nothing new (None while data flows).
+    pub(super) idle_since: Option<Instant>,
+    /// Read from since the last batch was sent.
+    pub(super) touched: bool,
+}
+
+impl Default for PartitionState {
+    fn default() -> Self {
+        PartitionState {
+            last_activity: Instant::now(),
+            warned_quiet: false,
+            next_offset: 0,
+            latest: None,
+            idle_since: None,
+            touched: false,
+        }
+    }
+}
+
+/// Decodes messages and tracks partitions.
+pub(super) struct Reader<'a> {
+    pub(super) decoder: Decoder,
+    /// Every assigned partition (a handful: found by a scan, no allocation per message).
+    pub(super) partitions: Vec<(Partition, PartitionState)>,
+    pub(super) bad_messages: u64,
+    /// Messages dropped for a timestamp past `future_limit`.
+    pub(super) future_messages: u64,
+    /// The latest believable event time (the clock plus `future_tolerance`), set per poll round.
+    pub(super) future_limit: Millis,
+    pub(super) path: &'a str,
+    pub(super) metrics: &'a StageMetrics,
+}
+
+impl Reader<'_> {
+    /// Decodes `message` into `out` and notes how far its partition has been read.
+    pub(super) fn take(&mut self, message: &BorrowedMessage<'_>, out: &mut BatchBuilder) {
+        let time = message.timestamp().to_millis().unwrap_or_else(now_millis);
+        let believable = time <= self.future_limit;
+        if !believable {
+            // A clock years ahead would drag the watermark along: drop the message, count it.
+            self.future_messages += 1;
+            self.metrics.add_dropped(1);
+            if self.future_messages <= LOGGED_BAD_MESSAGES {
+                tracing::warn!(
+                    "{}: dropped message {}/{}@{}: its timestamp {time} is more than \
+                     `future_tolerance` past the clock",
+                    self.path,
+                    message.topic(),
+                    message.partition(),
+                    message.offset()
+                );
+            }
+        } else if let Err(why) = self
+            .decoder
+            .decode(message.payload(), message.key(), time, out)
+        {
+            self.bad_messages += 1;
+            self.metrics.add_dropped(1);
+            if self.bad_messages <= LOGGED_BAD_MESSAGES {
+                tracing::warn!(
+                    "{}: skipped message {}/{}@{}: {why}",
+                    self.path,
+                    message.topic(),
+                    message.partition(),
+                    message.offset()
+                );
+            }
+        }
+        let (partition, topic) = (message.partition(), message.topic());
+        let index = match self
+            .partitions
+            .iter()
+            .position(|((t, p), _)| *p == partition && &**t == topic)
+        {
+            Some(i) => i,
+            None => {
+                self.partitions
+                    .push(((Arc::from(topic), partition), PartitionState::default()));
+                self.partitions.len() - 1
+            }
+        };
+        let state = &mut self.partitions[index].1;
+        state.next_offset = message.offset() + 1;
+        if believable {
+            state.latest = Some(state.latest.map_or(time, |t| t.max(time)));
+        }
+        state.idle_since = None;
+        state.last_activity = Instant::now();
+        state.touched = true;
+    }
+
+    /// The partitions read from since the last call, each with the offset after its last record.
+    pub(super) fn take_touched(&mut self) -> Vec<(Partition, i64)> {
+        self.partitions
+            .iter_mut()
+            .filter(|(_, state)| state.touched)
+            .map(|(partition, state)| {
+                state.touched = false;
+                (partition.clone(), state.next_offset)
+            })
+            .collect()
+    }
+
+    pub(super) fn reached_end(&mut self, partition: i32) {
+        // The event names only the partition number; with several topics, each topic's partition
+        // of that number is marked (a partition that still has data clears it at its next record).
+        let now = Instant::now();
+        for ((_, p), state) in &mut self.partitions {
+            if *p == partition {
+                state.idle_since.get_or_insert(now);
+            }
+        }
+    }
+
+    /// The oldest latest-event-time among the partitions that are not idle (read to their end,
+    /// or sent nothing at all, for `idle_timeout`); when every partition is idle, the newest. A
+    /// partition that goes quiet without reporting its end is named in a warning once, and stops
+    /// holding the watermark back (else its silence would keep every window open and growing).
+    pub(super) fn watermark(&mut self, idle_timeout: Duration) -> Option<Millis> {
+        // Without an end report, silence is only believed after much longer: a partition whose
+        // records wait behind a busy pipeline must not have them turned late.
+        let silent_for = (idle_timeout * 6).max(QUIET_WITHOUT_END);
+        for ((topic, partition), state) in &mut self.partitions {
+            let quiet = state.last_activity.elapsed() >= silent_for;
+            if quiet && state.idle_since.is_none() && !state.warned_quiet {
+                state.warned_quiet = true;
+                tracing::warn!(
+                    "{}: {topic}/{partition} sent nothing for {silent_for:?} and reported no \
+                     end; it no longer holds the watermark back",
+                    self.path
+                );
+            }
+            if !quiet {
+                state.warned_quiet = false;
+            }
+        }
+        let active = |p: &&PartitionState| {
+            p.last_activity.elapsed() < silent_for
+                && p.idle_since.is_none_or(|t| t.elapsed() < idle_timeout)
+        };
+        let states = || self.partitions.iter().map(|(_, state)| state);
+        let mut holding = states().filter(active).peekable();
+        if holding.peek().is_some() {
+            holding.map(|p| p.latest).min().flatten()
+        } else {
+            states().filter_map(|p| p.latest).max()
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! Exactly once through the real binary and the real protocol: the counting job and the loader
+//! killed or stopped at random moments and restarted, recounted independently from the CSV file;
+//! and Kafka transactions on weir's broker (committed, aborted, abandoned by a dead producer).
+
+mod common;
+
+use common::kafka::{broker, read_topic, seeded};
+use common::*;
+use rdkafka::ClientConfig;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const SAMPLE: &str = "data/user_log_sample.csv";
+
+/// Expected counts per (window start, gender) for the loader fixture's event times.
+fn expected_windows(csv: &Path) -> BTreeMap<(i64, String), u64> {
+    let start = 1_447_200_000_000i64; // 2015-11-11T00:00:00Z
+    let text = std::fs::read_to_string(csv).unwrap();
+    let mut windows = BTreeMap::new();
+    for (n, line) in text.lines().skip(1).enumerate() {
+        let gender = line.split(',').nth(9).unwrap().to_string();
+        let window = (start + n as i64 * 100).div_euclid(1000) * 1000;
+        *windows.entry((window, gender)).or_insert(0) += 1;
+    }
+    windows
+}
+
+/// Window results written as JSON records: per (window start, gender), every count written.
+fn written_windows(bootstrap: &str) -> BTreeMap<(i64, String), Vec<u64>> {
+    let mut windows: BTreeMap<(i64, String), Vec<u64>> = BTreeMap::new();
+    for (_, value) in read_topic(bootstrap, "result") {
+        let r: serde_json::Value = serde_json::from_str(&value).unwrap();
+        let key = (
+            r["window_start"].as_i64().unwrap(),
+            r["gender"].as_str().unwrap().to_string(),
+        );
+        windows
+            .entry(key)
+            .or_default()
+            .push(r["count"].as_u64().unwrap());
+    }
+    windows
+}
+
+fn start_counter(dir: &Path, bootstrap: &str, name: &str) -> Background {
+    let mut count = weir();
+    count
+        .args(["run", "tests/fixtures/count_sex.toml"])
+        .env("BROKERS", bootstrap)
+        .env("GROUP", "chaos")
+        .env("RESULT_CODEC", "json");
+    Background::start(
+        count,
+        &dir.join(format!("{name}.out")),
+        &dir.join(format!("{name}.log")),
+    )
+}
+
+/// The counting job on durable broker storage, stopped with `signal` at `stops` random moments
+/// while the log is loaded and restarted each time, then run until its last closed window is out.
+/// Topic `result`, read with read_committed, must hold every window's true count (recounted from
+/// the CSV file, not taken from the job) exactly once.
+fn chaos(signal: &str, stops: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, bootstrap) = broker(dir.path(), "sqlite://broker.db");
+    let (seed, mut random) = seeded();
+    let csv = repo().join(SAMPLE);
+    let mut load = weir();
+    load.args(["run", "tests/fixtures/load_sex.toml"])
+        .env("BROKERS", &bootstrap)
+        .env("CSV", &csv)
+        .env("RATE", "500");
+    let loader = Background::start(
+        load,
+        &dir.path().join("load.out"),
+        &dir.path().join("load.log"),
+    );
+    for n in 0..stops {
+        let counter = start_counter(dir.path(), &bootstrap, &format!("run{n}"));
+        std::thread::sleep(Duration::from_millis(300 + random(1500)));
+        let (status, log) = counter.signal(signal);
+        if signal == "TERM" {
+            assert!(status.success(), "seed {seed}, run {n}: {log}");
+        }
+    }
+    let (status, log) = loader.wait(Duration::from_secs(120));
+    assert!(status.success(), "{log}");
+
+    let expected_all = expected_windows(&csv);
+    // The last window stays open: no later record closes it.
+    let last = expected_all.keys().map(|(w, _)| *w).max().unwrap();
+    let expected: BTreeMap<_, _> = expected_all
+        .into_iter()
+        .filter(|((w, _), _)| *w < last)
+        .collect();
+    let last_closed = last - 1000;
+    let last_run = start_counter(dir.path(), &bootstrap, "last");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !written_windows(&bootstrap)
+        .keys()
+        .any(|(w, _)| *w == last_closed)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "seed {seed}: the last run did not catch up"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (status, log) = last_run.signal("TERM");
+    assert!(status.success(), "{log}");
+
+    let written = written_windows(&bootstrap);
+    let missing: Vec<_> = expected
+        .keys()
+        .filter(|k| !written.contains_key(*k))
+        .collect();
+    let conflicting: Vec<_> = written
+        .iter()
+        .filter(|(key, counts)| counts.iter().any(|c| expected.get(*key) != Some(c)))
+        .collect();
+    let duplicates: usize = written.values().map(|c| c.len() - 1).sum();
+    let complete = expected
+        .iter()
+        .filter(|(key, count)| written.get(*key).is_some_and(|c| c == &vec![**count]))
+        .count();
+    eprintln!(
+        "chaos ({signal} x {stops}, seed {seed}): expected {} windows, complete {complete}, \
+         missing {}, conflicting {}, duplicates {duplicates}",
+        expected.len(),
+        missing.len(),
+        conflicting.len()
+    );
+    assert!(
+        missing.is_empty() && conflicting.is_empty() && duplicates == 0,
+        "seed {seed}: missing {missing:?}, conflicting {conflicting:?}, duplicates {duplicates}"
+    );
+    assert_eq!(complete, expected.len());
+}
+
+#[test]
+fn the_loader_killed_at_random_moments_puts_each_row_into_sex_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, bootstrap) = broker(dir.path(), "sqlite://broker.db");
+    let (seed, mut random) = seeded();
+    let csv = repo().join(SAMPLE);
+    let loader = |name: &str| {
+        let mut load = weir();
+        load.args(["run", "tests/fixtures/load_sex.toml"])
+            .env("BROKERS", &bootstrap)
+            .env("CSV", &csv)
+            .env("RATE", "2000");
+        Background::start(
+            load,
+            &dir.path().join(format!("{name}.out")),
+            &dir.path().join(format!("{name}.log")),
+        )
+    };
+    for n in 0..5 {
+        let run = loader(&format!("load{n}"));
+        std::thread::sleep(Duration::from_millis(400 + random(1500)));
+        run.signal("KILL");
+    }
+    let (status, log) = loader("last").wait(Duration::from_secs(60));
+    assert!(status.success(), "{log}");
+    // Every row's gender digit, once, in file order: recounted from the file itself.
+    let genders: Vec<String> = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').nth(9).unwrap().to_string())
+        .collect();
+    let sex: Vec<String> = read_topic(&bootstrap, "sex")
+        .into_iter()
+        .map(|(_, value)| value)
+        .collect();
+    assert_eq!(sex.len(), genders.len(), "seed {seed}: {log}");
+    assert!(
+        sex == genders,
+        "seed {seed}: `sex` differs from the file's rows"
+    );
+}
+
+#[test]
+fn killed_20_times_with_sigkill_each_window_is_written_once_with_its_true_count() {
+    chaos("KILL", 20);
+}
+
+#[test]
+fn stopped_20_times_with_sigterm_each_window_is_written_once_with_its_true_count() {
+    chaos("TERM", 20);
+}
+
+/// Creates `topic` with one partition.
+fn create_topic(bootstrap: &str, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let results = runtime
+        .block_on(admin.create_topics(
+            &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ))
+        .unwrap();
+    for result in results {
+        result.unwrap();
+    }
+}
+
+#[test]
+fn transactions_committed_aborted_or_left_open_by_a_dead_producer_read_committed_sees_each_committed_record_once()
+ {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, bootstrap) = broker(dir.path(), "memory://");
+    create_topic(&bootstrap, "txn");
+    // A random sequence of transactions, committed or aborted; the seed is printed for replay.
+    let (seed, mut next) = seeded();
+    let transactional = || -> ThreadedProducer<DefaultProducerContext> {
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("transactional.id", "weir-test-txn")
+            .set("enable.idempotence", "true")
+            .create()
+            .unwrap();
+        producer.init_transactions(Duration::from_secs(30)).unwrap();
+        producer
+    };
+    let mut producer = transactional();
+    let mut committed = Vec::new();
+    let mut aborted = 0;
+    for txn in 0..12 {
+        producer.begin_transaction().unwrap();
+        let commit = next(3) != 0;
+        let mut values = Vec::new();
+        for i in 0..1 + next(40) {
+            let value = format!("t{txn}-m{i}-{}", if commit { "commit" } else { "abort" });
+            producer
+                .send(BaseRecord::<(), _>::to("txn").payload(&value))
+                .map_err(|(e, _)| e)
+                .unwrap();
+            values.push(value);
+        }
+        // Aborted records are on the broker before the abort (librdkafka would otherwise drop
+        // them unsent), so only the broker's read_committed answer can hide them.
+        producer.flush(Duration::from_secs(30)).unwrap();
+        if commit {
+            producer
+                .commit_transaction(Duration::from_secs(30))
+                .unwrap();
+            committed.extend(values);
+        } else if next(2) == 0 {
+            producer.abort_transaction(Duration::from_secs(30)).unwrap();
+            aborted += values.len();
+        } else {
+            // A producer that dies mid-transaction: its successor with the same transactional
+            // id fences it, and the broker aborts what it left open.
+            std::mem::forget(producer);
+            producer = transactional();
+            aborted += values.len();
+        }
+    }
+    // librdkafka's consumers read with isolation.level = read_committed unless told otherwise.
+    let seen: Vec<String> = read_topic(&bootstrap, "txn")
+        .into_iter()
+        .map(|(_, value)| value)
+        .collect();
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for v in &seen {
+        *counts.entry(v.as_str()).or_default() += 1;
+    }
+    let from_aborted: Vec<&String> = seen.iter().filter(|v| v.ends_with("abort")).collect();
+    let duplicates: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    let missing: Vec<&String> = committed
+        .iter()
+        .filter(|v| !counts.contains_key(v.as_str()))
+        .collect();
+    assert!(
+        from_aborted.is_empty() && duplicates.is_empty() && missing.is_empty(),
+        "seed {seed}: {} committed, {aborted} aborted; read_committed saw {} records: \
+         {} from aborted transactions {from_aborted:?}, duplicates {duplicates:?}, missing {missing:?}",
+        committed.len(),
+        seen.len(),
+        from_aborted.len()
+    );
+    assert_eq!(
+        seen, committed,
+        "seed {seed}: committed records in the order they were sent"
+    );
+}

@@ -1,0 +1,84 @@
+//! Kafka helpers for the integration tests: a `weir broker` on a free port, reading a topic back
+//! with read_committed, and the seeded random numbers of the chaos tests.
+
+use super::{Background, free_port, weir};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// `weir broker` on a free port; returns it with its address.
+pub fn broker(dir: &Path, storage: &str) -> (Background, String) {
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let mut cmd = weir();
+    cmd.args(["broker", "--listen", &address, "--storage", storage])
+        .current_dir(dir);
+    let broker = Background::start(cmd, &dir.join("broker.out"), &dir.join("broker.log"));
+    wait_for_port(port);
+    (broker, address)
+}
+
+pub fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on port {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every message of `topic` (one partition), read by an rdkafka consumer of our own with
+/// `isolation.level = read_committed`: each message's timestamp and value.
+pub fn read_topic(bootstrap: &str, topic: &str) -> Vec<(i64, String)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "test-reader")
+        .set("enable.partition.eof", "true")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut messages = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) => messages.push((
+                m.timestamp().to_millis().unwrap_or(-1),
+                String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap(),
+            )),
+            Some(Err(KafkaError::PartitionEOF(_))) => return messages,
+            _ => {}
+        }
+    }
+    panic!("did not reach the end of {topic} within 30 s");
+}
+
+/// A seeded xorshift generator; the seed comes from `WEIR_TEST_SEED` or the clock and is printed
+/// so a failing run can be replayed.
+pub fn seeded() -> (u64, impl FnMut(u64) -> u64) {
+    let seed = std::env::var("WEIR_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    println!("WEIR_TEST_SEED={seed}");
+    let mut state = seed;
+    (seed, move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    })
+}
