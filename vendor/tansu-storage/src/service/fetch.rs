@@ -117,6 +117,10 @@ use crate::{Error, Result, Storage, Topition};
 /// # Ok(())
 /// # }
 /// ```
+/// weir patch: how often a fetch that has not yet reached its `min_bytes` looks for new data
+/// while it waits (up to the request's `max_wait_ms`).
+const POLL_STEP: Duration = Duration::from_millis(5);
+
 #[derive(Clone, Copy, Debug, Default, Eq, Hash, Ord, PartialEq, PartialOrd)]
 pub struct FetchService;
 
@@ -335,7 +339,9 @@ impl FetchService {
                     responses.push(fetch_response);
                 }
 
-                bytes += u32::try_from(responses.byte_size())?;
+                // weir patch: each pass fetches again from the same offsets, so the answer's size
+                // is this pass's, not a sum over passes.
+                bytes = u32::try_from(responses.byte_size())?;
 
                 let now = Instant::now();
                 elapsed = now.duration_since(start);
@@ -350,12 +356,16 @@ impl FetchService {
                     ?min_bytes
                 );
 
-                sleep(if remaining.as_millis() >= 250 {
-                    remaining / 2
-                } else {
-                    remaining
-                })
-                .await;
+                // weir patch: answer as soon as the fetch has its minimum; while it has not, look
+                // again every POLL_STEP instead of sleeping through half or all of max_wait. The
+                // loop used to sleep the rest of max_wait after every fetch, data or not, which
+                // capped a consumer at one answer (at most max_bytes) per max_wait and delayed
+                // new data by up to max_wait.
+                if bytes >= min_bytes.max(1) || remaining.is_zero() {
+                    break;
+                }
+
+                sleep(remaining.min(POLL_STEP)).await;
 
                 iteration += 1;
             }
