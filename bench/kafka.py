@@ -59,17 +59,27 @@ def wait_for_port(port):
     sys.exit(f"nothing listens on {port}")
 
 
+STANDALONE_TANSU = os.path.expanduser("~/.cache/weir/tansu-standalone/tansu")
+
+
 class Broker:
-    """A fresh `weir broker` (in-memory) for one measurement."""
+    """A fresh broker for one measurement: `weir broker` in memory by default; `storage` another
+    storage URL; `standalone` the rig's own tansu binary (bench/peers.sh --setup fetches it)."""
+
+    def __init__(self, storage="memory://", standalone=False, port=None):
+        self.storage = storage
+        self.standalone = standalone
+        self.port = port or free_port()
 
     def __enter__(self):
-        self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [WEIR, "-q", "broker", "--listen", self.address],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        if self.standalone:
+            url = f"tcp://{self.address}"
+            cmd = [STANDALONE_TANSU, "broker", "--listener-url", url,
+                   "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
+        else:
+            cmd = [WEIR, "-q", "broker", "--listen", self.address, "--storage", self.storage]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port)
         return self
 
@@ -131,6 +141,39 @@ def restart_after_kill(csv):
     if not line.startswith("{"):
         sys.exit(f"unexpected first line after the restart: {line!r}")
     return took
+
+
+def ceiling(address, rows, *extra):
+    """One run of the raw Rust client (`kafka_ceiling`); its JSON line as a dict."""
+    out = subprocess.run(
+        [CEILING, address, str(rows), *extra], capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def durable(rows):
+    """The `sqlite://` broker with `rows` stored one-byte messages: fill it, restart the broker
+    (so the reads come from the file), then read everything back with weir's consumer settings
+    and with librdkafka's own defaults (time to the first message and rate)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        storage = f"sqlite:///{tmp}/broker.db"
+        port = free_port()
+        with Broker(storage, port=port) as b:
+            filled = ceiling(b.address, rows, "produce")
+        result = {"rows": rows, "produce_per_s": round(filled["produce_per_s"])}
+        with Broker(storage, port=port) as b:
+            weir_read = ceiling(b.address, rows, "consume")
+        with Broker(storage, port=port) as b:
+            default_read = ceiling(b.address, rows, "consume", "--defaults=librdkafka")
+        result["weir_settings"] = {
+            "consume_per_s": round(weir_read["consume_per_s"]),
+            "first_message_s": weir_read["first_message_s"],
+        }
+        result["librdkafka_defaults"] = {
+            "consume_per_s": round(default_read["consume_per_s"]),
+            "first_message_s": default_read["first_message_s"],
+        }
+        return result
 
 
 def first_result():

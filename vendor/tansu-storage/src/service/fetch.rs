@@ -158,8 +158,16 @@ impl FetchService {
 
         let mut offset = fetch_partition.fetch_offset;
 
+        // weir patch: a partition's answer is bounded by the request's partition_max_bytes (a
+        // client's max.partition.fetch.bytes) as well as by what is left of max_bytes; the crate
+        // ignored it, so a default client's first answer waited for 5 MiB of stored records.
+        let mut partition_bytes = u32::try_from(fetch_partition.partition_max_bytes)
+            .ok()
+            .filter(|limit| *limit > 0)
+            .map_or(*max_bytes, |limit| limit.min(*max_bytes));
+
         loop {
-            if *max_bytes == 0 {
+            if partition_bytes == 0 {
                 break;
             }
 
@@ -167,13 +175,14 @@ impl FetchService {
 
             let mut fetched = ctx
                 .state()
-                .fetch(&tp, offset, min_bytes, *max_bytes, isolation)
+                .fetch(&tp, offset, min_bytes, partition_bytes, isolation)
                 .await
                 .inspect(|r| debug!(?tp, ?offset, ?r))
                 .inspect_err(|error| error!(?tp, ?error))?;
 
-            *max_bytes =
-                u32::try_from(fetched.byte_size()).map(|bytes| max_bytes.saturating_sub(bytes))?;
+            let size = u32::try_from(fetched.byte_size())?;
+            *max_bytes = max_bytes.saturating_sub(size);
+            partition_bytes = partition_bytes.saturating_sub(size).min(*max_bytes);
 
             offset += fetched
                 .iter()

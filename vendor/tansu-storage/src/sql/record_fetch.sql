@@ -14,7 +14,12 @@
 -- limitations under the License.
 
 -- prepare record_fetch (text, text, integer, integer, integer, integer) as
-with sized as (
+-- weir patch: the records from the fetch offset in offset order (the primary key's), at most
+-- ($5 / 8 + 1) of them, as a record costs at least 8 bytes on the wire. Column 5 is a record's
+-- size, key and value plus those 8 bytes; the reader stops once the sizes before a record reach
+-- $5 (Delegate::fetch in lite.rs). The crate summed sizes with a window function over every
+-- record up to the high watermark, sorting all of them, for each fetch, and counted only key and
+-- value, so one-byte messages made answers of millions of records.
 select
 
 r.offset_id,
@@ -22,7 +27,7 @@ r.attributes,
 r.timestamp,
 r.k,
 r.v,
-sum(coalesce(length(r.k), 0) + coalesce(length(r.v), 0)) over (order by r.offset_id) as bytes,
+8 + coalesce(length(r.k), 0) + coalesce(length(r.v), 0) as size,
 r.producer_id,
 r.producer_epoch
 
@@ -39,6 +44,7 @@ c.name = $1
 and t.name = $2
 and tp.partition = $3
 and r.offset_id >= $4
-and r.offset_id < $6)
+and r.offset_id < $6
 
-select * from sized where bytes < $5;
+order by r.offset_id
+limit $5 / 8 + 1;
