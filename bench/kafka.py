@@ -60,6 +60,10 @@ def wait_for_port(port):
 
 
 STANDALONE_TANSU = os.path.expanduser("~/.cache/weir/tansu-standalone/tansu")
+# confluent-kafka (librdkafka with its own defaults) for the durable-storage reads: the peers'
+# virtualenv, made by `bash bench/peers.sh --setup`.
+PEERS_PYTHON = os.path.join(
+    os.environ.get("PEERS_VENV", os.path.expanduser("~/.cache/weir/peers-venv")), "bin", "python")
 
 
 class Broker:
@@ -153,8 +157,9 @@ def ceiling(address, rows, *extra):
 
 def durable(rows):
     """The `sqlite://` broker with `rows` stored one-byte messages: fill it, restart the broker
-    (so the reads come from the file), then read everything back with weir's consumer settings
-    and with librdkafka's own defaults (time to the first message and rate)."""
+    (so the reads come from the file), then read everything back with the raw Rust loop on weir's
+    consumer settings, and with a confluent-kafka consumer on librdkafka's own defaults (time from
+    creating the consumer to its first message, and rate)."""
     with tempfile.TemporaryDirectory() as tmp:
         storage = f"sqlite:///{tmp}/broker.db"
         port = free_port()
@@ -164,7 +169,11 @@ def durable(rows):
         with Broker(storage, port=port) as b:
             weir_read = ceiling(b.address, rows, "consume")
         with Broker(storage, port=port) as b:
-            default_read = ceiling(b.address, rows, "consume", "--defaults=librdkafka")
+            default_read = json.loads(subprocess.run(
+                [PEERS_PYTHON, os.path.join(ROOT, "bench", "default_consumer.py"), b.address,
+                 "ceiling", str(rows)],
+                capture_output=True, text=True, check=True,
+            ).stdout.strip().splitlines()[-1])
         result["weir_settings"] = {
             "consume_per_s": round(weir_read["consume_per_s"]),
             "first_message_s": weir_read["first_message_s"],

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::kafka::{broker, read_topic, seeded};
+use common::kafka::{broker, create_topic, read_topic, seeded};
 use common::*;
 use rdkafka::ClientConfig;
 use std::collections::BTreeMap;
@@ -189,29 +189,6 @@ fn killed_20_times_with_sigkill_each_window_is_written_once_with_its_true_count(
 #[test]
 fn stopped_20_times_with_sigterm_each_window_is_written_once_with_its_true_count() {
     chaos("TERM", 20);
-}
-
-/// Creates `topic` with one partition.
-fn create_topic(bootstrap: &str, topic: &str) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let results = runtime
-        .block_on(admin.create_topics(
-            &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        ))
-        .unwrap();
-    for result in results {
-        result.unwrap();
-    }
 }
 
 #[test]

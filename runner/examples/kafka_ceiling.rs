@@ -22,7 +22,6 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
 use weir::kafka::{CONSUMER_DEFAULTS, PRODUCER_DEFAULTS};
 
-
 fn config(bootstrap: &str, defaults: &[(&str, &str)]) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", bootstrap);
@@ -135,8 +134,7 @@ fn main() {
     if fill {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
-            let admin: AdminClient<DefaultClientContext> =
-                config(bootstrap, &[]).create().unwrap();
+            let admin: AdminClient<DefaultClientContext> = config(bootstrap, &[]).create().unwrap();
             admin
                 .create_topics(
                     &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],

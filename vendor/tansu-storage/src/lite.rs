@@ -2360,6 +2360,11 @@ impl Storage for Delegate {
             max_bytes
         );
 
+        // weir patch: one read takes at most READ_AT_ONCE bytes of records, so that the caller
+        // (FetchService) can answer after GATHER_FOR instead of waiting for a whole max_bytes.
+        const READ_AT_ONCE: u32 = 256 * 1024;
+        let max_bytes = max_bytes.min(READ_AT_ONCE);
+
         let c = self.connection().await?;
 
         // weir patch: read the records first, up to about max_bytes of them (record_fetch.sql),
