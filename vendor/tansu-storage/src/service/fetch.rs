@@ -161,21 +161,13 @@ impl FetchService {
 
         let mut offset = fetch_partition.fetch_offset;
 
-        // weir patch: a partition's answer is bounded by the request's partition_max_bytes (a
-        // client's max.partition.fetch.bytes) as well as by what is left of max_bytes; the crate
-        // ignored it, so a default client's first answer waited for 5 MiB of stored records.
-        let mut partition_bytes = u32::try_from(fetch_partition.partition_max_bytes)
-            .ok()
-            .filter(|limit| *limit > 0)
-            .map_or(*max_bytes, |limit| limit.min(*max_bytes));
-
         let started = Instant::now();
 
         loop {
             // weir patch: stop gathering once GATHER_FOR has gone by, so that a slow storage
             // engine (sqlite reads a few hundred thousand records a second) answers in bounded
             // time with what it has; a fast one fills the whole budget well within it.
-            if partition_bytes == 0 || (!batches.is_empty() && started.elapsed() >= GATHER_FOR) {
+            if *max_bytes == 0 || (!batches.is_empty() && started.elapsed() >= GATHER_FOR) {
                 break;
             }
 
@@ -183,14 +175,13 @@ impl FetchService {
 
             let mut fetched = ctx
                 .state()
-                .fetch(&tp, offset, min_bytes, partition_bytes, isolation)
+                .fetch(&tp, offset, min_bytes, *max_bytes, isolation)
                 .await
                 .inspect(|r| debug!(?tp, ?offset, ?r))
                 .inspect_err(|error| error!(?tp, ?error))?;
 
-            let size = u32::try_from(fetched.byte_size())?;
-            *max_bytes = max_bytes.saturating_sub(size);
-            partition_bytes = partition_bytes.saturating_sub(size).min(*max_bytes);
+            *max_bytes =
+                u32::try_from(fetched.byte_size()).map(|bytes| max_bytes.saturating_sub(bytes))?;
 
             offset += fetched
                 .iter()
