@@ -16,7 +16,9 @@ Builds weir and the `kafka_ceiling` example in release mode, generates a user lo
      window on stdout;
   5. the guarantee's cost: step 1 again with `kafka.guarantee = "at-least-once"` (step 1 runs with
      the default, exactly once: transactions every 200 ms);
-  6. restart after kill -9: the counting job (tests/fixtures/count_sex.toml) on a separate
+  6. the standalone tansu binary's ceilings with the same loop, and a `sqlite://` broker with N
+     stored messages read back (durable(), below);
+  7. restart after kill -9: the counting job (tests/fixtures/count_sex.toml) on a separate
      `weir broker` while a loader writes 100 rows/s, killed with SIGKILL once it has printed
      results, restarted at once: time from the restart's launch to its first new window on stdout
      (a read_committed reader of `result` sees it at the next commit, up to 200 ms later).
@@ -220,6 +222,7 @@ def main():
             check=True,
         )
         embedded, at_least_once, aside, ceilings, firsts, restarts = [], [], [], [], [], []
+        standalone = []
         for _ in range(args.runs):
             embedded.append(pipeline(csv, ["--set", f"kafka.embedded.listen=127.0.0.1:{free_port()}"]))
             at_least_once.append(pipeline(csv, [
@@ -230,11 +233,11 @@ def main():
             with Broker() as b:
                 aside.append(pipeline(csv, ["--set", f"kafka.brokers={b.address}"]))
             with Broker() as b:
-                out = subprocess.run(
-                    [CEILING, b.address, str(args.rows)], capture_output=True, text=True, check=True
-                ).stdout
-                ceilings.append(json.loads(out.strip().splitlines()[-1]))
+                ceilings.append(ceiling(b.address, args.rows))
+            with Broker(standalone=True) as b:
+                standalone.append(ceiling(b.address, args.rows))
             firsts.append(first_result())
+        stored = durable(args.rows)
 
     rows = args.rows
     best_embedded = min(w for w, _ in embedded)
@@ -255,6 +258,15 @@ def main():
     print(f"| pipeline, separate broker: wall | {best_aside:.2f} s = {rows / best_aside:,.0f} events/s |")
     print(f"| broker ceiling, produce (acknowledged) | {produce:,.0f} msg/s |")
     print(f"| broker ceiling, consume | {consume:,.0f} msg/s |")
+    print(f"| standalone tansu binary, produce / consume (same loop) | "
+          f"{max(c['produce_per_s'] for c in standalone):,.0f} / "
+          f"{max(c['consume_per_s'] for c in standalone):,.0f} msg/s |")
+    print(f"| `sqlite://`, {stored['rows']:,} stored: produce | {stored['produce_per_s']:,} msg/s |")
+    for label, key in (("weir's consumer settings", "weir_settings"),
+                       ("librdkafka's defaults (confluent-kafka)", "librdkafka_defaults")):
+        r = stored[key]
+        print(f"| `sqlite://` read back, {label} | {r['consume_per_s']:,} msg/s, "
+              f"first message after {r['first_message_s']:.3f} s |")
     print(f"| broker ceiling, produce then consume each message | {sequential:,.0f} msg/s |")
     print(f"| pipeline / consume ceiling | {weir_rate / consume:.0%} |")
     print(f"| pipeline / produce-then-consume ceiling | {weir_rate / sequential:.0%} |")
