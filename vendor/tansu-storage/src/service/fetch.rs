@@ -29,6 +29,13 @@ use tracing::{debug, error, instrument};
 
 use crate::{Error, Result, Storage, Topition};
 
+/// weir patch: how often a fetch that has not yet reached its `min_bytes` looks for new data
+/// while it waits (up to the request's `max_wait_ms`).
+const POLL_STEP: Duration = Duration::from_millis(5);
+
+/// weir patch: how long a fetch keeps reading a partition once it has some of its records.
+const GATHER_FOR: Duration = Duration::from_millis(50);
+
 /// A [`Service`] using [`Storage`] as [`Context`] taking [`FetchRequest`] returning [`FetchResponse`].
 /// ```
 /// use rama::{Context, Layer as _, Service as _, layer::MapStateLayer};
@@ -117,13 +124,6 @@ use crate::{Error, Result, Storage, Topition};
 /// # Ok(())
 /// # }
 /// ```
-/// weir patch: how often a fetch that has not yet reached its `min_bytes` looks for new data
-/// while it waits (up to the request's `max_wait_ms`).
-const POLL_STEP: Duration = Duration::from_millis(5);
-
-/// weir patch: how long a fetch keeps reading a partition once it has some of its records.
-const GATHER_FOR: Duration = Duration::from_millis(50);
-
 #[derive(Clone, Copy, Debug, Default, Eq, Hash, Ord, PartialEq, PartialOrd)]
 pub struct FetchService;
 
