@@ -8,7 +8,8 @@ tables come from its output:
   c. the tutorial job through Kafka (bench/kafka.py's measurements) on 1 and 3 partitions, next
      to the broker's produce and consume ceilings; start -> first result; peak RSS;
   d. window close -> dashboard client latency at 1,000 and 10,000 clients, without and with 10 %
-     of them stalled, three runs each (bench/dashboard.sh);
+     of them stalled, three runs each, and the kernel's floor for as many plain loopback
+     connections (bench/dashboard.sh);
   e. the peers on the peer rig (bench/peers.sh): plain Python, quixstreams, bytewax, Spark and
      weir, 1 partition, then 3 partitions for correctness.
 
@@ -98,7 +99,9 @@ def dashboard(summary, quick):
         env=dict(os.environ, RUNS="1" if quick else "3"),
     )
     summary.pop("dashboard_1000_clients", None)
-    summary["dashboard"] = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    summary["dashboard"] = [line for line in lines if not line.get("floor")]
+    summary["dashboard_floor"] = [line for line in lines if line.get("floor")]
     summary["dashboard_date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 
 
@@ -157,7 +160,7 @@ def main():
             os.remove(os.path.join(RESULTS, old))
     subprocess.run(
         ["cargo", "build", "--release", "-q", "-p", "weir", "--bin", "weir",
-         "--example", "csv_baseline", "--example", "kafka_ceiling", "--example", "dashboard_load"],
+         "--example", "csv_baseline", "--example", "kafka_ceiling", "--example", "dashboard_load", "--example", "fanout_floor"],
         cwd=ROOT, check=True,
     )
     subprocess.run(["bash", os.path.join(HERE, "peers.sh"), "--setup"], check=True)

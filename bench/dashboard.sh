@@ -4,6 +4,9 @@
 # from the server's send stamp to each fast client's receipt (p50/p99), weir's RSS, what was
 # dropped for slow clients, and the CPU each side spent per delivered message while measuring
 # (both run on this machine's cores, so the client's share is taken from the server's). Loopback.
+# Then, per client count, the floor under any fan-out on this machine: the same number of plain
+# loopback TCP connections, one 96-byte write each, nothing above the kernel
+# (runner/examples/fanout_floor.rs; one JSON line with "floor": true).
 #   bash bench/dashboard.sh [CLIENTS...]      default: 100 1000 10000
 #   RUNS=3 bash bench/dashboard.sh 10000       repeat each measurement
 #   PIN=1 bash bench/dashboard.sh ...          weir on core 0, the load client on core 1
@@ -11,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
 ulimit -n "$(ulimit -Hn)"
-cargo build --release --quiet -p weir --bin weir --example dashboard_load
+cargo build --release --quiet -p weir --bin weir --example dashboard_load --example fanout_floor
 seconds=10
 port=5091
 
@@ -55,4 +58,5 @@ for clients in ${@:-100 1000 10000}; do
       port=$((port + 1))
     done
   done
+  "$target/release/examples/fanout_floor" "$clients" 20 2
 done

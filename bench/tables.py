@@ -80,6 +80,18 @@ def dashboard_rows(summary):
     return groups
 
 
+def produce_then_consume(summary):
+    """Events/s of the raw Rust loop producing every event and then consuming it (the two
+    ceilings in series), on the embedded broker: the work the shipped pipeline does per event."""
+    c = summary["kafka_ceilings"]
+    return round(1 / (1 / c["produce_per_s"] + 1 / c["consume_per_s"]))
+
+
+def dashboard_floor(summary, clients):
+    """The bare-kernel fan-out to as many loopback connections (fanout_floor), if measured."""
+    return next((f for f in summary.get("dashboard_floor", []) if f["connections"] == clients), None)
+
+
 class Goals:
     """Every goal with its threshold, what the results give and whether it is met."""
 
@@ -103,9 +115,11 @@ class Goals:
             limit = 10 if clients <= 1000 else 50
             p99 = [r["result"]["p99_ms"] for r in runs]
             met = sum(v <= limit for v in p99)
+            floor = dashboard_floor(summary, clients)
             self.add(f"dashboard p99 ≤ {limit} ms at {num(clients)} clients"
                      + (f", {num(slow)} of them stalled" if slow else ""),
-                     f"{span(p99, lambda v: f'{v:.1f}')} ms ({met} of {len(p99)} runs within)",
+                     f"{span(p99, lambda v: f'{v:.1f}')} ms ({met} of {len(p99)} runs within)"
+                     + (f"; the kernel alone: {floor['last_arrival_ms_median']:.1f} ms" if floor else ""),
                      met == len(p99))
 
     def rig(self, peers):
@@ -152,7 +166,9 @@ class Goals:
         share = kafka["events_per_s"] / embedded
         self.add("shipped pipeline (`rate = \"max\"`, 1,000,000 rows) ≥ 90 % of the raw Rust "
                  "consume loop on the same broker",
-                 f"{num(kafka['events_per_s'])} events/s = {share * 100:.0f} % of {num(embedded)}/s",
+                 f"{num(kafka['events_per_s'])} events/s = {share * 100:.0f} % of {num(embedded)}/s; "
+                 f"{kafka['events_per_s'] / produce_then_consume(summary) * 100:.0f} % of producing "
+                 f"and consuming ({num(produce_then_consume(summary))}/s), which the pipeline does",
                  share >= 0.9)
         self.add("shipped pipeline peak RSS ≤ 64 MB (broker in its own process)",
                  f"{kafka['weir_peak_rss_mb']:.1f} MB (1 partition)", kafka["weir_peak_rss_mb"] <= 64)
@@ -244,6 +260,18 @@ def dashboard_table(summary):
             f"{span([r['weir_rss_mb'] for r in runs], str)} MB | "
             + (f"{span(cpu, ms)} µs" if cpu else "–")
             + f" | {', '.join(map(str, dropped))} |")
+    floors = summary.get("dashboard_floor", [])
+    if floors:
+        lines.append("")
+        lines.append("The floor under any fan-out on this machine (`fanout_floor`: the same number of plain "
+                     "loopback TCP connections, one 96-byte `write` each from two threads, nothing above "
+                     "the kernel; medians of 20 rounds):")
+        lines.append("")
+        lines.append("| connections | time until the last connection has the message | wall time per `write` |")
+        lines.append("|---|---|---|")
+        for f in floors:
+            lines.append(f"| {num(f['connections'])} | {f['last_arrival_ms_median']:.1f} ms | "
+                         f"{f['write_us_per_connection_median']:.1f} µs |")
     if "dashboard_date" in summary:
         lines.append("")
         lines.append(f"(Dashboard rows from `python3 bench/all.py --only dashboard`, "
