@@ -301,3 +301,92 @@ fn a_stage_failing_mid_run_stops_an_endless_source() {
     );
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+/// A CSV source parsing on several threads gives exactly what one thread gives: the same windows
+/// (out-of-order event times, late rows dropped the same way), the same bad rows at the same
+/// lines, across a file of many pieces with a quoted field (from which on it reads on one thread).
+#[test]
+fn parsing_on_several_threads_gives_the_output_of_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("events.csv");
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    let mut state = seed;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let mut file = BufWriter::new(std::fs::File::create(&csv).unwrap());
+    writeln!(file, "ts,gender,note").unwrap();
+    let rows = 60_000u64;
+    for i in 0..rows {
+        // Up to 3 s out of order around 10 rows per second.
+        let ts = 1_700_000_000_000 + i * 100 + next(6_000) - 3_000;
+        let gender = next(3).to_string();
+        match next(1000) {
+            0 => writeln!(file, "{ts},{gender}").unwrap(), // one field short
+            1 if i > rows * 7 / 10 => {
+                writeln!(file, "{ts},{gender},\"a, \"\"quoted\"\"\nnote\"").unwrap()
+            }
+            _ => writeln!(file, "{ts},{gender},row {i} of the log").unwrap(),
+        }
+    }
+    drop(file);
+
+    let run_with = |parallelism: usize| {
+        let out = dir.path().join(format!("out-{parallelism}.jsonl"));
+        let pipeline = dir.path().join(format!("p{parallelism}.toml"));
+        std::fs::write(
+            &pipeline,
+            format!(
+                r#"
+[sources.log]
+type = "csv"
+path = "{}"
+timestamp_field = "ts"
+parallelism = {parallelism}
+progress = false
+
+[transforms.per_second]
+type = "window"
+inputs = ["log"]
+size = "1s"
+allowed_lateness = "2s"
+group_by = ["gender"]
+
+[sinks.out]
+type = "file"
+inputs = ["per_second"]
+path = "{}"
+"#,
+                csv.display(),
+                out.display()
+            ),
+        )
+        .unwrap();
+        let output = run(&["run", pipeline.to_str().unwrap()]);
+        let (_, stderr) = text(&output);
+        assert!(output.status.success(), "seed {seed}: {stderr}");
+        let bad_lines: Vec<String> = stderr
+            .lines()
+            .filter(|l| l.contains("bad row skipped"))
+            .map(|l| l.split("events.csv:").nth(1).unwrap_or(l).to_string())
+            .collect();
+        (std::fs::read_to_string(&out).unwrap(), bad_lines, stderr)
+    };
+    let (one, one_bad, one_log) = run_with(1);
+    let (four, four_bad, _) = run_with(4);
+    assert!(
+        one_log.contains("dropping late rows"),
+        "the input should have late rows: {one_log}"
+    );
+    assert!(!one_bad.is_empty(), "the input should have bad rows");
+    assert_eq!(four_bad, one_bad, "seed {seed}");
+    assert!(one.lines().count() > 1000, "{}", one.lines().count());
+    assert!(four == one, "seed {seed}: the outputs differ");
+}

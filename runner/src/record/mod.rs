@@ -162,6 +162,12 @@ impl Batch {
         &self.times
     }
 
+    /// Event times of all rows, to set them after the rows were read (a source that parses on
+    /// several threads stamps rows in order afterwards).
+    pub fn times_mut(&mut self) -> &mut [Millis] {
+        &mut self.times
+    }
+
     /// The arena holding the text of all string values.
     pub fn arena(&self) -> &[u8] {
         &self.arena
@@ -198,6 +204,46 @@ impl Batch {
     pub fn retain(&self, mut keep: impl FnMut(Row<'_>) -> bool) -> Batch {
         let kept = self.rows().filter(|row| keep(*row)).map(|row| row.index);
         self.gather(kept, self.len())
+    }
+
+    /// Rows `range` of this batch (in range); shares this batch's arena.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Batch {
+        let expected = range.len();
+        self.gather(range, expected)
+    }
+
+    /// One batch of the rows of `parts` in order (all with one schema; `None` when there are no
+    /// parts). A single part is returned as it is; several are copied into one arena.
+    pub fn concat(mut parts: Vec<Batch>) -> Option<Batch> {
+        if parts.len() <= 1 {
+            return parts.pop();
+        }
+        let schema = Arc::clone(&parts[0].schema);
+        let mut text = Vec::with_capacity(parts.iter().map(|p| p.arena.len()).sum());
+        let mut values = Vec::with_capacity(parts.iter().map(|p| p.values.len()).sum());
+        let mut times = Vec::with_capacity(parts.iter().map(Batch::len).sum());
+        let mut acks = Acks::default();
+        for part in parts {
+            debug_assert!(Arc::ptr_eq(&part.schema, &schema) || *part.schema == *schema);
+            let shift = u32::try_from(text.len()).unwrap_or(u32::MAX);
+            text.extend_from_slice(&part.arena);
+            values.extend(part.values.iter().map(|v| match *v {
+                Value::Str { start, len } => Value::Str {
+                    start: start.saturating_add(shift),
+                    len,
+                },
+                other => other,
+            }));
+            times.extend_from_slice(&part.times);
+            acks.absorb(part.acks);
+        }
+        Some(Batch {
+            schema,
+            arena: Arc::new(text),
+            values,
+            times,
+            acks,
+        })
     }
 
     /// A batch of rows `rows` (indices, in range) of this one; shares this batch's arena.
@@ -412,6 +458,27 @@ mod tests {
         assert_eq!(r1.get_by_name("a"), Some(FieldRef::Str("y")));
         assert_eq!(r1.get_by_name("b"), Some(FieldRef::Int(7)));
         assert_eq!(r1.get_by_name("c"), None);
+    }
+
+    #[test]
+    fn slices_concatenate_back_to_the_rows_they_came_from() {
+        let batch = sample();
+        let (first, second) = (batch.slice(0..1), batch.slice(1..2));
+        assert_eq!(second.row(0).get(0), FieldRef::Str("y"));
+        let whole = Batch::concat(vec![second.clone(), first, second]).unwrap();
+        let read: Vec<_> = whole
+            .rows()
+            .map(|r| (r.get(0), r.get(1), r.event_time()))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                (FieldRef::Str("y"), FieldRef::Int(7), 20),
+                (FieldRef::Str("x"), FieldRef::Str("1"), 10),
+                (FieldRef::Str("y"), FieldRef::Int(7), 20),
+            ]
+        );
+        assert!(Batch::concat(Vec::new()).is_none());
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub struct CsvConfig {
     pub(super) batch_size: usize,
     #[serde(default)]
     pub(super) progress: AutoBool,
+    pub(super) parallelism: Option<usize>,
 }
 
 fn default_future_tolerance() -> DurationSpec {
@@ -140,6 +141,12 @@ pub const OPTIONS: &[OptionDoc] = &[
         ty: "integer",
         default: "2048",
         doc: "most rows per batch",
+    },
+    OptionDoc {
+        name: "parallelism",
+        ty: "integer",
+        default: "cores - 1",
+        doc: "threads parsing the file when rate = \"max\" (rows keep their order; 1: one thread)",
     },
     OptionDoc {
         name: "progress",
@@ -289,6 +296,15 @@ impl BuiltinConfig for CsvConfig {
                 format!(
                     "batch_size must be between 1 and 1048576, found {}",
                     self.batch_size
+                ),
+            ));
+        }
+        if self.parallelism.is_some_and(|n| !(1..=256).contains(&n)) {
+            issues.push(OptionIssue::new(
+                "parallelism",
+                format!(
+                    "parallelism must be between 1 and 256, found {}",
+                    self.parallelism.unwrap_or_default()
                 ),
             ));
         }

@@ -54,6 +54,28 @@ impl<R: BufRead> GuardedInput<R> {
 }
 
 impl<R> GuardedInput<R> {
+    /// Wraps `inner`, a piece of a file that starts at the beginning of line `first_line`
+    /// (1-based): no byte-order mark is looked for, and lines are numbered from there.
+    pub fn continuing(
+        inner: R,
+        max_line_bytes: u64,
+        bytes_read: Arc<AtomicU64>,
+        first_line: u64,
+    ) -> Self {
+        GuardedInput {
+            inner,
+            max_line_bytes,
+            line: first_line.max(1),
+            line_len: 0,
+            cutting: false,
+            cut_lines: VecDeque::new(),
+            bytes_read,
+            passed: 0,
+            newlines: VecDeque::new(),
+            lines_before: first_line.max(1) - 1,
+        }
+    }
+
     /// The 1-based line of the byte at `offset` of what was handed to the parser. Offsets must
     /// not decrease from call to call.
     pub fn line_at(&mut self, offset: u64) -> u64 {
@@ -174,6 +196,20 @@ mod tests {
         assert_eq!(g.line_at(5), 3);
         assert_eq!(g.line_at(8), 4);
         assert_eq!(g.line_at(10), 4);
+    }
+
+    #[test]
+    fn a_continuing_piece_keeps_its_bom_bytes_and_counts_lines_from_its_start() {
+        let mut g = GuardedInput::continuing(&b"\xEF\xBB\xBFx\nyy\n"[..], 2, Arc::default(), 41);
+        let mut out = Vec::new();
+        g.read_to_end(&mut out).unwrap();
+        assert_eq!(
+            out, b"\xEF\xBB\nyy\n",
+            "cut at 2 bytes, the BOM taken as data"
+        );
+        assert_eq!(g.line_at(0), 41);
+        assert_eq!(g.line_at(4), 42);
+        assert!(g.take_cut_lines_before(41, 42));
     }
 
     #[test]

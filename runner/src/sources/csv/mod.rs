@@ -13,6 +13,7 @@
 mod config;
 mod guard;
 mod header;
+mod parallel;
 mod rows;
 mod stamp;
 
@@ -27,7 +28,8 @@ use crate::stage::{
 use crate::time::now_millis;
 use async_trait::async_trait;
 use header::HeaderMode;
-use rows::{BadRow, CsvRows, ReadError, ReadOptions};
+use parallel::{Cutting, ParallelRows};
+use rows::{BadRow, CsvRows, ReadBatch, ReadError, ReadOptions};
 use stamp::Timestamps;
 use std::fs::File;
 use std::io::BufReader;
@@ -94,6 +96,11 @@ impl StageConfig for CsvConfig {
             timestamps,
             progress,
             file_len: meta.len(),
+            // By default one core is left to the stages downstream: on two cores a second parser
+            // only takes CPU from the window (measured in BENCHMARKS.md).
+            parallelism: self.parallelism.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+            }),
             transactions: cx.resources.get::<Transactions>(),
             metrics: Arc::clone(&cx.metrics),
         })))
@@ -110,8 +117,37 @@ struct CsvSource {
     timestamps: Timestamps,
     progress: bool,
     file_len: u64,
+    /// Threads parsing the file when it is read flat out.
+    parallelism: usize,
     transactions: Arc<Transactions>,
     metrics: Arc<StageMetrics>,
+}
+
+/// The file's rows, read on this thread or on several.
+enum Rows {
+    OneThread(CsvRows<BufReader<File>>),
+    Parallel(ParallelRows),
+}
+
+impl Rows {
+    fn read_batch(
+        &mut self,
+        max_rows: usize,
+        stamp: &mut Timestamps,
+        bad: &mut Vec<BadRow>,
+    ) -> Result<ReadBatch, ReadError> {
+        match self {
+            Rows::OneThread(rows) => rows.read_batch(max_rows, stamp, bad),
+            Rows::Parallel(rows) => rows.read_batch(max_rows, stamp, bad),
+        }
+    }
+
+    fn repeated_headers(&self) -> u64 {
+        match self {
+            Rows::OneThread(rows) => rows.repeated_headers,
+            Rows::Parallel(rows) => rows.repeated_headers(),
+        }
+    }
 }
 
 /// Where the source resumes and how it records its position.
@@ -217,11 +253,56 @@ impl CsvSource {
         position: &Position,
         emitted: &mut u64,
     ) -> StageResult<(bool, u64)> {
-        let file = File::open(&self.path).map_err(|e| StageError::io("open", &self.path, e))?;
+        let mut file = File::open(&self.path).map_err(|e| StageError::io("open", &self.path, e))?;
         let bytes_read = Arc::new(AtomicU64::new(0));
+        // Parsing on several threads pays when the file is read flat out from its start; paced
+        // replays and resumed runs read on one.
+        if self.parallelism > 1 && pace.rows_per_second.is_none() && position.skip == 0 {
+            match ParallelRows::start(
+                file,
+                self.options.clone(),
+                &mut self.timestamps,
+                self.batch_size,
+                Cutting {
+                    parsers: self.parallelism,
+                    piece_bytes: parallel::PIECE_BYTES,
+                    quoting: self.options.quoting,
+                },
+                Arc::clone(&bytes_read),
+            )
+            .map_err(|e| StageError::io("read", &self.path, e))?
+            {
+                Ok(parallel) => {
+                    let rows = Rows::Parallel(parallel);
+                    return self.read_rows(cx, pace, position, emitted, rows, &bytes_read);
+                }
+                Err(unsplit) => file = unsplit,
+            }
+        }
         let input = BufReader::with_capacity(256 * 1024, file);
-        let mut rows = CsvRows::new(input, self.options.clone(), Arc::clone(&bytes_read))
+        let rows = CsvRows::new(input, self.options.clone(), Arc::clone(&bytes_read))
             .map_err(|e| StageError::io("read", &self.path, e))?;
+        self.read_rows(
+            cx,
+            pace,
+            position,
+            emitted,
+            Rows::OneThread(rows),
+            &bytes_read,
+        )
+    }
+
+    /// Sends the rows of one pass downstream. Returns whether the run was stopped and how many
+    /// rows were bad.
+    fn read_rows(
+        &mut self,
+        cx: &mut SourceContext,
+        pace: &Pace,
+        position: &Position,
+        emitted: &mut u64,
+        mut rows: Rows,
+        bytes_read: &AtomicU64,
+    ) -> StageResult<(bool, u64)> {
         let bar = self
             .progress
             .then(|| progress::file_bar(&self.label, self.file_len));
@@ -274,11 +355,11 @@ impl CsvSource {
                 break;
             }
         }
-        if rows.repeated_headers > 0 {
+        if rows.repeated_headers() > 0 {
             tracing::info!(
                 "{}: skipped {} repeated header lines",
                 self.label,
-                rows.repeated_headers
+                rows.repeated_headers()
             );
         }
         finish_bar(bar);

@@ -15,6 +15,9 @@ use std::sync::Arc;
 /// Bytes read from the file per refill.
 const READ_BUFFER: usize = 256 * 1024;
 
+/// Bytes copied to the parser at a time from a piece of a file already in memory.
+const PIECE_READ_BUFFER: usize = 64 * 1024;
+
 /// How to read the file.
 #[derive(Clone, Debug)]
 pub struct ReadOptions {
@@ -74,9 +77,18 @@ impl Arena {
 }
 
 /// The header row as read: its bytes and field ends.
+#[derive(Clone, Debug)]
 struct Header {
     bytes: Vec<u8>,
     ends: Vec<usize>,
+}
+
+/// What the start of a file decided for the rest of it: the columns, and the header line (if the
+/// file has one), so that a piece of the file read on its own skips repeated headers the same way.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    schema: Arc<Schema>,
+    header: Option<Header>,
 }
 
 /// Why a read stopped.
@@ -144,6 +156,46 @@ impl<R: BufRead> CsvRows<R> {
         })
     }
 
+    /// Reads a piece of a file that starts at the beginning of line `first_line`, with the
+    /// columns and header the file's start decided (`layout`; without one, the piece decides
+    /// them as a whole file would, minus the byte-order mark).
+    pub fn continuing(
+        input: R,
+        options: ReadOptions,
+        bytes_read: Arc<std::sync::atomic::AtomicU64>,
+        layout: Option<Layout>,
+        first_line: u64,
+    ) -> Self {
+        let input = GuardedInput::continuing(input, options.max_line_bytes, bytes_read, first_line);
+        let parser = csv_core::ReaderBuilder::new()
+            .delimiter(options.delimiter)
+            .quoting(options.quoting)
+            .build();
+        let (schema, header) = layout.map_or((None, None), |l| (Some(l.schema), l.header));
+        CsvRows {
+            input,
+            parser,
+            buffer: vec![0; PIECE_READ_BUFFER].into_boxed_slice(),
+            buffer_start: 0,
+            buffer_end: 0,
+            input_done: false,
+            consumed: 0,
+            ends: vec![0; 64],
+            options,
+            schema,
+            header,
+            repeated_headers: 0,
+        }
+    }
+
+    /// The columns and header decided so far (none before the first row).
+    pub fn layout(&self) -> Option<Layout> {
+        Some(Layout {
+            schema: Arc::clone(self.schema.as_ref()?),
+            header: self.header.clone(),
+        })
+    }
+
     /// Parses the next record into `arena`. Returns its number of fields (their ends, relative to
     /// the record's start, are in `self.ends`), or `None` at the end of the input.
     fn next_record(&mut self, arena: &mut Arena) -> io::Result<Option<usize>> {
@@ -175,9 +227,34 @@ impl<R: BufRead> CsvRows<R> {
         }
     }
 
-    /// Reads up to `max_rows` rows. Good rows come back as one batch; bad rows are appended to
-    /// `bad` in line order.
+    /// Reads the next `max_rows` good rows (fewer only at the end of the input), as one batch;
+    /// bad rows are appended to `bad` in line order.
     pub fn read_batch(
+        &mut self,
+        max_rows: usize,
+        stamp: &mut impl Stamp,
+        bad: &mut Vec<BadRow>,
+    ) -> Result<ReadBatch, ReadError> {
+        let mut parts = Vec::new();
+        let mut have = 0;
+        // Rows with invalid UTF-8 are found once the batch is read; the batch is then topped up,
+        // so that batches end after the same good rows however the file is read.
+        loop {
+            let read = self.read_some(max_rows - have, stamp, bad)?;
+            have += read.batch.as_ref().map_or(0, Batch::len);
+            parts.extend(read.batch.filter(|b| !b.is_empty()));
+            if read.at_end || have == max_rows {
+                return Ok(ReadBatch {
+                    batch: Batch::concat(parts),
+                    at_end: read.at_end,
+                });
+            }
+        }
+    }
+
+    /// Reads up to `max_rows` rows, some of which may turn out to have invalid UTF-8 and be set
+    /// aside.
+    fn read_some(
         &mut self,
         max_rows: usize,
         stamp: &mut impl Stamp,

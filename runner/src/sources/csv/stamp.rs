@@ -52,6 +52,7 @@ pub trait Stamp {
 }
 
 /// Where event times come from.
+#[derive(Clone, Debug)]
 pub enum Timestamps {
     /// Row n is stamped `start_time + n * ms_per_row`.
     Replay {
@@ -67,6 +68,53 @@ pub enum Timestamps {
         unit: TimeUnit,
         future_tolerance: Duration,
     },
+}
+
+impl Timestamps {
+    /// The stamp for a piece of the file read on another thread. Times read from the rows are
+    /// final there; a replay time depends on how many rows came before the piece, so the piece
+    /// is stamped with each row's place in it and [`Timestamps::restamp_piece`] finishes them.
+    pub fn for_piece(&self) -> Timestamps {
+        match self {
+            Timestamps::Replay { .. } => Timestamps::Replay {
+                start_time: 0,
+                ms_per_row: 1.0,
+                row: 0,
+            },
+            Timestamps::Field { .. } => self.clone(),
+        }
+    }
+
+    /// Rows stamped so far (replay time; 0 for times read from the rows).
+    pub fn rows_stamped(&self) -> u64 {
+        match self {
+            Timestamps::Replay { row, .. } => *row,
+            Timestamps::Field { .. } => 0,
+        }
+    }
+
+    /// Finishes the times of a piece stamped by [`Timestamps::for_piece`], taken in file order:
+    /// `times` are the piece's kept rows, and `stamped` is how many rows the piece stamped (rows
+    /// dropped after stamping, such as rows with invalid UTF-8, used up their place as they do
+    /// when the file is read on one thread).
+    pub fn restamp_piece<'t>(
+        &mut self,
+        times: impl Iterator<Item = &'t mut [Millis]>,
+        stamped: u64,
+    ) {
+        if let Timestamps::Replay {
+            start_time,
+            ms_per_row,
+            row,
+        } = self
+        {
+            for time in times.flatten() {
+                let place = u64::try_from(*time).unwrap_or(0);
+                *time = replay_time(*start_time, *ms_per_row, *row + place);
+            }
+            *row += stamped;
+        }
+    }
 }
 
 impl Stamp for Timestamps {
@@ -90,7 +138,7 @@ impl Stamp for Timestamps {
                 ms_per_row,
                 row,
             } => {
-                let t = start_time.saturating_add((*row as f64 * *ms_per_row) as Millis);
+                let t = replay_time(*start_time, *ms_per_row, *row);
                 *row += 1;
                 Ok(t)
             }
@@ -124,4 +172,9 @@ impl Stamp for Timestamps {
             }
         }
     }
+}
+
+/// The replay time of good row `row` (0-based).
+fn replay_time(start_time: Millis, ms_per_row: f64, row: u64) -> Millis {
+    start_time.saturating_add((row as f64 * ms_per_row) as Millis)
 }
