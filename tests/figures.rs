@@ -36,7 +36,10 @@ fn a_figure_changed_by_hand_is_caught() {
         std::fs::create_dir_all(to).unwrap();
         for entry in std::fs::read_dir(from).unwrap() {
             let entry = entry.unwrap();
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            // Benchmark work directories (ignored by git) may sit beside the results.
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            }
         }
     };
     copy(

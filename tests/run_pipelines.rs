@@ -390,3 +390,120 @@ path = "{}"
     assert!(one.lines().count() > 1000, "{}", one.lines().count());
     assert!(four == one, "seed {seed}: the outputs differ");
 }
+
+/// A keyed window run as several instances gives the windows one instance gives (groups within a
+/// window aside): sliding windows over out-of-order events, late rows dropped alike, many keys.
+#[test]
+fn a_window_split_into_instances_gives_the_windows_of_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("events.csv");
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    let mut state = seed;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let mut file = BufWriter::new(std::fs::File::create(&csv).unwrap());
+    writeln!(file, "ts,gender,merchant,amount").unwrap();
+    for i in 0..30_000u64 {
+        // Up to 4 s out of order around 20 rows per second; some rows without an amount.
+        let ts = 1_700_000_000_000 + i * 50 + next(8_000) - 4_000;
+        let amount = if next(20) == 0 {
+            String::new()
+        } else {
+            next(1000).to_string()
+        };
+        writeln!(file, "{ts},{},{},{amount}", next(3), next(50)).unwrap();
+    }
+    drop(file);
+
+    let run_with = |instances: usize| {
+        let out = dir.path().join(format!("out-{instances}.jsonl"));
+        let pipeline = dir.path().join(format!("w{instances}.toml"));
+        std::fs::write(
+            &pipeline,
+            format!(
+                r#"
+[sources.log]
+type = "csv"
+path = "{}"
+timestamp_field = "ts"
+batch_size = {}
+
+[transforms.sliding]
+type = "window"
+inputs = ["log"]
+size = "2s"
+slide = "500ms"
+allowed_lateness = "1s"
+group_by = ["gender", "merchant"]
+aggregates = [{{ op = "count" }}, {{ op = "sum", field = "amount" }}, {{ op = "max", field = "amount" }}]
+parallelism = {instances}
+
+[sinks.out]
+type = "file"
+inputs = ["sliding"]
+path = "{}"
+"#,
+                csv.display(),
+                1 + seed % 3000,
+                out.display()
+            ),
+        )
+        .unwrap();
+        let output = run(&["-v", "run", pipeline.to_str().unwrap()]);
+        let (_, stderr) = text(&output);
+        assert!(output.status.success(), "seed {seed}: {stderr}");
+        let dropped: Vec<String> = stderr
+            .lines()
+            .filter(|l| l.contains("transforms.sliding") && l.contains("dropped"))
+            .map(|l| {
+                l.split("transforms.sliding")
+                    .nth(1)
+                    .unwrap_or(l)
+                    .to_string()
+            })
+            .collect();
+        // Windows in order, each window's rows sorted (their order may differ).
+        let text = std::fs::read_to_string(&out).unwrap();
+        let mut windows: Vec<(String, Vec<String>)> = Vec::new();
+        for line in text.lines() {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            let window = format!("{}-{}", record["window_start"], record["window_end"]);
+            match windows.last_mut() {
+                Some((w, rows)) if *w == window => rows.push(line.to_string()),
+                _ => windows.push((window, vec![line.to_string()])),
+            }
+        }
+        for (_, rows) in &mut windows {
+            rows.sort();
+        }
+        (windows, dropped, stderr)
+    };
+    let (one, one_dropped, one_log) = run_with(1);
+    assert!(one.len() > 1000, "{} windows", one.len());
+    assert_eq!(
+        one_dropped.len(),
+        1,
+        "the run summary counts late rows: {one_log}"
+    );
+    assert!(
+        one_log.contains("dropping late rows"),
+        "the input should have late rows"
+    );
+    for instances in [3, 4] {
+        let (split, dropped, _) = run_with(instances);
+        assert_eq!(dropped, one_dropped, "seed {seed}, {instances} instances");
+        assert_eq!(split.len(), one.len(), "seed {seed}, {instances} instances");
+        assert!(
+            split == one,
+            "seed {seed}, {instances} instances: the windows differ"
+        );
+    }
+}

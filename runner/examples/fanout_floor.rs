@@ -53,7 +53,7 @@ fn read(address: SocketAddr, connections: usize) -> std::io::Result<()> {
                     // Nothing of round r + 1 is sent before round r is acknowledged, so the read
                     // that completes a round lands the total exactly on a multiple.
                     let now = total.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
-                    if now % round_bytes == 0 {
+                    if now.is_multiple_of(round_bytes) {
                         let _ = round_done.send(());
                     }
                 }

@@ -104,6 +104,14 @@ impl Acks {
         }
     }
 
+    /// Sets the progress mark of `stage` to `through` if it carries one, whatever it was (for
+    /// a stage that hands on only part of what its instances marked).
+    pub fn replace_mark(&mut self, stage: &str, through: i64) {
+        if let Some(mark) = self.marks.iter_mut().find(|m| &*m.stage == stage) {
+            mark.through = through;
+        }
+    }
+
     /// The progress marks carried.
     pub fn marks(&self) -> &[Mark] {
         &self.marks

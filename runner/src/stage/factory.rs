@@ -92,10 +92,27 @@ impl OptionIssue {
     }
 }
 
+/// How a keyed transform runs as several instances: each record goes to the instance its key
+/// (the values of `key_fields`) hashes to, so every key lives in exactly one instance, and the
+/// instances' outputs are merged by event time. Built once per instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parallel {
+    /// Instances (more than 1).
+    pub instances: usize,
+    /// The fields whose values decide a record's instance.
+    pub key_fields: Vec<String>,
+}
+
 /// A component's checked options, able to build the stage.
 pub trait StageConfig: Send + Sync + Debug {
     /// Builds the stage. May open files or connections; `weir validate` never calls it.
     fn build(&self, cx: &BuildContext) -> Result<Stage, StageError>;
+
+    /// For a transform that keeps state per key and may run as several instances: how (see
+    /// [`Parallel`]). `None`, the default: one instance.
+    fn parallel(&self) -> Option<Parallel> {
+        None
+    }
 }
 
 /// A stage type: its name, documentation and how to read its options.

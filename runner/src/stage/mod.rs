@@ -22,8 +22,8 @@ mod signals;
 
 pub use error::{StageError, StageResult, panic_message};
 pub use factory::{
-    BuildContext, Builtin, BuiltinConfig, Configured, OptionDoc, OptionIssue, RunResources,
-    StageConfig, StageFactory,
+    BuildContext, Builtin, BuiltinConfig, Configured, OptionDoc, OptionIssue, Parallel,
+    RunResources, StageConfig, StageFactory,
 };
 pub use kind::StageKind;
 pub use metrics::StageMetrics;

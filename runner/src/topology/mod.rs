@@ -1,8 +1,9 @@
 //! The pipeline graph: planning it from a document (`plan`), rendering it (`graph`) and running it
-//! (`run`).
+//! (`run`; a keyed transform with several instances through `parallel`).
 
 pub mod graph;
 pub mod inputs;
+pub mod parallel;
 pub mod plan;
 pub mod run;
 pub mod spec;

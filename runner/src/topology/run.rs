@@ -7,11 +7,13 @@
 //! run then asks the sources to stop and lets the rest drain.
 
 use super::inputs::{InputEvent, Inputs, Watermarks};
+use super::parallel;
 use super::plan::Plan;
 use crate::record::Batch;
 use crate::stage::{
-    BuildContext, Message, Output, RunHealth, RunResources, Shutdown, ShutdownTrigger, Sink,
-    Source, SourceContext, Stage, StageError, StageKind, StageMetrics, StageResult, Transform,
+    BuildContext, Message, Output, Parallel, RunHealth, RunResources, Shutdown, ShutdownTrigger,
+    Sink, Source, SourceContext, Stage, StageError, StageKind, StageMetrics, StageResult,
+    Transform,
 };
 use futures_util::FutureExt;
 use std::future::Future;
@@ -89,13 +91,23 @@ pub async fn run(plan: Plan, trigger: &ShutdownTrigger) -> RunReport {
             metrics: Arc::clone(metrics),
             resources: Arc::clone(&resources),
         };
-        match stage.config.build(&cx) {
-            Ok(s) => built.push(Some(s)),
-            Err(e) => {
-                built.push(None);
-                failures.push(failure(&plan, i, e));
+        // A keyed transform with several instances is built once per instance.
+        let parallel = match stage.kind {
+            StageKind::Transform => stage.config.parallel().filter(|p| p.instances > 1),
+            _ => None,
+        };
+        let instances = parallel.as_ref().map_or(1, |p| p.instances);
+        let mut stages = Vec::with_capacity(instances);
+        for _ in 0..instances {
+            match stage.config.build(&cx) {
+                Ok(s) => stages.push(s),
+                Err(e) => {
+                    failures.push(failure(&plan, i, e));
+                    break;
+                }
             }
         }
+        built.push((stages, parallel));
     }
     if !failures.is_empty() {
         return RunReport {
@@ -130,11 +142,37 @@ pub async fn run(plan: Plan, trigger: &ShutdownTrigger) -> RunReport {
     let mut tasks = JoinSet::new();
     let mut task_stage = std::collections::HashMap::new();
     let health = RunHealth::default();
-    for (i, (stage, output)) in built.into_iter().zip(outputs).enumerate() {
+    for (i, ((mut stages, parallel), output)) in built.into_iter().zip(outputs).enumerate() {
         let input = Inputs::new(receivers.next().expect("one receiver list per stage"));
         let metrics = Arc::clone(&metrics[i]);
         let h = health.clone();
-        let handle = match stage.expect("all stages built") {
+        if let Some(parallel) = parallel {
+            let transforms = stages
+                .into_iter()
+                .filter_map(|stage| match stage {
+                    Stage::Transform(transform) => Some(transform),
+                    _ => None,
+                })
+                .collect();
+            for handle in spawn_instances(
+                &mut tasks,
+                transforms,
+                Wiring {
+                    input,
+                    output,
+                    metrics,
+                    parallel,
+                    mark: Arc::from(plan.stages[i].path.as_str()),
+                },
+                trigger,
+                &health,
+            ) {
+                task_stage.insert(handle, i);
+            }
+            tracing::debug!("started {} as several instances", plan.stages[i].path);
+            continue;
+        }
+        let handle = match stages.pop().expect("all stages built") {
             Stage::Source(source) => tasks.spawn(guarded(
                 health.clone(),
                 run_source(source, output, trigger.subscribe(), h),
@@ -170,6 +208,62 @@ pub async fn run(plan: Plan, trigger: &ShutdownTrigger) -> RunReport {
         failures,
         counts: counts(&plan, &metrics),
     }
+}
+
+/// Where a stage with several instances is connected.
+struct Wiring {
+    /// The stage's inputs (the router reads them).
+    input: Inputs,
+    /// The stage's output (the merge feeds it).
+    output: Output,
+    /// The stage's counters: the instances count what they receive and drop, the merge what the
+    /// stage emits.
+    metrics: Arc<StageMetrics>,
+    parallel: Parallel,
+    /// The stage's name in progress marks.
+    mark: Arc<str>,
+}
+
+/// Runs `instances` of a keyed transform between a router and a merge (see `parallel`); returns
+/// the ids of the tasks, which all count as the stage's.
+fn spawn_instances(
+    tasks: &mut JoinSet<StageResult>,
+    instances: Vec<Box<dyn Transform>>,
+    wiring: Wiring,
+    trigger: &ShutdownTrigger,
+    health: &RunHealth,
+) -> Vec<tokio::task::Id> {
+    let Wiring {
+        input,
+        output,
+        metrics,
+        parallel,
+        mark,
+    } = wiring;
+    let mut to_instances = Vec::with_capacity(instances.len());
+    let mut from_instances = Vec::with_capacity(instances.len());
+    let mut ids = Vec::with_capacity(instances.len() + 2);
+    for transform in instances {
+        let (to_instance, instance_input) = mpsc::channel::<Message>(CHANNEL_MESSAGES);
+        let (to_merge, merge_input) = mpsc::channel::<Message>(CHANNEL_MESSAGES);
+        // What an instance emits is counted once, by the merge.
+        to_instances.push(Output::new(vec![to_instance], Arc::default()));
+        from_instances.push(merge_input);
+        let instance = run_transform(
+            transform,
+            Inputs::new(vec![instance_input]),
+            Output::new(vec![to_merge], Arc::default()),
+            Arc::clone(&metrics),
+            trigger.subscribe(),
+            health.clone(),
+        );
+        ids.push(tasks.spawn(guarded(health.clone(), instance)).id());
+    }
+    let router = parallel::route(input, to_instances, parallel);
+    ids.push(tasks.spawn(guarded(health.clone(), router)).id());
+    let merge = parallel::merge(Inputs::new(from_instances), output, mark);
+    ids.push(tasks.spawn(guarded(health.clone(), merge)).id());
+    ids
 }
 
 fn failure(plan: &Plan, i: usize, error: StageError) -> StageFailure {

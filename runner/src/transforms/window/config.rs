@@ -22,6 +22,12 @@ pub struct WindowConfig {
     pub(super) group_by: Vec<String>,
     #[serde(default = "default_aggregates")]
     pub(super) aggregates: Vec<AggregateConfig>,
+    #[serde(default = "default_parallelism")]
+    pub(super) parallelism: usize,
+}
+
+fn default_parallelism() -> usize {
+    1
 }
 
 /// One entry of `aggregates`.
@@ -102,6 +108,12 @@ pub const OPTIONS: &[OptionDoc] = &[
         default: "[{ op = \"count\" }]",
         doc: "op: count | sum | min | max | avg; field: input field; as: output name",
     },
+    OptionDoc {
+        name: "parallelism",
+        ty: "integer",
+        default: "1",
+        doc: "instances, each holding the groups whose key hashes to it (event time, group_by)",
+    },
 ];
 
 /// The `window` transform type.
@@ -129,6 +141,28 @@ impl BuiltinConfig for WindowConfig {
             } else if size / slide > MAX_WINDOWS_PER_ROW {
                 issues.push(OptionIssue::new("slide", format!("size / slide is {}; at most {MAX_WINDOWS_PER_ROW} windows per row are allowed", size / slide)));
             }
+        }
+        if !(1..=256).contains(&self.parallelism) {
+            issues.push(OptionIssue::new(
+                "parallelism",
+                format!(
+                    "parallelism must be between 1 and 256, found {}",
+                    self.parallelism
+                ),
+            ));
+        } else if self.parallelism > 1 && self.group_by.is_empty() {
+            issues.push(
+                OptionIssue::new(
+                    "parallelism",
+                    "a window without group_by has one group per window; it cannot be split",
+                )
+                .hint("remove parallelism, or group by a field"),
+            );
+        } else if self.parallelism > 1 && self.time == TimeMode::Processing {
+            issues.push(OptionIssue::new(
+                "parallelism",
+                "processing-time windows run as one instance",
+            ));
         }
         if self.aggregates.is_empty() {
             issues.push(

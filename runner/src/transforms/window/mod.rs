@@ -28,7 +28,7 @@ use crate::ack::Acks;
 use crate::record::{Batch, Millis};
 use crate::resume::Resumed;
 use crate::stage::{
-    BuildContext, Stage, StageConfig, StageError, StageMetrics, StageResult, Transform,
+    BuildContext, Parallel, Stage, StageConfig, StageError, StageMetrics, StageResult, Transform,
 };
 use crate::time::{DurationSpec, now_millis};
 use state::{AggregateSpec, Geometry, WindowState};
@@ -36,6 +36,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 impl StageConfig for WindowConfig {
+    fn parallel(&self) -> Option<Parallel> {
+        (self.parallelism > 1).then(|| Parallel {
+            instances: self.parallelism,
+            key_fields: self.group_by.clone(),
+        })
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
         let size = self.size.as_millis();
         let geometry = Geometry {
