@@ -11,10 +11,13 @@ tables come from its output:
      of them stalled, three runs each, and the kernel's floor for as many plain loopback
      connections (bench/dashboard.sh);
   e. the peers on the peer rig (bench/peers.sh): plain Python, quixstreams, bytewax, Spark and
-     weir, 1 partition, then 3 partitions for correctness.
+     weir, 1 partition, then 3 partitions for correctness;
+  f. the count job and a parse-only job with 1 and 2 parser threads and window instances, on 10M
+     rows: rows/s and CPU seconds per million rows (bench/count.py's parallel_variants).
 
     python3 bench/all.py [--quick]      # --quick: 1M rows only, 200k events for the peers
     python3 bench/all.py --only dashboard   # redo d. alone, keeping the other results
+    python3 bench/all.py --only parallel    # redo f. alone
 
 Needs the README's set-up; the peers' virtualenv is made on first use (bench/peers.sh). Ends by
 rewriting the figure tables of BENCHMARKS.md and README.md from the results (bench/tables.py).
@@ -105,6 +108,17 @@ def dashboard(summary, quick):
     summary["dashboard_date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 
 
+def parallel(summary, quick):
+    rows = 1_000_000 if quick else 10_000_000
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = os.path.join(tmp, "user_log.csv")
+        gen(rows, csv)
+        summary["parallel"] = count.parallel_variants(csv, rows, 3, tmp)
+    summary["parallel_date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    for row in summary["parallel"]:
+        print(json.dumps(row), flush=True)
+
+
 def tables():
     subprocess.run([sys.executable, os.path.join(HERE, "tables.py")], check=True)
 
@@ -144,13 +158,18 @@ fig.savefig({path!r}, dpi=120)
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", choices=["dashboard"], help="redo one benchmark, keep the other results")
+    ap.add_argument("--only", choices=["dashboard", "parallel"], help="redo one benchmark, keep the other results")
     args = ap.parse_args()
     os.makedirs(RESULTS, exist_ok=True)
-    if args.only == "dashboard":
+    if args.only:
         with open(os.path.join(RESULTS, "summary.json")) as f:
             summary = json.load(f)
-        dashboard(summary, args.quick)
+        if args.only == "dashboard":
+            dashboard(summary, args.quick)
+        else:
+            subprocess.run(["cargo", "build", "--release", "-q", "-p", "weir", "--bin", "weir"],
+                           cwd=ROOT, check=True)
+            parallel(summary, args.quick)
         with open(os.path.join(RESULTS, "summary.json"), "w") as f:
             json.dump(summary, f, indent=2)
         tables()
@@ -193,6 +212,7 @@ def main():
                 os.remove(csv)
     summary["first_result_s"] = round(min(kafka.first_result() for _ in range(3)), 3)
     summary["scaling"] = scaling
+    parallel(summary, args.quick)
     dashboard(summary, args.quick)
     with open(os.path.join(RESULTS, "scaling.csv"), "w", newline="") as f:
         w = csvmod.DictWriter(f, fieldnames=list(scaling[0]))

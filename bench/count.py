@@ -59,6 +59,64 @@ def run_best(cmd, runs):
     return best, peak
 
 
+DISCARD_PIPELINE = """
+[sources.log]
+type = "csv"
+path = "{csv}"
+event_rate = 10
+start_time = 1700000000000
+progress = false
+
+[sinks.null]
+type = "blackhole"
+inputs = ["log"]
+"""
+
+
+def run_measured(cmd, runs):
+    """Best wall time, the least CPU time (user + sys, of the child) and the largest peak RSS
+    (MB) over `runs` runs."""
+    best_wall = best_cpu = None
+    peak = 0.0
+    for _ in range(runs):
+        before = os.times()
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        after = os.times()
+        if proc.returncode != 0:
+            sys.exit(f"{' '.join(cmd)} exited with {proc.returncode}:\n{proc.stderr}")
+        cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+        best_wall = wall if best_wall is None else min(best_wall, wall)
+        best_cpu = cpu if best_cpu is None else min(best_cpu, cpu)
+        peak = max(peak, reported_rss_mb(proc.stdout + proc.stderr))
+    return best_wall, best_cpu, peak
+
+
+def parallel_variants(csv, rows, runs, tmp):
+    """The csv crate alone, then the count job and a parse-only job (csv -> discard) with 1 and 2
+    parser threads and 1 and 2 window instances: rows/s, CPU seconds per million rows, peak RSS."""
+    wall, cpu, rss = run_measured([BASELINE, csv], runs)
+    out = [{"job": "csv crate", "parsers": 1, "window_instances": None, "rows": rows,
+            "rows_per_s": round(rows / wall), "cpu_s_per_million": round(cpu / rows * 1e6, 3),
+            "peak_rss_mb": rss}]
+    variants = [("count", 1, 1), ("count", 2, 1), ("count", 1, 2), ("count", 2, 2),
+                ("parse", 1, None), ("parse", 2, None)]
+    for job, parsers, instances in variants:
+        text = (PIPELINE if job == "count" else DISCARD_PIPELINE).format(csv=csv)
+        text = text.replace("progress = false", f"progress = false\nparallelism = {parsers}")
+        if instances:
+            text = text.replace('group_by = ["gender"]', f'group_by = ["gender"]\nparallelism = {instances}')
+        path = os.path.join(tmp, f"{job}-{parsers}-{instances}.toml")
+        with open(path, "w") as f:
+            f.write(text)
+        wall, cpu, rss = run_measured([WEIR, "run", path], runs)
+        out.append({"job": job, "parsers": parsers, "window_instances": instances, "rows": rows,
+                    "rows_per_s": round(rows / wall), "cpu_s_per_million": round(cpu / rows * 1e6, 3),
+                    "peak_rss_mb": rss})
+    return out
+
+
 def reported_rss_mb(text):
     for line in text.splitlines():
         if "peak memory (RSS):" in line:

@@ -103,6 +103,13 @@ class Goals:
                  f"{span(shares, lambda v: f'{v * 100:.0f}')} % "
                  f"({num(scaling[0]['rows'])} to {num(scaling[-1]['rows'])} rows)",
                  min(shares) >= 0.5)
+        runs = {(r["job"], r["parsers"], r["window_instances"]): r for r in summary.get("parallel", [])}
+        raw, job = runs.get(("csv crate", 1, None)), runs.get(("count", 1, 1))
+        if raw and job:
+            self.add(f"in-memory job (default settings) above one core's raw csv parse rate "
+                     f"({num(job['rows'])} rows, same run)",
+                     f"{num(job['rows_per_s'])} against {num(raw['rows_per_s'])} rows/s",
+                     job["rows_per_s"] > raw["rows_per_s"])
         rss = [s["weir_peak_rss_mb"] for s in scaling]
         self.add("in-memory job peak RSS < 64 MB", f"{span(rss, lambda v: f'{v:.1f}')} MB",
                  max(rss) < 64)
@@ -210,6 +217,23 @@ def scaling_table(summary):
         lines.append("")
         lines.append(f"The generator wrote the {num(g['rows'])}-row log ({g['mb']:,} MB) in "
                      f"{g['seconds']:.1f} s.")
+    return "\n".join(lines)
+
+
+def parallel_table(summary):
+    rows = summary.get("parallel")
+    if not rows:
+        return "(not measured yet: `python3 bench/all.py --only parallel`)"
+    lines = ["| job | parser threads | window instances | rows/s | CPU s per million rows | peak RSS |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        job = {"count": "weir: csv → 1 s window by gender → discard", "parse": "weir: csv → discard",
+               "csv crate": "the csv crate alone (one core, `csv_baseline`)"}[r["job"]]
+        lines.append(f"| {job} | {r['parsers']} | {r['window_instances'] or '–'} | {r['rows_per_s'] / 1e6:.2f} M "
+                     f"| {r['cpu_s_per_million']:.3f} s | {r['peak_rss_mb']:.1f} MB |")
+    lines.append("")
+    lines.append(f"({num(rows[0]['rows'])} rows of `weir gen user-log --seed 1`, best of 3 (CPU: the least of 3), "
+                 f"`python3 bench/all.py --only parallel`, {summary.get('parallel_date', '')}.)")
     return "\n".join(lines)
 
 
@@ -384,6 +408,7 @@ def blocks(results):
         "scaling": scaling_table(summary),
         "kafka": kafka_table(summary),
         "dashboard": dashboard_table(summary),
+        "parallel": parallel_table(summary),
         "peers": peers_table(peers, embedded),
         "readme": readme_figures(summary, peers, goals),
     }

@@ -22,13 +22,14 @@ pub use config::{AutoBool, CsvConfig, OPTIONS, Rate, TimeUnit, factory};
 use super::checkpoint::{Checkpoints, Partition};
 use crate::kafka::transaction::{CommitPoint, Transactions, Transactor};
 use crate::progress;
+use crate::record::Millis;
 use crate::stage::{
     BuildContext, Source, SourceContext, Stage, StageConfig, StageError, StageMetrics, StageResult,
 };
 use crate::time::now_millis;
 use async_trait::async_trait;
 use header::HeaderMode;
-use parallel::{Cutting, ParallelRows};
+use parallel::{Cell, Cutting, ParallelRows};
 use rows::{BadRow, CsvRows, ReadBatch, ReadError, ReadOptions};
 use stamp::Timestamps;
 use std::fs::File;
@@ -130,15 +131,22 @@ enum Rows {
 }
 
 impl Rows {
-    fn read_batch(
+    /// The next `max_rows` good rows (fewer only at the end), in one or more batches.
+    fn read_cell(
         &mut self,
         max_rows: usize,
         stamp: &mut Timestamps,
         bad: &mut Vec<BadRow>,
-    ) -> Result<ReadBatch, ReadError> {
+    ) -> Result<Cell, ReadError> {
         match self {
-            Rows::OneThread(rows) => rows.read_batch(max_rows, stamp, bad),
-            Rows::Parallel(rows) => rows.read_batch(max_rows, stamp, bad),
+            Rows::OneThread(rows) => {
+                let ReadBatch { batch, at_end } = rows.read_batch(max_rows, stamp, bad)?;
+                Ok(Cell {
+                    parts: batch.into_iter().collect(),
+                    at_end,
+                })
+            }
+            Rows::Parallel(rows) => rows.read_cell(max_rows, stamp, bad),
         }
     }
 
@@ -308,6 +316,9 @@ impl CsvSource {
             .then(|| progress::file_bar(&self.label, self.file_len));
         let mut bad = Vec::new();
         let mut bad_count = 0u64;
+        // The latest event time sent: the watermark after each cell.
+        let mut latest = Millis::MIN;
+        cx.output.manual_watermarks();
         loop {
             if cx.shutdown.is_requested() {
                 finish_bar(bar);
@@ -319,7 +330,7 @@ impl CsvSource {
                 want = want.min(usize::try_from(position.skip - *emitted).unwrap_or(usize::MAX));
             }
             let read = rows
-                .read_batch(want, &mut self.timestamps, &mut bad)
+                .read_cell(want, &mut self.timestamps, &mut bad)
                 .map_err(|e| match e {
                     ReadError::Io(e) => StageError::io("read", &self.path, e),
                     ReadError::Stamp(stamp) => {
@@ -327,12 +338,12 @@ impl CsvSource {
                     }
                 })?;
             bad_count += self.report_bad(&mut bad, bad_count);
-            let got = read.batch.as_ref().map_or(0, |b| b.len() as u64);
+            let got: u64 = read.parts.iter().map(|b| b.len() as u64).sum();
             if let Some(bar) = &bar {
                 bar.set_position(bytes_read.load(Ordering::Relaxed));
                 bar.set_message(format!("{} rows, {} bad", *emitted + got, bad_count));
             }
-            if let Some(mut batch) = read.batch {
+            if got > 0 {
                 if *emitted < position.skip {
                     *emitted += got; // delivered by an earlier run
                     continue;
@@ -341,12 +352,21 @@ impl CsvSource {
                     finish_bar(bar);
                     return Ok((true, bad_count));
                 }
-                *emitted += got;
-                if let Some(ledger) = &position.ledger {
-                    let at = i64::try_from(*emitted).unwrap_or(i64::MAX);
-                    batch = batch.with_acks(ledger.issue(vec![(position.partition.clone(), at)]));
+                for mut batch in read.parts {
+                    *emitted += batch.len() as u64;
+                    latest = batch.times().iter().copied().fold(latest, Millis::max);
+                    if let Some(ledger) = &position.ledger {
+                        let at = i64::try_from(*emitted).unwrap_or(i64::MAX);
+                        batch =
+                            batch.with_acks(ledger.issue(vec![(position.partition.clone(), at)]));
+                    }
+                    if cx.output.blocking_send(batch).is_err() {
+                        finish_bar(bar);
+                        return Ok((true, bad_count));
+                    }
                 }
-                if cx.output.blocking_send(batch).is_err() {
+                // The watermark goes after the whole cell, where one thread's batch ends.
+                if cx.output.blocking_send_watermark(latest).is_err() {
                     finish_bar(bar);
                     return Ok((true, bad_count));
                 }

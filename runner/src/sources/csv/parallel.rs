@@ -5,8 +5,9 @@
 //! reads its piece with the same row reader as the one-thread path ([`CsvRows`], told the line
 //! the piece starts on and the columns the file's start decided) and hands back its batches and
 //! bad rows. The source takes the results from the parsers in the same turn and hands rows on in
-//! batches of the same rows as the one-thread reader's (a batch spanning two pieces is copied into
-//! one), so rows, batches, bad rows and line numbers come out exactly as one thread gives them.
+//! cells of the same rows as the one-thread reader's batches (a cell spanning two pieces goes as
+//! two batches sharing the parsers' arenas, with the watermark after both), so rows, watermarks,
+//! bad rows and line numbers come out exactly as one thread gives them.
 //! Times that depend on a row's position (replay time) are finished in that order
 //! ([`Timestamps::restamp_piece`]).
 //!
@@ -116,6 +117,14 @@ impl PieceReader {
             stamped: stamp.rows_stamped(),
         }
     }
+}
+
+/// The rows of one batch of the one-thread reader, in parts.
+pub struct Cell {
+    /// The rows, in order.
+    pub parts: Vec<Batch>,
+    /// True when the file has no more rows.
+    pub at_end: bool,
 }
 
 /// A CSV file being read on several threads.
@@ -234,14 +243,16 @@ impl ParallelRows {
 
     /// The next `max_rows` good rows in file order (fewer only at the file's end), with the bad
     /// rows read so far appended to `bad`; `stamp` finishes position-dependent times in order.
-    /// Batches end where the one-thread reader's do: with out-of-order event times, where a
-    /// batch ends decides which rows a watermark finds late.
-    pub fn read_batch(
+    /// The rows are those of one batch of the one-thread reader (with out-of-order event times,
+    /// where batches end decides which rows a watermark finds late, so the source sends its
+    /// watermark after the whole cell); they come as one or more parts that share the parsers'
+    /// arenas, so nothing is copied.
+    pub fn read_cell(
         &mut self,
         max_rows: usize,
         stamp: &mut Timestamps,
         bad: &mut Vec<BadRow>,
-    ) -> Result<ReadBatch, ReadError> {
+    ) -> Result<Cell, ReadError> {
         let mut parts = Vec::new();
         let mut have = 0;
         let mut at_end = false;
@@ -277,10 +288,7 @@ impl ParallelRows {
                 break;
             }
         }
-        Ok(ReadBatch {
-            batch: Batch::concat(parts),
-            at_end,
-        })
+        Ok(Cell { parts, at_end })
     }
 
     /// Takes the next parser's result into `ready` (or switches to reading the rest here);
@@ -500,7 +508,7 @@ mod tests {
     type Read = (GoodRows, Vec<usize>, Vec<BadRow>, u64);
 
     fn collect(
-        mut next: impl FnMut(&mut Timestamps, &mut Vec<BadRow>) -> ReadBatch,
+        mut next: impl FnMut(&mut Timestamps, &mut Vec<BadRow>) -> Cell,
         stamp: &mut Timestamps,
     ) -> (GoodRows, Vec<usize>, Vec<BadRow>) {
         let mut rows = Vec::new();
@@ -508,8 +516,11 @@ mod tests {
         let mut bad = Vec::new();
         loop {
             let read = next(stamp, &mut bad);
-            if let Some(batch) = read.batch {
-                sizes.push(batch.len());
+            let cell: usize = read.parts.iter().map(Batch::len).sum();
+            if cell > 0 {
+                sizes.push(cell);
+            }
+            for batch in read.parts {
                 for row in batch.rows() {
                     let fields = (0..batch.schema().len())
                         .map(|i| String::from_utf8_lossy(row.text_bytes(i).unwrap_or(b"")).into())
@@ -527,8 +538,16 @@ mod tests {
         let file = BufReader::new(File::open(path).unwrap());
         let mut rows = CsvRows::new(file, options.clone(), Arc::default()).unwrap();
         let mut stamp = stamp;
-        let (good, sizes, bad) = collect(|s, b| rows.read_batch(7, s, b).unwrap(), &mut stamp);
+        let (good, sizes, bad) = collect(|s, b| one_cell(rows.read_batch(7, s, b)), &mut stamp);
         (good, sizes, bad, rows.repeated_headers)
+    }
+
+    fn one_cell(read: Result<ReadBatch, ReadError>) -> Cell {
+        let read = read.unwrap();
+        Cell {
+            parts: read.batch.into_iter().collect(),
+            at_end: read.at_end,
+        }
     }
 
     fn in_pieces(
@@ -551,7 +570,7 @@ mod tests {
         match started {
             Ok(mut rows) => {
                 let (good, sizes, bad) =
-                    collect(|s, b| rows.read_batch(7, s, b).unwrap(), &mut stamp);
+                    collect(|s, b| rows.read_cell(7, s, b).unwrap(), &mut stamp);
                 (good, sizes, bad, rows.repeated_headers())
             }
             Err(file) => {
@@ -559,7 +578,7 @@ mod tests {
                 let mut rows =
                     CsvRows::new(BufReader::new(file), options.clone(), Arc::default()).unwrap();
                 let (good, sizes, bad) =
-                    collect(|s, b| rows.read_batch(7, s, b).unwrap(), &mut stamp);
+                    collect(|s, b| one_cell(rows.read_batch(7, s, b)), &mut stamp);
                 (good, sizes, bad, rows.repeated_headers)
             }
         }
