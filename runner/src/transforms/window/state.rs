@@ -6,9 +6,8 @@ use crate::ack::Acks;
 use crate::record::{BatchBuilder, FieldRef, Millis, Row, Schema};
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
-use std::ops::Bound;
 use std::sync::Arc;
 
 /// Window geometry: `size` long, a new one every `slide` (tumbling when equal), aligned to the
@@ -116,6 +115,74 @@ impl Groups {
     }
 }
 
+/// The open windows by start, in order. Rows mostly fall into the newest window, so that one is
+/// found without a search; the rest by binary search (there are few: `size / slide` plus the
+/// lateness span).
+#[derive(Debug, Default)]
+struct OpenWindows(VecDeque<(Millis, Groups)>);
+
+impl OpenWindows {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The window starting at `start`, made by `new` when it is not open yet.
+    fn get_or_insert_with(&mut self, start: Millis, new: impl FnOnce() -> Groups) -> &mut Groups {
+        let newest = self.0.back().map(|(s, _)| *s);
+        let at = match newest {
+            Some(newest) if newest == start => self.0.len() - 1,
+            Some(newest) if newest > start => {
+                match self.0.binary_search_by_key(&start, |(s, _)| *s) {
+                    Ok(at) => at,
+                    Err(at) => {
+                        self.0.insert(at, (start, new()));
+                        at
+                    }
+                }
+            }
+            _ => {
+                self.0.push_back((start, new()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[at].1
+    }
+
+    /// The windows starting after `after` and at or before `through`.
+    fn starting_within(
+        &mut self,
+        after: Millis,
+        through: Millis,
+    ) -> impl Iterator<Item = &mut Groups> {
+        let from = self.0.partition_point(|(s, _)| *s <= after);
+        self.0
+            .range_mut(from..)
+            .take_while(move |(s, _)| *s <= through)
+            .map(|(_, groups)| groups)
+    }
+
+    fn first_start(&self) -> Option<Millis> {
+        self.0.front().map(|(s, _)| *s)
+    }
+
+    fn last_start(&self) -> Option<Millis> {
+        self.0.back().map(|(s, _)| *s)
+    }
+
+    fn pop_first(&mut self) -> Option<(Millis, Groups)> {
+        self.0.pop_front()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(Millis, Groups)> {
+        self.0.iter()
+    }
+
+    fn remove(&mut self, start: Millis) -> Option<Groups> {
+        let at = self.0.binary_search_by_key(&start, |(s, _)| *s).ok()?;
+        self.0.remove(at).map(|(_, groups)| groups)
+    }
+}
+
 /// Field positions for the schema currently flowing in.
 #[derive(Debug)]
 struct Resolved {
@@ -131,7 +198,7 @@ pub struct WindowState {
     group_by: Vec<String>,
     aggregates: Vec<AggregateSpec>,
     output_schema: Arc<Schema>,
-    open: BTreeMap<Millis, Groups>,
+    open: OpenWindows,
     pool: Vec<Groups>,
     /// Every window ending at or before this has been emitted.
     closed_through: Millis,
@@ -166,7 +233,7 @@ impl WindowState {
             output_schema: Arc::new(Schema::new(names)),
             group_by,
             aggregates,
-            open: BTreeMap::new(),
+            open: OpenWindows::default(),
             pool: Vec::new(),
             closed_through: Millis::MIN,
             resumed_through: Millis::MIN,
@@ -215,8 +282,7 @@ impl WindowState {
             let pool = &mut self.pool;
             let groups = self
                 .open
-                .entry(start)
-                .or_insert_with(|| pool.pop().unwrap_or_default());
+                .get_or_insert_with(start, || pool.pop().unwrap_or_default());
             let slot = groups.slot(&self.key_scratch, per_slot) as usize;
             let accumulators = &mut groups.accumulators[slot * per_slot..(slot + 1) * per_slot];
             for ((acc, spec), field) in accumulators
@@ -250,11 +316,7 @@ impl WindowState {
             return;
         }
         let from = earliest.saturating_sub(self.geometry.size);
-        for groups in self
-            .open
-            .range_mut((Bound::Excluded(from), Bound::Included(latest)))
-            .map(|(_, groups)| groups)
-        {
+        for groups in self.open.starting_within(from, latest) {
             groups.acks.absorb(acks.clone());
         }
     }
@@ -267,11 +329,13 @@ impl WindowState {
         let geometry = self.geometry;
         let mut builder: Option<BatchBuilder> = None;
         let mut acks = Acks::default();
-        while let Some(entry) = self.open.first_entry() {
-            if geometry.end(*entry.key()) > watermark {
+        while let Some(first) = self.open.first_start() {
+            if geometry.end(first) > watermark {
                 break;
             }
-            let (start, mut groups) = entry.remove_entry();
+            let Some((start, mut groups)) = self.open.pop_first() else {
+                break;
+            };
             let b = builder.get_or_insert_with(|| {
                 BatchBuilder::with_capacity(Arc::clone(&self.output_schema), 16)
             });
@@ -298,7 +362,7 @@ impl WindowState {
     /// last one emitted counts as closed.
     pub fn close_all(&mut self, out: &mut Vec<crate::record::Batch>) {
         let geometry = self.geometry;
-        if let Some(last_end) = self.open.keys().next_back().map(|&s| geometry.end(s)) {
+        if let Some(last_end) = self.open.last_start().map(|s| geometry.end(s)) {
             self.close_through(last_end, out);
         }
     }
@@ -315,7 +379,7 @@ impl WindowState {
             .map(|(start, _)| *start)
             .collect();
         for start in &resumable {
-            if let Some(mut groups) = self.open.remove(start) {
+            if let Some(mut groups) = self.open.remove(*start) {
                 groups.acks.fail();
                 groups.clear();
             }
