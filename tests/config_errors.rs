@@ -286,3 +286,37 @@ inputs = ["in"]
         .unwrap();
     assert!(out.status.success(), "{}", text(&out).1);
 }
+
+#[test]
+fn a_group_member_refuses_state_across_records_and_exactly_once() {
+    let group_source = "[sources.events]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:9\"\n\
+                        topic = \"sex\"\nassignment = \"group\"\n";
+    // A window after a source that reads only its share of the partitions.
+    let (code, stderr) = validate_text(&format!(
+        "{group_source}guarantee = \"at-least-once\"\n\
+         [transforms.per_second]\ntype = \"window\"\ninputs = [\"events\"]\nsize = \"1s\"\n\
+         group_by = [\"value\"]\n\
+         [sinks.out]\ntype = \"console\"\ninputs = [\"per_second\"]\n"
+    ));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("error: transforms.per_second: `per_second` keeps state across records")
+            && stderr.contains("every process would emit partial results"),
+        "{stderr}"
+    );
+    // The same source straight into a sink is fine.
+    let (code, stderr) = validate_text(&format!(
+        "{group_source}guarantee = \"at-least-once\"\n\
+         [sinks.out]\ntype = \"console\"\ninputs = [\"events\"]\n"
+    ));
+    assert_eq!(code, 0, "{stderr}");
+    // Exactly once (the default) is not built for group members.
+    let (code, stderr) = validate_text(&format!(
+        "{group_source}[sinks.out]\ntype = \"console\"\ninputs = [\"events\"]\n"
+    ));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("sources.events.guarantee: exactly once is not built for group members"),
+        "{stderr}"
+    );
+}

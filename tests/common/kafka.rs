@@ -16,6 +16,11 @@ pub fn broker(dir: &Path, storage: &str) -> (Background, String) {
     let mut cmd = weir();
     cmd.args(["broker", "--listen", &address, "--storage", storage])
         .current_dir(dir);
+    // WEIR_TEST_BROKER_LOG=<filter> turns the broker's own log on (e.g. to follow its group
+    // coordinator); the tests' weir processes otherwise ignore RUST_LOG.
+    if let Ok(filter) = std::env::var("WEIR_TEST_BROKER_LOG") {
+        cmd.env("RUST_LOG", filter);
+    }
     let broker = Background::start(cmd, &dir.join("broker.out"), &dir.join("broker.log"));
     wait_for_port(port);
     (broker, address)

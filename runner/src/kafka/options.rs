@@ -24,6 +24,18 @@ pub enum Start {
     Latest,
 }
 
+/// How a source gets its partitions.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Assignment {
+    /// It takes every partition of its topics itself.
+    #[default]
+    All,
+    /// It joins its consumer group and reads the partitions the group gives it, sharing the
+    /// topics with the other members (other `weir run` processes of the same pipeline).
+    Group,
+}
+
 /// What a pipeline promises about the records its Kafka sinks write.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 pub enum Guarantee {
@@ -99,6 +111,9 @@ pub struct KafkaOptions {
     /// Source: where to start reading.
     #[serde(default)]
     pub start: Start,
+    /// Source: every partition, or the share its consumer group gives it.
+    #[serde(default)]
+    pub assignment: Assignment,
     /// Source: most records per batch.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
@@ -157,7 +172,14 @@ fn default_replication() -> i32 {
 }
 
 /// Options only a source has.
-const SOURCE_ONLY: &[&str] = &["topics", "group_id", "start", "batch_size", "idle_timeout"];
+const SOURCE_ONLY: &[&str] = &[
+    "topics",
+    "group_id",
+    "start",
+    "assignment",
+    "batch_size",
+    "idle_timeout",
+];
 
 impl KafkaOptions {
     /// The `brokers` setting (`"embedded"` or `host:port,...`).
@@ -229,6 +251,29 @@ impl KafkaOptions {
                         "batch_size must be at least 1",
                     ));
                 }
+                if self.assignment == Assignment::Group {
+                    if self.start != Start::Committed {
+                        issues.push(
+                            OptionIssue::new(
+                                "start",
+                                "a group member reads each partition from the group's committed \
+                                 offset",
+                            )
+                            .hint("remove `start`, or set `assignment = \"all\"`"),
+                        );
+                    }
+                    if self.guarantee == Guarantee::ExactlyOnce {
+                        issues.push(
+                            OptionIssue::new(
+                                "guarantee",
+                                "exactly once is not built for group members yet (issue #15)",
+                            )
+                            .hint(
+                                "set `guarantee = \"at-least-once\"` with `assignment = \"group\"`",
+                            ),
+                        );
+                    }
+                }
             }
             _ => {
                 if self.topic.is_none() {
@@ -252,6 +297,7 @@ impl KafkaOptions {
             "topics" => !self.topics.is_empty(),
             "group_id" => self.group_id.is_some(),
             "start" => self.start != Start::default(),
+            "assignment" => self.assignment != Assignment::default(),
             "batch_size" => self.batch_size != default_batch_size(),
             "commit_interval" => self.commit_interval.0 != default_commit_interval().0,
             "idle_timeout" => self.idle_timeout.0 != default_idle_timeout().0,
@@ -380,6 +426,12 @@ pub const SOURCE_OPTIONS: &[OptionDoc] = &[
         ty: "\"committed\" | \"earliest\" | \"latest\"",
         default: "\"committed\"",
         doc: "where to start: the committed offset (else the beginning), the beginning, or the end",
+    },
+    OptionDoc {
+        name: "assignment",
+        ty: "\"all\" | \"group\"",
+        default: "\"all\"",
+        doc: "take every partition, or join the consumer group and read the partitions it gives (several processes share the topics)",
     },
     OptionDoc {
         name: "batch_size",

@@ -4,6 +4,12 @@
 //! settle in any order; the commit point only moves over the longest prefix of settled,
 //! delivered tickets (Benthos calls this the checkpoint limit), so nothing is committed while an
 //! earlier record may still be lost.
+//!
+//! A source in a consumer group owns its partitions only for a while: [`Checkpoints::revoke`]
+//! forgets a partition's commit point, and positions of tickets issued before it are never
+//! committed afterwards (another member resumes the partition from the group's commit point, and
+//! a late, smaller offset from here would rewind it). Each grant of a partition is a new
+//! *tenure*; a ticket's positions count only within the tenure they were read in.
 
 use crate::ack::{Acks, Ledger};
 use crate::kafka::transaction::{CommitPoint, Offsets};
@@ -32,11 +38,18 @@ struct State {
     moved: bool,
     /// A ticket settled undelivered: the commit point stays where it is for good.
     stuck: bool,
+    /// Group members only: the partitions owned now, each with its tenure. `None`: every
+    /// partition read is owned for good (the source assigned itself its partitions).
+    owned: Option<HashMap<Partition, u64>>,
+    /// The tenure the next grant gets.
+    next_tenure: u64,
 }
 
 #[derive(Debug)]
 struct Pending {
-    resume_at: Vec<(Partition, i64)>,
+    /// Per partition: where reading resumes after this ticket's records, and the tenure they were
+    /// read in.
+    resume_at: Vec<(Partition, i64, u64)>,
     settled: Option<bool>,
 }
 
@@ -54,15 +67,51 @@ impl Checkpoints {
     }
 
     /// A ticket for a batch after which reading resumes at `resume_at` (per partition).
+    /// Positions in partitions not owned (see [`revoke`](Self::revoke)) are left out.
     pub fn issue(self: &Arc<Self>, resume_at: Vec<(Partition, i64)>) -> Acks {
         let mut state = self.state();
         let seq = state.first + state.pending.len() as u64;
+        let resume_at = resume_at
+            .into_iter()
+            .filter_map(|(partition, offset)| {
+                let tenure = match &state.owned {
+                    None => 0,
+                    Some(owned) => *owned.get(&partition)?,
+                };
+                Some((partition, offset, tenure))
+            })
+            .collect();
         state.pending.push_back(Pending {
             resume_at,
             settled: None,
         });
         drop(state);
         Acks::issue(Arc::clone(self) as Arc<dyn Ledger>, seq)
+    }
+
+    /// The source now owns `partitions` (a consumer group granted them): a new tenure each.
+    pub fn grant(&self, partitions: &[Partition]) {
+        let mut state = self.state();
+        let tenure = state.next_tenure;
+        state.next_tenure += 1;
+        let owned = state.owned.get_or_insert_with(HashMap::new);
+        for partition in partitions {
+            owned.insert(partition.clone(), tenure);
+        }
+    }
+
+    /// The source gives `partitions` up: their commit points are forgotten, and positions in them
+    /// from tickets issued so far are never committed.
+    pub fn revoke(&self, partitions: &[Partition]) {
+        let mut state = self.state();
+        state.advance();
+        let owned = state.owned.get_or_insert_with(HashMap::new);
+        for partition in partitions {
+            owned.remove(partition);
+        }
+        for partition in partitions {
+            state.committable.remove(partition);
+        }
     }
 
     /// Tickets not yet settled or not yet folded into the commit point.
@@ -109,9 +158,15 @@ impl State {
                 Some(true) if !self.stuck => {
                     let done = self.pending.pop_front().expect("front exists");
                     self.first += 1;
-                    for (partition, offset) in done.resume_at {
-                        let at = self.committable.entry(partition).or_insert(offset);
-                        *at = (*at).max(offset);
+                    for (partition, offset, tenure) in done.resume_at {
+                        let current = match &self.owned {
+                            None => true,
+                            Some(owned) => owned.get(&partition) == Some(&tenure),
+                        };
+                        if current {
+                            let at = self.committable.entry(partition).or_insert(offset);
+                            *at = (*at).max(offset);
+                        }
                     }
                     self.moved = true;
                 }
@@ -207,5 +262,39 @@ mod tests {
         health.fail();
         drop(late);
         assert_eq!(ledger.take_commit(), None);
+    }
+
+    fn in_partition(partition: i32, offset: i64) -> Vec<(Partition, i64)> {
+        vec![((Arc::from("t"), partition), offset)]
+    }
+
+    #[test]
+    fn a_revoked_partition_is_never_committed_from_an_earlier_tenure() {
+        let ledger = Checkpoints::new(RunHealth::default());
+        let p0: Partition = (Arc::from("t"), 0);
+        let p1: Partition = (Arc::from("t"), 1);
+        ledger.grant(&[p0.clone(), p1.clone()]);
+        drop(ledger.issue(in_partition(0, 5)));
+        let read_before = ledger.issue(in_partition(1, 50));
+        assert_eq!(ledger.take_commit(), Some(in_partition(0, 5)));
+        ledger.revoke(std::slice::from_ref(&p1));
+        ledger.grant(std::slice::from_ref(&p1));
+        drop(read_before);
+        assert_eq!(
+            ledger.take_commit(),
+            Some(in_partition(0, 5)),
+            "the position read before the revocation must not come back"
+        );
+        drop(ledger.issue(in_partition(1, 80)));
+        let mut point = ledger.take_commit().expect("moved");
+        point.sort();
+        assert_eq!(point, vec![(p0, 5), (p1, 80)]);
+        ledger.revoke(&[(Arc::from("t"), 0)]);
+        drop(ledger.issue(in_partition(0, 9)));
+        assert_eq!(
+            ledger.take_commit(),
+            Some(in_partition(1, 80)),
+            "no longer owned"
+        );
     }
 }

@@ -113,6 +113,18 @@ pub trait StageConfig: Send + Sync + Debug {
     fn parallel(&self) -> Option<Parallel> {
         None
     }
+
+    /// For a source: true when it reads only a share of its input, the rest going to other
+    /// processes (a Kafka consumer-group member).
+    fn reads_a_share(&self) -> bool {
+        false
+    }
+
+    /// For a transform: true when its output depends on records it saw earlier (a window), so it
+    /// needs every record of its input, not a share.
+    fn keeps_state(&self) -> bool {
+        false
+    }
 }
 
 /// A stage type: its name, documentation and how to read its options.

@@ -64,6 +64,9 @@ pub fn plan(doc: &Document, registry: &Registry) -> (Option<Plan>, Diagnostics) 
         .map(|c| resolve_inputs(c, &spec, &mut diagnostics))
         .collect();
     check_graph(&spec, &inputs, &mut diagnostics);
+    if !diagnostics.has_errors() {
+        check_shares(&spec, &configs, &inputs, &mut diagnostics);
+    }
     if diagnostics.has_errors() {
         return (None, diagnostics);
     }
@@ -221,6 +224,53 @@ fn check_graph(spec: &PipelineSpec, inputs: &[Vec<usize>], diagnostics: &mut Dia
                 )
                 .with_hint("list it in a transform's or sink's `inputs`"),
             );
+        }
+    }
+}
+
+/// A stage that keeps state must see all of its input: downstream of a source that reads only a
+/// share (a consumer-group member), each process would emit partial results under the same keys.
+/// Merging partial results across processes is not built (docs/scaling.md), so this is refused.
+fn check_shares(
+    spec: &PipelineSpec,
+    configs: &[Option<Box<dyn StageConfig>>],
+    inputs: &[Vec<usize>],
+    diagnostics: &mut Diagnostics,
+) {
+    let config = |i: usize| configs[i].as_deref();
+    for (source, c) in spec.components.iter().enumerate() {
+        if !config(source).is_some_and(|c| c.reads_a_share()) {
+            continue;
+        }
+        let mut seen = vec![false; spec.components.len()];
+        let mut todo = vec![source];
+        while let Some(at) = todo.pop() {
+            for (next, ins) in inputs.iter().enumerate() {
+                if ins.contains(&at) && !seen[next] {
+                    seen[next] = true;
+                    todo.push(next);
+                }
+            }
+        }
+        for (i, downstream) in spec.components.iter().enumerate() {
+            if seen[i] && config(i).is_some_and(|c| c.keeps_state()) {
+                diagnostics.push(
+                    Diagnostic::error(
+                        downstream.origin.clone(),
+                        &downstream.path,
+                        format!(
+                            "`{}` keeps state across records, but `{}` reads only the partitions \
+                             its consumer group gives this process (`assignment = \"group\"`): \
+                             every process would emit partial results",
+                            downstream.id, c.id
+                        ),
+                    )
+                    .with_hint(
+                        "run one process with `assignment = \"all\"`; merging partial results \
+                         across processes is not built yet (docs/scaling.md)",
+                    ),
+                );
+            }
         }
     }
 }

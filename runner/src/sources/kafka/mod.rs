@@ -20,12 +20,13 @@
 //! A source whose topic a `kafka` sink of the same pipeline writes ends once that sink has
 //! finished and everything it wrote has been read (see `kafka::link`).
 
+mod group;
 mod reader;
 
-use super::checkpoint::Checkpoints;
+use super::checkpoint::{Checkpoints, Partition};
 use crate::kafka::codec::Decoder;
 use crate::kafka::link::{Progress, TopicLinks};
-use crate::kafka::options::{COMMON_OPTIONS, SOURCE_OPTIONS};
+use crate::kafka::options::{Assignment, COMMON_OPTIONS, SOURCE_OPTIONS};
 use crate::kafka::transaction::{CommitPoint, Transactions, Transactor};
 use crate::kafka::{
     CONSUMER_DEFAULTS, ClientLog, Guarantee, KafkaError, KafkaOptions, Start, topics,
@@ -38,7 +39,8 @@ use crate::stage::{
     Source, SourceContext, Stage, StageConfig, StageError, StageKind, StageMetrics, StageResult,
 };
 use async_trait::async_trait;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use group::{Change, Membership};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError as ClientError;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use reader::{LOGGED_BAD_MESSAGES, PartitionState, Reader};
@@ -71,6 +73,10 @@ impl BuiltinConfig for KafkaSourceConfig {
 }
 
 impl StageConfig for KafkaSourceConfig {
+    fn reads_a_share(&self) -> bool {
+        self.0.assignment == Assignment::Group
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
         if self.0.start == Start::Committed {
             cx.resources.get::<Resumed>().source_resumes();
@@ -105,7 +111,11 @@ struct KafkaSource {
 impl Source for KafkaSource {
     async fn run(self: Box<Self>, cx: SourceContext) -> StageResult {
         let bootstrap = self.options.bootstrap().await?;
-        let mut config = self.options.client_config(&bootstrap, CONSUMER_DEFAULTS);
+        let defaults = match self.options.assignment {
+            Assignment::All => CONSUMER_DEFAULTS.to_vec(),
+            Assignment::Group => [CONSUMER_DEFAULTS, GROUP_DEFAULTS].concat(),
+        };
+        let mut config = self.options.client_config(&bootstrap, &defaults);
         config.set("group.id", &self.group_id);
         config.set(
             "auto.offset.reset",
@@ -153,25 +163,99 @@ impl KafkaSource {
             health,
         } = cx;
         output.manual_watermarks();
-        let consumer = crate::kafka::consumer(config, "consumer")?;
         let checkpoints = Checkpoints::new(health.clone());
-        if let Some(transactor) = &transactor {
-            if self.options.start == Start::Committed {
-                self.resume(transactor);
-            }
-            let group = consumer
-                .group_metadata()
-                .ok_or_else(|| KafkaError::TransactionFailed {
-                    id: transactor.progress_topic(),
-                    why: format!("consumer group {} has no metadata", self.group_id),
-                })?;
-            transactor.register_source(group, Arc::clone(&checkpoints) as Arc<dyn CommitPoint>);
-        }
         let commits_itself = transactor.is_none();
-        let assignment = self.assignment(&consumer, topics)?;
-        consumer
-            .assign(&assignment)
-            .map_err(|source| KafkaError::Assign { source })?;
+        match self.options.assignment {
+            Assignment::All => {
+                let consumer = crate::kafka::consumer(config, "consumer")?;
+                self.prepare_transactions(&consumer, transactor.as_deref(), &checkpoints)?;
+                let assignment = self.assignment(&consumer, topics)?;
+                consumer
+                    .assign(&assignment)
+                    .map_err(|source| KafkaError::Assign { source })?;
+                let partitions = assignment
+                    .elements()
+                    .iter()
+                    .map(|e| (Arc::from(e.topic()), e.partition()))
+                    .collect();
+                let run = Consuming {
+                    output,
+                    shutdown,
+                    health,
+                    checkpoints,
+                    commits_itself,
+                };
+                self.read_all(&consumer, topics, partitions, run)
+            }
+            Assignment::Group => {
+                let membership = Membership::new(
+                    self.path.clone(),
+                    Arc::clone(&checkpoints),
+                    commits_itself,
+                    HANDOVER_TIMEOUT,
+                );
+                let consumer: BaseConsumer<Membership> = config
+                    .create_with_context(membership)
+                    .map_err(|source| KafkaError::Client {
+                        role: "consumer",
+                        source,
+                    })?;
+                self.prepare_transactions(&consumer, transactor.as_deref(), &checkpoints)?;
+                let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+                consumer
+                    .subscribe(&names)
+                    .map_err(|source| KafkaError::Assign { source })?;
+                let run = Consuming {
+                    output,
+                    shutdown,
+                    health,
+                    checkpoints,
+                    commits_itself,
+                };
+                self.read_all(&consumer, topics, Vec::new(), run)
+            }
+        }
+    }
+
+    /// Exactly once: loads the progress marks of an earlier run and registers the source's commit
+    /// point with the run's transactions.
+    fn prepare_transactions<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        transactor: Option<&Transactor>,
+        checkpoints: &Arc<Checkpoints>,
+    ) -> StageResult {
+        let Some(transactor) = transactor else {
+            return Ok(());
+        };
+        if self.options.start == Start::Committed {
+            self.resume(transactor);
+        }
+        let group = consumer
+            .group_metadata()
+            .ok_or_else(|| KafkaError::TransactionFailed {
+                id: transactor.progress_topic(),
+                why: format!("consumer group {} has no metadata", self.group_id),
+            })?;
+        transactor.register_source(group, Arc::clone(checkpoints) as Arc<dyn CommitPoint>);
+        Ok(())
+    }
+
+    /// Reads until the end (see [`read`](Self::read)), then lets downstream drain and commits.
+    fn read_all<C: ConsumerContext + Changes>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        topics: &[String],
+        partitions: Vec<Partition>,
+        run: Consuming,
+    ) -> StageResult {
+        let Consuming {
+            mut output,
+            shutdown,
+            health,
+            checkpoints,
+            commits_itself,
+        } = run;
         let mut reader = Reader {
             decoder: Decoder::new(
                 self.options.codec,
@@ -179,15 +263,9 @@ impl KafkaSource {
                 self.options.key_codec,
                 &self.options.key_fields,
             ),
-            partitions: assignment
-                .elements()
-                .iter()
-                .map(|e| {
-                    (
-                        (Arc::from(e.topic()), e.partition()),
-                        PartitionState::default(),
-                    )
-                })
+            partitions: partitions
+                .into_iter()
+                .map(|partition| (partition, PartitionState::default()))
                 .collect(),
             bad_messages: 0,
             future_messages: 0,
@@ -196,7 +274,7 @@ impl KafkaSource {
             metrics: &self.metrics,
         };
         let result = self.read(
-            &consumer,
+            consumer,
             topics,
             &mut reader,
             &mut output,
@@ -208,7 +286,7 @@ impl KafkaSource {
         );
         drop(output); // downstream drains and delivers what it holds
         if commits_itself {
-            self.settle_and_commit(&consumer, &checkpoints, &health);
+            self.settle_and_commit(consumer, &checkpoints, &health);
         }
         if reader.future_messages > LOGGED_BAD_MESSAGES {
             tracing::warn!(
@@ -227,9 +305,9 @@ impl KafkaSource {
         result
     }
 
-    fn read(
+    fn read<C: ConsumerContext + Changes>(
         &self,
-        consumer: &BaseConsumer<ClientLog>,
+        consumer: &BaseConsumer<C>,
         topics: &[String],
         reader: &mut Reader<'_>,
         output: &mut Output,
@@ -265,6 +343,9 @@ impl KafkaSource {
                         }
                     }
                 }
+            }
+            for change in consumer.context().take_changes() {
+                reader.apply(change);
             }
             let touched = reader.take_touched();
             if !touched.is_empty() {
@@ -310,9 +391,9 @@ impl KafkaSource {
 
     /// Waits until everything sent has been delivered downstream (or the run failed), then
     /// commits the final point.
-    fn settle_and_commit(
+    fn settle_and_commit<C: ConsumerContext>(
         &self,
-        consumer: &BaseConsumer<ClientLog>,
+        consumer: &BaseConsumer<C>,
         checkpoints: &Arc<Checkpoints>,
         health: &RunHealth,
     ) {
@@ -444,17 +525,15 @@ struct Commits<'a> {
 
 /// Commits the commit point if it moved; true unless the commit failed. A failed commit is
 /// offered again by the next call (the broker keeps the last successful one meanwhile).
-fn commit(consumer: &BaseConsumer<ClientLog>, checkpoints: &Checkpoints, mode: CommitMode) -> bool {
+fn commit<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    checkpoints: &Checkpoints,
+    mode: CommitMode,
+) -> bool {
     let Some(point) = checkpoints.take_commit() else {
         return true;
     };
-    let mut list = TopicPartitionList::new();
-    for ((topic, partition), offset) in &point {
-        if let Err(e) = list.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
-            tracing::warn!("cannot commit {topic}/{partition}@{offset}: {e}");
-        }
-    }
-    match consumer.commit(&list, mode) {
+    match consumer.commit(&offsets_list(&point), mode) {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!("committing offsets failed (will retry): {e}");
@@ -463,6 +542,51 @@ fn commit(consumer: &BaseConsumer<ClientLog>, checkpoints: &Checkpoints, mode: C
         }
     }
 }
+
+/// `point` as a list to commit.
+fn offsets_list(point: &[(Partition, i64)]) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in point {
+        if let Err(e) = list.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
+            tracing::warn!("cannot commit {topic}/{partition}@{offset}: {e}");
+        }
+    }
+    list
+}
+
+/// What a consumer's context reports about partitions granted and revoked since it was last
+/// asked (a group member's rebalances; nothing for a source that assigned itself every
+/// partition).
+trait Changes {
+    fn take_changes(&self) -> Vec<Change>;
+}
+
+impl Changes for ClientLog {
+    fn take_changes(&self) -> Vec<Change> {
+        Vec::new()
+    }
+}
+
+/// The parts of a source's context the read loop works with.
+struct Consuming {
+    output: Output,
+    shutdown: Shutdown,
+    health: RunHealth,
+    checkpoints: Arc<Checkpoints>,
+    commits_itself: bool,
+}
+
+/// Consumer settings of a group member, over [`CONSUMER_DEFAULTS`]; `options` overrides them.
+/// Cooperative rebalancing moves only the partitions that change owner, so the other members
+/// keep reading through a join or a leave.
+const GROUP_DEFAULTS: &[(&str, &str)] = &[
+    ("partition.assignment.strategy", "range"),
+    ("heartbeat.interval.ms", "1000"),
+];
+
+/// How long a group member giving partitions up waits for what it read from them to be
+/// delivered before it lets them go anyway (the new owner then reads those records again).
+const HANDOVER_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Attempts at the final, synchronous commit of a run, half a second apart.
 const FINAL_COMMIT_ATTEMPTS: u32 = 3;

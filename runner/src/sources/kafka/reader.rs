@@ -132,6 +132,22 @@ impl Reader<'_> {
             .collect()
     }
 
+    /// Follows a change of the partitions this source owns (a group member's rebalance).
+    pub(super) fn apply(&mut self, change: super::Change) {
+        match change {
+            super::Change::Granted(granted) => {
+                for partition in granted {
+                    if !self.partitions.iter().any(|(p, _)| *p == partition) {
+                        self.partitions.push((partition, PartitionState::default()));
+                    }
+                }
+            }
+            super::Change::Revoked(revoked) => {
+                self.partitions.retain(|(p, _)| !revoked.contains(p));
+            }
+        }
+    }
+
     pub(super) fn reached_end(&mut self, partition: i32) {
         // The event names only the partition number; with several topics, each topic's partition
         // of that number is marked (a partition that still has data clears it at its next record).

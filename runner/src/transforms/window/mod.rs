@@ -36,6 +36,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 impl StageConfig for WindowConfig {
+    fn keeps_state(&self) -> bool {
+        true
+    }
+
     fn parallel(&self) -> Option<Parallel> {
         (self.parallelism > 1).then(|| Parallel {
             instances: self.parallelism,

@@ -1,0 +1,177 @@
+//! Consumer-group membership (`assignment = "group"`): the client context that hears the group's
+//! rebalances. Partitions are granted and revoked inside the consumer's `poll`, on the read loop's
+//! own thread; this context does what must happen before the rebalance may go on and leaves the
+//! rest to the loop as [`Change`]s.
+//!
+//! Giving a partition up (revocation): the records read from it so far are delivered downstream
+//! first (every ticket handed out has settled, up to `handover_timeout`), the commit point is
+//! committed synchronously, and only then does librdkafka let the next owner start — from that
+//! commit point, so it reads again only what was not yet delivered here. If the partition was
+//! *lost* (this member was thrown out of the group after missing its session timeout) nothing is
+//! committed: another member already owns it. Either way the ledger forgets the partition, so a
+//! ticket that settles later can never move its committed offset back.
+
+use crate::kafka::{report_error, report_log};
+use crate::sources::checkpoint::{Checkpoints, Partition};
+use rdkafka::TopicPartitionList;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError as ClientError;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A change of the partitions this member reads, for the read loop.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Change {
+    /// The group granted these partitions.
+    Granted(Vec<Partition>),
+    /// These partitions were handed over (or lost); stop tracking them.
+    Revoked(Vec<Partition>),
+}
+
+/// The client context of a group member.
+pub(super) struct Membership {
+    pub(super) path: String,
+    pub(super) checkpoints: Arc<Checkpoints>,
+    /// True when the source commits offsets itself.
+    pub(super) commits_itself: bool,
+    /// How long a revocation waits for what was read to be delivered.
+    pub(super) handover_timeout: Duration,
+    changes: Mutex<Vec<Change>>,
+}
+
+impl Membership {
+    pub(super) fn new(
+        path: String,
+        checkpoints: Arc<Checkpoints>,
+        commits_itself: bool,
+        handover_timeout: Duration,
+    ) -> Self {
+        Membership {
+            path,
+            checkpoints,
+            commits_itself,
+            handover_timeout,
+            changes: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The changes since the last call, oldest first.
+    pub(super) fn take_changes(&self) -> Vec<Change> {
+        std::mem::take(&mut *self.changes.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn push(&self, change: Change) {
+        self.changes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(change);
+    }
+
+    /// Waits until every ticket handed out has settled (or the time is up); true if they did.
+    fn wait_for_delivery(&self) -> bool {
+        let deadline = Instant::now() + self.handover_timeout;
+        while self.checkpoints.outstanding() > 0 && !self.checkpoints.is_stuck() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+}
+
+fn partitions(list: &TopicPartitionList) -> Vec<Partition> {
+    list.elements()
+        .iter()
+        .map(|e| (Arc::from(e.topic()), e.partition()))
+        .collect()
+}
+
+fn names(partitions: &[Partition]) -> String {
+    let names: Vec<String> = partitions.iter().map(|(t, p)| format!("{t}/{p}")).collect();
+    names.join(", ")
+}
+
+impl ClientContext for Membership {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        report_log(level, facility, message);
+    }
+
+    fn error(&self, error: ClientError, reason: &str) {
+        report_error(&error, reason);
+    }
+}
+
+impl super::Changes for Membership {
+    fn take_changes(&self) -> Vec<Change> {
+        Membership::take_changes(self)
+    }
+}
+
+impl ConsumerContext for Membership {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(list) = rebalance else {
+            return;
+        };
+        let revoked = partitions(list);
+        if revoked.is_empty() {
+            return;
+        }
+        if consumer.assignment_lost() {
+            tracing::warn!(
+                "{}: lost {} (this member missed its session timeout); records read from them \
+                 and not yet committed are read again by their new owner",
+                self.path,
+                names(&revoked)
+            );
+        } else {
+            if !self.wait_for_delivery() {
+                tracing::warn!(
+                    "{}: handing over {} before everything read from them was delivered (waited \
+                     {:?}); the new owner reads those records again",
+                    self.path,
+                    names(&revoked),
+                    self.handover_timeout
+                );
+            }
+            if self.commits_itself {
+                commit_now(consumer, &self.checkpoints);
+            }
+            tracing::info!("{}: handed over {}", self.path, names(&revoked));
+        }
+        self.checkpoints.revoke(&revoked);
+        self.push(Change::Revoked(revoked));
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                let granted = partitions(list);
+                if granted.is_empty() {
+                    return;
+                }
+                tracing::info!("{}: reads {}", self.path, names(&granted));
+                self.checkpoints.grant(&granted);
+                self.push(Change::Granted(granted));
+            }
+            Rebalance::Error(e) => tracing::warn!("{}: rebalance failed: {e}", self.path),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+/// Commits the commit point synchronously (inside a rebalance, before a partition moves).
+fn commit_now(consumer: &BaseConsumer<Membership>, checkpoints: &Checkpoints) {
+    let Some(point) = checkpoints.take_commit() else {
+        return;
+    };
+    let list = super::offsets_list(&point);
+    if let Err(e) = consumer.commit(&list, CommitMode::Sync) {
+        tracing::warn!(
+            "committing offsets before a hand-over failed: {e}; the new owner reads the records \
+             since the last commit again"
+        );
+    }
+}
