@@ -11,13 +11,13 @@
 //! committed: another member already owns it. Either way the ledger forgets the partition, so a
 //! ticket that settles later can never move its committed offset back.
 
-use crate::kafka::{report_error, report_log};
+use crate::kafka::{ClientLog, report_error, report_log};
 use crate::sources::checkpoint::{Checkpoints, Partition};
-use rdkafka::TopicPartitionList;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError as ClientError;
+use rdkafka::{Offset, TopicPartitionList};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -104,7 +104,20 @@ impl ClientContext for Membership {
     }
 }
 
-impl super::Changes for Membership {
+/// What a consumer's context reports about partitions granted and revoked since it was last
+/// asked (a group member's rebalances; nothing for a source that assigned itself every
+/// partition).
+pub(super) trait Changes {
+    fn take_changes(&self) -> Vec<Change>;
+}
+
+impl Changes for ClientLog {
+    fn take_changes(&self) -> Vec<Change> {
+        Vec::new()
+    }
+}
+
+impl Changes for Membership {
     fn take_changes(&self) -> Vec<Change> {
         Membership::take_changes(self)
     }
@@ -167,11 +180,22 @@ fn commit_now(consumer: &BaseConsumer<Membership>, checkpoints: &Checkpoints) {
     let Some(point) = checkpoints.take_commit() else {
         return;
     };
-    let list = super::offsets_list(&point);
+    let list = offsets_list(&point);
     if let Err(e) = consumer.commit(&list, CommitMode::Sync) {
         tracing::warn!(
             "committing offsets before a hand-over failed: {e}; the new owner reads the records \
              since the last commit again"
         );
     }
+}
+
+/// `point` as a list to commit.
+pub(super) fn offsets_list(point: &[(Partition, i64)]) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in point {
+        if let Err(e) = list.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
+            tracing::warn!("cannot commit {topic}/{partition}@{offset}: {e}");
+        }
+    }
+    list
 }

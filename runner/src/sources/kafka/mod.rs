@@ -39,7 +39,7 @@ use crate::stage::{
     Source, SourceContext, Stage, StageConfig, StageError, StageKind, StageMetrics, StageResult,
 };
 use async_trait::async_trait;
-use group::{Change, Membership};
+use group::{Changes, Membership, offsets_list};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError as ClientError;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -540,30 +540,6 @@ fn commit<C: ConsumerContext>(
             checkpoints.commit_failed();
             false
         }
-    }
-}
-
-/// `point` as a list to commit.
-fn offsets_list(point: &[(Partition, i64)]) -> TopicPartitionList {
-    let mut list = TopicPartitionList::new();
-    for ((topic, partition), offset) in point {
-        if let Err(e) = list.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
-            tracing::warn!("cannot commit {topic}/{partition}@{offset}: {e}");
-        }
-    }
-    list
-}
-
-/// What a consumer's context reports about partitions granted and revoked since it was last
-/// asked (a group member's rebalances; nothing for a source that assigned itself every
-/// partition).
-trait Changes {
-    fn take_changes(&self) -> Vec<Change>;
-}
-
-impl Changes for ClientLog {
-    fn take_changes(&self) -> Vec<Change> {
-        Vec::new()
     }
 }
 

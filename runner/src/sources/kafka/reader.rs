@@ -2,6 +2,7 @@
 //! too far in the future, and tracking each partition's position, latest event time and
 //! idleness, from which the source's watermark comes.
 
+use super::group::Change;
 use crate::kafka::codec::Decoder;
 use crate::record::{BatchBuilder, Millis};
 use crate::sources::checkpoint::Partition;
@@ -133,16 +134,16 @@ impl Reader<'_> {
     }
 
     /// Follows a change of the partitions this source owns (a group member's rebalance).
-    pub(super) fn apply(&mut self, change: super::Change) {
+    pub(super) fn apply(&mut self, change: Change) {
         match change {
-            super::Change::Granted(granted) => {
+            Change::Granted(granted) => {
                 for partition in granted {
                     if !self.partitions.iter().any(|(p, _)| *p == partition) {
                         self.partitions.push((partition, PartitionState::default()));
                     }
                 }
             }
-            super::Change::Revoked(revoked) => {
+            Change::Revoked(revoked) => {
                 self.partitions.retain(|(p, _)| !revoked.contains(p));
             }
         }

@@ -436,8 +436,15 @@ where
         debug!(?group_id, ?now);
 
         match self {
+            // weir patch: dropping a member starts a new generation, so that every other
+            // member's next heartbeat answers RebalanceInProgress and all of them rejoin. With
+            // the generation unchanged only the member whose request found the expired one could
+            // learn of it; the others kept their old assignment and the dropped member's
+            // partitions stayed assigned to a dead process.
             Self::Forming(mut inner) => {
-                _ = inner.missed_heartbeat(group_id, now);
+                if inner.missed_heartbeat(group_id, now) {
+                    inner.generation_id += 1;
+                }
                 Self::Forming(inner)
             }
             Self::Formed(mut inner) => {
@@ -448,7 +455,7 @@ where
                         session_timeout_ms: inner.session_timeout_ms,
                         rebalance_timeout_ms: inner.rebalance_timeout_ms,
                         members: inner.members,
-                        generation_id: inner.generation_id,
+                        generation_id: inner.generation_id + 1, // weir patch (see above)
                         state: Forming {
                             protocol_type: Some(inner.state.protocol_type),
                             protocol_name: Some(inner.state.protocol_name),
@@ -678,6 +685,11 @@ type WrapperMap<O> = Arc<Mutex<BTreeMap<String, (Wrapper<O>, Option<Version>)>>>
 pub struct Controller<O> {
     storage: O,
     wrappers: WrapperMap<O>,
+    // weir patch: one pass over a group's state at a time. Each pass takes the state out of
+    // `wrappers`, works on it across awaits (the storage write) and puts it back; a request
+    // arriving meanwhile found no state, started from an empty group and, once its conditional
+    // write failed, retried on a stored state that could predate the first pass's change.
+    serial: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl<O> Controller<O>
@@ -688,6 +700,7 @@ where
         Ok(Self {
             storage,
             wrappers: Arc::new(Mutex::new(BTreeMap::new())),
+            serial: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 }
@@ -728,6 +741,8 @@ where
         let mut iteration = 0;
 
         loop {
+            #[allow(unused_mut, unused_variables)] // weir patch: see `serial`
+            let mut serial = Some(self.serial.clone().lock_owned().await);
             COORDINATOR_REQUESTS.add(1, &[KeyValue::new("method", "join_loop")]);
 
             let now = SystemTime::now();
@@ -762,7 +777,17 @@ where
             {
                 debug!(?member_id);
                 COORDINATOR_REQUESTS.add(1, &[KeyValue::new("method", "join_follower_pause")]);
+                // weir patch: the group state goes back into the shared map before this follower
+                // pauses; it used to stay taken out for the whole pause, so every request
+                // meanwhile (a heartbeat that had just dropped a dead member, say) started from
+                // an empty group, and its change was lost.
+                _ = self.wrappers.lock().map(|mut wrappers| {
+                    wrappers.insert(group_id.to_owned(), (original, version))
+                })?;
+                drop(serial.take()); // weir patch: never pause holding the group
                 sleep(Duration::from_millis(PAUSE_MS as u64)).await;
+                iteration += 1;
+                continue;
             }
 
             debug!(?group_id, ?original, ?version, ?iteration);
@@ -813,6 +838,7 @@ where
 
                         COORDINATOR_REQUESTS
                             .add(1, &[KeyValue::new("method", "join_group_instance_pause")]);
+                        drop(serial.take()); // weir patch: never pause holding the group
                         sleep(Duration::from_millis(pause as u64)).await;
 
                         iteration += 1;
@@ -883,6 +909,8 @@ where
         let mut iteration = 0;
 
         loop {
+            #[allow(unused_mut, unused_variables)] // weir patch: see `serial`
+            let mut serial = Some(self.serial.clone().lock_owned().await);
             COORDINATOR_REQUESTS.add(1, &[KeyValue::new("method", "sync_loop")]);
 
             let now = SystemTime::now();
@@ -942,6 +970,7 @@ where
 
                         COORDINATOR_REQUESTS
                             .add(1, &[KeyValue::new("method", "sync_group_instance_pause")]);
+                        drop(serial.take()); // weir patch: never pause holding the group
                         sleep(Duration::from_millis(pause as u64)).await;
 
                         iteration += 1;
@@ -997,6 +1026,8 @@ where
         let mut iteration = 0;
 
         loop {
+            #[allow(unused_mut, unused_variables)] // weir patch: see `serial`
+            let mut serial = Some(self.serial.clone().lock_owned().await);
             COORDINATOR_REQUESTS.add(1, &[KeyValue::new("method", "leave_loop")]);
 
             let (wrapper, version) = self.wrappers.lock().map(|mut wrappers| {
@@ -1069,6 +1100,8 @@ where
         let mut iteration = 0;
 
         loop {
+            #[allow(unused_mut, unused_variables)] // weir patch: see `serial`
+            let mut serial = Some(self.serial.clone().lock_owned().await);
             COORDINATOR_REQUESTS.add(1, &[KeyValue::new("method", "offset_commit_loop")]);
 
             let (wrapper, version) = self.wrappers.lock().map(|mut wrappers| {
@@ -1165,6 +1198,8 @@ where
         let mut iteration = 0;
 
         loop {
+            #[allow(unused_mut, unused_variables)] // weir patch: see `serial`
+            let mut serial = Some(self.serial.clone().lock_owned().await);
             COORDINATOR_REQUESTS.add(1, &[KeyValue::new("method", "heartbeat_loop")]);
 
             let (wrapper, version) = self.wrappers.lock().map(|mut wrappers| {
@@ -1177,13 +1212,19 @@ where
 
             let now = SystemTime::now();
 
-            let (mut wrapper, body) = wrapper
+            // weir patch: expired members are dropped before the heartbeat is answered (as join
+            // and sync already do), so the group moves to a new generation first and this
+            // member, too, is told to rejoin. Answered first, the Formed state dropped them
+            // itself and stayed Formed, with the dead member possibly still its leader.
+            let wrapper = if group_instance_id.is_none() {
+                wrapper.missed_heartbeat(group_id, now)
+            } else {
+                wrapper
+            };
+
+            let (wrapper, body) = wrapper
                 .heartbeat(now, group_id, generation_id, member_id, group_instance_id)
                 .await;
-
-            if group_instance_id.is_none() {
-                wrapper = wrapper.missed_heartbeat(group_id, now);
-            }
 
             debug!(group_id, ?wrapper, ?version, iteration,);
 
