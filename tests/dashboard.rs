@@ -105,11 +105,20 @@ fn start_pipeline(pipeline: &str, listen_key: &str, extra: &[&str]) -> Weir {
         .stderr(stderr)
         .spawn()
         .unwrap();
+    // Wait for this process's own "dashboard at" (or "metrics at") line, not just for something to answer on the
+    // port: tests run in parallel, and a port that was free a moment ago can be another test's
+    // dashboard by now (then this one fails to bind, and a client would talk to the other).
     let deadline = Instant::now() + Duration::from_secs(15);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    let serving = format!(" at http://127.0.0.1:{port}/");
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains(&serving)
+        || TcpStream::connect(("127.0.0.1", port)).is_err()
+    {
         assert!(
             Instant::now() < deadline,
-            "the dashboard did not start listening"
+            "the dashboard did not start listening on {port}:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(50));
     }

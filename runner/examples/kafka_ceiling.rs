@@ -4,9 +4,10 @@
 //! for every delivery report, then read them all back. Prints one JSON line with the rates.
 //!
 //!     cargo run --release --example kafka_ceiling -- 127.0.0.1:9092 1000000
-//!     kafka_ceiling BOOTSTRAP N [both|produce|consume] [--topic T] [KEY=VALUE ...]
+//!     kafka_ceiling BOOTSTRAP N [both|produce|consume] [--topic T] [--partitions P] [KEY=VALUE ...]
 //!
-//! `produce` only fills the topic; `consume` only reads N messages of a topic filled before (a
+//! `--partitions P` creates the topic with P partitions (the messages spread over them; `consume`
+//! reads partition 0 only, so use it with one). `produce` only fills the topic; `consume` only reads N messages of a topic filled before (a
 //! durable broker's stored data); `KEY=VALUE` overrides a consumer setting (e.g.
 //! `fetch.max.bytes=2097152`), and `--defaults=librdkafka` starts from librdkafka's own defaults
 //! instead of weir's. The consume time runs from the first poll to the N-th message, so it
@@ -103,6 +104,7 @@ fn consume(
 fn main() {
     let mut positional = Vec::new();
     let mut topic = "ceiling".to_string();
+    let mut partitions = 1;
     let mut settings = ConsumeSettings {
         weir_defaults: true,
         overrides: Vec::new(),
@@ -111,6 +113,11 @@ fn main() {
     while let Some(arg) = args.next() {
         if arg == "--topic" {
             topic = args.next().expect("--topic needs a name");
+        } else if arg == "--partitions" {
+            partitions = args
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("--partitions needs a number");
         } else if arg == "--defaults=librdkafka" {
             settings.weir_defaults = false;
         } else if let Some((key, value)) = arg.split_once('=') {
@@ -137,7 +144,11 @@ fn main() {
             let admin: AdminClient<DefaultClientContext> = config(bootstrap, &[]).create().unwrap();
             admin
                 .create_topics(
-                    &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
+                    &[NewTopic::new(
+                        &topic,
+                        partitions,
+                        TopicReplication::Fixed(1),
+                    )],
                     &AdminOptions::new(),
                 )
                 .await
