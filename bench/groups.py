@@ -53,6 +53,8 @@ def cpu_seconds(pid):
 def one_run(members, events, tmp):
     with kafka.Broker() as broker:
         kafka.ceiling(broker.address, events, "produce", "--topic", "events", "--partitions", "2")
+        # The output topic exists before the reader starts (0 messages: created only).
+        kafka.ceiling(broker.address, 0, "produce", "--topic", "copied")
         pipeline = os.path.join(tmp, "copy.toml")
         with open(pipeline, "w") as f:
             f.write(PIPELINE.format(address=broker.address))

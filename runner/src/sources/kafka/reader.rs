@@ -144,6 +144,17 @@ impl Reader<'_> {
                 }
             }
             Change::Revoked(revoked) => {
+                for (partition, state) in &self.partitions {
+                    if revoked.contains(partition) {
+                        tracing::debug!(
+                            "{}: gave up {}/{} having read to {}",
+                            self.path,
+                            partition.0,
+                            partition.1,
+                            state.next_offset
+                        );
+                    }
+                }
                 self.partitions.retain(|(p, _)| !revoked.contains(p));
             }
         }
@@ -153,8 +164,15 @@ impl Reader<'_> {
         // The event names only the partition number; with several topics, each topic's partition
         // of that number is marked (a partition that still has data clears it at its next record).
         let now = Instant::now();
-        for ((_, p), state) in &mut self.partitions {
+        for ((topic, p), state) in &mut self.partitions {
             if *p == partition {
+                if state.idle_since.is_none() {
+                    tracing::debug!(
+                        "{}: read {topic}/{p} to its end ({})",
+                        self.path,
+                        state.next_offset
+                    );
+                }
                 state.idle_since.get_or_insert(now);
             }
         }
