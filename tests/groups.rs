@@ -5,10 +5,8 @@
 
 mod common;
 
-use common::kafka::{broker, seeded};
+use common::kafka::{broker, create_topic_with, seeded};
 use common::{Background, weir};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -18,26 +16,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 const INPUT_PARTITIONS: i32 = 6;
-
-fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let results = runtime
-        .block_on(admin.create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        ))
-        .unwrap();
-    for result in results {
-        result.unwrap();
-    }
-}
 
 fn member(dir: &Path, pipeline: &Path, name: &str) -> Background {
     let mut cmd = weir();
@@ -140,7 +118,7 @@ fn members_share_partitions_and_lose_nothing(signal: &str) {
     };
     println!("members' logs in {}", dir.display());
     let (_broker, bootstrap) = broker(dir, "memory://");
-    create_topic(&bootstrap, "events", INPUT_PARTITIONS);
+    create_topic_with(&bootstrap, "events", INPUT_PARTITIONS);
     let pipeline = dir.join("mirror.toml");
     std::fs::write(
         &pipeline,

@@ -90,6 +90,11 @@ pub fn seeded() -> (u64, impl FnMut(u64) -> u64) {
 
 /// Creates `topic` with one partition.
 pub fn create_topic(bootstrap: &str, topic: &str) {
+    create_topic_with(bootstrap, topic, 1);
+}
+
+/// Creates `topic` with `partitions` partitions.
+pub fn create_topic_with(bootstrap: &str, topic: &str, partitions: i32) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
@@ -102,7 +107,7 @@ pub fn create_topic(bootstrap: &str, topic: &str) {
         .unwrap();
     let results = runtime
         .block_on(admin.create_topics(
-            &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
             &AdminOptions::new(),
         ))
         .unwrap();

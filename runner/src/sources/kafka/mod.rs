@@ -163,12 +163,18 @@ impl KafkaSource {
             health,
         } = cx;
         output.manual_watermarks();
-        let checkpoints = Checkpoints::new(health.clone());
-        let commits_itself = transactor.is_none();
+        let run = Consuming {
+            output,
+            shutdown,
+            checkpoints: Checkpoints::new(health.clone()),
+            health,
+            commits_itself: transactor.is_none(),
+        };
+        let checkpoints = &run.checkpoints;
         match self.options.assignment {
             Assignment::All => {
                 let consumer = crate::kafka::consumer(config, "consumer")?;
-                self.prepare_transactions(&consumer, transactor.as_deref(), &checkpoints)?;
+                self.prepare_transactions(&consumer, transactor.as_deref(), checkpoints)?;
                 let assignment = self.assignment(&consumer, topics)?;
                 consumer
                     .assign(&assignment)
@@ -178,20 +184,13 @@ impl KafkaSource {
                     .iter()
                     .map(|e| (Arc::from(e.topic()), e.partition()))
                     .collect();
-                let run = Consuming {
-                    output,
-                    shutdown,
-                    health,
-                    checkpoints,
-                    commits_itself,
-                };
                 self.read_all(&consumer, topics, partitions, run)
             }
             Assignment::Group => {
                 let membership = Membership::new(
                     self.path.clone(),
-                    Arc::clone(&checkpoints),
-                    commits_itself,
+                    Arc::clone(checkpoints),
+                    run.commits_itself,
                     HANDOVER_TIMEOUT,
                 );
                 let consumer: BaseConsumer<Membership> = config
@@ -200,18 +199,11 @@ impl KafkaSource {
                         role: "consumer",
                         source,
                     })?;
-                self.prepare_transactions(&consumer, transactor.as_deref(), &checkpoints)?;
+                self.prepare_transactions(&consumer, transactor.as_deref(), checkpoints)?;
                 let names: Vec<&str> = topics.iter().map(String::as_str).collect();
                 consumer
                     .subscribe(&names)
                     .map_err(|source| KafkaError::Assign { source })?;
-                let run = Consuming {
-                    output,
-                    shutdown,
-                    health,
-                    checkpoints,
-                    commits_itself,
-                };
                 self.read_all(&consumer, topics, Vec::new(), run)
             }
         }
