@@ -22,12 +22,23 @@ pub struct WindowConfig {
     pub(super) group_by: Vec<String>,
     #[serde(default = "default_aggregates")]
     pub(super) aggregates: Vec<AggregateConfig>,
-    #[serde(default = "default_parallelism")]
-    pub(super) parallelism: usize,
+    /// Instances; unset: [`WindowConfig::instances`] picks from the cores.
+    pub(super) parallelism: Option<usize>,
 }
 
-fn default_parallelism() -> usize {
-    1
+impl WindowConfig {
+    /// How many instances run: `parallelism` if set; else, for a keyed event-time window, half
+    /// the cores (at least 1), since a row costs the window about what it costs the csv parser
+    /// (docs/scaling.md); other windows cannot be split and run as one.
+    pub(super) fn instances(&self) -> usize {
+        self.parallelism.unwrap_or_else(|| {
+            if self.group_by.is_empty() || self.time == TimeMode::Processing {
+                1
+            } else {
+                std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+            }
+        })
+    }
 }
 
 /// One entry of `aggregates`.
@@ -111,7 +122,7 @@ pub const OPTIONS: &[OptionDoc] = &[
     OptionDoc {
         name: "parallelism",
         ty: "integer",
-        default: "1",
+        default: "half the cores (at least 1) with group_by and event time; else 1",
         doc: "instances, each holding the groups whose key hashes to it (event time, group_by)",
     },
 ];
@@ -142,15 +153,13 @@ impl BuiltinConfig for WindowConfig {
                 issues.push(OptionIssue::new("slide", format!("size / slide is {}; at most {MAX_WINDOWS_PER_ROW} windows per row are allowed", size / slide)));
             }
         }
-        if !(1..=256).contains(&self.parallelism) {
+        let parallelism = self.parallelism.unwrap_or(1);
+        if !(1..=256).contains(&parallelism) {
             issues.push(OptionIssue::new(
                 "parallelism",
-                format!(
-                    "parallelism must be between 1 and 256, found {}",
-                    self.parallelism
-                ),
+                format!("parallelism must be between 1 and 256, found {parallelism}"),
             ));
-        } else if self.parallelism > 1 && self.group_by.is_empty() {
+        } else if parallelism > 1 && self.group_by.is_empty() {
             issues.push(
                 OptionIssue::new(
                     "parallelism",
@@ -158,7 +167,7 @@ impl BuiltinConfig for WindowConfig {
                 )
                 .hint("remove parallelism, or group by a field"),
             );
-        } else if self.parallelism > 1 && self.time == TimeMode::Processing {
+        } else if parallelism > 1 && self.time == TimeMode::Processing {
             issues.push(OptionIssue::new(
                 "parallelism",
                 "processing-time windows run as one instance",

@@ -41,8 +41,9 @@ impl StageConfig for WindowConfig {
     }
 
     fn parallel(&self) -> Option<Parallel> {
-        (self.parallelism > 1).then(|| Parallel {
-            instances: self.parallelism,
+        let instances = self.instances();
+        (instances > 1).then(|| Parallel {
+            instances,
             key_fields: self.group_by.clone(),
         })
     }
