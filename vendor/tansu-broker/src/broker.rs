@@ -240,6 +240,12 @@ where
         let mut interval =
             time::interval(self.maintenance_interval.unwrap_or(Duration::from_mins(10)));
 
+        // weir patch: transaction timeouts. Open transactions are checked once a second and those
+        // past their producer's `transaction.timeout.ms` aborted (see
+        // `Storage::abort_expired_transactions`).
+        let mut expiry = time::interval(Duration::from_secs(1));
+        expiry.set_missed_tick_behavior(time::MissedTickBehavior::Delay);
+
         let mut set = JoinSet::new();
 
         let m = MultiProgress::new();
@@ -329,6 +335,17 @@ where
                     debug!(?handle);
 
                     continue;
+                }
+
+                _ = expiry.tick() => {
+                    let storage = self.storage.clone();
+                    _ = set.spawn(async move {
+                        _ = storage
+                            .abort_expired_transactions(SystemTime::now())
+                            .await
+                            .inspect(|aborted| if *aborted > 0 { debug!(aborted) })
+                            .inspect_err(|err| debug!(?err));
+                    });
                 }
 
                 _ = interval.tick() => {

@@ -2611,6 +2611,40 @@ impl Storage for DynoStore {
         Ok(ErrorCode::None)
     }
 
+    // weir patch: transaction timeouts (see `Storage::abort_expired_transactions`).
+    async fn abort_expired_transactions(&self, now: SystemTime) -> Result<u32> {
+        let expired = self
+            .meta
+            .with(&self.object_store, |meta| {
+                Ok(meta
+                    .transactions
+                    .iter()
+                    .filter_map(|(id, txn)| {
+                        let (_, detail) = txn.epochs.last_key_value()?;
+                        let started = detail.started_at?;
+                        let timeout =
+                            Duration::from_millis(u64::try_from(detail.transaction_timeout_ms).ok()?);
+                        (detail.state == Some(TxnState::Begin)
+                            && now.duration_since(started).is_ok_and(|open| open > timeout))
+                        .then(|| (id.clone(), detail.transaction_timeout_ms))
+                    })
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        let mut aborted = 0;
+        for (id, timeout_ms) in expired {
+            // What a restarted producer with this id does: abort the open transaction, new epoch.
+            let fenced = self
+                .init_producer(Some(&id), timeout_ms, Some(-1), Some(-1))
+                .await?;
+            debug!(transaction = id, ?fenced, "aborted an expired transaction");
+            if fenced.error == ErrorCode::None {
+                aborted += 1;
+            }
+        }
+        Ok(aborted)
+    }
+
     async fn maintain(&self, _now: SystemTime) -> Result<()> {
         if let Some(ref lake) = self.lake {
             return lake

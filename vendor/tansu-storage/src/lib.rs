@@ -1492,6 +1492,17 @@ pub trait Storage: Clone + Debug + Send + Sync + 'static {
         Ok(())
     }
 
+    // weir patch: transaction timeouts. A transaction left open longer than the
+    // `transaction.timeout.ms` its producer asked for (a producer killed mid-transaction) is
+    // aborted and its producer fenced, as a Kafka transaction coordinator does; 0.6.0 stored the
+    // timeout and never acted on it, so a dead producer's open transaction held every
+    // read_committed consumer of its partitions back for good.
+    /// Aborts every transaction open longer than its timeout at `now`, fencing its producer (a
+    /// new epoch); returns how many. Engines that do not track start times abort nothing.
+    async fn abort_expired_transactions(&self, _now: SystemTime) -> Result<u32> {
+        Ok(0)
+    }
+
     async fn cluster_id(&self) -> Result<String>;
 
     async fn node(&self) -> Result<i32>;
@@ -2864,6 +2875,28 @@ impl Storage for StorageContainer {
         .inspect_err(|_| {
             STORAGE_CONTAINER_ERRORS.add(1, &attributes);
         })
+    }
+
+    #[instrument(skip_all)]
+    async fn abort_expired_transactions(&self, now: SystemTime) -> Result<u32> {
+        match self {
+            #[cfg(feature = "dynostore")]
+            Self::DynoStore(engine) => engine.abort_expired_transactions(now).await,
+
+            #[cfg(feature = "libsql")]
+            Self::Lite(engine) => engine.abort_expired_transactions(now).await,
+
+            Self::Null(engine) => engine.abort_expired_transactions(now).await,
+
+            #[cfg(feature = "postgres")]
+            Self::Postgres(engine) => engine.abort_expired_transactions(now).await,
+
+            #[cfg(feature = "slatedb")]
+            Self::Slate(engine) => engine.abort_expired_transactions(now).await,
+
+            #[cfg(feature = "turso")]
+            Self::Turso(engine) => engine.abort_expired_transactions(now).await,
+        }
     }
 
     #[instrument(skip_all)]

@@ -1788,6 +1788,10 @@ impl Storage for Engine {
             })
     }
 
+    async fn abort_expired_transactions(&self, now: SystemTime) -> Result<u32> {
+        self.inner.abort_expired_transactions(now).await
+    }
+
     #[instrument(skip_all)]
     async fn maintain(&self, now: SystemTime) -> Result<()> {
         let start = SystemTime::now();
@@ -4244,6 +4248,33 @@ impl Storage for Delegate {
                 &[KeyValue::new("operation", "txn_end")],
             )
         })
+    }
+
+    // weir patch: transaction timeouts (see `Storage::abort_expired_transactions`).
+    async fn abort_expired_transactions(&self, _now: SystemTime) -> Result<u32> {
+        let expired = {
+            let connection = self.connection().await?;
+            let mut rows = connection
+                .query("txn_expired.sql", &[self.cluster.as_str()])
+                .await?;
+            let mut expired = Vec::new();
+            while let Some(row) = rows.next().await? {
+                expired.push((row.get::<String>(0)?, row.get::<i32>(1)?));
+            }
+            expired
+        };
+        let mut aborted = 0;
+        for (id, timeout_ms) in expired {
+            // What a restarted producer with this id does: abort the open transaction, new epoch.
+            let fenced = self
+                .init_producer(Some(&id), timeout_ms, Some(-1), Some(-1))
+                .await?;
+            debug!(transaction = id, ?fenced, "aborted an expired transaction");
+            if fenced.error == ErrorCode::None {
+                aborted += 1;
+            }
+        }
+        Ok(aborted)
     }
 
     async fn maintain(&self, now: SystemTime) -> Result<()> {

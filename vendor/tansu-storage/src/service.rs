@@ -186,6 +186,8 @@ pub enum Request {
         committed: bool,
     },
     Maintain(SystemTime),
+    // weir patch: transaction timeouts (see `Storage::abort_expired_transactions`).
+    AbortExpiredTransactions(SystemTime),
     ClusterId,
     Node,
     AdvertisedListener,
@@ -225,6 +227,7 @@ impl Display for Request {
             Self::ListGroups(_) => f.write_str("ListGroups"),
             Self::ListOffsets { .. } => f.write_str("ListOffsets"),
             Self::Maintain(_) => f.write_str("Maintain"),
+            Self::AbortExpiredTransactions(_) => f.write_str("AbortExpiredTransactions"),
             Self::Metadata(_) => f.write_str("Metadata"),
             Self::Node => f.write_str("Node"),
             Self::OffsetCommit { .. } => f.write_str("OffsetCommit"),
@@ -265,6 +268,7 @@ pub enum Response {
     ListGroups(Result<Vec<ListedGroup>>),
     ListOffsets(Result<Vec<(Topition, ListOffsetResponse)>>),
     Maintain(Result<()>),
+    AbortExpiredTransactions(Result<u32>),
     Metadata(Result<MetadataResponse>),
     Node(Result<i32>),
     OffsetCommit(Result<Vec<(Topition, ErrorCode)>>),
@@ -1051,6 +1055,19 @@ impl Storage for RequestChannelService {
     }
 
     #[instrument(skip_all)]
+    async fn abort_expired_transactions(&self, now: SystemTime) -> Result<u32> {
+        self.serve(Context::default(), Request::AbortExpiredTransactions(now))
+            .await
+            .and_then(|response| {
+                if let Response::AbortExpiredTransactions(inner) = response {
+                    inner.map_err(Into::into)
+                } else {
+                    Err(Error::UnexpectedServiceResponse(Box::new(response)).into())
+                }
+            })
+            .map_err(Into::into)
+    }
+
     async fn maintain(&self, now: SystemTime) -> Result<()> {
         self.serve(Context::default(), Request::Maintain(now))
             .await
@@ -1453,6 +1470,9 @@ where
                     .await,
             )),
             Request::Maintain(now) => Ok(Response::Maintain(self.storage.maintain(now).await)),
+            Request::AbortExpiredTransactions(now) => Ok(Response::AbortExpiredTransactions(
+                self.storage.abort_expired_transactions(now).await,
+            )),
             Request::ClusterId => Ok(Response::ClusterId(self.storage.cluster_id().await)),
             Request::Node => Ok(Response::Node(self.storage.node().await)),
             Request::AdvertisedListener => Ok(Response::AdvertisedListener(
