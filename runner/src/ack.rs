@@ -27,19 +27,33 @@ pub trait Ledger: Send + Sync {
     /// Ticket `seq` has settled: every batch carrying it was delivered (`delivered`) or at least
     /// one was lost (`!delivered`).
     fn settle(&self, seq: u64, delivered: bool);
+
+    /// Ticket `seq` was given up on purpose: its records were dropped because another process
+    /// reads them again (a consumer-group member handing its partitions over), so they must not
+    /// be committed here, and nothing failed. A ledger that cannot tell this apart counts it as
+    /// undelivered.
+    fn abandon(&self, seq: u64) {
+        self.settle(seq, false);
+    }
 }
 
 /// One ticket: settles with its ledger when the last holder lets go.
 struct Ticket {
     seq: u64,
     failed: AtomicBool,
+    abandoned: AtomicBool,
     ledger: Arc<dyn Ledger>,
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let delivered = !self.failed.load(Ordering::Acquire) && !std::thread::panicking();
-        self.ledger.settle(self.seq, delivered);
+        if std::thread::panicking() || self.failed.load(Ordering::Acquire) {
+            self.ledger.settle(self.seq, false);
+        } else if self.abandoned.load(Ordering::Acquire) {
+            self.ledger.abandon(self.seq);
+        } else {
+            self.ledger.settle(self.seq, true);
+        }
     }
 }
 
@@ -67,6 +81,7 @@ impl Acks {
             tickets: vec![Arc::new(Ticket {
                 seq,
                 failed: AtomicBool::new(false),
+                abandoned: AtomicBool::new(false),
                 ledger,
             })],
             marks: Vec::new(),
@@ -115,6 +130,14 @@ impl Acks {
     /// The progress marks carried.
     pub fn marks(&self) -> &[Mark] {
         &self.marks
+    }
+
+    /// Gives every ticket up (see [`Ledger::abandon`]): for a stage that drops records another
+    /// process reads again. A failure still wins.
+    pub fn abandon(&self) {
+        for ticket in &self.tickets {
+            ticket.abandoned.store(true, Ordering::Release);
+        }
     }
 
     /// Marks every ticket as not delivered: its source will not commit past it.
@@ -207,6 +230,33 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[derive(Default)]
+    struct Abandons(Mutex<Vec<(u64, &'static str)>>);
+
+    impl Ledger for Abandons {
+        fn settle(&self, seq: u64, delivered: bool) {
+            let outcome = if delivered { "delivered" } else { "failed" };
+            self.0.lock().unwrap().push((seq, outcome));
+        }
+
+        fn abandon(&self, seq: u64) {
+            self.0.lock().unwrap().push((seq, "abandoned"));
+        }
+    }
+
+    #[test]
+    fn an_abandoned_ticket_settles_as_abandoned_unless_it_also_failed() {
+        let ledger = Arc::new(Abandons::default());
+        let given_up = Acks::issue(ledger.clone(), 1);
+        given_up.abandon();
+        drop(given_up);
+        let both = Acks::issue(ledger.clone(), 2);
+        both.abandon();
+        both.fail();
+        drop(both);
+        assert_eq!(*ledger.0.lock().unwrap(), [(1, "abandoned"), (2, "failed")]);
     }
 
     #[test]

@@ -10,21 +10,96 @@
 //! committed afterwards (another member resumes the partition from the group's commit point, and
 //! a late, smaller offset from here would rewind it). Each grant of a partition is a new
 //! *tenure*; a ticket's positions count only within the tenure they were read in.
+//!
+//! Tenures are numbered by the run's [`Tenures`], which stages that hold records per partition
+//! (a window's partial results) consult: while a tenure is being handed over they drop what they
+//! hold of it and *abandon* its tickets (see [`Ledger::abandon`]); the ledger does not commit past
+//! an abandoned ticket, and once its tenure has ended forgets it.
 
 use crate::ack::{Acks, Ledger};
 use crate::kafka::transaction::{CommitPoint, Offsets};
 use crate::stage::RunHealth;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A topic and partition.
 pub type Partition = (Arc<str>, i32);
+
+/// The run's tenures: each grant of a partition to a group member gets a number unique in the
+/// process, *current* until the member starts handing the partition over. A run resource, shared
+/// by the sources that number them and the stages that hold records per tenure.
+#[derive(Debug)]
+pub struct Tenures {
+    next: AtomicU64,
+    state: Mutex<TenureSets>,
+}
+
+#[derive(Debug, Default)]
+struct TenureSets {
+    current: HashSet<u64>,
+    /// Read to the end of their partition with nothing new (see the kafka source's idleness).
+    idle: HashSet<u64>,
+}
+
+impl Default for Tenures {
+    fn default() -> Self {
+        Tenures {
+            // 0 stands for "owned for good" (a source that assigned itself its partitions).
+            next: AtomicU64::new(1),
+            state: Mutex::default(),
+        }
+    }
+}
+
+impl Tenures {
+    fn sets(&self) -> std::sync::MutexGuard<'_, TenureSets> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new current tenure.
+    pub fn begin(&self) -> u64 {
+        let tenure = self.next.fetch_add(1, Ordering::Relaxed);
+        self.sets().current.insert(tenure);
+        tenure
+    }
+
+    /// These tenures are being handed over (or are over): no longer current.
+    pub fn end(&self, tenures: impl IntoIterator<Item = u64>) {
+        let mut sets = self.sets();
+        for tenure in tenures {
+            sets.current.remove(&tenure);
+            sets.idle.remove(&tenure);
+        }
+    }
+
+    /// True while `tenure` is current.
+    pub fn is_current(&self, tenure: u64) -> bool {
+        tenure == 0 || self.sets().current.contains(&tenure)
+    }
+
+    /// Notes whether `tenure`'s partition has been read to its end with nothing new.
+    pub fn set_idle(&self, tenure: u64, idle: bool) {
+        let mut sets = self.sets();
+        if idle && sets.current.contains(&tenure) {
+            sets.idle.insert(tenure);
+        } else {
+            sets.idle.remove(&tenure);
+        }
+    }
+
+    /// True when `tenure`'s partition was last reported read to its end.
+    pub fn is_idle(&self, tenure: u64) -> bool {
+        self.sets().idle.contains(&tenure)
+    }
+}
 
 /// Offsets handed out and how far they may be committed.
 #[derive(Debug)]
 pub struct Checkpoints {
     state: Mutex<State>,
     health: RunHealth,
+    tenures: Arc<Tenures>,
 }
 
 #[derive(Debug, Default)]
@@ -41,8 +116,14 @@ struct State {
     /// Group members only: the partitions owned now, each with its tenure. `None`: every
     /// partition read is owned for good (the source assigned itself its partitions).
     owned: Option<HashMap<Partition, u64>>,
-    /// The tenure the next grant gets.
-    next_tenure: u64,
+}
+
+/// How a ticket settled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Settled {
+    Delivered,
+    Failed,
+    Abandoned,
 }
 
 #[derive(Debug)]
@@ -50,15 +131,21 @@ struct Pending {
     /// Per partition: where reading resumes after this ticket's records, and the tenure they were
     /// read in.
     resume_at: Vec<(Partition, i64, u64)>,
-    settled: Option<bool>,
+    settled: Option<Settled>,
 }
 
 impl Checkpoints {
-    /// An empty ledger for a run with `health`.
+    /// An empty ledger for a run with `health`, numbering its tenures itself.
     pub fn new(health: RunHealth) -> Arc<Self> {
+        Self::sharing(health, Arc::default())
+    }
+
+    /// An empty ledger numbering its tenures in the run's `tenures`.
+    pub fn sharing(health: RunHealth, tenures: Arc<Tenures>) -> Arc<Self> {
         Arc::new(Checkpoints {
             state: Mutex::new(State::default()),
             health,
+            tenures,
         })
     }
 
@@ -89,14 +176,31 @@ impl Checkpoints {
         Acks::issue(Arc::clone(self) as Arc<dyn Ledger>, seq)
     }
 
-    /// The source now owns `partitions` (a consumer group granted them): a new tenure each.
-    pub fn grant(&self, partitions: &[Partition]) {
+    /// The source now owns `partitions` (a consumer group granted them): a new tenure each,
+    /// returned in the same order.
+    pub fn grant(&self, partitions: &[Partition]) -> Vec<u64> {
         let mut state = self.state();
-        let tenure = state.next_tenure;
-        state.next_tenure += 1;
         let owned = state.owned.get_or_insert_with(HashMap::new);
-        for partition in partitions {
-            owned.insert(partition.clone(), tenure);
+        partitions
+            .iter()
+            .map(|partition| {
+                let tenure = self.tenures.begin();
+                if let Some(old) = owned.insert(partition.clone(), tenure) {
+                    self.tenures.end([old]);
+                }
+                tenure
+            })
+            .collect()
+    }
+
+    /// The source starts handing `partitions` over: their tenures stop being current, so stages
+    /// holding records of them drop those and abandon their tickets. The commit point stays
+    /// until [`revoke`](Self::revoke).
+    pub fn hand_over(&self, partitions: &[Partition]) {
+        let state = self.state();
+        if let Some(owned) = &state.owned {
+            self.tenures
+                .end(partitions.iter().filter_map(|p| owned.get(p).copied()));
         }
     }
 
@@ -106,19 +210,27 @@ impl Checkpoints {
         let mut state = self.state();
         state.advance();
         let owned = state.owned.get_or_insert_with(HashMap::new);
-        for partition in partitions {
-            owned.remove(partition);
-        }
+        let ended: Vec<u64> = partitions.iter().filter_map(|p| owned.remove(p)).collect();
+        self.tenures.end(ended);
         for partition in partitions {
             state.committable.remove(partition);
         }
+        state.advance();
     }
 
-    /// Tickets not yet settled or not yet folded into the commit point.
+    /// The tenure `partition` is read in now, if this source owns it.
+    pub fn tenure_of(&self, partition: &Partition) -> Option<u64> {
+        match &self.state().owned {
+            None => Some(0),
+            Some(owned) => owned.get(partition).copied(),
+        }
+    }
+
+    /// Tickets not yet settled (once none are, the commit point is as far as it will get).
     pub fn outstanding(&self) -> usize {
         let mut state = self.state();
         state.advance();
-        state.pending.len()
+        state.pending.iter().filter(|p| p.settled.is_none()).count()
     }
 
     /// True when some ticket settled undelivered.
@@ -151,11 +263,26 @@ impl Checkpoints {
 }
 
 impl State {
-    /// Folds the delivered prefix of tickets into the commit point.
+    /// True when no position of `pending` is in a partition's current tenure.
+    fn all_bygone(&self, pending: &Pending) -> bool {
+        pending.resume_at.iter().all(|(partition, _, tenure)| match &self.owned {
+            None => false,
+            Some(owned) => owned.get(partition) != Some(tenure),
+        })
+    }
+
+    /// Folds the delivered prefix of tickets into the commit point. A ticket given up or lost
+    /// whose positions all belong to tenures that have ended is passed over: its partitions are
+    /// read again by their next owner.
     fn advance(&mut self) {
         while let Some(front) = self.pending.front() {
+            let bygone = || self.all_bygone(front);
             match front.settled {
-                Some(true) if !self.stuck => {
+                Some(Settled::Abandoned | Settled::Failed) if bygone() => {
+                    self.pending.pop_front();
+                    self.first += 1;
+                }
+                Some(Settled::Delivered) if !self.stuck => {
                     let done = self.pending.pop_front().expect("front exists");
                     self.first += 1;
                     for (partition, offset, tenure) in done.resume_at {
@@ -170,7 +297,8 @@ impl State {
                     }
                     self.moved = true;
                 }
-                Some(false) => {
+                Some(Settled::Abandoned) => return,
+                Some(Settled::Failed) => {
                     if !self.stuck {
                         tracing::warn!(
                             "records were not delivered; their offsets will not be committed \
@@ -192,16 +320,33 @@ impl CommitPoint for Checkpoints {
     }
 }
 
-impl Ledger for Checkpoints {
-    fn settle(&self, seq: u64, delivered: bool) {
-        let delivered = delivered && !self.health.has_failed();
+impl Checkpoints {
+    fn record(&self, seq: u64, settled: Settled) {
         let mut state = self.state();
         let Some(index) = seq.checked_sub(state.first) else {
             return;
         };
         if let Some(p) = state.pending.get_mut(index as usize) {
-            p.settled = Some(delivered);
+            p.settled = Some(settled);
         }
+    }
+}
+
+impl Ledger for Checkpoints {
+    fn settle(&self, seq: u64, delivered: bool) {
+        let delivered = delivered && !self.health.has_failed();
+        self.record(
+            seq,
+            if delivered {
+                Settled::Delivered
+            } else {
+                Settled::Failed
+            },
+        );
+    }
+
+    fn abandon(&self, seq: u64) {
+        self.record(seq, Settled::Abandoned);
     }
 }
 
@@ -295,6 +440,40 @@ mod tests {
             ledger.take_commit(),
             Some(in_partition(1, 80)),
             "no longer owned"
+        );
+    }
+
+    #[test]
+    fn an_abandoned_ticket_holds_the_commit_point_until_its_tenure_ends() {
+        let tenures = Arc::new(Tenures::default());
+        let ledger = Checkpoints::sharing(RunHealth::default(), Arc::clone(&tenures));
+        let p0: Partition = (Arc::from("t"), 0);
+        let first = ledger.grant(std::slice::from_ref(&p0))[0];
+        assert!(tenures.is_current(first));
+        drop(ledger.issue(in_partition(0, 5)));
+        let held = ledger.issue(in_partition(0, 10));
+        let after = ledger.issue(in_partition(0, 20));
+        assert_eq!(ledger.take_commit(), Some(in_partition(0, 5)));
+        ledger.hand_over(std::slice::from_ref(&p0));
+        assert!(!tenures.is_current(first), "handing over ends the tenure's currency");
+        held.abandon();
+        drop(held);
+        drop(after);
+        assert_eq!(ledger.outstanding(), 0, "nothing is left to wait for");
+        assert_eq!(
+            ledger.take_commit(),
+            None,
+            "the delivered ticket behind the abandoned one must not move the commit point"
+        );
+        assert!(!ledger.is_stuck(), "abandoning is not a failure");
+        ledger.revoke(std::slice::from_ref(&p0));
+        let second = ledger.grant(std::slice::from_ref(&p0))[0];
+        assert_ne!(first, second);
+        drop(ledger.issue(in_partition(0, 7)));
+        assert_eq!(
+            ledger.take_commit(),
+            Some(in_partition(0, 7)),
+            "after the tenure ended, the next one commits on its own"
         );
     }
 }
