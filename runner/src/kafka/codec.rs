@@ -200,9 +200,39 @@ pub struct Decoder {
     schema: Arc<Schema>,
     key_scratch: Vec<Scalar>,
     value_scratch: Vec<Vec<Scalar>>,
+    /// With origin fields: their values for the next message.
+    origin: Option<[i64; 3]>,
 }
 
 impl Decoder {
+    /// Records also get the fields `names` (see `kafka::options::ORIGIN_FIELDS`), set per message
+    /// with [`set_origin`](Self::set_origin).
+    pub fn with_origin(mut self, names: [&str; 3]) -> Self {
+        let fields = self
+            .schema
+            .names()
+            .map(str::to_string)
+            .chain(names.iter().map(|n| n.to_string()));
+        self.schema = Arc::new(Schema::new(fields));
+        self.origin = Some([0; 3]);
+        self
+    }
+
+    /// The origin values of the messages decoded next (ignored without origin fields).
+    pub fn set_origin(&mut self, values: [i64; 3]) {
+        if let Some(origin) = &mut self.origin {
+            *origin = values;
+        }
+    }
+
+    fn push_origin(&self, out: &mut BatchBuilder) {
+        if let Some(values) = self.origin {
+            for value in values {
+                out.push(FieldRef::Int(value));
+            }
+        }
+    }
+
     /// A decoder for these (checked) options. Records have the value fields, then the key
     /// fields.
     pub fn new(
@@ -222,6 +252,7 @@ impl Decoder {
             schema,
             key_scratch: Vec::new(),
             value_scratch: Vec::new(),
+            origin: None,
         }
     }
 
@@ -246,6 +277,7 @@ impl Decoder {
                 None => out.push(FieldRef::Null),
                 Some(bytes) => out.push_str(utf8(bytes, "value")?),
             }
+            self.push_origin(out);
             out.end_row(time);
             return Ok(1);
         }
@@ -285,6 +317,7 @@ impl Decoder {
             for key in &self.key_scratch {
                 key.push(out);
             }
+            self.push_origin(out);
             out.end_row(time);
         }
         Ok(self.value_scratch.len())

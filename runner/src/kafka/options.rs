@@ -132,6 +132,9 @@ pub struct KafkaOptions {
     /// Source: how long a partition read to its end may hold the watermark back.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: DurationSpec,
+    /// Source: each record also carries where it came from (see [`ORIGIN_FIELDS`]).
+    #[serde(default)]
+    pub with_origin: bool,
     /// Create missing topics (with the settings below) before reading or writing.
     #[serde(default = "default_true")]
     pub create_topic: bool,
@@ -171,8 +174,15 @@ fn default_replication() -> i32 {
     1
 }
 
+/// The fields `with_origin = true` adds to each record, after its own: the partition it was read
+/// from, this process's tenure of that partition (a number that changes each time the consumer
+/// group grants the partition again; 0 when the source assigned itself every partition), and how
+/// many partitions the topic has.
+pub const ORIGIN_FIELDS: [&str; 3] = ["_partition", "_tenure", "_partitions"];
+
 /// Options only a source has.
 const SOURCE_ONLY: &[&str] = &[
+    "with_origin",
     "topics",
     "group_id",
     "start",
@@ -262,17 +272,6 @@ impl KafkaOptions {
                             .hint("remove `start`, or set `assignment = \"all\"`"),
                         );
                     }
-                    if self.guarantee == Guarantee::ExactlyOnce {
-                        issues.push(
-                            OptionIssue::new(
-                                "guarantee",
-                                "exactly once is not built for group members yet (issue #15)",
-                            )
-                            .hint(
-                                "set `guarantee = \"at-least-once\"` with `assignment = \"group\"`",
-                            ),
-                        );
-                    }
                 }
             }
             _ => {
@@ -301,6 +300,7 @@ impl KafkaOptions {
             "batch_size" => self.batch_size != default_batch_size(),
             "commit_interval" => self.commit_interval.0 != default_commit_interval().0,
             "idle_timeout" => self.idle_timeout.0 != default_idle_timeout().0,
+            "with_origin" => self.with_origin,
             "future_tolerance" => self.future_tolerance.0 != default_future_tolerance().0,
             _ => false,
         }
@@ -444,6 +444,12 @@ pub const SOURCE_OPTIONS: &[OptionDoc] = &[
         ty: "duration",
         default: "\"5s\"",
         doc: "a partition read to its end stops holding the watermark back after this long",
+    },
+    OptionDoc {
+        name: "with_origin",
+        ty: "boolean",
+        default: "false",
+        doc: "each record also carries `_partition`, `_tenure` (this process's grant of that partition) and `_partitions` (the topic's count)",
     },
     OptionDoc {
         name: "future_tolerance",

@@ -265,10 +265,13 @@ impl Checkpoints {
 impl State {
     /// True when no position of `pending` is in a partition's current tenure.
     fn all_bygone(&self, pending: &Pending) -> bool {
-        pending.resume_at.iter().all(|(partition, _, tenure)| match &self.owned {
-            None => false,
-            Some(owned) => owned.get(partition) != Some(tenure),
-        })
+        pending
+            .resume_at
+            .iter()
+            .all(|(partition, _, tenure)| match &self.owned {
+                None => false,
+                Some(owned) => owned.get(partition) != Some(tenure),
+            })
     }
 
     /// Folds the delivered prefix of tickets into the commit point. A ticket given up or lost
@@ -455,7 +458,10 @@ mod tests {
         let after = ledger.issue(in_partition(0, 20));
         assert_eq!(ledger.take_commit(), Some(in_partition(0, 5)));
         ledger.hand_over(std::slice::from_ref(&p0));
-        assert!(!tenures.is_current(first), "handing over ends the tenure's currency");
+        assert!(
+            !tenures.is_current(first),
+            "handing over ends the tenure's currency"
+        );
         held.abandon();
         drop(held);
         drop(after);

@@ -28,9 +28,25 @@ use std::sync::{Arc, Mutex};
 
 /// The run's transactors, one per cluster (`brokers`) and transactional id.
 #[derive(Default)]
-pub struct Transactions(Mutex<HashMap<(String, String), Arc<Transactor>>>);
+pub struct Transactions {
+    all: Mutex<HashMap<(String, String), Arc<Transactor>>>,
+    /// Set when a source of the run is a consumer-group member: every process of the group runs
+    /// the same pipeline, so each writes under its own transactional id (this suffix), while all
+    /// keep their progress marks in the pipeline's one progress topic.
+    member: std::sync::OnceLock<String>,
+}
 
 impl Transactions {
+    /// A source of this run joins a consumer group (called when sources are built, before sinks).
+    pub fn joins_a_group(&self) {
+        self.member.get_or_init(|| {
+            let started = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            format!("member-{}-{started:x}", std::process::id())
+        });
+    }
+
     /// A sink with `options` will write through the transactor of its cluster and transactional
     /// id (called when the sink is built, before anything runs).
     pub fn add_writer(
@@ -39,12 +55,17 @@ impl Transactions {
         transactional_id: &str,
         links: Arc<TopicLinks>,
     ) -> Arc<Transactor> {
-        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = self.all.lock().unwrap_or_else(|p| p.into_inner());
+        let writer_id = match self.member.get() {
+            Some(member) => format!("{transactional_id}.{member}"),
+            None => transactional_id.to_string(),
+        };
         let transactor = all
             .entry((options.brokers().to_string(), transactional_id.to_string()))
             .or_insert_with(|| {
                 Arc::new(Transactor::new(
                     options.clone(),
+                    writer_id,
                     transactional_id.to_string(),
                     links,
                 ))
@@ -56,7 +77,7 @@ impl Transactions {
     /// The run's first transactor (by cluster and id), if a sink of this run writes in
     /// transactions: where a source that is not on a cluster keeps its position.
     pub fn first(&self) -> Option<Arc<Transactor>> {
-        let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let all = self.all.lock().unwrap_or_else(|p| p.into_inner());
         all.iter()
             .min_by(|a, b| a.0.cmp(b.0))
             .map(|(_, t)| Arc::clone(t))
@@ -65,7 +86,7 @@ impl Transactions {
     /// The transactor that writes to the cluster at `brokers`, if a sink of this run does.
     /// (With several transactional ids on one cluster, the first one by id.)
     pub fn for_brokers(&self, brokers: &str) -> Option<Arc<Transactor>> {
-        let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let all = self.all.lock().unwrap_or_else(|p| p.into_inner());
         all.iter()
             .filter(|((b, _), _)| b == brokers)
             .min_by(|a, b| a.0.cmp(b.0))

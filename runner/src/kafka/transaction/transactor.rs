@@ -61,6 +61,11 @@ enum Registered {
 pub struct Transactor {
     options: KafkaOptions,
     transactional_id: String,
+    /// The id whose `.progress` topic holds the marks (the transactional id, or for a consumer
+    /// group member the pipeline's id that all members share).
+    progress_id: String,
+    /// How the progress topic is read (set by `start`).
+    progress_reader: Mutex<Option<rdkafka::ClientConfig>>,
     links: Arc<TopicLinks>,
     writers: AtomicUsize,
     finished: AtomicUsize,
@@ -133,11 +138,14 @@ impl Transactor {
     pub(super) fn new(
         options: KafkaOptions,
         transactional_id: String,
+        progress_id: String,
         links: Arc<TopicLinks>,
     ) -> Self {
         Transactor {
             options,
             transactional_id,
+            progress_id,
+            progress_reader: Mutex::new(None),
             links,
             writers: AtomicUsize::new(0),
             finished: AtomicUsize::new(0),
@@ -156,7 +164,26 @@ impl Transactor {
 
     /// The topic where progress marks are kept.
     pub fn progress_topic(&self) -> String {
-        format!("{}.progress", self.transactional_id)
+        format!("{}.progress", self.progress_id)
+    }
+
+    /// Reads the progress marks committed so far again (a group member taking over partitions
+    /// continues from the marks the member before it committed). Blocking.
+    pub fn read_marks(&self) -> Result<BTreeMap<String, i64>, KafkaError> {
+        let reader = self
+            .progress_reader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| KafkaError::TransactionFailed {
+                id: self.transactional_id.clone(),
+                why: "the transactional producer was not started".into(),
+            })?;
+        super::progress::read_progress(
+            &reader,
+            &self.progress_topic(),
+            self.options.connect_timeout(),
+        )
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -260,6 +287,10 @@ impl Transactor {
             "group.id",
             format!("{}.progress-reader", self.transactional_id),
         );
+        *self
+            .progress_reader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(reader.clone());
         let topic = self.progress_topic();
         let wait = self.options.connect_timeout();
         let marks = tokio::task::spawn_blocking(move || {

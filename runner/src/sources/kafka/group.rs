@@ -3,15 +3,20 @@
 //! own thread; this context does what must happen before the rebalance may go on and leaves the
 //! rest to the loop as [`Change`]s.
 //!
-//! Giving a partition up (revocation): the records read from it so far are delivered downstream
-//! first (every ticket handed out has settled, up to `handover_timeout`), the commit point is
-//! committed synchronously, and only then does librdkafka let the next owner start — from that
-//! commit point, so it reads again only what was not yet delivered here. If the partition was
+//! Giving a partition up (revocation): its tenure stops being current first, so stages that hold
+//! its records in open windows drop them and abandon their tickets (the next owner counts those
+//! records); then what was read from it is delivered downstream (every other ticket handed out
+//! has settled, up to `handover_timeout`), the commit point is committed synchronously (or, exactly
+//! once, went into the transaction that wrote the output), and only then does librdkafka let the
+//! next owner start — from that commit point, so it reads again only what was not yet delivered
+//! here. If the partition was
 //! *lost* (this member was thrown out of the group after missing its session timeout) nothing is
 //! committed: another member already owns it. Either way the ledger forgets the partition, so a
 //! ticket that settles later can never move its committed offset back.
 
+use crate::kafka::transaction::Transactor;
 use crate::kafka::{ClientLog, report_error, report_log};
+use crate::resume::Resumed;
 use crate::sources::checkpoint::{Checkpoints, Partition};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -21,14 +26,23 @@ use rdkafka::consumer::{
 use rdkafka::error::KafkaError as ClientError;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// A partition the group granted: its tenure here and how many partitions its topic has.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Grant {
+    pub(super) partition: Partition,
+    pub(super) tenure: u64,
+    pub(super) partitions: i64,
+}
 
 /// A change of the partitions this member reads, for the read loop.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Change {
     /// The group granted these partitions.
-    Granted(Vec<Partition>),
+    Granted(Vec<Grant>),
     /// These partitions were handed over (or lost); stop tracking them.
     Revoked(Vec<Partition>),
 }
@@ -41,7 +55,11 @@ pub(super) struct Membership {
     pub(super) commits_itself: bool,
     /// How long a revocation waits for what was read to be delivered.
     pub(super) handover_timeout: Duration,
+    /// Exactly once: where the progress marks committed by other members are read again on each
+    /// grant (a stage resuming on a partition another member gave up continues from its marks).
+    pub(super) marks: Option<(Arc<Transactor>, Arc<Resumed>)>,
     changes: Mutex<Vec<Change>>,
+    changed: AtomicBool,
 }
 
 impl Membership {
@@ -56,12 +74,17 @@ impl Membership {
             checkpoints,
             commits_itself,
             handover_timeout,
+            marks: None,
             changes: Mutex::new(Vec::new()),
+            changed: AtomicBool::new(false),
         }
     }
 
     /// The changes since the last call, oldest first.
     pub(super) fn take_changes(&self) -> Vec<Change> {
+        if !self.changed.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
         std::mem::take(&mut *self.changes.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
@@ -70,6 +93,7 @@ impl Membership {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(change);
+        self.changed.store(true, Ordering::Release);
     }
 
     /// Waits until every ticket handed out has settled (or the time is up); true if they did.
@@ -178,6 +202,7 @@ impl ConsumerContext for Membership {
         if revoked.is_empty() {
             return;
         }
+        self.checkpoints.hand_over(&revoked);
         if consumer.assignment_lost() {
             tracing::warn!(
                 "{}: lost {} (this member missed its session timeout); records read from them \
@@ -204,7 +229,7 @@ impl ConsumerContext for Membership {
         self.push(Change::Revoked(revoked));
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(list) => {
                 let granted = partitions(list);
@@ -212,8 +237,30 @@ impl ConsumerContext for Membership {
                     return;
                 }
                 tracing::info!("{}: reads {}", self.path, names(&granted));
-                self.checkpoints.grant(&granted);
-                self.push(Change::Granted(granted));
+                if let Some((transactor, resumed)) = &self.marks {
+                    match transactor.read_marks() {
+                        Ok(marks) => {
+                            for (stage, through) in marks {
+                                resumed.restore(&stage, through);
+                            }
+                        }
+                        Err(e) => tracing::warn!(
+                            "{}: could not read the committed progress marks again: {e}",
+                            self.path
+                        ),
+                    }
+                }
+                let tenures = self.checkpoints.grant(&granted);
+                let grants = granted
+                    .into_iter()
+                    .zip(tenures)
+                    .map(|(partition, tenure)| Grant {
+                        partitions: partition_count(consumer, &partition.0),
+                        partition,
+                        tenure,
+                    })
+                    .collect();
+                self.push(Change::Granted(grants));
             }
             Rebalance::Error(_) | Rebalance::Revoke(_) => {}
         }
@@ -259,6 +306,20 @@ impl Membership {
 
 /// How long a grant waits for the group's committed offsets.
 const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many partitions `topic` has (0 when the metadata does not say).
+fn partition_count<C: ConsumerContext>(consumer: &BaseConsumer<C>, topic: &str) -> i64 {
+    consumer
+        .fetch_metadata(Some(topic), COMMITTED_TIMEOUT)
+        .ok()
+        .and_then(|m| {
+            m.topics()
+                .iter()
+                .find(|t| t.name() == topic)
+                .map(|t| t.partitions().len() as i64)
+        })
+        .unwrap_or(0)
+}
 
 /// Commits the commit point synchronously (inside a rebalance, before a partition moves).
 fn commit_now(consumer: &BaseConsumer<Membership>, checkpoints: &Checkpoints) {

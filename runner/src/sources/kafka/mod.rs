@@ -23,10 +23,10 @@
 mod group;
 mod reader;
 
-use super::checkpoint::{Checkpoints, Partition};
+use super::checkpoint::{Checkpoints, Partition, Tenures};
 use crate::kafka::codec::Decoder;
 use crate::kafka::link::{Progress, TopicLinks};
-use crate::kafka::options::{Assignment, COMMON_OPTIONS, SOURCE_OPTIONS};
+use crate::kafka::options::{Assignment, COMMON_OPTIONS, ORIGIN_FIELDS, SOURCE_OPTIONS};
 use crate::kafka::transaction::{CommitPoint, Transactions, Transactor};
 use crate::kafka::{
     CONSUMER_DEFAULTS, ClientLog, Guarantee, KafkaError, KafkaOptions, Start, topics,
@@ -39,7 +39,7 @@ use crate::stage::{
     Source, SourceContext, Stage, StageConfig, StageError, StageKind, StageMetrics, StageResult,
 };
 use async_trait::async_trait;
-use group::{Changes, Membership, offsets_list};
+use group::{Change, Changes, Membership, offsets_list};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError as ClientError;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -81,6 +81,9 @@ impl StageConfig for KafkaSourceConfig {
         if self.0.start == Start::Committed {
             cx.resources.get::<Resumed>().source_resumes();
         }
+        if self.0.assignment == Assignment::Group {
+            cx.resources.get::<Transactions>().joins_a_group();
+        }
         Ok(Stage::Source(Box::new(KafkaSource {
             options: self.0.clone(),
             group_id: self
@@ -92,6 +95,7 @@ impl StageConfig for KafkaSourceConfig {
             links: cx.resources.get::<TopicLinks>(),
             transactions: cx.resources.get::<Transactions>(),
             resumed: cx.resources.get::<Resumed>(),
+            tenures: cx.resources.get::<Tenures>(),
             metrics: Arc::clone(&cx.metrics),
         })))
     }
@@ -104,6 +108,7 @@ struct KafkaSource {
     links: Arc<TopicLinks>,
     transactions: Arc<Transactions>,
     resumed: Arc<Resumed>,
+    tenures: Arc<Tenures>,
     metrics: Arc<StageMetrics>,
 }
 
@@ -166,7 +171,7 @@ impl KafkaSource {
         let run = Consuming {
             output,
             shutdown,
-            checkpoints: Checkpoints::new(health.clone()),
+            checkpoints: Checkpoints::sharing(health.clone(), Arc::clone(&self.tenures)),
             health,
             commits_itself: transactor.is_none(),
         };
@@ -179,20 +184,31 @@ impl KafkaSource {
                 consumer
                     .assign(&assignment)
                     .map_err(|source| KafkaError::Assign { source })?;
-                let partitions = assignment
-                    .elements()
+                let elements = assignment.elements();
+                let count =
+                    |topic: &str| elements.iter().filter(|e| e.topic() == topic).count() as i64;
+                let partitions = elements
                     .iter()
-                    .map(|e| (Arc::from(e.topic()), e.partition()))
+                    .map(|e| {
+                        let state = PartitionState {
+                            topic_partitions: count(e.topic()),
+                            ..PartitionState::default()
+                        };
+                        ((Arc::from(e.topic()), e.partition()), state)
+                    })
                     .collect();
                 self.read_all(&consumer, topics, partitions, run)
             }
             Assignment::Group => {
-                let membership = Membership::new(
+                let mut membership = Membership::new(
                     self.path.clone(),
                     Arc::clone(checkpoints),
                     run.commits_itself,
                     HANDOVER_TIMEOUT,
                 );
+                membership.marks = transactor
+                    .as_ref()
+                    .map(|t| (Arc::clone(t), Arc::clone(&self.resumed)));
                 let consumer: BaseConsumer<Membership> = config
                     .create_with_context(membership)
                     .map_err(|source| KafkaError::Client {
@@ -238,7 +254,7 @@ impl KafkaSource {
         &self,
         consumer: &BaseConsumer<C>,
         topics: &[String],
-        partitions: Vec<Partition>,
+        partitions: Vec<(Partition, PartitionState)>,
         run: Consuming,
     ) -> StageResult {
         let Consuming {
@@ -248,22 +264,26 @@ impl KafkaSource {
             checkpoints,
             commits_itself,
         } = run;
+        let decoder = Decoder::new(
+            self.options.codec,
+            &self.options.fields,
+            self.options.key_codec,
+            &self.options.key_fields,
+        );
         let mut reader = Reader {
-            decoder: Decoder::new(
-                self.options.codec,
-                &self.options.fields,
-                self.options.key_codec,
-                &self.options.key_fields,
-            ),
-            partitions: partitions
-                .into_iter()
-                .map(|partition| (partition, PartitionState::default()))
-                .collect(),
+            decoder: if self.options.with_origin {
+                decoder.with_origin(ORIGIN_FIELDS)
+            } else {
+                decoder
+            },
+            partitions,
             bad_messages: 0,
             future_messages: 0,
             future_limit: Millis::MAX,
             path: &self.path,
             metrics: &self.metrics,
+            tenures: &self.tenures,
+            in_group: self.options.assignment == Assignment::Group,
         };
         let result = self.read(
             consumer,
@@ -325,6 +345,8 @@ impl KafkaSource {
                     break;
                 };
                 wait = Duration::ZERO;
+                // A rebalance runs inside `poll`: follow it before the next message.
+                apply_changes(consumer, reader, &mut builder);
                 match polled {
                     Ok(message) => reader.take(&message, &mut builder),
                     Err(ClientError::PartitionEOF(partition)) => reader.reached_end(partition),
@@ -336,9 +358,7 @@ impl KafkaSource {
                     }
                 }
             }
-            for change in consumer.context().take_changes() {
-                reader.apply(change);
-            }
+            apply_changes(consumer, reader, &mut builder);
             let touched = reader.take_touched();
             if !touched.is_empty() {
                 let acks = checkpoints.issue(touched);
@@ -503,6 +523,24 @@ fn partitions_of(
                 });
             }
             None => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// Follows the partitions granted and revoked since the last call. When every partition this
+/// member read was revoked (an eager rebalance), the records not yet sent are dropped with them:
+/// their next owner reads them from the committed offsets, and sending them would only have
+/// them counted twice.
+fn apply_changes<C: ConsumerContext + Changes>(
+    consumer: &BaseConsumer<C>,
+    reader: &mut Reader<'_>,
+    builder: &mut BatchBuilder,
+) {
+    for change in consumer.context().take_changes() {
+        let revoking = matches!(change, Change::Revoked(_));
+        reader.apply(change);
+        if revoking && reader.partitions.is_empty() && !builder.is_empty() {
+            drop(builder.take());
         }
     }
 }

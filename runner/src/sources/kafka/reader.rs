@@ -5,7 +5,7 @@
 use super::group::Change;
 use crate::kafka::codec::Decoder;
 use crate::record::{BatchBuilder, Millis};
-use crate::sources::checkpoint::Partition;
+use crate::sources::checkpoint::{Partition, Tenures};
 use crate::stage::StageMetrics;
 use crate::time::now_millis;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -34,6 +34,10 @@ pub(super) struct PartitionState {
     pub(super) idle_since: Option<Instant>,
     /// Read from since the last batch was sent.
     pub(super) touched: bool,
+    /// This process's tenure of the partition (0: owned for good).
+    pub(super) tenure: u64,
+    /// How many partitions its topic has.
+    pub(super) topic_partitions: i64,
 }
 
 impl Default for PartitionState {
@@ -45,6 +49,8 @@ impl Default for PartitionState {
             latest: None,
             idle_since: None,
             touched: false,
+            tenure: 0,
+            topic_partitions: 0,
         }
     }
 }
@@ -61,11 +67,22 @@ pub(super) struct Reader<'a> {
     pub(super) future_limit: Millis,
     pub(super) path: &'a str,
     pub(super) metrics: &'a StageMetrics,
+    /// Where partitions' idleness is told to stages that hold records per tenure.
+    pub(super) tenures: &'a Tenures,
+    /// A group member: partitions are read only within a tenure the group granted.
+    pub(super) in_group: bool,
 }
 
 impl Reader<'_> {
     /// Decodes `message` into `out` and notes how far its partition has been read.
     pub(super) fn take(&mut self, message: &BorrowedMessage<'_>, out: &mut BatchBuilder) {
+        let index = self.index_of(message.topic(), message.partition());
+        let state = &self.partitions[index].1;
+        self.decoder.set_origin([
+            i64::from(message.partition()),
+            state.tenure as i64,
+            state.topic_partitions,
+        ]);
         let time = message.timestamp().to_millis().unwrap_or_else(now_millis);
         let believable = time <= self.future_limit;
         if !believable {
@@ -98,27 +115,37 @@ impl Reader<'_> {
                 );
             }
         }
-        let (partition, topic) = (message.partition(), message.topic());
-        let index = match self
+        let state = &mut self.partitions[index].1;
+        state.next_offset = message.offset() + 1;
+        if believable {
+            state.latest = Some(state.latest.map_or(time, |t| t.max(time)));
+        }
+        if state.idle_since.take().is_some() && state.tenure != 0 {
+            self.tenures.set_idle(state.tenure, false);
+        }
+        state.last_activity = Instant::now();
+        state.touched = true;
+    }
+
+    /// Where `topic`/`partition` is in [`partitions`](Self::partitions) (added if new).
+    fn index_of(&mut self, topic: &str, partition: i32) -> usize {
+        match self
             .partitions
             .iter()
             .position(|((t, p), _)| *p == partition && &**t == topic)
         {
             Some(i) => i,
             None => {
-                self.partitions
-                    .push(((Arc::from(topic), partition), PartitionState::default()));
+                // A group member hears of each grant before its records come; a record of a
+                // partition it never heard of belongs to no current tenure.
+                let state = PartitionState {
+                    tenure: if self.in_group { u64::MAX } else { 0 },
+                    ..PartitionState::default()
+                };
+                self.partitions.push(((Arc::from(topic), partition), state));
                 self.partitions.len() - 1
             }
-        };
-        let state = &mut self.partitions[index].1;
-        state.next_offset = message.offset() + 1;
-        if believable {
-            state.latest = Some(state.latest.map_or(time, |t| t.max(time)));
         }
-        state.idle_since = None;
-        state.last_activity = Instant::now();
-        state.touched = true;
     }
 
     /// The partitions read from since the last call, each with the offset after its last record.
@@ -137,9 +164,19 @@ impl Reader<'_> {
     pub(super) fn apply(&mut self, change: Change) {
         match change {
             Change::Granted(granted) => {
-                for partition in granted {
-                    if !self.partitions.iter().any(|(p, _)| *p == partition) {
-                        self.partitions.push((partition, PartitionState::default()));
+                for grant in granted {
+                    let state = PartitionState {
+                        tenure: grant.tenure,
+                        topic_partitions: grant.partitions,
+                        ..PartitionState::default()
+                    };
+                    match self
+                        .partitions
+                        .iter_mut()
+                        .find(|(p, _)| *p == grant.partition)
+                    {
+                        Some((_, existing)) => *existing = state,
+                        None => self.partitions.push((grant.partition, state)),
                     }
                 }
             }
@@ -172,6 +209,9 @@ impl Reader<'_> {
                         self.path,
                         state.next_offset
                     );
+                    if state.tenure != 0 {
+                        self.tenures.set_idle(state.tenure, true);
+                    }
                 }
                 state.idle_since.get_or_insert(now);
             }
