@@ -6,6 +6,7 @@ pub mod inputs;
 pub mod parallel;
 pub mod plan;
 pub mod run;
+pub mod share;
 pub mod spec;
 
 pub use plan::{Plan, PlannedStage, plan};

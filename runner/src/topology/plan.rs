@@ -51,9 +51,12 @@ pub fn plan(doc: &Document, registry: &Registry) -> (Option<Plan>, Diagnostics) 
     let mut registry = registry.clone();
     let plugin_errors = crate::plugins::register(doc, &mut registry);
     let registry = &registry;
-    let (spec, structure_errors) = PipelineSpec::from_document(doc);
+    let (mut spec, structure_errors) = PipelineSpec::from_document(doc);
     let mut diagnostics = Diagnostics(plugin_errors);
     diagnostics.0.extend(structure_errors);
+    diagnostics
+        .0
+        .extend(super::share::split_shared_windows(doc, &mut spec));
     let mut configs = Vec::with_capacity(spec.components.len());
     for component in &spec.components {
         configs.push(configure(doc, component, registry, &mut diagnostics));

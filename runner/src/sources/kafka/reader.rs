@@ -38,6 +38,8 @@ pub(super) struct PartitionState {
     pub(super) tenure: u64,
     /// How many partitions its topic has.
     pub(super) topic_partitions: i64,
+    /// Told the run's tenures that it is idle.
+    pub(super) reported_idle: bool,
 }
 
 impl Default for PartitionState {
@@ -51,6 +53,7 @@ impl Default for PartitionState {
             touched: false,
             tenure: 0,
             topic_partitions: 0,
+            reported_idle: false,
         }
     }
 }
@@ -120,7 +123,9 @@ impl Reader<'_> {
         if believable {
             state.latest = Some(state.latest.map_or(time, |t| t.max(time)));
         }
-        if state.idle_since.take().is_some() && state.tenure != 0 {
+        state.idle_since = None;
+        if state.reported_idle {
+            state.reported_idle = false;
             self.tenures.set_idle(state.tenure, false);
         }
         state.last_activity = Instant::now();
@@ -209,9 +214,6 @@ impl Reader<'_> {
                         self.path,
                         state.next_offset
                     );
-                    if state.tenure != 0 {
-                        self.tenures.set_idle(state.tenure, true);
-                    }
                 }
                 state.idle_since.get_or_insert(now);
             }
@@ -238,6 +240,17 @@ impl Reader<'_> {
             }
             if !quiet {
                 state.warned_quiet = false;
+            }
+        }
+        // Stages holding records per tenure hear of idleness only once it lasted `idle_timeout`:
+        // an end-of-partition event can be stale (from before the partition was granted again).
+        for (_, state) in &mut self.partitions {
+            let idle = state
+                .idle_since
+                .is_some_and(|t| t.elapsed() >= idle_timeout);
+            if idle && !state.reported_idle && state.tenure != 0 {
+                state.reported_idle = true;
+                self.tenures.set_idle(state.tenure, true);
             }
         }
         let active = |p: &&PartitionState| {

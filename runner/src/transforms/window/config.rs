@@ -24,6 +24,19 @@ pub struct WindowConfig {
     pub(super) aggregates: Vec<AggregateConfig>,
     /// Instances; unset: [`WindowConfig::instances`] picks from the cores.
     pub(super) parallelism: Option<usize>,
+    /// Set by the planner when the window's input is shared by a consumer group: which half of
+    /// the shared window this stage is (docs/scaling.md).
+    pub(super) part: Option<SharedPart>,
+}
+
+/// A half of a window shared by a consumer group.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SharedPart {
+    /// Counts this member's partitions, per partition, and emits partials.
+    Partial,
+    /// Adds up the partials of every partition.
+    Merge,
 }
 
 impl WindowConfig {
@@ -120,6 +133,12 @@ pub const OPTIONS: &[OptionDoc] = &[
         doc: "op: count | sum | min | max | avg; field: input field; as: output name",
     },
     OptionDoc {
+        name: "part",
+        ty: "\"partial\" | \"merge\"",
+        default: "unset",
+        doc: "a half of a window shared by a consumer group; the planner sets it (docs/scaling.md)",
+    },
+    OptionDoc {
         name: "parallelism",
         ty: "integer",
         default: "half the cores (at least 1) with group_by and event time; else 1",
@@ -172,6 +191,15 @@ impl BuiltinConfig for WindowConfig {
                 "parallelism",
                 "processing-time windows run as one instance",
             ));
+        }
+        if self.part.is_some() && self.aggregates.iter().any(|a| a.op == AggregateOp::Avg) {
+            issues.push(
+                OptionIssue::new(
+                    "aggregates",
+                    "`avg` cannot be merged across the members of a consumer group yet",
+                )
+                .hint("compute `sum` and `count` and divide downstream"),
+            );
         }
         if self.aggregates.is_empty() {
             issues.push(

@@ -19,14 +19,18 @@
 
 mod aggregate;
 mod config;
+mod merge;
+mod partial;
 mod state;
 
 pub use aggregate::AggregateOp;
-pub use config::{AggregateConfig, OPTIONS, TimeMode, WindowConfig, factory};
+pub use config::{AggregateConfig, OPTIONS, SharedPart, TimeMode, WindowConfig, factory};
+pub use partial::PARTIAL_FIELDS;
 
 use crate::ack::Acks;
 use crate::record::{Batch, Millis};
 use crate::resume::Resumed;
+use crate::sources::checkpoint::Tenures;
 use crate::stage::{
     BuildContext, Parallel, Stage, StageConfig, StageError, StageMetrics, StageResult, Transform,
 };
@@ -37,10 +41,14 @@ use std::time::Duration;
 
 impl StageConfig for WindowConfig {
     fn keeps_state(&self) -> bool {
-        true
+        // Each half of a shared window is built to see only a share of the input.
+        self.part.is_none()
     }
 
     fn parallel(&self) -> Option<Parallel> {
+        if self.part.is_some() {
+            return None;
+        }
         let instances = self.instances();
         (instances > 1).then(|| Parallel {
             instances,
@@ -63,10 +71,37 @@ impl StageConfig for WindowConfig {
                 name: a.output_name(),
             })
             .collect();
+        let lateness = self.allowed_lateness.map_or(0, DurationSpec::as_millis);
+        match self.part {
+            Some(SharedPart::Partial) => {
+                return Ok(Stage::Transform(Box::new(partial::PartialWindow::new(
+                    geometry,
+                    self.group_by.clone(),
+                    aggregates,
+                    lateness,
+                    cx.resources.get::<Tenures>(),
+                    cx.path.clone(),
+                    Arc::clone(&cx.metrics),
+                ))));
+            }
+            Some(SharedPart::Merge) => {
+                return Ok(Stage::Transform(Box::new(merge::MergeWindow::new(
+                    geometry,
+                    self.group_by.clone(),
+                    aggregates,
+                    cx.resources.get::<Tenures>(),
+                    cx.resources.get::<Resumed>(),
+                    Arc::from(cx.path.as_str()),
+                    cx.path.clone(),
+                    Arc::clone(&cx.metrics),
+                ))));
+            }
+            None => {}
+        }
         Ok(Stage::Transform(Box::new(Window {
             state: WindowState::new(geometry, self.group_by.clone(), aggregates),
             mode: self.time,
-            lateness: self.allowed_lateness.map_or(0, DurationSpec::as_millis),
+            lateness,
             tick: Duration::from_millis((geometry.slide as u64 / 4).clamp(10, 100)),
             reported_late: 0,
             reported_replayed: 0,

@@ -388,6 +388,24 @@ impl WindowState {
         resumable.len()
     }
 
+    /// Drops every open window unemitted and gives up the tickets it held (another process
+    /// counts those records: see `Acks::abandon`). Returns how many windows there were.
+    pub fn abandon(&mut self) -> usize {
+        let starts: Vec<Millis> = self.open.iter().map(|(start, _)| *start).collect();
+        for start in &starts {
+            if let Some(mut groups) = self.open.remove(*start) {
+                groups.acks.abandon();
+                groups.clear();
+            }
+        }
+        starts.len()
+    }
+
+    /// The names of the output fields: `window_start`, `window_end`, the groups, the aggregates.
+    pub fn output_schema(&self) -> &Arc<Schema> {
+        &self.output_schema
+    }
+
     fn resolve(&mut self, schema: &Arc<Schema>) {
         if matches!(&self.resolved, Some(r) if Arc::ptr_eq(&r.schema, schema)) {
             return;
