@@ -288,35 +288,60 @@ inputs = ["in"]
 }
 
 #[test]
-fn a_group_member_refuses_state_across_records_and_exactly_once() {
+fn a_window_after_a_group_member_is_split_for_merging_and_needs_exactly_once() {
     let group_source = "[sources.events]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:9\"\n\
                         topic = \"sex\"\nassignment = \"group\"\n";
-    // A window after a source that reads only its share of the partitions.
+    let window = "[transforms.per_second]\ntype = \"window\"\ninputs = [\"events\"]\n\
+                  size = \"1s\"\ngroup_by = [\"value\"]\n";
+    let sink = "[sinks.out]\ntype = \"console\"\ninputs = [\"per_second\"]\n";
+    // At least once, the members' partial windows cannot be merged exactly.
     let (code, stderr) = validate_text(&format!(
-        "{group_source}guarantee = \"at-least-once\"\n\
-         [transforms.per_second]\ntype = \"window\"\ninputs = [\"events\"]\nsize = \"1s\"\n\
-         group_by = [\"value\"]\n\
-         [sinks.out]\ntype = \"console\"\ninputs = [\"per_second\"]\n"
+        "{group_source}guarantee = \"at-least-once\"\n{window}{sink}"
     ));
     assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains("error: transforms.per_second: `per_second` keeps state across records")
-            && stderr.contains("every process would emit partial results"),
+            && stderr.contains("merging the members' partial windows needs exactly-once writes"),
         "{stderr}"
     );
-    // The same source straight into a sink is fine.
-    let (code, stderr) = validate_text(&format!(
-        "{group_source}guarantee = \"at-least-once\"\n\
-         [sinks.out]\ntype = \"console\"\ninputs = [\"events\"]\n"
-    ));
+    // Exactly once (the default), the window is split into a partial and a merging half.
+    let (code, stderr) = validate_text(&format!("{group_source}{window}{sink}"));
     assert_eq!(code, 0, "{stderr}");
-    // Exactly once (the default) is not built for group members.
+    let graph = graph_text(&format!("{group_source}{window}{sink}"));
+    for edge in [
+        "\"events\" -> \"per_second__partial\"",
+        "\"per_second__partial\" -> \"per_second__partials_out\"",
+        "\"per_second__partials_in\" -> \"per_second\"",
+        "\"per_second\" -> \"out\"",
+    ] {
+        assert!(graph.contains(edge), "no {edge} in:\n{graph}");
+    }
+    // `avg` cannot be merged from partials.
     let (code, stderr) = validate_text(&format!(
-        "{group_source}[sinks.out]\ntype = \"console\"\ninputs = [\"events\"]\n"
+        "{group_source}{window}aggregates = [{{ op = \"avg\", field = \"value\" }}]\n{sink}"
     ));
     assert_eq!(code, 1, "{stderr}");
     assert!(
-        stderr.contains("sources.events.guarantee: exactly once is not built for group members"),
+        stderr.contains("`avg` cannot be merged across the members of a consumer group"),
         "{stderr}"
     );
+    // A group member straight into a sink writes exactly once, or at least once.
+    for guarantee in ["", "guarantee = \"at-least-once\"\n"] {
+        let (code, stderr) = validate_text(&format!(
+            "{group_source}{guarantee}[sinks.out]\ntype = \"console\"\ninputs = [\"events\"]\n"
+        ));
+        assert_eq!(code, 0, "{stderr}");
+    }
+}
+
+/// `weir graph` of a pipeline text.
+fn graph_text(pipeline: &str) -> String {
+    let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    file.write_all(pipeline.as_bytes()).unwrap();
+    let out = common::weir()
+        .args(["graph", file.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out).1);
+    text(&out).0
 }

@@ -261,17 +261,15 @@ impl KafkaOptions {
                         "batch_size must be at least 1",
                     ));
                 }
-                if self.assignment == Assignment::Group {
-                    if self.start != Start::Committed {
-                        issues.push(
-                            OptionIssue::new(
-                                "start",
-                                "a group member reads each partition from the group's committed \
-                                 offset",
-                            )
-                            .hint("remove `start`, or set `assignment = \"all\"`"),
-                        );
-                    }
+                if self.assignment == Assignment::Group && self.start != Start::Committed {
+                    issues.push(
+                        OptionIssue::new(
+                            "start",
+                            "a group member reads each partition from the group's committed \
+                             offset",
+                        )
+                        .hint("remove `start`, or set `assignment = \"all\"`"),
+                    );
                 }
             }
             _ => {

@@ -41,10 +41,9 @@ pub fn split_shared_windows(doc: &Document, spec: &mut PipelineSpec) -> Vec<Diag
             c.kind == StageKind::Transform
                 && c.type_name == "window"
                 && c.options.get("part").is_none()
-                && c.inputs.iter().any(|input| {
-                    spec.component(&input.id)
-                        .is_some_and(|source| is_group_source(source))
-                })
+                && c.inputs
+                    .iter()
+                    .any(|input| spec.component(&input.id).is_some_and(&is_group_source))
         })
         .collect();
     for index in windows {

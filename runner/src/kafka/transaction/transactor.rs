@@ -37,6 +37,14 @@ const TXN_TIMEOUT: Duration = Duration::from_secs(10);
 /// as long as a message may take to be delivered (librdkafka requires it).
 const TRANSACTIONAL_DEFAULTS: &[(&str, &str)] = &[("transaction.timeout.ms", "120000")];
 
+/// A consumer-group member's transactions: when a member dies mid-transaction nobody takes its
+/// transactional id over, so the broker aborts what it left open only after this timeout, and
+/// until then read_committed readers of what it wrote (the merging half of a shared window) wait.
+const MEMBER_TRANSACTIONAL_DEFAULTS: &[(&str, &str)] = &[
+    ("transaction.timeout.ms", "10000"),
+    ("delivery.timeout.ms", "10000"),
+];
+
 /// How long an abort may take: it is best effort (the broker aborts an open transaction anyway
 /// when the next producer with the id starts), and it runs when something already went wrong.
 const ABORT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -231,7 +239,17 @@ impl Transactor {
             return Ok(());
         }
         let bootstrap = self.options.bootstrap().await?;
-        let defaults = [PRODUCER_DEFAULTS, TRANSACTIONAL_DEFAULTS].concat();
+        let member = self.progress_id != self.transactional_id;
+        let defaults = if member {
+            [
+                PRODUCER_DEFAULTS,
+                TRANSACTIONAL_DEFAULTS,
+                MEMBER_TRANSACTIONAL_DEFAULTS,
+            ]
+            .concat()
+        } else {
+            [PRODUCER_DEFAULTS, TRANSACTIONAL_DEFAULTS].concat()
+        };
         let mut config = self.options.client_config(&bootstrap, &defaults);
         config.set("transactional.id", &self.transactional_id);
         let timeout = self.options.connect_timeout();
@@ -463,6 +481,17 @@ impl Transactor {
                 self.transactional_id
             );
         }
+    }
+
+    /// Commits the open transaction now, after any commit under way has finished (a group
+    /// member handing partitions over: the next owner must find the offsets of everything
+    /// written here committed). Blocking.
+    pub fn commit_now(&self) -> Result<(), KafkaError> {
+        let mut state = self.state();
+        if state.producer.is_none() {
+            return self.usable(&state);
+        }
+        self.commit(&mut state)
     }
 
     /// Commits the open transaction with the sources' offsets and the progress marks.

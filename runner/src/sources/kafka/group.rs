@@ -222,6 +222,15 @@ impl ConsumerContext for Membership {
             }
             if self.commits_itself {
                 commit_now(consumer, &self.checkpoints);
+            } else if let Some((transactor, _)) = &self.marks {
+                // The tickets settled when the transactor began committing; the offsets are the
+                // next owner's only once that transaction is committed.
+                if let Err(e) = transactor.commit_now() {
+                    tracing::warn!(
+                        "{}: committing before a hand-over failed: {e}; the new owner reads the                          records since the last commit again",
+                        self.path
+                    );
+                }
             }
             tracing::info!("{}: handed over {}", self.path, names(&revoked));
         }
