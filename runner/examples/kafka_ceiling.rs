@@ -6,6 +6,8 @@
 //!     cargo run --release --example kafka_ceiling -- 127.0.0.1:9092 1000000
 //!     kafka_ceiling BOOTSTRAP N [both|produce|consume] [--topic T] [--partitions P] [KEY=VALUE ...]
 //!
+//! `--per-second R` stamps the messages R to a second of event time (default 10, the tutorial's
+//! rate; message i at 2015-11-11 00:00 UTC + i/R s).
 //! `--partitions P` creates the topic with P partitions (the messages spread over them; `consume`
 //! reads partition 0 only, so use it with one). `produce` only fills the topic; `consume` only reads N messages of a topic filled before (a
 //! durable broker's stored data); `KEY=VALUE` overrides a consumer setting (e.g.
@@ -32,14 +34,14 @@ fn config(bootstrap: &str, defaults: &[(&str, &str)]) -> ClientConfig {
     config
 }
 
-fn produce(bootstrap: &str, topic: &str, count: usize) -> Duration {
+fn produce(bootstrap: &str, topic: &str, count: usize, per_second: i64) -> Duration {
     let producer: BaseProducer = config(bootstrap, PRODUCER_DEFAULTS).create().unwrap();
     let digits = [b"0", b"1", b"2"];
     let started = Instant::now();
     for i in 0..count {
         let mut record = BaseRecord::<[u8], [u8]>::to(topic)
             .payload(&digits[i % 3][..])
-            .timestamp(1_447_200_000_000 + i as i64 * 100);
+            .timestamp(1_447_200_000_000 + i as i64 * 1000 / per_second);
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -105,6 +107,7 @@ fn main() {
     let mut positional = Vec::new();
     let mut topic = "ceiling".to_string();
     let mut partitions = 1;
+    let mut per_second: i64 = 10;
     let mut settings = ConsumeSettings {
         weir_defaults: true,
         overrides: Vec::new(),
@@ -118,6 +121,12 @@ fn main() {
                 .next()
                 .and_then(|p| p.parse().ok())
                 .expect("--partitions needs a number");
+        } else if arg == "--per-second" {
+            per_second = args
+                .next()
+                .and_then(|p| p.parse().ok())
+                .filter(|p| *p > 0)
+                .expect("--per-second needs a positive number");
         } else if arg == "--defaults=librdkafka" {
             settings.weir_defaults = false;
         } else if let Some((key, value)) = arg.split_once('=') {
@@ -154,7 +163,7 @@ fn main() {
                 .await
                 .unwrap();
         });
-        let produced = produce(bootstrap, &topic, count);
+        let produced = produce(bootstrap, &topic, count, per_second);
         line += &format!(
             ", \"produce_s\": {:.3}, \"produce_per_s\": {:.0}",
             produced.as_secs_f64(),
