@@ -140,6 +140,11 @@ def main():
     ap.add_argument("--per-second", type=int, default=100_000,
                     help="count job: events per second of event time")
     args = ap.parse_args()
+    subprocess.run(
+        ["cargo", "build", "--release", "-q", "-p", "weir", "--bin", "weir",
+         "--example", "kafka_ceiling"],
+        cwd=kafka.ROOT, check=True,
+    )
     if args.job == "copy":
         configs = [("group", 1), ("group", 2)]
         per_second = 10

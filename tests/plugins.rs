@@ -332,3 +332,93 @@ inputs = ["a", "b", "c", "d"]
     }
     assert!(stderr.contains("4 errors found"), "{stderr}");
 }
+
+#[test]
+fn a_pinned_plugin_loads_only_with_its_hash() {
+    let plugin = lib("weir_shop");
+    let hash = sha256_of(&plugin);
+    let pipeline = |pin: &str| {
+        format!(
+            "[plugins]\npaths = [\"PLUGIN\"]\nsha256 = {{ \"PLUGIN\" = \"{pin}\" }}\n\
+             [sources.s]\ntype = \"csv\"\npath = \"data/user_log_sample.csv\"\n\
+             [sinks.out]\ntype = \"blackhole\"\ninputs = [\"s\"]\n"
+        )
+    };
+    let (out, stderr, _) = run_with(&plugin, &pipeline(&hash), "validate");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let wrong = format!("{}0", &hash[..63]);
+    let wrong = if wrong == hash {
+        format!("{}1", &hash[..63])
+    } else {
+        wrong
+    };
+    let (out, stderr, _) = run_with(&plugin, &pipeline(&wrong), "validate");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "refusing to load it: its SHA-256 is {hash}, but the pipeline pins {wrong}"
+        )),
+        "{stderr}"
+    );
+    let (out, stderr, _) = run_with(&plugin, &pipeline("not-a-hash"), "validate");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("`not-a-hash` is not a SHA-256 (64 hex digits)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_pin_is_checked_before_the_library_is_opened_and_a_stray_pin_is_an_error() {
+    // A file that is not a library at all: with a wrong pin, the pin refuses it before the
+    // loader sees it.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("libfake.so");
+    std::fs::write(&fake, b"not a library").unwrap();
+    let zeros = "0".repeat(64);
+    let (out, stderr, _) = run_with(
+        &fake,
+        &format!(
+            "[plugins]\npaths = [\"PLUGIN\"]\nsha256 = {{ \"PLUGIN\" = \"{zeros}\" }}\n\
+             [sources.s]\ntype = \"csv\"\npath = \"data/user_log_sample.csv\"\n\
+             [sinks.out]\ntype = \"blackhole\"\ninputs = [\"s\"]\n"
+        ),
+        "validate",
+    );
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("libfake.so: refusing to load it"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("dlopen"),
+        "the loader must not have run: {stderr}"
+    );
+    // A pin that names no listed library.
+    let (out, stderr, _) = run_with(
+        &lib("weir_shop"),
+        &format!(
+            "[plugins]\npaths = [\"PLUGIN\"]\nsha256 = {{ \"{}\" = \"{zeros}\" }}\n\
+             [sources.s]\ntype = \"csv\"\npath = \"data/user_log_sample.csv\"\n\
+             [sinks.out]\ntype = \"blackhole\"\ninputs = [\"s\"]\n",
+            fake.display()
+        ),
+        "validate",
+    );
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("but no library in `paths` is that file"),
+        "{stderr}"
+    );
+}
+
+/// SHA-256 of a file with the system's `sha256sum`, independent of weir's own hashing.
+fn sha256_of(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}

@@ -1,12 +1,14 @@
 //! Stage plugins: shared libraries that offer stage types through the C ABI in
 //! `plugins/abi`. A pipeline names them in `[plugins] paths = [...]` (files, or directories whose
-//! shared libraries are all loaded) and uses their components as `type = "<plugin>.<component>"`.
+//! shared libraries are all loaded) and uses their components as `type = "<plugin>.<component>"`;
+//! `[plugins] sha256` pins libraries to their hashes (`pin`).
 //! Loading (`library`), the host callbacks (`host`), the stage-type factory (`factory`) and the
 //! engine adapters (`stages`) are the only places that know a stage is a plugin.
 
 mod factory;
 mod host;
 pub mod library;
+pub mod pin;
 mod stages;
 
 pub use factory::PluginFactory;
@@ -25,6 +27,9 @@ use std::sync::Arc;
 struct PluginsSection {
     #[serde(default)]
     paths: Vec<String>,
+    /// Library path → the SHA-256 it must have.
+    #[serde(default)]
+    sha256: std::collections::BTreeMap<String, String>,
 }
 
 /// Loads the plugins `doc` names and registers their components. Returns every problem found.
@@ -37,6 +42,20 @@ pub fn register(doc: &Document, registry: &mut Registry) -> Vec<Diagnostic> {
         Err(errors) => return errors,
     };
     let mut errors = Vec::new();
+    let pin_origin = |key: &str| {
+        node.get("sha256")
+            .and_then(|pins| pins.entry(key))
+            .map_or_else(|| node.origin.clone(), |e| e.key_origin.clone())
+    };
+    let pinned: Vec<(String, String)> = section.sha256.into_iter().collect();
+    let (mut pins, pin_errors) = pin::Pins::new(&pinned);
+    for (key, e) in pin_errors {
+        errors.push(Diagnostic::error(
+            pin_origin(&key),
+            format!("plugins.sha256.\"{key}\""),
+            e.to_string(),
+        ));
+    }
     for (i, path) in section.paths.iter().enumerate() {
         let key = format!("plugins.paths[{i}]");
         let origin = node
@@ -57,6 +76,10 @@ pub fn register(doc: &Document, registry: &mut Registry) -> Vec<Diagnostic> {
             }
         };
         for file in files {
+            if let Err(e) = pins.check(&file) {
+                errors.push(fail(format!("{}: {e}", file.display())));
+                continue;
+            }
             match library::load(&file) {
                 Ok(plugin) => {
                     for index in 0..plugin.components.len() {
@@ -78,6 +101,16 @@ pub fn register(doc: &Document, registry: &mut Registry) -> Vec<Diagnostic> {
                 Err(e) => errors.push(fail(format!("{}: {e}", file.display()))),
             }
         }
+    }
+    for key in pins.unmatched() {
+        errors.push(
+            Diagnostic::error(
+                pin_origin(key),
+                format!("plugins.sha256.\"{key}\""),
+                format!("pins `{key}`, but no library in `paths` is that file"),
+            )
+            .with_hint("pin a library that `paths` loads, by the same path"),
+        );
     }
     errors
 }
