@@ -12,7 +12,23 @@
     totals: document.getElementById('totals'),
     chart: document.getElementById('chart'),
   };
-  const token = new URLSearchParams(window.location.search).get('token');
+  // The token comes once in the address (?token=… or #token=…), is kept for this tab and in a
+  // same-site cookie (which Socket.IO 2.x pages on this server send too), and is dropped from the
+  // address at once, so it stays out of history, bookmarks and Referer headers.
+  const token = (function () {
+    const query = new URLSearchParams(window.location.search);
+    const fragment = new URLSearchParams(window.location.hash.slice(1));
+    const given = query.get('token') || fragment.get('token');
+    if (given) {
+      try { window.sessionStorage.setItem('weir_token', given); } catch (e) { /* storage off */ }
+      document.cookie = 'weir_token=' + encodeURIComponent(given) + '; path=/; SameSite=Strict';
+      query.delete('token');
+      const rest = query.toString();
+      window.history.replaceState(null, '', window.location.pathname + (rest ? '?' + rest : ''));
+      return given;
+    }
+    try { return window.sessionStorage.getItem('weir_token'); } catch (e) { return null; }
+  })();
   let config = null;
   let points = [];
   let totals = {};
@@ -74,7 +90,7 @@
     document.body.dataset.points = String(points.length);
   }
 
-  const socket = io({ auth: token ? { token: token } : {}, query: token ? { token: token } : {} });
+  const socket = io({ auth: token ? { token: token } : {} });
   socket.on('connect', () => setState('connected'));
   socket.on('disconnect', () => setState('disconnected'));
   socket.on('connect_error', () => setState('disconnected'));

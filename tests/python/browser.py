@@ -39,6 +39,7 @@ try:
         "totals": driver.execute_script("return window.weirDashboard.totals()"),
         "series": driver.execute_script("return document.querySelectorAll('.u-legend .u-series').length - 1"),
         "title": driver.title,
+        "location": driver.current_url,
         "errors": [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"],
     }
     driver.save_screenshot(screenshot)

@@ -1,6 +1,6 @@
 """Connects to a weir dashboard with python-socketio, as a script run by tests/dashboard.rs.
 
-Usage: sio_client.py URL N [TOKEN] [--plain]
+Usage: sio_client.py URL N [TOKEN] [--plain] [--header NAME:VALUE ...]
 Waits for the `config` and `history` events, N `window` events and as many `test_message`
 events, sends `test_connect` and waits for `connected`, then prints one JSON object with what it
 received. Exits 1 with a message when something does not arrive in time.
@@ -15,7 +15,17 @@ import threading
 import socketio
 
 plain = "--plain" in sys.argv
-args = [a for a in sys.argv[1:] if a != "--plain"]
+headers = {}
+args = []
+rest = iter(sys.argv[1:])
+for a in rest:
+    if a == "--plain":
+        continue
+    if a == "--header":
+        name, value = next(rest).split(":", 1)
+        headers[name] = value
+        continue
+    args.append(a)
 url, wanted = args[0], int(args[1])
 token = args[2] if len(args) > 2 else None
 got = {"config": None, "history": None, "windows": [], "tutorial": [], "connected": None}
@@ -23,10 +33,25 @@ done = threading.Event()
 client = socketio.Client(reconnection=False)
 
 
-def check():
+def complete():
     tutorial_done = plain or (got["connected"] and len(got["tutorial"]) >= wanted)
-    if got["config"] and got["history"] is not None and len(got["windows"]) >= wanted and tutorial_done:
+    return bool(got["config"] and got["history"] is not None and len(got["windows"]) >= wanted
+                and tutorial_done)
+
+
+def check():
+    if complete():
         done.set()
+
+
+@client.event
+def disconnect(*_):
+    done.set()  # refused, or the server went away: stop waiting
+
+
+@client.on("refused")
+def on_refused(data):
+    got["refused"] = data
 
 
 @client.event
@@ -65,11 +90,13 @@ def on_connected(data):
 
 
 try:
-    client.connect(url, auth={"token": token} if token else None, transports=["websocket"], wait_timeout=10)
+    client.connect(url, auth={"token": token} if token else None, headers=headers,
+                   transports=["websocket"], wait_timeout=10)
 except Exception as e:  # noqa: BLE001 - report any connection failure as the test's result
     print(json.dumps({"error": f"connect failed: {e}"}))
     sys.exit(1)
-ok = done.wait(timeout=30)
+done.wait(timeout=30)
+ok = complete()
 client.disconnect()
 print(json.dumps(got, ensure_ascii=False))
 sys.exit(0 if ok else 1)

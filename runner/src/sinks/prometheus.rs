@@ -5,13 +5,14 @@
 
 use crate::format::window_points::{self, Fields};
 use crate::record::{Batch, Millis};
+use crate::serve::token::Token;
 use crate::stage::{
     BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, Sink, Stage, StageConfig,
     StageError, StageKind, StageMetrics, StageResult,
 };
 use async_trait::async_trait;
 use axum::Router;
-use axum::http::header;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::get;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -30,6 +31,7 @@ pub struct PrometheusConfig {
     label: String,
     key_field: Option<String>,
     value_field: Option<String>,
+    token: Option<String>,
 }
 
 fn default_listen() -> String {
@@ -64,6 +66,12 @@ pub const OPTIONS: &[OptionDoc] = &[
     },
     window_points::KEY_FIELD_OPTION,
     window_points::VALUE_FIELD_OPTION,
+    OptionDoc {
+        name: "token",
+        ty: "string",
+        default: "none",
+        doc: "scrapers must send `Authorization: Bearer <token>` (Prometheus: `authorization: { credentials: … }`)",
+    },
 ];
 
 /// The `prometheus` sink type.
@@ -108,6 +116,12 @@ impl BuiltinConfig for PrometheusConfig {
             ));
         }
         issues
+    }
+
+    fn warnings(&self) -> Vec<OptionIssue> {
+        crate::serve::token::open_listener_warning("listen", &self.listen, self.token.is_some())
+            .into_iter()
+            .collect()
     }
 }
 
@@ -159,21 +173,33 @@ impl StageConfig for PrometheusConfig {
         let exported = Arc::new(Mutex::new(Exported::default()));
         let (name, label) = (self.name.clone(), self.label.clone());
         let scraped = Arc::clone(&exported);
+        let token = self.token.as_deref().map(Token::new);
         let app = Router::new().route(
             "/metrics",
-            get(move || {
-                let body = scraped
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .render(&name, &label);
+            get(move |headers: HeaderMap| {
+                let allowed = token.as_ref().is_none_or(|t| t.in_bearer(&headers));
+                let body = allowed.then(|| {
+                    scraped
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .render(&name, &label)
+                });
                 async move {
-                    (
-                        [(
-                            header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4; charset=utf-8",
-                        )],
-                        body,
-                    )
+                    match body {
+                        Some(body) => (
+                            StatusCode::OK,
+                            [(
+                                header::CONTENT_TYPE,
+                                "text/plain; version=0.0.4; charset=utf-8",
+                            )],
+                            body,
+                        ),
+                        None => (
+                            StatusCode::UNAUTHORIZED,
+                            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                            "missing or wrong bearer token\n".to_string(),
+                        ),
+                    }
                 }
             }),
         );

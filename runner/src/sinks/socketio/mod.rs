@@ -3,6 +3,7 @@
 //! browser over Socket.IO. Also speaks the tutorial's Flask-SocketIO events (`test_message`,
 //! `test_connect` → `connected`) so its original page and Socket.IO 2.x clients keep working.
 
+mod access;
 mod board;
 mod server;
 
@@ -12,9 +13,10 @@ use crate::stage::{
     BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, Sink, Stage, StageConfig,
     StageError, StageKind, StageMetrics, StageResult,
 };
+use access::Access;
 use async_trait::async_trait;
 use serde::Deserialize;
-use server::{Access, Dashboard, PageConfig, Series};
+use server::{Dashboard, PageConfig, Series};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -38,6 +40,12 @@ pub struct SocketIoConfig {
     allowed_origins: Vec<String>,
     #[serde(default = "default_buffer")]
     client_buffer: usize,
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
+}
+
+fn default_max_connections() -> usize {
+    20_000
 }
 
 fn default_listen() -> String {
@@ -91,13 +99,19 @@ pub const OPTIONS: &[OptionDoc] = &[
         name: "token",
         ty: "string",
         default: "none",
-        doc: "clients must present it (auth {token} or ?token=)",
+        doc: "clients must present it: the page takes it once from ?token= and keeps it in a cookie; others send auth {token} or Authorization: Bearer",
     },
     OptionDoc {
         name: "allowed_origins",
         ty: "[string]",
         default: "[] (same origin only)",
-        doc: "other web origins allowed to connect; \"*\" for any",
+        doc: "other web origins allowed to connect (besides localhost and IP addresses on the dashboard's port); \"*\" for any",
+    },
+    OptionDoc {
+        name: "max_connections",
+        ty: "integer",
+        default: "20000",
+        doc: "most browsers connected at once; more are refused and counted",
     },
     OptionDoc {
         name: "client_buffer",
@@ -137,6 +151,12 @@ impl BuiltinConfig for SocketIoConfig {
                     .hint("e.g. series = { 0 = \"female\", 1 = \"male\" }"),
             );
         }
+        if self.max_connections == 0 {
+            issues.push(OptionIssue::new(
+                "max_connections",
+                "max_connections must be at least 1",
+            ));
+        }
         if self.client_buffer == 0 {
             issues.push(OptionIssue::new(
                 "client_buffer",
@@ -147,24 +167,9 @@ impl BuiltinConfig for SocketIoConfig {
     }
 
     fn warnings(&self) -> Vec<OptionIssue> {
-        let open = self
-            .listen
-            .parse::<std::net::SocketAddr>()
-            .is_ok_and(|a| !a.ip().is_loopback());
-        if open && self.token.is_none() {
-            vec![
-                OptionIssue::new(
-                    "listen",
-                    format!(
-                        "{} is reachable from other machines and no token is set",
-                        self.listen
-                    ),
-                )
-                .hint("set `token`, or listen on 127.0.0.1"),
-            ]
-        } else {
-            Vec::new()
-        }
+        crate::serve::token::open_listener_warning("listen", &self.listen, self.token.is_some())
+            .into_iter()
+            .collect()
     }
 }
 
@@ -182,9 +187,13 @@ impl StageConfig for SocketIoConfig {
                 })
                 .collect(),
         };
-        let access = Access {
-            token: self.token.clone(),
-            allowed_origins: self.allowed_origins.clone(),
+        let access = |port| {
+            Access::new(
+                self.token.as_deref(),
+                self.allowed_origins.clone(),
+                port,
+                self.max_connections,
+            )
         };
         let dashboard = server::start(&self.listen, page, access, self.client_buffer)?;
         Ok(Stage::Sink(Box::new(SocketIoSink {

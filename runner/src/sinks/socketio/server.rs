@@ -2,6 +2,7 @@
 //! and 4 for Socket.IO 2.x clients), access checks, and broadcasting that never waits for a slow
 //! browser.
 
+use super::access::{Access, Refusal};
 use super::board::{Board, Snapshot, tutorial_message};
 use crate::format::window_points::Point;
 use crate::serve::ListenError;
@@ -14,7 +15,7 @@ use serde_json::{Value, json};
 use socketioxide::extract::{SocketRef, TryData};
 use socketioxide::socket::DisconnectReason;
 use socketioxide::{SocketError, SocketIo};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Largest HTTP payload (a polling request or response, a WebSocket message) in bytes; larger
@@ -44,22 +45,15 @@ pub struct Series {
     pub label: String,
 }
 
-/// Who may connect.
-#[derive(Clone, Debug, Default)]
-pub struct Access {
-    /// Token clients must present (`auth: {token}` or `?token=`), if any.
-    pub token: Option<String>,
-    /// Origins allowed besides the page's own (`*` for any).
-    pub allowed_origins: Vec<String>,
-}
-
 /// Counters for the run summary and the load benchmark.
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Messages not delivered because a browser's buffer was full (slow client).
     pub dropped: AtomicU64,
-    /// Connections refused (token or origin).
+    /// Connections refused (token, origin or the cap).
     pub refused: AtomicU64,
+    /// Clients connected now.
+    pub connected: AtomicUsize,
     /// Client messages ignored (unknown events or bad payloads).
     pub ignored: AtomicU64,
     /// Connections closed on a protocol or transport error: a message over the size limit or
@@ -79,7 +73,7 @@ pub struct Dashboard {
 pub fn start(
     listen: &str,
     page: PageConfig,
-    access: Access,
+    access: impl FnOnce(u16) -> Access,
     buffer: usize,
 ) -> Result<Arc<Dashboard>, ListenError> {
     let listener = crate::serve::bind(listen)?;
@@ -87,6 +81,7 @@ pub fn start(
         address: listen.to_string(),
         source,
     })?;
+    let access = access(addr.port());
     let (socket_io, io) = SocketIo::builder()
         .max_payload(MAX_CLIENT_MESSAGE)
         .ws_max_message_size(MAX_CLIENT_MESSAGE as usize)
@@ -103,10 +98,22 @@ pub fn start(
         let dashboard = Arc::clone(&dashboard);
         async move |socket: SocketRef, TryData(auth): TryData<Value>| {
             let auth = auth.ok();
-            if let Err(why) = access_check(&socket, auth.as_ref(), &access) {
+            let admitted = access
+                .check(&socket.req_parts().headers, auth.as_ref())
+                .and_then(|()| {
+                    let stats = &dashboard.stats;
+                    let was = stats.connected.fetch_add(1, Ordering::AcqRel);
+                    if was >= access.max_connections {
+                        stats.connected.fetch_sub(1, Ordering::AcqRel);
+                        Err(Refusal::Full)
+                    } else {
+                        Ok(())
+                    }
+                });
+            if let Err(refusal) = admitted {
                 dashboard.stats.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!("dashboard: refused a connection: {why}");
-                let _ = socket.emit("refused", &json!({ "reason": why }));
+                tracing::debug!("dashboard: refused a connection: {}", refusal.reason());
+                let _ = socket.emit("refused", &json!({ "reason": refusal.reason() }));
                 let _ = socket.disconnect();
                 return;
             }
@@ -129,6 +136,7 @@ pub fn start(
             });
             let counter = Arc::clone(&dashboard);
             socket.on_disconnect(async move |reason: DisconnectReason| {
+                counter.stats.connected.fetch_sub(1, Ordering::AcqRel);
                 if matches!(
                     reason,
                     DisconnectReason::PacketParsingError | DisconnectReason::TransportError
@@ -214,49 +222,6 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
         HeaderValue::from_static("nosniff"),
     );
     (headers, body)
-}
-
-/// Checks the token and the origin of a new connection.
-fn access_check(
-    socket: &SocketRef,
-    auth: Option<&Value>,
-    access: &Access,
-) -> Result<(), &'static str> {
-    let parts = socket.req_parts();
-    if let Some(token) = &access.token {
-        let from_auth = auth.and_then(|a| a.get("token")).and_then(Value::as_str);
-        let from_query = parts
-            .uri
-            .query()
-            .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("token=")));
-        if from_auth.or(from_query) != Some(token.as_str()) {
-            return Err("missing or wrong token");
-        }
-    }
-    let Some(origin) = parts
-        .headers
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-    else {
-        return Ok(()); // not a browser: no origin to check
-    };
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    let same_origin = origin
-        .split_once("://")
-        .is_some_and(|(_, rest)| rest == host);
-    let listed = access
-        .allowed_origins
-        .iter()
-        .any(|o| o == "*" || o == origin);
-    if same_origin || listed {
-        Ok(())
-    } else {
-        Err("origin not allowed")
-    }
 }
 
 impl Dashboard {

@@ -3,6 +3,8 @@
 //! before the run starts with a message that names the key, and serving an axum app on the
 //! current runtime.
 
+pub mod token;
+
 use crate::stage::{OptionIssue, StageError};
 use axum::Router;
 use std::net::SocketAddr;
