@@ -64,6 +64,9 @@ pub enum Command {
         /// Storage: memory:// (gone on exit) or sqlite://FILE (durable).
         #[arg(long, default_value = "memory://")]
         storage: String,
+        /// The address clients are told to connect to, if not --listen (e.g. a TLS terminator's).
+        #[arg(long)]
+        advertise: Option<String>,
     },
     /// Generate synthetic input data.
     #[command(subcommand)]

@@ -104,7 +104,15 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        Command::Broker { listen, storage } => broker(EmbeddedOptions { listen, storage }),
+        Command::Broker {
+            listen,
+            storage,
+            advertise,
+        } => broker(EmbeddedOptions {
+            listen,
+            storage,
+            advertise,
+        }),
         Command::Run(args) => match checked_plan(&args, &registry) {
             Some(plan) => run(plan),
             None => ExitCode::FAILURE,

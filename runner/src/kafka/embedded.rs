@@ -87,6 +87,10 @@ pub struct EmbeddedOptions {
     /// `memory://` (gone when weir exits) or `sqlite://FILE` (durable).
     #[serde(default = "default_storage")]
     pub storage: String,
+    /// The address clients are told to connect to, when it is not `listen` (a TLS terminator
+    /// or a proxy in front of the broker).
+    #[serde(default)]
+    pub advertise: Option<String>,
 }
 
 /// The default listen address, Kafka's usual port on loopback.
@@ -104,6 +108,7 @@ impl Default for EmbeddedOptions {
         EmbeddedOptions {
             listen: default_listen(),
             storage: default_storage(),
+            advertise: None,
         }
     }
 }
@@ -177,11 +182,19 @@ mod imp {
                     asked: options.storage.clone(),
                 });
             }
-            return Ok(advertised(addr).to_string());
+            return Ok(told(options, addr));
         }
-        let task = start(addr, &options.storage).await?;
+        let task = start(addr, &options.storage, &told(options, addr)).await?;
         running.insert(addr, (options.storage.clone(), task));
-        Ok(advertised(addr).to_string())
+        Ok(told(options, addr))
+    }
+
+    /// The address clients are told: `advertise`, or the listen address.
+    fn told(options: &EmbeddedOptions, addr: SocketAddr) -> String {
+        options
+            .advertise
+            .clone()
+            .unwrap_or_else(|| advertised(addr).to_string())
     }
 
     /// The address clients are told: the listen address, or loopback for a wildcard one.
@@ -193,7 +206,11 @@ mod imp {
         }
     }
 
-    async fn start(addr: SocketAddr, storage: &str) -> Result<JoinHandle<()>, EmbeddedError> {
+    async fn start(
+        addr: SocketAddr,
+        storage: &str,
+        told: &str,
+    ) -> Result<JoinHandle<()>, EmbeddedError> {
         // tansu binds inside `serve`; check first so a taken port gets a clear message.
         match std::net::TcpListener::bind(addr) {
             Ok(probe) => drop(probe),
@@ -218,7 +235,11 @@ mod imp {
             .node_id(111)
             .cluster_id("weir")
             .incarnation_id(uuid::Uuid::new_v4())
-            .advertised_listener(url(advertised(addr)))
+            .advertised_listener(url::Url::parse(&format!("tcp://{told}")).map_err(|e| {
+                EmbeddedError::Broker {
+                    message: format!("advertised address `{told}`: {e}"),
+                }
+            })?)
             .storage(storage_url)
             .listener(url(addr))
             .silent(true)

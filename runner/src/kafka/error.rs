@@ -12,6 +12,12 @@ use std::time::Duration;
 /// A failure of the Kafka client layer.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
+    /// The `tls`/`sasl` settings cannot be used (a password file that cannot be read).
+    #[error("{why}")]
+    Security {
+        /// What is wrong (never a secret).
+        why: String,
+    },
     /// librdkafka refused the client settings.
     #[error("cannot create a Kafka {role}: {source}")]
     Client {
@@ -23,7 +29,7 @@ pub enum KafkaError {
     },
     /// No broker answered in time.
     #[error(
-        "no Kafka broker reachable at {bootstrap} after {waited:.0?} (last error: {last}); start one, or set `brokers` (in [kafka] or on this stage, or WEIR_KAFKA_BROKERS) to a reachable one, or \"embedded\""
+        "no Kafka broker reachable at {bootstrap} after {waited:.0?} (last error: {last}); start one, or set `brokers` (in [kafka] or on this stage, or WEIR_KAFKA_BROKERS) to a reachable one, or \"embedded\"{}", plaintext_hint(*plaintext)
     )]
     Unreachable {
         /// The bootstrap address list.
@@ -32,6 +38,8 @@ pub enum KafkaError {
         waited: Duration,
         /// The last metadata request's error.
         last: ClientError,
+        /// The client spoke plaintext (the cluster may want TLS or SASL).
+        plaintext: bool,
     },
     /// The admin request that creates topics failed.
     #[error("cannot create topics {topics:?}: {source}")]
@@ -174,5 +182,14 @@ fn transaction_message(id: &str, step: &str, source: &ClientError) -> String {
 impl From<KafkaError> for StageError {
     fn from(error: KafkaError) -> Self {
         StageError::External(Box::new(error))
+    }
+}
+
+/// The end of an [`KafkaError::Unreachable`] message for a plaintext client.
+fn plaintext_hint(plaintext: bool) -> &'static str {
+    if plaintext {
+        "; if the cluster wants TLS or SASL, set `tls` / `sasl` (this client spoke plaintext)"
+    } else {
+        ""
     }
 }

@@ -8,6 +8,7 @@ pub mod embedded;
 mod error;
 pub mod link;
 pub mod options;
+pub mod security;
 pub mod topics;
 pub mod transaction;
 
@@ -71,8 +72,13 @@ impl KafkaOptions {
         }
     }
 
-    /// Client settings: `defaults`, then the user's `options`, with `bootstrap` as the brokers.
-    pub fn client_config(&self, bootstrap: &str, defaults: &[(&str, &str)]) -> ClientConfig {
+    /// Client settings: `defaults`, then the user's `options`, then `tls`/`sasl`, with
+    /// `bootstrap` as the brokers. Fails only when a `sasl.password_file` cannot be read.
+    pub fn client_config(
+        &self,
+        bootstrap: &str,
+        defaults: &[(&str, &str)],
+    ) -> Result<ClientConfig, KafkaError> {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", bootstrap);
         config.set("client.id", "weir");
@@ -82,7 +88,9 @@ impl KafkaOptions {
         for (key, value) in &self.options {
             config.set(key, value.to_string());
         }
-        config
+        security::apply(&mut config, self.tls.as_ref(), self.sasl.as_ref())
+            .map_err(|why| KafkaError::Security { why })?;
+        Ok(config)
     }
 }
 
@@ -104,10 +112,14 @@ pub fn wait_for_cluster(
         match probe.fetch_metadata(None, attempt) {
             Ok(_) => return Ok(()),
             Err(last) if Instant::now() >= deadline => {
+                let plaintext = config
+                    .get("security.protocol")
+                    .is_none_or(|p| p.eq_ignore_ascii_case("plaintext"));
                 return Err(KafkaError::Unreachable {
                     bootstrap: bootstrap.to_string(),
                     waited: timeout,
                     last,
+                    plaintext,
                 });
             }
             Err(_) => std::thread::sleep(Duration::from_millis(200)),

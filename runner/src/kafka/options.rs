@@ -147,6 +147,10 @@ pub struct KafkaOptions {
     /// Topic-level settings of a created topic (e.g. `"retention.ms"`).
     #[serde(default)]
     pub topic_config: BTreeMap<String, ClientValue>,
+    /// Connect over TLS (see `kafka::security`).
+    pub tls: Option<super::security::TlsOptions>,
+    /// Authenticate with SASL (see `kafka::security`).
+    pub sasl: Option<super::security::SaslOptions>,
 }
 
 fn default_connect_timeout() -> DurationSpec {
@@ -232,7 +236,20 @@ impl KafkaOptions {
                         .hint("`brokers` also accepts \"embedded\" and WEIR_KAFKA_BROKERS"),
                 );
             }
+            if super::security::OWNED_SETTINGS.contains(&key.as_str()) {
+                issues.push(
+                    OptionIssue::new(
+                        format!("options.\"{key}\""),
+                        "set TLS and SASL with `tls` and `sasl`",
+                    )
+                    .hint("tls = { ca = \"ca.pem\" }, sasl = { mechanism = \"SCRAM-SHA-256\", username = \"…\", password = \"${KAFKA_PASSWORD}\" }"),
+                );
+            }
         }
+        issues.extend(super::security::check(
+            self.tls.as_ref(),
+            self.sasl.as_ref(),
+        ));
         if self.partitions < 1 {
             issues.push(OptionIssue::new(
                 "partitions",
@@ -318,6 +335,18 @@ pub const COMMON_OPTIONS: &[OptionDoc] = &[
         ty: "{ listen, storage }",
         default: "{ listen = \"127.0.0.1:9092\", storage = \"memory://\" }",
         doc: "where the embedded broker listens and keeps data (\"sqlite://FILE\" is durable)",
+    },
+    OptionDoc {
+        name: "tls",
+        ty: "{ ca, cert, key, key_password }",
+        default: "none (plaintext)",
+        doc: "connect over TLS; `ca` checks the brokers' certificates (else the system's store), `cert`/`key` for client certificates",
+    },
+    OptionDoc {
+        name: "sasl",
+        ty: "{ mechanism, username, password | password_file }",
+        default: "none",
+        doc: "authenticate: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; the password never shows in logs",
     },
     OptionDoc {
         name: "topic",

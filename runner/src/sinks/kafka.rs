@@ -151,7 +151,7 @@ impl KafkaSink {
     /// Connects and creates the topic if asked to (once); returns the client settings.
     async fn connect(&mut self) -> StageResult<ClientConfig> {
         let bootstrap = self.options.bootstrap().await?;
-        let config = self.options.client_config(&bootstrap, PRODUCER_DEFAULTS);
+        let config = self.options.client_config(&bootstrap, PRODUCER_DEFAULTS)?;
         let timeout = self.options.connect_timeout();
         let probe = config.clone();
         tokio::task::spawn_blocking(move || wait_for_cluster(&probe, &bootstrap, timeout))

@@ -250,7 +250,7 @@ impl Transactor {
         } else {
             [PRODUCER_DEFAULTS, TRANSACTIONAL_DEFAULTS].concat()
         };
-        let mut config = self.options.client_config(&bootstrap, &defaults);
+        let mut config = self.options.client_config(&bootstrap, &defaults)?;
         config.set("transactional.id", &self.transactional_id);
         let timeout = self.options.connect_timeout();
         let probe = config.clone();
@@ -300,7 +300,7 @@ impl Transactor {
         // Fenced and the old transaction aborted: what is committed now is final.
         let mut reader = self
             .options
-            .client_config(&bootstrap, crate::kafka::CONSUMER_DEFAULTS);
+            .client_config(&bootstrap, crate::kafka::CONSUMER_DEFAULTS)?;
         reader.set(
             "group.id",
             format!("{}.progress-reader", self.transactional_id),

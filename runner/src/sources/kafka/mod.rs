@@ -120,7 +120,7 @@ impl Source for KafkaSource {
             Assignment::All => CONSUMER_DEFAULTS.to_vec(),
             Assignment::Group => [CONSUMER_DEFAULTS, GROUP_DEFAULTS].concat(),
         };
-        let mut config = self.options.client_config(&bootstrap, &defaults);
+        let mut config = self.options.client_config(&bootstrap, &defaults)?;
         config.set("group.id", &self.group_id);
         config.set(
             "auto.offset.reset",
