@@ -36,8 +36,8 @@ pub enum KafkaError {
         bootstrap: String,
         /// How long it waited.
         waited: Duration,
-        /// The last metadata request's error.
-        last: ClientError,
+        /// The last metadata request's error, and the last problem the client reported.
+        last: String,
         /// The client spoke plaintext (the cluster may want TLS or SASL).
         plaintext: bool,
     },

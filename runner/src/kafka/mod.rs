@@ -102,23 +102,40 @@ pub fn wait_for_cluster(
     bootstrap: &str,
     timeout: Duration,
 ) -> Result<(), KafkaError> {
-    let probe = consumer(config, "client")?;
+    let probe: BaseConsumer<Probe> =
+        config
+            .create_with_context(Probe::default())
+            .map_err(|source| KafkaError::Client {
+                role: "client",
+                source,
+            })?;
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let attempt = left
             .min(Duration::from_secs(2))
             .max(Duration::from_millis(100));
-        match probe.fetch_metadata(None, attempt) {
+        let answer = probe.fetch_metadata(None, attempt);
+        // Serves the client's error and log events (a failed TLS handshake says why there).
+        while let Some(event) = probe.poll(Duration::from_millis(10)) {
+            if let Err(e) = event {
+                probe.context().note(&e.to_string());
+            }
+        }
+        match answer {
             Ok(_) => return Ok(()),
             Err(last) if Instant::now() >= deadline => {
                 let plaintext = config
                     .get("security.protocol")
                     .is_none_or(|p| p.eq_ignore_ascii_case("plaintext"));
+                let reported = probe.context().last_problem();
                 return Err(KafkaError::Unreachable {
                     bootstrap: bootstrap.to_string(),
                     waited: timeout,
-                    last,
+                    last: match reported {
+                        Some(problem) => format!("{last}; the client reported: {problem}"),
+                        None => last.to_string(),
+                    },
                     plaintext,
                 });
             }
@@ -159,6 +176,46 @@ pub fn consumer(
         .create_with_context(ClientLog)
         .map_err(|source| KafkaError::Client { role, source })
 }
+
+/// The client context of [`wait_for_cluster`]'s probe: logs like [`ClientLog`], and keeps what
+/// librdkafka said about the failed connections (a TLS handshake that failed says why only
+/// there), else its last error.
+#[derive(Default)]
+struct Probe {
+    /// The last connection failure librdkafka logged (facility `FAIL`).
+    connection: std::sync::Mutex<Option<String>>,
+    /// The last other error.
+    other: std::sync::Mutex<Option<String>>,
+}
+
+impl Probe {
+    fn last_problem(&self) -> Option<String> {
+        let read = |m: &std::sync::Mutex<Option<String>>| {
+            m.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        };
+        read(&self.connection).or_else(|| read(&self.other))
+    }
+
+    fn note(&self, problem: &str) {
+        *self.other.lock().unwrap_or_else(|p| p.into_inner()) = Some(problem.to_string());
+    }
+}
+
+impl ClientContext for Probe {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if facility == "FAIL" {
+            *self.connection.lock().unwrap_or_else(|p| p.into_inner()) = Some(message.to_string());
+        }
+        report_log(level, facility, message);
+    }
+
+    fn error(&self, error: ClientError, reason: &str) {
+        self.note(reason);
+        report_error(&error, reason);
+    }
+}
+
+impl ConsumerContext for Probe {}
 
 /// Routes librdkafka's own reports into weir's log: problems as warnings (librdkafka retries
 /// them), chatter at debug level, and "reached the end of a partition" (a normal event that

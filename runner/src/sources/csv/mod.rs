@@ -18,6 +18,31 @@ mod rows;
 mod stamp;
 
 pub use config::{AutoBool, CsvConfig, OPTIONS, Rate, TimeUnit, factory};
+pub use header::HeaderMode;
+pub use rows::{BadRow, ReadError, ReadOptions};
+pub use stamp::Timestamps;
+
+/// Reads `bytes` as a whole file, as the source does, in batches of at most `batch_rows`: the
+/// number of good rows, and the bad ones. For the fuzz targets and tools that hold a file in
+/// memory.
+pub fn read_bytes(
+    bytes: &[u8],
+    options: ReadOptions,
+    mut timestamps: Timestamps,
+    batch_rows: usize,
+) -> Result<(usize, Vec<BadRow>), ReadError> {
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut rows =
+        CsvRows::new(std::io::Cursor::new(bytes), options, read).map_err(ReadError::from)?;
+    let (mut good, mut bad) = (0, Vec::new());
+    loop {
+        let batch = rows.read_batch(batch_rows.max(1), &mut timestamps, &mut bad)?;
+        good += batch.batch.as_ref().map_or(0, crate::record::Batch::len);
+        if batch.at_end {
+            return Ok((good, bad));
+        }
+    }
+}
 
 use super::checkpoint::{Checkpoints, Partition};
 use crate::kafka::transaction::{CommitPoint, Transactions, Transactor};
@@ -28,10 +53,8 @@ use crate::stage::{
 };
 use crate::time::now_millis;
 use async_trait::async_trait;
-use header::HeaderMode;
 use parallel::{Cell, Cutting, ParallelRows};
-use rows::{BadRow, CsvRows, ReadBatch, ReadError, ReadOptions};
-use stamp::Timestamps;
+use rows::{CsvRows, ReadBatch};
 use std::fs::File;
 use std::io::BufReader;
 use std::path::PathBuf;
