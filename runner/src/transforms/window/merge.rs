@@ -81,25 +81,7 @@ impl MergeWindow {
         label: String,
         metrics: Arc<StageMetrics>,
     ) -> Self {
-        let merging: Vec<AggregateSpec> = aggregates
-            .iter()
-            .map(|a| AggregateSpec {
-                op: match a.op {
-                    AggregateOp::Count => AggregateOp::Sum,
-                    other => other,
-                },
-                field: Some(a.name.clone()),
-                name: a.name.clone(),
-            })
-            .collect();
-        let state = WindowState::new(
-            Geometry {
-                size: geometry.slide,
-                slide: geometry.slide,
-            },
-            group_by.clone(),
-            merging,
-        );
+        let state = merging_state(geometry.slide, &group_by, &aggregates);
         let output_schema = Arc::clone(state.output_schema());
         MergeWindow {
             size: geometry.size,
@@ -162,24 +144,7 @@ impl MergeWindow {
         if let Some(through) = self.resumed.through(&self.mark) {
             self.emitted_through = self.emitted_through.max(through);
         }
-        self.state = WindowState::new(
-            Geometry {
-                size: self.slide,
-                slide: self.slide,
-            },
-            self.group_by.clone(),
-            self.aggregates
-                .iter()
-                .map(|a| AggregateSpec {
-                    op: match a.op {
-                        AggregateOp::Count => AggregateOp::Sum,
-                        other => other,
-                    },
-                    field: Some(a.name.clone()),
-                    name: a.name.clone(),
-                })
-                .collect(),
-        );
+        self.state = merging_state(self.slide, &self.group_by, &self.aggregates);
         self.state.resume(self.merge_point(self.emitted_through));
         tracing::info!(
             "{}: merging (tenure {tenure}), continuing after the windows emitted through {} \
@@ -281,6 +246,23 @@ impl MergeWindow {
         }
         b.build().with_acks(acks)
     }
+}
+
+/// Empty state that adds up partials: windows one `slide` long, each aggregate fed the partial
+/// values of its own output field (counts are summed).
+fn merging_state(slide: Millis, group_by: &[String], aggregates: &[AggregateSpec]) -> WindowState {
+    let merging = aggregates
+        .iter()
+        .map(|a| AggregateSpec {
+            op: match a.op {
+                AggregateOp::Count => AggregateOp::Sum,
+                other => other,
+            },
+            field: Some(a.name.clone()),
+            name: a.name.clone(),
+        })
+        .collect();
+    WindowState::new(Geometry { size: slide, slide }, group_by.to_vec(), merging)
 }
 
 impl Transform for MergeWindow {
