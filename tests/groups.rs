@@ -5,27 +5,16 @@
 
 mod common;
 
-use common::kafka::{broker, create_topic_with, seeded};
-use common::{Background, weir};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use common::Background;
+use common::kafka::{broker, create_topic_with, member, reader, seeded};
+use rdkafka::ClientConfig;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 const INPUT_PARTITIONS: i32 = 6;
-
-fn member(dir: &Path, pipeline: &Path, name: &str) -> Background {
-    let mut cmd = weir();
-    cmd.arg("run").arg(pipeline).current_dir(dir);
-    Background::start(
-        cmd,
-        &dir.join(format!("{name}.out")),
-        &dir.join(format!("{name}.log")),
-    )
-}
 
 fn log_of(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default()
@@ -68,18 +57,7 @@ fn read_copies(
     expected: usize,
     limit: Duration,
 ) -> HashMap<String, u32> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "independent-reader")
-        .set("enable.auto.commit", "false")
-        .set("fetch.queue.backoff.ms", "10")
-        .create()
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&assignment).unwrap();
+    let consumer = reader(bootstrap, "independent-reader", topic, &[]);
     let mut seen: HashMap<String, u32> = HashMap::new();
     let mut deadline = Instant::now() + limit;
     let mut all_seen = false;

@@ -6,11 +6,9 @@
 
 mod common;
 
-use common::kafka::wait_for_port;
+use common::kafka::{reader, wait_for_port};
 use common::{Background, free_port, repo, weir};
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -203,19 +201,15 @@ fn a_pipeline_writes_and_reads_through_tls_and_refuses_an_unknown_ca_or_plaintex
     );
 
     // An independent reader over TLS sees what was written.
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &address)
-        .set("security.protocol", "SSL")
-        .set("ssl.ca.location", ca.to_str().unwrap())
-        .set("group.id", "tls-reader")
-        .set("enable.partition.eof", "true")
-        .create()
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset("sex", 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&assignment).unwrap();
+    let consumer = reader(
+        &address,
+        "tls-reader",
+        "sex",
+        &[
+            ("security.protocol", "SSL"),
+            ("ssl.ca.location", ca.to_str().unwrap()),
+        ],
+    );
     let mut count = 0;
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {

@@ -6,15 +6,13 @@
 
 mod common;
 
-use common::kafka::{broker, create_topic_with, seeded};
-use common::{Background, weir};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use common::Background;
+use common::kafka::{broker, create_topic_with, member, reader, seeded};
+use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 const INPUT_PARTITIONS: i32 = 6;
@@ -22,16 +20,6 @@ const EVENTS: u64 = 1_000_000;
 /// Event time covered by the input: 200 one-second windows.
 const SPAN_MS: i64 = 200_000;
 const LATENESS_MS: i64 = 2_000;
-
-fn member(dir: &Path, pipeline: &Path, name: &str) -> Background {
-    let mut cmd = weir();
-    cmd.arg("run").arg(pipeline).current_dir(dir);
-    Background::start(
-        cmd,
-        &dir.join(format!("{name}.out")),
-        &dir.join(format!("{name}.log")),
-    )
-}
 
 /// Every (window_start, gender) → counts written to `topic`, read with read_committed until
 /// `expected` windows are complete or `limit` passed.
@@ -41,19 +29,7 @@ fn read_results(
     done: impl Fn(&BTreeMap<(i64, String), Vec<u64>>) -> bool,
     limit: Duration,
 ) -> BTreeMap<(i64, String), Vec<u64>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "independent-reader")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("fetch.queue.backoff.ms", "10")
-        .create()
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&assignment).unwrap();
+    let consumer = reader(bootstrap, "independent-reader", topic, &[]);
     let mut seen: BTreeMap<(i64, String), Vec<u64>> = BTreeMap::new();
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline && !done(&seen) {
@@ -75,18 +51,7 @@ fn read_results(
 
 /// The partial rows and progress rows of the partials topic that concern window `start`.
 fn read_partials(bootstrap: &str, topic: &str, start: i64) -> Vec<String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "partials-reader")
-        .set("enable.partition.eof", "true")
-        .set("isolation.level", "read_committed")
-        .create()
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&assignment).unwrap();
+    let consumer = reader(bootstrap, "partials-reader", topic, &[]);
     let mut lines = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {

@@ -34,22 +34,44 @@ pub fn wait_for_port(port: u16) {
     }
 }
 
-/// Every message of `topic` (one partition), read by an rdkafka consumer of our own with
-/// `isolation.level = read_committed`: each message's timestamp and value.
-pub fn read_topic(bootstrap: &str, topic: &str) -> Vec<(i64, String)> {
-    let consumer: BaseConsumer = ClientConfig::new()
+/// An independent rdkafka consumer (`group`, read_committed, end-of-partition events, no
+/// commits) reading partition 0 of `topic` from the beginning; `extra` adds client settings.
+pub fn reader(bootstrap: &str, group: &str, topic: &str, extra: &[(&str, &str)]) -> BaseConsumer {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
-        .set("group.id", "test-reader")
+        .set("group.id", group)
         .set("enable.partition.eof", "true")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
-        .create()
-        .unwrap();
+        .set("fetch.queue.backoff.ms", "10");
+    for (key, value) in extra {
+        config.set(*key, *value);
+    }
+    let consumer: BaseConsumer = config.create().unwrap();
     let mut assignment = TopicPartitionList::new();
     assignment
         .add_partition_offset(topic, 0, Offset::Beginning)
         .unwrap();
     consumer.assign(&assignment).unwrap();
+    consumer
+}
+
+/// A `weir run` of `pipeline` in `dir`, its output in `<name>.out` and log in `<name>.log`.
+pub fn member(dir: &Path, pipeline: &Path, name: &str) -> Background {
+    let mut cmd = weir();
+    cmd.arg("run").arg(pipeline).current_dir(dir);
+    Background::start(
+        cmd,
+        &dir.join(format!("{name}.out")),
+        &dir.join(format!("{name}.log")),
+    )
+}
+
+/// Every message of `topic` (one partition), read by an rdkafka consumer of our own with
+/// `isolation.level = read_committed`: each message's timestamp and value.
+pub fn read_topic(bootstrap: &str, topic: &str) -> Vec<(i64, String)> {
+    let consumer = reader(bootstrap, "test-reader", topic, &[]);
     let mut messages = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {

@@ -152,6 +152,8 @@ impl Meta {
         Ok(produced)
     }
 
+    // weir patch: no longer called (see `txn_end`); kept to keep the patch small.
+    #[allow(dead_code)]
     fn overlapping_transactions(
         &self,
         transaction_id: &str,
@@ -2514,7 +2516,6 @@ impl Storage for DynoStore {
                 // a transaction not yet ended) and the aborted-transaction list of read_committed
                 // fetches (`tansu-broker`'s `read_committed.rs`) need nothing more.
                 let mut overlaps: Vec<TxnId> = Vec::new();
-                let _ = Meta::overlapping_transactions;
                 debug!(?overlaps);
 
                 let mut offsets_to_commit: BTreeMap<
