@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 seconds="${1:-600}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(pipeline csv kafka_codecs)
+[ ${#targets[@]} -eq 0 ] && targets=(pipeline csv kafka_codecs plugin_descriptor socketio)
 
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
   echo "fuzz/run.sh: the nightly toolchain is missing (rustup toolchain install nightly)" >&2
@@ -40,6 +40,16 @@ printf '\x00\x00"0"' > corpus/kafka_codecs/seed-raw
 printf '\x01\x00{"gender":"1","count":3}' > corpus/kafka_codecs/seed-json
 printf '\x02\x00[{"0":1},{"2":3},{"1":6}]' > corpus/kafka_codecs/seed-seed
 printf '\x08\x0e{"user":"u1"}{"gender":"2"}' > corpus/kafka_codecs/seed-json-key
+mkdir -p corpus/plugin_descriptor corpus/socketio
+# ABI as built, a plugin `shop` 0.1 with a transform `count` and one option.
+printf '\x00\x00\x00\x04shop\x030.1\x01\x02\x05count\x05count\x01\x03key\x06string\x02""\x03doc' \
+  > corpus/plugin_descriptor/seed-shop
+printf '\x00\x00\x00\x04sh.p\x00\x02\x04\x01a\x00\x00\x01\xffb\x00' > corpus/plugin_descriptor/seed-odd
+printf '40' > corpus/socketio/seed-connect
+printf '40{"token":"t0ken"}' > corpus/socketio/seed-token
+printf '40{"token":"t0ken"}\x1e42["test_connect",{"data":"x"}]' > corpus/socketio/seed-tutorial
+printf '40{"token":"t0ken"}\x1e42["other",1]\x1e421["ack",{}]' > corpus/socketio/seed-events
+printf '40{"token":"t0ken"}\x1e451-["up",{"_placeholder":true,"num":0}]\x1ebAQID' > corpus/socketio/seed-binary
 
 for target in "${targets[@]}"; do
   log="$(mktemp)"

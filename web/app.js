@@ -21,7 +21,8 @@
     const given = query.get('token') || fragment.get('token');
     if (given) {
       try { window.sessionStorage.setItem('weir_token', given); } catch (e) { /* storage off */ }
-      document.cookie = 'weir_token=' + encodeURIComponent(given) + '; path=/; SameSite=Strict';
+      document.cookie = 'weir_token=' + encodeURIComponent(given) + '; path=/; SameSite=Strict' +
+        (location.protocol === 'https:' ? '; Secure' : '');
       query.delete('token');
       const rest = query.toString();
       window.history.replaceState(null, '', window.location.pathname + (rest ? '?' + rest : ''));

@@ -67,6 +67,10 @@ pub enum Command {
         /// The address clients are told to connect to, if not --listen (e.g. a TLS terminator's).
         #[arg(long)]
         advertise: Option<String>,
+        /// Require SASL SCRAM: accept user NAME whose password is the first line of FILE
+        /// (repeat for more users). Passwords never go on the command line.
+        #[arg(long = "user", value_name = "NAME:FILE")]
+        users: Vec<String>,
     },
     /// Generate synthetic input data.
     #[command(subcommand)]

@@ -7,6 +7,7 @@ use clap::Parser;
 use cli::{Cli, Command, GenCommand, GraphFormat, PipelineArgs};
 use std::process::ExitCode;
 use weir::config::{Diagnostics, load_document};
+use weir::kafka::broker_users::BrokerUser;
 use weir::kafka::embedded::EmbeddedOptions;
 use weir::registry::Registry;
 use weir::stage::StageKind;
@@ -108,11 +109,29 @@ fn main() -> ExitCode {
             listen,
             storage,
             advertise,
-        } => broker(EmbeddedOptions {
-            listen,
-            storage,
-            advertise,
-        }),
+            users,
+        } => {
+            let mut parsed = Vec::new();
+            for user in &users {
+                match user.split_once(':') {
+                    Some((name, file)) if !file.is_empty() => {
+                        parsed.push(BrokerUser::from_file(name, file))
+                    }
+                    _ => {
+                        eprintln!(
+                            "error: --user {user}: expected NAME:FILE (FILE holds the password)"
+                        );
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            broker(EmbeddedOptions {
+                listen,
+                storage,
+                advertise,
+                users: parsed,
+            })
+        }
         Command::Run(args) => match checked_plan(&args, &registry) {
             Some(plan) => run(plan),
             None => ExitCode::FAILURE,
@@ -167,8 +186,11 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
 
 /// `weir broker`: the embedded broker alone, until a signal.
 fn broker(options: EmbeddedOptions) -> ExitCode {
-    if let Err((_, e)) = options.check() {
-        eprintln!("error: {e}");
+    let issues = options.check();
+    for issue in &issues {
+        eprintln!("error: {}: {}", issue.key, issue.message);
+    }
+    if !issues.is_empty() {
         return ExitCode::FAILURE;
     }
     let Some(runtime) = runtime() else {

@@ -6,7 +6,9 @@
 //! Built with the `embedded-broker` cargo feature (on by default); without it, `"embedded"` is
 //! an error that says so.
 
+use super::broker_users::BrokerUser;
 use crate::serve::{ListenError, listen_address};
+use crate::stage::OptionIssue;
 use serde::Deserialize;
 use std::net::SocketAddr;
 
@@ -16,16 +18,19 @@ pub enum EmbeddedError {
     /// `listen` is not an address.
     #[error(transparent)]
     Listen(#[from] ListenError),
-    /// This process already runs a broker there, with other storage.
-    #[error("the embedded broker at {address} already runs with storage {running}, not {asked}")]
-    OtherStorage {
+    /// This process already runs a broker there, with other storage or users.
+    #[error("the embedded broker at {address} already runs with {running}, not {asked}")]
+    OtherSettings {
         /// The listen address.
         address: SocketAddr,
-        /// The storage it runs with.
+        /// What it runs with.
         running: String,
-        /// The storage asked for.
+        /// What was asked for.
         asked: String,
     },
+    /// A user's password could not be read.
+    #[error("embedded broker: {0}")]
+    Password(String),
     /// Something else listens on the address.
     #[error(
         "cannot start the embedded broker: {address} is already in use (another broker, or another weir?); set `embedded.listen` (e.g. in [kafka]) to a free address, or point `brokers` at the broker that is running"
@@ -91,6 +96,10 @@ pub struct EmbeddedOptions {
     /// or a proxy in front of the broker).
     #[serde(default)]
     pub advertise: Option<String>,
+    /// SCRAM users; with any, the broker accepts only clients that authenticate as one of them
+    /// (SCRAM-SHA-256 or SCRAM-SHA-512).
+    #[serde(default)]
+    pub users: Vec<BrokerUser>,
 }
 
 /// The default listen address, Kafka's usual port on loopback.
@@ -109,31 +118,37 @@ impl Default for EmbeddedOptions {
             listen: default_listen(),
             storage: default_storage(),
             advertise: None,
+            users: Vec::new(),
         }
     }
 }
 
 impl EmbeddedOptions {
-    /// Checks the address and the storage scheme; an error names the key (`listen` or
-    /// `storage`) it is about.
-    pub fn check(&self) -> Result<(), (&'static str, String)> {
-        let addr = self.address().map_err(|e| ("listen", e.to_string()))?;
-        if addr.port() == 0 {
-            return Err((
+    /// Checks the address, the storage scheme and the users; issues name the key.
+    pub fn check(&self) -> Vec<OptionIssue> {
+        let mut issues = Vec::new();
+        match self.address() {
+            Err(e) => issues.push(OptionIssue::new("listen", e.to_string())),
+            Ok(addr) if addr.port() == 0 => issues.push(OptionIssue::new(
                 "listen",
-                "the embedded broker needs a fixed port (clients are told it)".into(),
-            ));
+                "the embedded broker needs a fixed port (clients are told it)",
+            )),
+            Ok(_) => {}
         }
-        match self.storage.split_once("://") {
-            Some(("memory" | "sqlite", _)) => Ok(()),
-            _ => Err((
+        if !matches!(
+            self.storage.split_once("://"),
+            Some(("memory" | "sqlite", _))
+        ) {
+            issues.push(OptionIssue::new(
                 "storage",
                 format!(
                     "storage `{}` is not \"memory://\" or \"sqlite://FILE\"",
                     self.storage
                 ),
-            )),
+            ));
         }
+        issues.extend(super::broker_users::check(&self.users));
+        issues
     }
 
     /// The listen address.
@@ -151,17 +166,20 @@ pub async fn ensure(options: &EmbeddedOptions) -> Result<String, EmbeddedError> 
 #[cfg(feature = "embedded-broker")]
 mod imp {
     use super::{EmbeddedError, EmbeddedOptions};
+    use crate::kafka::broker_users::{self, ScramHash};
+    use crate::kafka::security::Secret;
     use std::collections::HashMap;
     use std::net::SocketAddr;
     use std::sync::OnceLock;
     use std::time::{Duration, Instant};
     use tansu_broker::broker::Broker;
     use tansu_broker::coordinator::group::administrator::Controller;
-    use tansu_storage::StorageContainer;
+    use tansu_sans_io::ScramMechanism;
+    use tansu_storage::{ScramCredential, Storage as _, StorageContainer};
     use tokio::sync::Mutex;
     use tokio::task::JoinHandle;
 
-    /// Brokers this process runs, by listen address, with their storage.
+    /// Brokers this process runs, by listen address, with their settings.
     type Running = Mutex<HashMap<SocketAddr, (String, JoinHandle<()>)>>;
 
     fn running() -> &'static Running {
@@ -172,21 +190,31 @@ mod imp {
     pub async fn ensure(options: &EmbeddedOptions) -> Result<String, EmbeddedError> {
         let addr = options.address()?;
         let mut running = running().lock().await;
-        if let Some((storage, task)) = running.get(&addr)
+        if let Some((running_with, task)) = running.get(&addr)
             && !task.is_finished()
         {
-            if *storage != options.storage {
-                return Err(EmbeddedError::OtherStorage {
+            if *running_with != settings(options) {
+                return Err(EmbeddedError::OtherSettings {
                     address: addr,
-                    running: storage.clone(),
-                    asked: options.storage.clone(),
+                    running: running_with.clone(),
+                    asked: settings(options),
                 });
             }
             return Ok(told(options, addr));
         }
-        let task = start(addr, &options.storage, &told(options, addr)).await?;
-        running.insert(addr, (options.storage.clone(), task));
+        let task = start(addr, options, &told(options, addr)).await?;
+        running.insert(addr, (settings(options), task));
         Ok(told(options, addr))
+    }
+
+    /// What must agree for two stages to share one broker: storage and user names.
+    fn settings(options: &EmbeddedOptions) -> String {
+        let names: Vec<_> = options.users.iter().map(|u| u.username.as_str()).collect();
+        if names.is_empty() {
+            format!("storage {}", options.storage)
+        } else {
+            format!("storage {} and users {}", options.storage, names.join(", "))
+        }
     }
 
     /// The address clients are told: `advertise`, or the listen address.
@@ -208,9 +236,11 @@ mod imp {
 
     async fn start(
         addr: SocketAddr,
-        storage: &str,
+        options: &EmbeddedOptions,
         told: &str,
     ) -> Result<JoinHandle<()>, EmbeddedError> {
+        let storage = options.storage.as_str();
+        let users = broker_users::passwords(&options.users).map_err(EmbeddedError::Password)?;
         // tansu binds inside `serve`; check first so a taken port gets a clear message.
         match std::net::TcpListener::bind(addr) {
             Ok(probe) => drop(probe),
@@ -242,12 +272,16 @@ mod imp {
             })?)
             .storage(storage_url)
             .listener(url(addr))
+            .authentication(!users.is_empty())
             .silent(true)
             .build()
             .await
             .map_err(|e| EmbeddedError::Broker {
                 message: e.to_string(),
             })?;
+        for (username, password) in &users {
+            add_user(broker.storage(), username, password).await?;
+        }
         let task = tokio::spawn(async move {
             if let Err(e) = broker.serve(tokio::time::Instant::now()).await {
                 tracing::error!("embedded broker stopped: {e}");
@@ -255,7 +289,41 @@ mod imp {
         });
         wait_until_listening(addr, &task).await?;
         tracing::info!("embedded Kafka broker listening on {addr} (storage {storage})");
+        if !users.is_empty() {
+            tracing::info!(
+                "the broker requires SASL SCRAM-SHA-256/512 as one of {} user(s)",
+                users.len()
+            );
+        }
         Ok(task)
+    }
+
+    /// Stores `username`'s SCRAM-SHA-256 and SCRAM-SHA-512 credentials (a fresh salt each).
+    async fn add_user(
+        storage: &StorageContainer,
+        username: &str,
+        password: &Secret,
+    ) -> Result<(), EmbeddedError> {
+        for (hash, mechanism) in [
+            (ScramHash::Sha256, ScramMechanism::Scram256),
+            (ScramHash::Sha512, ScramMechanism::Scram512),
+        ] {
+            let salt = uuid::Uuid::new_v4().into_bytes();
+            let stored = broker_users::credential(hash, password.expose(), &salt);
+            let credential = ScramCredential {
+                salt: stored.salt.into(),
+                iterations: stored.iterations as i32,
+                stored_key: stored.stored_key.into(),
+                server_key: stored.server_key.into(),
+            };
+            storage
+                .upsert_user_scram_credential(username, mechanism, credential)
+                .await
+                .map_err(|e| EmbeddedError::Broker {
+                    message: format!("storing user `{username}`: {e}"),
+                })?;
+        }
+        Ok(())
     }
 
     async fn wait_until_listening(

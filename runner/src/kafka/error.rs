@@ -41,6 +41,18 @@ pub enum KafkaError {
         /// The client spoke plaintext (the cluster may want TLS or SASL).
         plaintext: bool,
     },
+    /// The cluster answered but refused the SASL login.
+    #[error(
+        "the Kafka cluster at {bootstrap} refused the SASL login of user `{username}` ({reason}); check `sasl.username`, the password and `sasl.mechanism`"
+    )]
+    LoginRefused {
+        /// The bootstrap address list.
+        bootstrap: String,
+        /// The user that tried.
+        username: String,
+        /// What the client reported (never the password).
+        reason: String,
+    },
     /// The admin request that creates topics failed.
     #[error("cannot create topics {topics:?}: {source}")]
     CreateTopics {

@@ -3,6 +3,7 @@
 //! bounded wait, creating topics, the embedded broker, and the link that lets a source end after
 //! a sink of the same pipeline has finished writing its topic.
 
+pub mod broker_users;
 pub mod codec;
 pub mod embedded;
 mod error;
@@ -122,6 +123,16 @@ pub fn wait_for_cluster(
                 probe.context().note(&e.to_string());
             }
         }
+        if answer.is_err()
+            && let Some(reason) = probe.context().login_refused()
+        {
+            // A refused login does not get better by trying again.
+            return Err(KafkaError::LoginRefused {
+                bootstrap: bootstrap.to_string(),
+                username: config.get("sasl.username").unwrap_or_default().to_string(),
+                reason,
+            });
+        }
         match answer {
             Ok(_) => return Ok(()),
             Err(last) if Instant::now() >= deadline => {
@@ -194,6 +205,17 @@ impl Probe {
             m.lock().unwrap_or_else(|p| p.into_inner()).clone()
         };
         read(&self.connection).or_else(|| read(&self.other))
+    }
+
+    /// Why the cluster refused the SASL login, if that is what the last connection failure
+    /// was (librdkafka: "SASL authentication error: <reason> (after …)").
+    fn login_refused(&self) -> Option<String> {
+        const MARK: &str = "SASL authentication error: ";
+        let connection = self.connection.lock().unwrap_or_else(|p| p.into_inner());
+        let failure = connection.as_deref()?;
+        let reason = &failure[failure.find(MARK)? + MARK.len()..];
+        let reason = reason.split(" (after ").next().unwrap_or(reason);
+        Some(reason.to_string())
     }
 
     fn note(&self, problem: &str) {

@@ -226,9 +226,10 @@ impl KafkaOptions {
             }
             _ => {}
         }
-        if let Err((key, message)) = self.embedded.check() {
-            issues.push(OptionIssue::new(format!("embedded.{key}"), message));
-        }
+        issues.extend(self.embedded.check().into_iter().map(|issue| OptionIssue {
+            key: format!("embedded.{}", issue.key),
+            ..issue
+        }));
         for key in self.options.keys() {
             if key == "bootstrap.servers" {
                 issues.push(

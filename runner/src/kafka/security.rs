@@ -13,6 +13,19 @@ use std::path::Path;
 #[serde(transparent)]
 pub struct Secret(String);
 
+impl From<String> for Secret {
+    fn from(text: String) -> Self {
+        Secret(text)
+    }
+}
+
+impl Secret {
+    /// The secret itself, for the one place that hands it on.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("***")
@@ -108,21 +121,11 @@ pub fn check(tls: Option<&TlsOptions>, sasl: Option<&SaslOptions>) -> Vec<Option
         }
     }
     if let Some(sasl) = sasl {
-        match (&sasl.password, &sasl.password_file) {
-            (None, None) => issues.push(
-                OptionIssue::new("sasl", "no password: set `password` or `password_file`")
-                    .hint("password = \"${KAFKA_PASSWORD}\" keeps it out of the file"),
-            ),
-            (Some(_), Some(_)) => issues.push(OptionIssue::new(
-                "sasl",
-                "set `password` or `password_file`, not both",
-            )),
-            (None, Some(file)) if !Path::new(file).is_file() => issues.push(OptionIssue::new(
-                "sasl.password_file",
-                format!("{file} is not a readable file"),
-            )),
-            _ => {}
-        }
+        issues.extend(check_password(
+            "sasl",
+            sasl.password.as_ref(),
+            sasl.password_file.as_deref(),
+        ));
         if sasl.mechanism == Mechanism::Plain && tls.is_none() {
             issues.push(
                 OptionIssue::new(
@@ -134,6 +137,46 @@ pub fn check(tls: Option<&TlsOptions>, sasl: Option<&SaslOptions>) -> Vec<Option
         }
     }
     issues
+}
+
+/// Checks that a password has exactly one source, `password` or a readable `password_file`;
+/// issues name the key under `table` (e.g. `sasl.password_file`).
+pub fn check_password(
+    table: &str,
+    password: Option<&Secret>,
+    password_file: Option<&str>,
+) -> Option<OptionIssue> {
+    match (password, password_file) {
+        (None, None) => Some(
+            OptionIssue::new(table, "no password: set `password` or `password_file`")
+                .hint("password = \"${KAFKA_PASSWORD}\" keeps it out of the file"),
+        ),
+        (Some(_), Some(_)) => Some(OptionIssue::new(
+            table,
+            "set `password` or `password_file`, not both",
+        )),
+        (None, Some(file)) if !Path::new(file).is_file() => Some(OptionIssue::new(
+            format!("{table}.password_file"),
+            format!("{file} is not a readable file"),
+        )),
+        _ => None,
+    }
+}
+
+/// The password itself: `password`, or the first line of `password_file`. An unreadable file
+/// is an error naming the file (never its content).
+pub fn read_password(
+    table: &str,
+    password: Option<&Secret>,
+    password_file: Option<&str>,
+) -> Result<String, String> {
+    match (password, password_file) {
+        (Some(Secret(password)), _) => Ok(password.clone()),
+        (None, Some(file)) => std::fs::read_to_string(file)
+            .map(|text| text.lines().next().unwrap_or_default().to_string())
+            .map_err(|e| format!("cannot read {table}.password_file {file}: {e}")),
+        (None, None) => Err(format!("{table} has no password")),
+    }
 }
 
 /// Sets the librdkafka settings for `tls` and `sasl` on `config`. A `password_file` that cannot
@@ -167,13 +210,11 @@ pub fn apply(
     if let Some(sasl) = sasl {
         config.set("sasl.mechanisms", sasl.mechanism.name());
         config.set("sasl.username", &sasl.username);
-        let password = match (&sasl.password, &sasl.password_file) {
-            (Some(Secret(password)), _) => password.clone(),
-            (None, Some(file)) => std::fs::read_to_string(file)
-                .map(|text| text.lines().next().unwrap_or_default().to_string())
-                .map_err(|e| format!("cannot read sasl.password_file {file}: {e}"))?,
-            (None, None) => String::new(),
-        };
+        let password = read_password(
+            "sasl",
+            sasl.password.as_ref(),
+            sasl.password_file.as_deref(),
+        )?;
         config.set("sasl.password", password);
     }
     Ok(())

@@ -213,10 +213,26 @@ fn describe(
 ) -> Result<Plugin, DescriptorError> {
     // SAFETY: the entry function takes nothing and returns a pointer to a static descriptor.
     let descriptor = unsafe { entry() };
+    // SAFETY: static in a library that is never unloaded (`open` forgets it).
+    unsafe { read_descriptor(path, descriptor) }
+}
+
+/// Reads and checks a plugin descriptor: ABI version, struct size, names (UTF-8, a plugin name
+/// without `.`), component kinds and option tables.
+///
+/// # Safety
+///
+/// `descriptor` is null or points to a descriptor whose tables and strings hold as many entries
+/// and bytes as it says, and stay valid and unchanged as long as the returned plugin is used (in
+/// a loaded library, its statics: for the rest of the process).
+pub unsafe fn read_descriptor(
+    path: &Path,
+    descriptor: *const PluginDescriptor,
+) -> Result<Plugin, DescriptorError> {
     if descriptor.is_null() {
         return Err(DescriptorError::Null);
     }
-    // SAFETY: non-null, and static in a library that is never unloaded (`open` forgets it).
+    // SAFETY: non-null and valid for as long as the plugin is used (the caller's promise).
     let descriptor: &'static PluginDescriptor = unsafe { &*descriptor };
     check_version(descriptor)?;
     let name = text(descriptor.name, "plugin name")?;

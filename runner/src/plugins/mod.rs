@@ -131,34 +131,7 @@ pub fn describe(paths: &[std::path::PathBuf]) -> (String, bool) {
         };
         for file in files {
             match library::load(&file) {
-                Ok(plugin) => {
-                    let _ = writeln!(
-                        out,
-                        "{}: plugin `{}` {} (ABI {}.{})",
-                        file.display(),
-                        plugin.name,
-                        plugin.version,
-                        plugin.abi.0,
-                        plugin.abi.1
-                    );
-                    for c in &plugin.components {
-                        let _ = writeln!(
-                            out,
-                            "  {:<9} {}.{:<14} {}",
-                            c.kind.noun(),
-                            plugin.name,
-                            c.name,
-                            c.description
-                        );
-                        for o in &c.options {
-                            let _ = writeln!(
-                                out,
-                                "      {:<14} {:<22} default {:<10} {}",
-                                o.name, o.ty, o.default, o.doc
-                            );
-                        }
-                    }
-                }
+                Ok(plugin) => out.push_str(&summary(&plugin)),
                 Err(e) => {
                     ok = false;
                     let _ = writeln!(out, "{}: error: {e}", file.display());
@@ -167,4 +140,38 @@ pub fn describe(paths: &[std::path::PathBuf]) -> (String, bool) {
         }
     }
     (out, ok)
+}
+
+/// What `weir plugins` prints for one loaded plugin: its file, name, version and ABI, then each
+/// component with its options.
+pub fn summary(plugin: &library::Plugin) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: plugin `{}` {} (ABI {}.{})",
+        plugin.path.display(),
+        plugin.name,
+        plugin.version,
+        plugin.abi.0,
+        plugin.abi.1
+    );
+    for c in &plugin.components {
+        let _ = writeln!(
+            out,
+            "  {:<9} {}.{:<14} {}",
+            c.kind.noun(),
+            plugin.name,
+            c.name,
+            c.description
+        );
+        for o in &c.options {
+            let _ = writeln!(
+                out,
+                "      {:<14} {:<22} default {:<10} {}",
+                o.name, o.ty, o.default, o.doc
+            );
+        }
+    }
+    out
 }

@@ -1,8 +1,9 @@
 //! Listening for connections from a stage or the embedded broker: the one check of a `listen`
 //! option (an address like `127.0.0.1:5000`), binding it now so a busy port fails the stage
 //! before the run starts with a message that names the key, and serving an axum app on the
-//! current runtime.
+//! current runtime, over TLS when asked.
 
+pub mod tls;
 pub mod token;
 
 use crate::stage::{OptionIssue, StageError};
@@ -83,22 +84,44 @@ pub fn bind(listen: &str) -> Result<tokio::net::TcpListener, ListenError> {
 /// hundred bytes.
 const SEND_BUFFER: usize = 64 * 1024;
 
-/// Serves `app` on `listener` until the process ends; a server error is logged, naming `what`.
-/// Accepted connections get `TCP_NODELAY` (updates are small and must not wait for Nagle's
-/// algorithm: with delayed ACKs that adds ~40 ms to some messages) and a bounded send buffer.
-pub fn spawn(listener: tokio::net::TcpListener, app: Router, what: String) {
+/// Serves `app` on `listener` until the process ends, over TLS with `tls`; a server error is
+/// logged, naming `what`.
+pub fn spawn(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    what: String,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> Result<(), std::io::Error> {
     use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {e}");
+    match tls {
+        Some(config) => {
+            let listener = tls::TlsListener::new(listener, config, tune)?;
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!("{what} stopped: {e}");
+                }
+            });
         }
-        if let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(SEND_BUFFER) {
-            tracing::debug!("cannot set SO_SNDBUF: {e}");
+        None => {
+            let listener = listener.tap_io(|tcp| tune(tcp));
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!("{what} stopped: {e}");
+                }
+            });
         }
-    });
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!("{what} stopped: {e}");
-        }
-    });
+    }
+    Ok(())
+}
+
+/// Settings of each accepted connection: `TCP_NODELAY` (updates are small and must not wait for
+/// Nagle's algorithm: with delayed ACKs that adds ~40 ms to some messages) and a bounded send
+/// buffer.
+fn tune(tcp: &tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!("cannot set TCP_NODELAY: {e}");
+    }
+    if let Err(e) = socket2::SockRef::from(tcp).set_send_buffer_size(SEND_BUFFER) {
+        tracing::debug!("cannot set SO_SNDBUF: {e}");
+    }
 }

@@ -45,19 +45,41 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// A warning for `listen` (the option named `key`) reachable from other machines without a
-/// token.
-pub fn open_listener_warning(key: &str, listen: &str, token_set: bool) -> Option<OptionIssue> {
+/// A warning for `listen` (the option named `key`) reachable from other machines: without a
+/// token anyone there may connect; with a token but without TLS the token crosses the network
+/// in the clear.
+pub fn open_listener_warning(
+    key: &str,
+    listen: &str,
+    token_set: bool,
+    tls_set: bool,
+) -> Option<OptionIssue> {
     let open = listen
         .parse::<std::net::SocketAddr>()
         .is_ok_and(|a| !a.ip().is_loopback());
-    (open && !token_set).then(|| {
-        OptionIssue::new(
-            key,
-            format!("{listen} is reachable from other machines and no token is set"),
+    if !open {
+        None
+    } else if !token_set {
+        Some(
+            OptionIssue::new(
+                key,
+                format!("{listen} is reachable from other machines and no token is set"),
+            )
+            .hint("set `token`, or listen on 127.0.0.1"),
         )
-        .hint("set `token`, or listen on 127.0.0.1")
-    })
+    } else if !tls_set {
+        Some(
+            OptionIssue::new(
+                key,
+                format!(
+                    "{listen} is reachable from other machines and its token travels unencrypted"
+                ),
+            )
+            .hint("set `tls = { cert, key }`, or listen on 127.0.0.1 behind a TLS proxy"),
+        )
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 use crate::format::window_points::{self, Fields};
 use crate::record::{Batch, Millis};
+use crate::serve::tls::ServerTls;
 use crate::serve::token::Token;
 use crate::stage::{
     BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, Sink, Stage, StageConfig,
@@ -32,6 +33,7 @@ pub struct PrometheusConfig {
     key_field: Option<String>,
     value_field: Option<String>,
     token: Option<String>,
+    tls: Option<ServerTls>,
 }
 
 fn default_listen() -> String {
@@ -72,6 +74,12 @@ pub const OPTIONS: &[OptionDoc] = &[
         default: "none",
         doc: "scrapers must send `Authorization: Bearer <token>` (Prometheus: `authorization: { credentials: … }`)",
     },
+    OptionDoc {
+        name: "tls",
+        ty: "{ cert, key }",
+        default: "none (plain HTTP)",
+        doc: "serve HTTPS with these PEM files (certificate chain, private key)",
+    },
 ];
 
 /// The `prometheus` sink type.
@@ -108,6 +116,9 @@ impl BuiltinConfig for PrometheusConfig {
                 .hint("letters, digits, `_` and `:`, not starting with a digit"),
             );
         }
+        if let Some(tls) = &self.tls {
+            issues.extend(tls.check());
+        }
         if !is_metric_name(&self.label) || self.label.contains(':') || self.label.starts_with("__")
         {
             issues.push(OptionIssue::new(
@@ -119,9 +130,14 @@ impl BuiltinConfig for PrometheusConfig {
     }
 
     fn warnings(&self) -> Vec<OptionIssue> {
-        crate::serve::token::open_listener_warning("listen", &self.listen, self.token.is_some())
-            .into_iter()
-            .collect()
+        crate::serve::token::open_listener_warning(
+            "listen",
+            &self.listen,
+            self.token.is_some(),
+            self.tls.is_some(),
+        )
+        .into_iter()
+        .collect()
     }
 }
 
@@ -203,8 +219,19 @@ impl StageConfig for PrometheusConfig {
                 }
             }),
         );
-        crate::serve::spawn(listener, app, format!("metrics server on {}", self.listen));
-        tracing::info!("{}: metrics at http://{}/metrics", cx.path, self.listen);
+        let tls = self.tls.as_ref().map(ServerTls::load).transpose()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        crate::serve::spawn(
+            listener,
+            app,
+            format!("metrics server on {}", self.listen),
+            tls,
+        )
+        .map_err(|source| crate::serve::ListenError::Bind {
+            address: self.listen.clone(),
+            source,
+        })?;
+        tracing::info!("{}: metrics at {scheme}://{}/metrics", cx.path, self.listen);
         Ok(Stage::Sink(Box::new(PrometheusSink {
             exported,
             fields: Fields {

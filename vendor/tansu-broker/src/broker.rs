@@ -105,6 +105,12 @@ where
         Builder::default()
     }
 
+    /// weir patch: the broker's storage, so its embedder can create SCRAM users before
+    /// `serve` (authentication is required from the first connection, so no client could).
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
     pub async fn main(mut self, started: Instant) -> Result<ErrorCode> {
         {
             let root_meta = RootMessageMeta::messages();

@@ -92,6 +92,9 @@ pub struct DynoStore {
     lake: Option<House>,
     watermarks: Arc<Mutex<BTreeMap<Topition, OptiCon<Watermark>>>>,
     meta: OptiCon<Meta>,
+    // weir patch: SCRAM credentials, kept in memory like the rest of this engine (upstream
+    // accepted and dropped them, so no user of a `memory://` broker could ever authenticate).
+    scram_credentials: Arc<Mutex<BTreeMap<(String, ScramMechanism), ScramCredential>>>,
 
     object_store: Arc<DynObjectStore>,
 }
@@ -357,6 +360,7 @@ impl DynoStore {
 
             watermarks: Arc::new(Mutex::new(BTreeMap::new())),
             meta: OptiCon::<Meta>::new(cluster),
+            scram_credentials: Arc::new(Mutex::new(BTreeMap::new())),
             object_store: Arc::new(Cache::new(
                 Metron::new(object_store, cluster),
                 Duration::from_millis(5_000),
@@ -2683,27 +2687,40 @@ impl Storage for DynoStore {
     #[instrument(skip_all)]
     async fn delete_user_scram_credential(
         &self,
-        _user: &str,
-        _mechanism: ScramMechanism,
+        user: &str,
+        mechanism: ScramMechanism,
     ) -> Result<()> {
+        // weir patch: credentials kept in memory (see `scram_credentials`).
+        _ = self
+            .scram_credentials
+            .lock()?
+            .remove(&(user.to_string(), mechanism));
         Ok(())
     }
 
     async fn upsert_user_scram_credential(
         &self,
-        _user: &str,
-        _mechanism: ScramMechanism,
-        _credential: ScramCredential,
+        user: &str,
+        mechanism: ScramMechanism,
+        credential: ScramCredential,
     ) -> Result<()> {
+        _ = self
+            .scram_credentials
+            .lock()?
+            .insert((user.to_string(), mechanism), credential);
         Ok(())
     }
 
     async fn user_scram_credential(
         &self,
-        _user: &str,
-        _mechanism: ScramMechanism,
+        user: &str,
+        mechanism: ScramMechanism,
     ) -> Result<Option<ScramCredential>> {
-        Ok(None)
+        Ok(self
+            .scram_credentials
+            .lock()?
+            .get(&(user.to_string(), mechanism))
+            .cloned())
     }
 
     #[instrument(skip_all)]

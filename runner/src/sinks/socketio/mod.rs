@@ -3,12 +3,13 @@
 //! browser over Socket.IO. Also speaks the tutorial's Flask-SocketIO events (`test_message`,
 //! `test_connect` → `connected`) so its original page and Socket.IO 2.x clients keep working.
 
-mod access;
+pub mod access;
 mod board;
-mod server;
+pub mod server;
 
 use crate::format::window_points::{self, Fields};
 use crate::record::Batch;
+use crate::serve::tls::ServerTls;
 use crate::stage::{
     BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, Sink, Stage, StageConfig,
     StageError, StageKind, StageMetrics, StageResult,
@@ -36,6 +37,7 @@ pub struct SocketIoConfig {
     key_field: Option<String>,
     value_field: Option<String>,
     token: Option<String>,
+    tls: Option<ServerTls>,
     #[serde(default)]
     allowed_origins: Vec<String>,
     #[serde(default = "default_buffer")]
@@ -102,6 +104,12 @@ pub const OPTIONS: &[OptionDoc] = &[
         doc: "clients must present it: the page takes it once from ?token= and keeps it in a cookie; others send auth {token} or Authorization: Bearer",
     },
     OptionDoc {
+        name: "tls",
+        ty: "{ cert, key }",
+        default: "none (plain HTTP)",
+        doc: "serve HTTPS with these PEM files (certificate chain, private key)",
+    },
+    OptionDoc {
         name: "allowed_origins",
         ty: "[string]",
         default: "[] (same origin only)",
@@ -151,6 +159,9 @@ impl BuiltinConfig for SocketIoConfig {
                     .hint("e.g. series = { 0 = \"female\", 1 = \"male\" }"),
             );
         }
+        if let Some(tls) = &self.tls {
+            issues.extend(tls.check());
+        }
         if self.max_connections == 0 {
             issues.push(OptionIssue::new(
                 "max_connections",
@@ -167,9 +178,14 @@ impl BuiltinConfig for SocketIoConfig {
     }
 
     fn warnings(&self) -> Vec<OptionIssue> {
-        crate::serve::token::open_listener_warning("listen", &self.listen, self.token.is_some())
-            .into_iter()
-            .collect()
+        crate::serve::token::open_listener_warning(
+            "listen",
+            &self.listen,
+            self.token.is_some(),
+            self.tls.is_some(),
+        )
+        .into_iter()
+        .collect()
     }
 }
 
@@ -195,7 +211,8 @@ impl StageConfig for SocketIoConfig {
                 self.max_connections,
             )
         };
-        let dashboard = server::start(&self.listen, page, access, self.client_buffer)?;
+        let tls = self.tls.as_ref().map(ServerTls::load).transpose()?;
+        let dashboard = server::start(&self.listen, page, access, self.client_buffer, tls)?;
         Ok(Stage::Sink(Box::new(SocketIoSink {
             dashboard,
             fields: Fields {

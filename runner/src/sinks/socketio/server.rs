@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use socketioxide::extract::{SocketRef, TryData};
 use socketioxide::socket::DisconnectReason;
 use socketioxide::{SocketError, SocketIo};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Largest HTTP payload (a polling request or response, a WebSocket message) in bytes; larger
@@ -75,13 +75,28 @@ pub fn start(
     page: PageConfig,
     access: impl FnOnce(u16) -> Access,
     buffer: usize,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<Arc<Dashboard>, ListenError> {
     let listener = crate::serve::bind(listen)?;
     let addr = listener.local_addr().map_err(|source| ListenError::Bind {
         address: listen.to_string(),
         source,
     })?;
-    let access = access(addr.port());
+    let (app, dashboard) = app(page, access(addr.port()), buffer);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    crate::serve::spawn(listener, app, format!("dashboard server on {addr}"), tls).map_err(
+        |source| ListenError::Bind {
+            address: listen.to_string(),
+            source,
+        },
+    )?;
+    tracing::info!("dashboard at {scheme}://{addr}/");
+    Ok(dashboard)
+}
+
+/// The dashboard's web app (page, assets, Socket.IO) and its state, not yet served; with
+/// `buffer` messages queued per client. Must be called on a tokio runtime.
+pub fn app(page: PageConfig, access: Access, buffer: usize) -> (Router, Arc<Dashboard>) {
     let (socket_io, io) = SocketIo::builder()
         .max_payload(MAX_CLIENT_MESSAGE)
         .ws_max_message_size(MAX_CLIENT_MESSAGE as usize)
@@ -122,7 +137,7 @@ pub fn start(
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .snapshot();
-            let _ = socket.emit("config", &*page);
+            let config_sent = socket.emit("config", &*page);
             let _ = socket.emit("history", &snapshot);
             // The tutorial's page announces itself with `test_connect`; only such clients get
             // `test_message`, so the dashboard page's own clients are not sent every window twice.
@@ -134,9 +149,21 @@ pub fn start(
             socket.on_fallback(async move || {
                 counter.stats.ignored.fetch_add(1, Ordering::Relaxed);
             });
+            // The client is counted once and released once: by its disconnect handler, or
+            // here when it left before that handler was set up (it would never run then).
+            let counted = Arc::new(AtomicBool::new(true));
+            let release = {
+                let (counter, counted) = (Arc::clone(&dashboard), Arc::clone(&counted));
+                move || {
+                    if counted.swap(false, Ordering::AcqRel) {
+                        counter.stats.connected.fetch_sub(1, Ordering::AcqRel);
+                    }
+                }
+            };
             let counter = Arc::clone(&dashboard);
+            let on_leave = release.clone();
             socket.on_disconnect(async move |reason: DisconnectReason| {
-                counter.stats.connected.fetch_sub(1, Ordering::AcqRel);
+                on_leave();
                 if matches!(
                     reason,
                     DisconnectReason::PacketParsingError | DisconnectReason::TransportError
@@ -145,6 +172,16 @@ pub fn start(
                     tracing::debug!("dashboard: a connection closed: {reason}");
                 }
             });
+            // Gone already: closed before the handler above was set up, or (a socketioxide race)
+            // before the socket joined the namespace, so nothing will ever close it: its
+            // transport refuses messages.
+            let transport_gone = matches!(
+                config_sent,
+                Err(socketioxide::SendError::Socket(SocketError::Closed))
+            );
+            if !socket.connected() || transport_gone {
+                release();
+            }
         }
     };
     io.ns("/", on_connect);
@@ -208,9 +245,7 @@ pub fn start(
         // its session between requests).
         .route_service("/socket.io/", socket_io)
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found") });
-    crate::serve::spawn(listener, app, format!("dashboard server on {addr}"));
-    tracing::info!("dashboard at http://{addr}/");
-    Ok(dashboard)
+    (app, dashboard)
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
@@ -265,5 +300,87 @@ impl Dashboard {
     /// Number of connected browsers.
     pub fn clients(&self) -> usize {
         self.io.sockets().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    const POLLING: &str = "/socket.io/?EIO=4&transport=polling";
+
+    async fn call(router: &Router, request: Request<Body>) -> String {
+        let response = router.clone().oneshot(request).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    /// Opens an Engine.IO session and sends `packets`; returns the session's path.
+    async fn session(router: &Router, packets: &str) -> String {
+        let open = call(router, Request::get(POLLING).body(Body::empty()).unwrap()).await;
+        let sid = open
+            .split("\"sid\":\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let path = format!("{POLLING}&sid={sid}");
+        let post = Request::post(&path).body(Body::from(packets.to_string()));
+        call(router, post.unwrap()).await;
+        path
+    }
+
+    /// Found by the `socketio` fuzz target: a client that connected and closed its session at
+    /// once could leave the connection counted for good (the close came before the connect
+    /// handler had set up its disconnect handler), so `max_connections` such clients locked
+    /// everyone out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn clients_that_leave_at_once_do_not_use_up_the_connection_cap() {
+        let page = PageConfig {
+            title: "t".into(),
+            points: 2,
+            series: Vec::new(),
+        };
+        let (router, dashboard) = app(page, Access::new(None, Vec::new(), 5000, 4), 8);
+        for _ in 0..200 {
+            let path = session(&router, "40").await;
+            call(&router, Request::post(&path).body(Body::from("1")).unwrap()).await;
+        }
+        // Connect handlers of closed sessions may still be on their way; wait until the count
+        // has stayed at zero for 100 ms.
+        let connected = || dashboard.stats.connected.load(Ordering::Acquire);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut zero_since = None;
+        while zero_since.is_none_or(|t: std::time::Instant| t.elapsed().as_millis() < 100) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still {} counted",
+                connected()
+            );
+            zero_since = match (connected(), zero_since) {
+                (0, None) => Some(std::time::Instant::now()),
+                (0, since) => since,
+                _ => None,
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let path = session(&router, "40").await;
+        let mut answer = String::new();
+        for _ in 0..5 {
+            answer += &call(&router, Request::get(&path).body(Body::empty()).unwrap()).await;
+            if answer.contains("\"config\"") || answer.contains("refused") {
+                break;
+            }
+        }
+        assert!(
+            answer.contains("\"config\""),
+            "a new client is let in: {answer}"
+        );
     }
 }

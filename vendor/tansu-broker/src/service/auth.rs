@@ -36,7 +36,14 @@ pub fn authenticate(
                 MapErrLayer::new(Error::from),
                 FrameRequestLayer::<SaslAuthenticateRequest>::new(),
             )
-                .into_layer(SaslAuthenticateService::default())
+                .into_layer(
+                    // weir patch: no re-authentication deadline (0, Kafka's default
+                    // `connections.max.reauth.ms`). With upstream's 60 s, librdkafka
+                    // re-authenticated each connection after ~54 s; the handshake refuses a
+                    // connection whose exchange has finished ("Unsupported SASL mechanism"),
+                    // so every connection failed with an authentication error once a minute.
+                    SaslAuthenticateService::default().session_lifetime_ms(Some(0)),
+                )
                 .boxed(),
         )
         .map_err(Into::into)

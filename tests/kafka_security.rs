@@ -1,92 +1,20 @@
-//! Kafka over TLS on the real protocol: `weir broker` behind stunnel (Debian's TLS terminator; the
-//! embedded broker's own listener is plaintext) that advertises the TLS port, with a CA and a
-//! server certificate the test makes with the openssl command line. A pipeline writes the sample
-//! log to a topic and reads it back through TLS (checked by an independent TLS reader too), and a
-//! pipeline with an unknown CA or without TLS fails with a clear error instead of hanging.
+//! Kafka over TLS and SASL on the real protocol. TLS: `weir broker` behind stunnel (Debian's TLS
+//! terminator; the embedded broker's own listener is plaintext) that advertises the TLS port,
+//! with a CA and a server certificate the test makes with the openssl command line. SASL: `weir
+//! broker --user`, which checks SCRAM logins against the users it was given. Pipelines write
+//! the sample log to a topic and read it back (checked by an independent reader too); a wrong
+//! password, an unknown user, an unknown CA and a client without TLS or SASL fail with a clear
+//! error instead of hanging, and no password ever shows in a log or an error.
 
 mod common;
 
 use common::kafka::{reader, wait_for_port};
+use common::tls::{make_ca, make_server_cert};
 use common::{Background, free_port, repo, weir};
 use rdkafka::error::KafkaError;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the openssl command line (tests/setup.sh installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA `name`.pem / `name`.key in `dir`.
-fn make_ca(dir: &Path, name: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-        ],
-    );
-}
-
-/// A server certificate for 127.0.0.1 signed by CA `ca`: server.pem / server.key.
-fn make_server_cert(dir: &Path, ca: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-    );
-    std::fs::write(dir.join("san.ext"), "subjectAltName = IP:127.0.0.1\n").unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            &format!("{ca}.pem"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-            "-out",
-            "server.pem",
-        ],
-    );
-}
 
 /// A broker reachable only through TLS: `weir broker` on a plaintext port, stunnel in front of
 /// it, clients told the TLS port. Returns the processes and the TLS address.
@@ -303,4 +231,163 @@ fn a_sasl_password_never_shows_in_logs_or_errors() {
             );
         }
     }
+}
+
+/// `weir broker` on a free port requiring SCRAM as `users` (name, password), the passwords in
+/// files of `dir`. Returns the process and its address.
+fn scram_broker(dir: &Path, users: &[(&str, &str)]) -> (Background, String) {
+    let port = free_port();
+    let mut broker = weir();
+    broker
+        .args(["broker", "--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(dir);
+    for (name, password) in users {
+        let file = dir.join(format!("{name}.password"));
+        std::fs::write(&file, format!("{password}\n")).unwrap();
+        broker
+            .arg("--user")
+            .arg(format!("{name}:{}", file.display()));
+    }
+    let broker = Background::start(broker, &dir.join("broker.out"), &dir.join("broker.log"));
+    wait_for_port(port);
+    (broker, format!("127.0.0.1:{port}"))
+}
+
+/// Whether a client with `settings` gets the cluster's metadata from `address` within 10 s.
+fn metadata_with(address: &str, settings: &[(&str, &str)]) -> Result<(), KafkaError> {
+    let mut config = rdkafka::ClientConfig::new();
+    config.set("bootstrap.servers", address);
+    for (key, value) in settings {
+        config.set(*key, *value);
+    }
+    let client: rdkafka::consumer::BaseConsumer = config.create().unwrap();
+    rdkafka::consumer::Consumer::fetch_metadata(&client, None, Duration::from_secs(10)).map(|_| ())
+}
+
+#[test]
+fn a_broker_with_scram_users_serves_them_and_refuses_everyone_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let password = "correct horse battery staple";
+    let (_broker, address) = scram_broker(dir, &[("weir", password), ("reader", "r-pass")]);
+
+    // A pipeline logging in with SCRAM-SHA-256 writes the sample and reads it back.
+    let good = pipeline(
+        dir,
+        "scram.toml",
+        &format!(
+            "brokers = \"{address}\"\n\
+             sasl = {{ mechanism = \"SCRAM-SHA-256\", username = \"weir\", password = \"${{KAFKA_PASSWORD}}\" }}"
+        ),
+    );
+    let out = weir()
+        .arg("run")
+        .arg(&good)
+        .env("KAFKA_PASSWORD", password)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("scram.toml.out.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        9_999,
+        "{stderr}"
+    );
+
+    // Another user, with SCRAM-SHA-512, reads the same records independently.
+    let consumer = reader(
+        &address,
+        "scram-reader",
+        "sex",
+        &[
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanisms", "SCRAM-SHA-512"),
+            ("sasl.username", "reader"),
+            ("sasl.password", "r-pass"),
+        ],
+    );
+    let mut count = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(_)) => count += 1,
+            Some(Err(KafkaError::PartitionEOF(_))) => break,
+            _ => {}
+        }
+    }
+    assert_eq!(count, 9_999);
+
+    // A wrong password and an unknown user: the run fails at once, saying the login was refused.
+    for (name, username, secret) in [
+        ("wrong-password", "weir", "not the password"),
+        ("unknown-user", "mallory", password),
+    ] {
+        let path = pipeline(
+            dir,
+            &format!("{name}.toml"),
+            &format!(
+                "brokers = \"{address}\"\n\
+                 sasl = {{ mechanism = \"SCRAM-SHA-512\", username = \"{username}\", password = \"${{KAFKA_PASSWORD}}\" }}"
+            ),
+        );
+        let started = Instant::now();
+        let out = weir()
+            .arg("run")
+            .arg(&path)
+            .env("KAFKA_PASSWORD", secret)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: {stderr}");
+        assert!(
+            stderr.lines().any(|l| l.starts_with("error: stage")
+                && l.contains(&format!("refused the SASL login of user `{username}`"))),
+            "{name}: the error should say the login was refused: {stderr}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{name}: a refused login should not wait for the connect timeout"
+        );
+        assert!(!stderr.contains(secret), "{name}: the password was printed");
+    }
+
+    // A client without SASL, and one offering OAUTHBEARER with a token it made up: refused.
+    assert!(metadata_with(&address, &[]).is_err());
+    assert!(
+        metadata_with(
+            &address,
+            &[
+                ("security.protocol", "SASL_PLAINTEXT"),
+                ("sasl.mechanisms", "OAUTHBEARER"),
+                ("enable.sasl.oauthbearer.unsecure.jwt", "true"),
+                ("sasl.oauthbearer.config", "principal=admin"),
+            ],
+        )
+        .is_err(),
+        "an OAUTHBEARER token nobody checks must not get in"
+    );
+    assert!(
+        metadata_with(
+            &address,
+            &[
+                ("security.protocol", "SASL_PLAINTEXT"),
+                ("sasl.mechanisms", "PLAIN"),
+                ("sasl.username", "weir"),
+                ("sasl.password", "anything"),
+            ],
+        )
+        .is_err(),
+        "PLAIN is not offered"
+    );
+    assert!(
+        !std::fs::read_to_string(dir.join("broker.log"))
+            .unwrap()
+            .contains(password),
+        "the broker logged a password"
+    );
 }

@@ -1,0 +1,184 @@
+//! Optional TLS for weir's HTTP listeners (the dashboard, `/metrics`): `tls = { cert, key }`,
+//! PEM files, served with rustls. Handshakes run beside the accept loop, each with a deadline and
+//! a bounded number at a time, so a client that stalls mid-handshake holds up no one else.
+
+use crate::stage::OptionIssue;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+/// `tls = { cert, key }`: serve HTTPS with this certificate chain and private key.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTls {
+    /// PEM file: the server's certificate, then any intermediates.
+    pub cert: String,
+    /// PEM file: the server's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
+}
+
+/// Why a certificate or key cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The file is missing, unreadable or not PEM.
+    #[error("tls.{key}: cannot read {file}: {message}")]
+    Read {
+        /// `cert` or `key`.
+        key: &'static str,
+        /// The file.
+        file: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The certificate file holds no certificate.
+    #[error("tls.cert: {file} holds no PEM certificate")]
+    NoCertificate {
+        /// The file.
+        file: String,
+    },
+    /// rustls refused the pair (e.g. the key does not match the certificate).
+    #[error("tls: cannot use {cert} with {key}: {message}")]
+    Refused {
+        /// The certificate file.
+        cert: String,
+        /// The key file.
+        key: String,
+        /// rustls' reason.
+        message: String,
+    },
+}
+
+impl ServerTls {
+    /// Checks that both files exist; issues name `tls.cert` / `tls.key`.
+    pub fn check(&self) -> Vec<OptionIssue> {
+        [("tls.cert", &self.cert), ("tls.key", &self.key)]
+            .into_iter()
+            .filter(|(_, file)| !Path::new(file).is_file())
+            .map(|(key, file)| OptionIssue::new(key, format!("{file} is not a readable file")))
+            .collect()
+    }
+
+    /// Reads the files into a server configuration (HTTP/1.1 only, as the servers speak).
+    pub fn load(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let read = |key: &'static str, file: &str, e: &dyn std::fmt::Display| TlsError::Read {
+            key,
+            file: file.to_string(),
+            message: e.to_string(),
+        };
+        let chain = CertificateDer::pem_file_iter(&self.cert)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| read("cert", &self.cert, &e))?;
+        if chain.is_empty() {
+            return Err(TlsError::NoCertificate {
+                file: self.cert.clone(),
+            });
+        }
+        let key =
+            PrivateKeyDer::from_pem_file(&self.key).map_err(|e| read("key", &self.key, &e))?;
+        let refused = |e: rustls::Error| TlsError::Refused {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            message: e.to_string(),
+        };
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(refused)?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(refused)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+/// Longest a client may take over its handshake.
+const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Most handshakes in progress at once; further connections wait to be accepted.
+const CONCURRENT_HANDSHAKES: usize = 256;
+
+/// A listener that hands out connections whose TLS handshake has completed.
+pub struct TlsListener {
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl TlsListener {
+    /// Accepts on `tcp` (each connection first given to `tune`) and shakes hands with `config`,
+    /// on the current runtime.
+    pub fn new(
+        tcp: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+        tune: fn(&TcpStream),
+    ) -> std::io::Result<Self> {
+        let local = tcp.local_addr()?;
+        let acceptor = TlsAcceptor::from(config);
+        let (handed, ready) = mpsc::channel(CONCURRENT_HANDSHAKES);
+        let slots = Arc::new(Semaphore::new(CONCURRENT_HANDSHAKES));
+        tokio::spawn(async move {
+            loop {
+                let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                    return;
+                };
+                let (stream, peer) = match tcp.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::debug!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                if handed.is_closed() {
+                    return;
+                }
+                tune(&stream);
+                let (acceptor, handed) = (acceptor.clone(), handed.clone());
+                tokio::spawn(async move {
+                    let shake = tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(stream));
+                    match shake.await {
+                        Ok(Ok(tls)) => {
+                            drop(slot);
+                            let _ = handed.send((tls, peer)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
+                        Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
+                    }
+                });
+            }
+        });
+        Ok(TlsListener { ready, local })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(connection) => connection,
+            // The accept loop only ends with the listener; nothing more will come.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+impl From<TlsError> for crate::stage::StageError {
+    fn from(error: TlsError) -> Self {
+        crate::stage::StageError::External(Box::new(error))
+    }
+}
