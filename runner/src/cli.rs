@@ -3,9 +3,23 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// `weir --version`: the release and the plugin ABI it loads (plugins built against another
+/// major ABI, or a newer minor one, are refused).
+fn version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        format!(
+            "{} (plugin ABI {}.{})",
+            env!("CARGO_PKG_VERSION"),
+            weir_plugin_abi::ABI_MAJOR,
+            weir_plugin_abi::ABI_MINOR
+        )
+    })
+}
+
 /// weir runs streaming pipelines described in TOML files.
 #[derive(Debug, Parser)]
-#[command(name = "weir", version, about, propagate_version = true)]
+#[command(name = "weir", version = version(), about, propagate_version = true)]
 pub struct Cli {
     /// More log output (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -20,7 +34,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// A pipeline file plus `--set` overrides.
+/// A pipeline file plus `--unset` / `--set` edits.
 #[derive(Debug, clap::Args)]
 pub struct PipelineArgs {
     /// The pipeline file.
@@ -30,6 +44,11 @@ pub struct PipelineArgs {
     /// else taken as a string). Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+
+    /// Remove a key or a whole table, e.g. --unset sinks.dashboard (applied before every
+    /// --set). Repeatable.
+    #[arg(long = "unset", value_name = "KEY")]
+    pub unset: Vec<String>,
 }
 
 /// Subcommands.

@@ -6,7 +6,7 @@ mod user_log_gen;
 use clap::Parser;
 use cli::{Cli, Command, GenCommand, GraphFormat, PipelineArgs};
 use std::process::ExitCode;
-use weir::config::{Diagnostics, load_document};
+use weir::config::{Diagnostics, Edit, load_document};
 use weir::kafka::broker_users::BrokerUser;
 use weir::kafka::embedded::EmbeddedOptions;
 use weir::registry::Registry;
@@ -145,12 +145,13 @@ const BROKERS_ENV: &str = "WEIR_KAFKA_BROKERS";
 
 /// Loads and checks a pipeline, printing every diagnostic. `None` when there are errors.
 fn checked_plan(args: &PipelineArgs, registry: &Registry) -> Option<Plan> {
-    let overrides: Vec<String> = std::env::var(BROKERS_ENV)
+    let overrides: Vec<Edit> = std::env::var(BROKERS_ENV)
         .ok()
         .filter(|b| !b.trim().is_empty())
-        .map(|b| format!("kafka.brokers={:?}", b.trim()))
+        .map(|b| Edit::Set(format!("kafka.brokers={:?}", b.trim())))
         .into_iter()
-        .chain(args.set.iter().cloned())
+        .chain(args.unset.iter().cloned().map(Edit::Unset))
+        .chain(args.set.iter().cloned().map(Edit::Set))
         .collect();
     let (plan, diagnostics) = match load_document(&args.file, &overrides) {
         Ok(doc) => topology::plan(&doc, registry),

@@ -24,6 +24,8 @@ pub enum Origin {
     },
     /// A `--set KEY=VALUE` argument.
     Override(Arc<str>),
+    /// A `--unset KEY` argument.
+    Unset(Arc<str>),
     /// Not written anywhere (a default).
     Builtin,
 }
@@ -64,6 +66,7 @@ impl fmt::Display for Origin {
                 write!(f, "{}:{line}:{col}", file.path)
             }
             Origin::Override(arg) => write!(f, "--set {arg}"),
+            Origin::Unset(key) => write!(f, "--unset {key}"),
             Origin::Builtin => f.write_str("(default)"),
         }
     }

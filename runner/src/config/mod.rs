@@ -11,6 +11,7 @@ pub mod overrides;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Origin, Severity, SourceFile, did_you_mean};
 pub use node::{Node, NodeValue};
+pub use overrides::Edit;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -27,14 +28,14 @@ pub struct Document {
 
 /// Reads and parses `path`, substituting variables from the process environment and applying
 /// `--set` overrides in order.
-pub fn load_document(path: &Path, overrides: &[String]) -> Result<Document, Diagnostics> {
+pub fn load_document(path: &Path, overrides: &[Edit]) -> Result<Document, Diagnostics> {
     load_document_with(path, overrides, |name| std::env::var(name).ok())
 }
 
 /// [`load_document`] with an explicit variable lookup (for tests).
 pub fn load_document_with(
     path: &Path,
-    overrides: &[String],
+    overrides: &[Edit],
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Document, Diagnostics> {
     let shown = path.display().to_string();
@@ -69,7 +70,7 @@ fn read_text(path: &Path) -> Result<String, String> {
 pub fn parse_text(
     path: &str,
     text: String,
-    overrides: &[String],
+    overrides: &[Edit],
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Document, Diagnostics> {
     let text = text
@@ -112,7 +113,7 @@ pub fn parse_text(
     let mut root = node::from_table(table.get_ref(), 0, &origin_of);
     let override_errors: Vec<Diagnostic> = overrides
         .iter()
-        .filter_map(|arg| overrides::apply(&mut root, arg).err())
+        .filter_map(|edit| edit.apply(&mut root).err())
         .collect();
     if !override_errors.is_empty() {
         return Err(Diagnostics(override_errors));
@@ -133,7 +134,7 @@ mod tests {
     use super::*;
 
     fn errors(text: &str, overrides: &[&str]) -> Vec<String> {
-        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        let overrides: Vec<Edit> = overrides.iter().map(|s| Edit::Set(s.to_string())).collect();
         parse_text("p.toml", text.into(), &overrides, |n| {
             (n == "SET").then(|| "5".into())
         })

@@ -1,9 +1,86 @@
-//! `--set KEY=VALUE` overrides: graft a value onto the parsed document at a dotted key path.
+//! Command-line edits of a pipeline: `--set KEY=VALUE` grafts a value onto the parsed document
+//! at a dotted key path (a table value replaces the whole table there), `--unset KEY` removes
+//! the key or table at a path.
 
 use super::diagnostic::{Diagnostic, Origin};
 use super::node::{Entry, Node, NodeValue, from_value};
 use std::sync::Arc;
 use toml::de::DeValue;
+
+/// One command-line edit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Edit {
+    /// `--set KEY=VALUE`.
+    Set(String),
+    /// `--unset KEY`.
+    Unset(String),
+}
+
+impl Edit {
+    /// Applies the edit to `root`.
+    pub fn apply(&self, root: &mut Node) -> Result<(), Diagnostic> {
+        match self {
+            Edit::Set(arg) => apply(root, arg),
+            Edit::Unset(key) => unset(root, key),
+        }
+    }
+}
+
+/// Removes the key or table at the dotted path `key`; a path that is not there is an error
+/// that lists what is there.
+pub fn unset(root: &mut Node, key: &str) -> Result<(), Diagnostic> {
+    let origin = Origin::Unset(Arc::from(key));
+    let path: Vec<&str> = key.trim().split('.').collect();
+    if path.iter().any(|p| p.is_empty()) {
+        return Err(Diagnostic::error(origin, key, "empty segment in key path")
+            .with_hint("keys are dotted, like sinks.dashboard"));
+    }
+    let (last, parents) = path.split_last().expect("split never yields nothing");
+    let mut table = root;
+    for (depth, segment) in parents.iter().enumerate() {
+        let NodeValue::Table(entries) = &mut table.value else {
+            let at = path[..depth].join(".");
+            return Err(Diagnostic::error(
+                origin,
+                key,
+                format!("`{at}` is not a table"),
+            ));
+        };
+        let Some(i) = entries.iter().position(|e| e.key == *segment) else {
+            return Err(missing(&origin, key, &path[..=depth], entries));
+        };
+        table = &mut entries[i].node;
+    }
+    let NodeValue::Table(entries) = &mut table.value else {
+        return Err(Diagnostic::error(
+            origin,
+            key,
+            format!("`{}` is not a table", parents.join(".")),
+        ));
+    };
+    match entries.iter().position(|e| e.key == *last) {
+        Some(i) => {
+            entries.remove(i);
+            Ok(())
+        }
+        None => Err(missing(&origin, key, &path, entries)),
+    }
+}
+
+/// "nothing at `a.b` to unset", with the keys that are there.
+fn missing(origin: &Origin, key: &str, at: &[&str], entries: &[Entry]) -> Diagnostic {
+    let there: Vec<String> = entries.iter().map(|e| format!("`{}`", e.key)).collect();
+    let diagnostic = Diagnostic::error(
+        origin.clone(),
+        key,
+        format!("nothing at `{}` to unset", at.join(".")),
+    );
+    if there.is_empty() {
+        diagnostic
+    } else {
+        diagnostic.with_hint(format!("keys there: {}", there.join(", ")))
+    }
+}
 
 /// Applies one `KEY=VALUE` argument to `root`. The value is parsed as a TOML value when it is one
 /// (`10`, `"max"`, `[1, 2]`, `{ a = 1 }`); otherwise it is taken as a plain string (`file`).
@@ -94,6 +171,40 @@ mod tests {
         let f = root.get("sinks").unwrap().get("f").unwrap();
         assert_eq!(f.get("type").unwrap().as_str(), Some("file"));
         assert!(matches!(&f.get("inputs").unwrap().value, NodeValue::Array(v) if v.len() == 1));
+    }
+
+    #[test]
+    fn unset_removes_a_table_and_set_replaces_one_whole() {
+        let mut root = parse(
+            "[sinks.dashboard]\ntype = \"socketio\"\nlisten = \"x\"\n[sinks.keep]\ntype = \"file\"\n",
+        );
+        Edit::Set("sinks.keep={ type = \"console\" }".into())
+            .apply(&mut root)
+            .unwrap();
+        let keep = root.get("sinks").unwrap().get("keep").unwrap();
+        assert_eq!(keep.get("type").unwrap().as_str(), Some("console"));
+        Edit::Unset("sinks.dashboard".into())
+            .apply(&mut root)
+            .unwrap();
+        assert!(root.get("sinks").unwrap().get("dashboard").is_none());
+        let again = Edit::Unset("sinks.dashboard".into())
+            .apply(&mut root)
+            .unwrap_err();
+        assert!(
+            again.message.contains("nothing at `sinks.dashboard`"),
+            "{again:?}"
+        );
+        assert!(again.hint.as_deref().unwrap().contains("`keep`"));
+        let deeper = unset(&mut root, "sinks.keep.type.x").unwrap_err();
+        assert!(
+            deeper.message.contains("`sinks.keep.type` is not a table"),
+            "{deeper:?}"
+        );
+        assert_eq!(
+            format!("{}", again.origin),
+            "--unset sinks.dashboard",
+            "errors name the argument"
+        );
     }
 
     #[test]

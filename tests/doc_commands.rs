@@ -1,0 +1,156 @@
+//! The commands the documentation shows work: every command in a shell block (```sh) of
+//! README.md and docs/*.md is read here. `weir …` and `cargo run --release -- …` commands run
+//! the real binary from the repository root — a `run` is replaced by `validate` with the same
+//! arguments (a run would go on for a long time or need a network), every other subcommand runs
+//! as written — and must exit 0. Other commands (set-up, tests, installs) must be on a short
+//! list of known ones, so a new kind of command gets a decision instead of being skipped
+//! silently. Also: the README's pipeline tour is the shipped pipeline file, byte for byte.
+
+mod common;
+
+use common::{repo, weir};
+
+/// Commands the docs show that this test does not run, by their first words.
+const NOT_RUN_HERE: &[&str] = &[
+    "bash tests/setup.sh",   // installs system packages
+    "cargo test",            // the suite itself
+    "cargo install --path",  // a second release build
+    "cargo build --release", // the build the suite already did
+];
+
+/// Every command in the ```sh blocks of `text`: continuation lines joined, comments dropped.
+fn shell_commands(text: &str) -> Vec<String> {
+    let mut commands = Vec::new();
+    let mut in_block = false;
+    let mut pending = String::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_block = line.trim() == "```sh" || line.trim() == "```bash";
+            continue;
+        }
+        if !in_block {
+            continue;
+        }
+        let line = line.trim();
+        if line.starts_with('#') || (line.is_empty() && pending.is_empty()) {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(start) => pending.push_str(start),
+            None => {
+                pending.push_str(line);
+                for part in pending.split("&&") {
+                    commands.push(part.trim().to_string());
+                }
+                pending.clear();
+            }
+        }
+    }
+    commands
+}
+
+/// The arguments of a `weir` command (`weir ARGS` or `cargo run --release -- ARGS`), without
+/// the trailing comment.
+fn weir_arguments(command: &str) -> Option<Vec<String>> {
+    let words = shlex::split(command).unwrap_or_else(|| panic!("cannot split `{command}`"));
+    let words: Vec<String> = words
+        .into_iter()
+        .take_while(|w| !w.starts_with('#'))
+        .collect();
+    let start = if words.first().map(String::as_str) == Some("weir") {
+        1
+    } else if words.starts_with(&["cargo".into(), "run".into()]) {
+        words.iter().position(|w| w == "--")? + 1
+    } else {
+        return None;
+    };
+    Some(words[start..].to_vec())
+}
+
+fn documents() -> Vec<std::path::PathBuf> {
+    let mut files = vec![repo().join("README.md")];
+    let mut docs: Vec<_> = std::fs::read_dir(repo().join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.sort();
+    files.extend(docs);
+    files
+}
+
+#[test]
+fn every_documented_command_works() {
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for file in documents() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for command in shell_commands(&text) {
+            let Some(mut args) = weir_arguments(&command) else {
+                assert!(
+                    NOT_RUN_HERE.iter().any(|known| command.starts_with(known)),
+                    "{}: `{command}` is neither a weir command nor a known one; run it here \
+                     or add it to NOT_RUN_HERE",
+                    file.display()
+                );
+                continue;
+            };
+            if args.first().map(String::as_str) == Some("run") {
+                args[0] = "validate".into();
+            }
+            let out = weir().args(&args).current_dir(repo()).output().unwrap();
+            checked += 1;
+            if !out.status.success() {
+                failures.push(format!(
+                    "{}: `{command}`:\n{}",
+                    file.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        checked >= 10,
+        "only {checked} commands found: is the parsing right?"
+    );
+}
+
+#[test]
+fn the_readme_tour_is_the_shipped_pipeline() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let tour = readme
+        .split("## A tour of the pipeline file")
+        .nth(1)
+        .and_then(|rest| rest.split("```toml\n").nth(1))
+        .and_then(|block| block.split("```").next())
+        .expect("README.md has a tour with a toml block");
+    let shipped = std::fs::read_to_string(repo().join("pipelines/shopping_gender.toml")).unwrap();
+    assert_eq!(
+        tour, shipped,
+        "README.md's tour must be pipelines/shopping_gender.toml as shipped"
+    );
+}
+
+#[test]
+fn the_command_splitter_reads_blocks_as_a_shell_would() {
+    let text = "x\n```sh\n# c\nweir run a.toml --set 'k={ a = 1 }' \\\n    --unset b  # note\n\
+                bash tests/setup.sh && cargo test --workspace\n```\n```toml\nweir = 1\n```\n";
+    let commands = shell_commands(text);
+    assert_eq!(
+        commands,
+        [
+            "weir run a.toml --set 'k={ a = 1 }' --unset b  # note",
+            "bash tests/setup.sh",
+            "cargo test --workspace",
+        ]
+    );
+    assert_eq!(
+        weir_arguments(&commands[0]).unwrap(),
+        ["run", "a.toml", "--set", "k={ a = 1 }", "--unset", "b"]
+    );
+    assert_eq!(
+        weir_arguments("cargo run --release -- graph p.toml").unwrap(),
+        ["graph", "p.toml"]
+    );
+}
