@@ -422,3 +422,47 @@ fn sha256_of(path: &Path) -> String {
         .unwrap()
         .to_string()
 }
+
+/// CI runs `weir test pipelines/`: every shipped pipeline has tests, and they pass (the plugin
+/// pipeline's with the example plugin built here).
+#[test]
+fn every_shipped_pipeline_passes_its_own_tests() {
+    let out = weir()
+        .args(["test", "pipelines/"])
+        .env("WEIR_PLUGIN_DIR", plugin_dir())
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shipped = std::fs::read_dir(repo().join("pipelines"))
+        .unwrap()
+        .filter(|e| {
+            let name = e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            name.ends_with(".toml") && !name.ends_with(".test.toml")
+        })
+        .count();
+    let tested: std::collections::BTreeSet<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(": test `") && l.ends_with("` ok"))
+        .filter_map(|l| l.split(": test `").next())
+        .collect();
+    assert_eq!(
+        tested.len(),
+        shipped,
+        "every shipped pipeline has passing tests:\n{stdout}"
+    );
+    assert!(
+        stdout.contains(" 0 failed, 0 pipeline(s) without tests"),
+        "{stdout}"
+    );
+}

@@ -59,6 +59,13 @@ pub enum Command {
     /// Check a pipeline file and report every problem (opens nothing but the file and the plugin
     /// libraries it names, whose descriptors are read).
     Validate(PipelineArgs),
+    /// Run the tests of pipelines ([[tests]] in the file or in NAME.test.toml beside it) without
+    /// opening their sources and sinks; exit 1 when one fails.
+    Test {
+        /// Pipeline files, or directories of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Print the pipeline's graph.
     Graph {
         /// The pipeline.

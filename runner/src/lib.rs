@@ -19,6 +19,7 @@ pub mod builtins;
 pub mod config;
 pub mod format;
 pub mod kafka;
+pub mod pipeline_test;
 pub mod plugins;
 pub mod progress;
 pub mod record;

@@ -132,6 +132,24 @@ fn main() -> ExitCode {
                 users: parsed,
             })
         }
+        Command::Test { paths } => {
+            let started = std::time::Instant::now();
+            let mut out = String::new();
+            let summary = weir::pipeline_test::run(&paths, &registry, &mut out);
+            print!("{out}");
+            println!(
+                "{} passed, {} failed, {} pipeline(s) without tests ({:.0?})",
+                summary.passed,
+                summary.failed,
+                summary.untested.len(),
+                started.elapsed()
+            );
+            if summary.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Command::Run(args) => match checked_plan(&args, &registry) {
             Some(plan) => run(plan),
             None => ExitCode::FAILURE,

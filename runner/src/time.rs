@@ -90,9 +90,40 @@ pub fn system_time_millis(t: SystemTime) -> Millis {
     }
 }
 
-/// The wall clock now, in epoch milliseconds.
+thread_local! {
+    /// The time `weir test` says it is on this thread, if it says so.
+    static VIRTUAL_NOW: std::cell::Cell<Option<Millis>> = const { std::cell::Cell::new(None) };
+}
+
+/// The wall clock now, in epoch milliseconds; on a thread where [`VirtualClock`] is set (`weir
+/// test`), the virtual time instead. Every processing-time decision of the stages reads it.
 pub fn now_millis() -> Millis {
-    system_time_millis(SystemTime::now())
+    VIRTUAL_NOW
+        .with(std::cell::Cell::get)
+        .unwrap_or_else(|| system_time_millis(SystemTime::now()))
+}
+
+/// A virtual clock for the current thread: while it lives, [`now_millis`] on this thread says
+/// what [`set`](VirtualClock::set) last set; dropping it gives the thread back the wall clock.
+pub struct VirtualClock(());
+
+impl VirtualClock {
+    /// Starts virtual time at `now` on this thread.
+    pub fn start(now: Millis) -> VirtualClock {
+        VIRTUAL_NOW.with(|v| v.set(Some(now)));
+        VirtualClock(())
+    }
+
+    /// Moves virtual time to `now`.
+    pub fn set(&self, now: Millis) {
+        VIRTUAL_NOW.with(|v| v.set(Some(now)));
+    }
+}
+
+impl Drop for VirtualClock {
+    fn drop(&mut self) {
+        VIRTUAL_NOW.with(|v| v.set(None));
+    }
 }
 
 /// The default for `future_tolerance`: an event time more than an hour past the wall clock is not

@@ -50,7 +50,14 @@ pub struct PipelineSpec {
 
 /// Top-level tables a pipeline file may have (`plugins` is read by the `plugins` module; `kafka`
 /// holds keys that every Kafka stage inherits).
-pub const SECTIONS: [&str; 5] = ["sources", "transforms", "sinks", "plugins", "kafka"];
+pub const SECTIONS: [&str; 6] = [
+    "sources",
+    "transforms",
+    "sinks",
+    "plugins",
+    "kafka",
+    "tests",
+];
 
 impl PipelineSpec {
     /// Reads the component tables of `doc`. Components with structural errors are left out and
