@@ -154,3 +154,52 @@ fn the_command_splitter_reads_blocks_as_a_shell_would() {
         ["graph", "p.toml"]
     );
 }
+
+/// docs/stages.md (and docs/kafka.md for the Kafka stages) documents every option `weir list`
+/// shows for every built-in stage: `weir list` comes from the same declaration the config
+/// types are checked against (`builtins::tests`), so the reference cannot fall behind the code.
+#[test]
+fn the_stage_reference_names_every_option_weir_list_shows() {
+    let stages = std::fs::read_to_string(repo().join("docs/stages.md")).unwrap();
+    let kafka = std::fs::read_to_string(repo().join("docs/kafka.md")).unwrap();
+    let out = weir().arg("list").output().unwrap();
+    let list = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut missing = Vec::new();
+    let mut stage = String::new();
+    for line in list.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let first = line.split_whitespace().next().unwrap_or_default();
+        match indent {
+            2 => stage = first.to_string(),
+            6 => {
+                let section = if stage == "kafka" {
+                    kafka
+                        .split("## Options")
+                        .nth(1)
+                        .unwrap_or_default()
+                        .to_string()
+                } else {
+                    stages
+                        .split(&format!("\n## {stage}\n"))
+                        .nth(1)
+                        .and_then(|rest| rest.split("\n## ").next())
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let named = [format!("`{first}`"), format!("`{first} =")];
+                if !named.iter().any(|n| section.contains(n.as_str())) {
+                    missing.push(format!("{stage}.{first}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        list.lines().filter(|l| l.starts_with("      ")).count() > 50,
+        "weir list's layout changed: {list}"
+    );
+    assert!(
+        missing.is_empty(),
+        "options weir list shows that the reference does not mention: {missing:?}"
+    );
+}

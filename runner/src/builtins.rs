@@ -31,3 +31,31 @@ pub fn registry() -> Registry {
     }
     registry
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// `weir list`, docs/stages.md and the schema come from each stage's documented options;
+    /// validation comes from its config struct. They must name the same keys.
+    #[test]
+    fn every_documented_option_is_a_key_the_config_reads_and_back() {
+        let registry = super::registry();
+        for factory in registry.all() {
+            let documented: BTreeSet<&str> = factory.options().iter().map(|o| o.name).collect();
+            let declared: BTreeSet<&str> = factory
+                .declared_keys()
+                .unwrap_or_else(|| panic!("{}: no field list", factory.type_name()))
+                .iter()
+                .copied()
+                .collect();
+            assert_eq!(
+                documented,
+                declared,
+                "{} {}: documented options vs the keys its config reads",
+                factory.kind().noun(),
+                factory.type_name()
+            );
+        }
+    }
+}

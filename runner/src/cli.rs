@@ -66,6 +66,8 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Print a JSON Schema of pipeline files, for editors (docs/editor.md).
+    Schema,
     /// Print the pipeline's graph.
     Graph {
         /// The pipeline.

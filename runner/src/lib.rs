@@ -25,6 +25,7 @@ pub mod progress;
 pub mod record;
 pub mod registry;
 pub mod resume;
+pub mod schema;
 pub mod serve;
 pub mod sinks;
 pub mod sources;

@@ -132,6 +132,19 @@ fn main() -> ExitCode {
                 users: parsed,
             })
         }
+        Command::Schema => {
+            let schema = weir::schema::pipeline_schema(&registry);
+            match serde_json::to_string_pretty(&schema) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Test { paths } => {
             let started = std::time::Instant::now();
             let mut out = String::new();

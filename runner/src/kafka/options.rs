@@ -185,7 +185,7 @@ fn default_replication() -> i32 {
 pub const ORIGIN_FIELDS: [&str; 3] = ["_partition", "_tenure", "_partitions"];
 
 /// Options only a source has.
-const SOURCE_ONLY: &[&str] = &[
+pub const SOURCE_ONLY: &[&str] = &[
     "with_origin",
     "topics",
     "group_id",
@@ -193,6 +193,7 @@ const SOURCE_ONLY: &[&str] = &[
     "assignment",
     "batch_size",
     "idle_timeout",
+    "future_tolerance",
 ];
 
 impl KafkaOptions {

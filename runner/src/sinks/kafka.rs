@@ -48,6 +48,7 @@ pub fn factory() -> Builtin<KafkaSinkConfig> {
         COMMON_OPTIONS,
     )
     .inheriting("kafka")
+    .refusing(crate::kafka::options::SOURCE_ONLY)
 }
 
 impl BuiltinConfig for KafkaSinkConfig {

@@ -145,6 +145,42 @@ pub trait StageFactory: Send + Sync {
     /// Reads and checks the options of the component at `path`. Returns the config and any
     /// warnings, or every error found.
     fn configure(&self, options: &Node, path: &str) -> Result<Configured, Vec<Diagnostic>>;
+    /// The keys its config type reads, as the type itself declares them (serde's field list), when
+    /// it can say: what [`options`](Self::options) documents is checked against it.
+    fn declared_keys(&self) -> Option<Vec<&'static str>> {
+        None
+    }
+}
+
+/// The field names serde's derive declares for `C` (`deserialize_struct`'s list), found by asking
+/// `C` to deserialize itself from a deserializer that only listens; `None` for a config that
+/// is not a plain struct (a map, a flattened one).
+pub fn declared_fields<C: DeserializeOwned>() -> Option<&'static [&'static str]> {
+    use serde::de::{Deserializer, Error as _, Visitor, value::Error};
+    struct Listener(std::cell::Cell<Option<&'static [&'static str]>>);
+    impl<'de> Deserializer<'de> for &Listener {
+        type Error = Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+            Err(Error::custom("only listening"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Error> {
+            self.0.set(Some(fields));
+            Err(Error::custom("only listening"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let listener = Listener(std::cell::Cell::new(None));
+    let _ = C::deserialize(&listener);
+    listener.0.get()
 }
 
 /// A component's options, read and checked.
@@ -176,6 +212,7 @@ pub struct Builtin<C> {
     summary: &'static str,
     options: &'static [OptionDoc],
     inherits: Option<&'static str>,
+    refused: &'static [&'static str],
     config: PhantomData<fn() -> C>,
 }
 
@@ -193,6 +230,7 @@ impl<C: BuiltinConfig> Builtin<C> {
             summary,
             options,
             inherits: None,
+            refused: &[],
             config: PhantomData,
         }
     }
@@ -200,6 +238,13 @@ impl<C: BuiltinConfig> Builtin<C> {
     /// Components of this type inherit the keys of the top-level table `section`.
     pub const fn inheriting(mut self, section: &'static str) -> Self {
         self.inherits = Some(section);
+        self
+    }
+
+    /// Keys the config type reads that this stage type refuses with an error (a config shared
+    /// by a source and a sink); they are not documented for it.
+    pub const fn refusing(mut self, keys: &'static [&'static str]) -> Self {
+        self.refused = keys;
         self
     }
 }
@@ -223,6 +268,16 @@ impl<C: BuiltinConfig> StageFactory for Builtin<C> {
 
     fn inherits(&self) -> Option<&str> {
         self.inherits
+    }
+
+    fn declared_keys(&self) -> Option<Vec<&'static str>> {
+        declared_fields::<C>().map(|fields| {
+            fields
+                .iter()
+                .copied()
+                .filter(|f| !self.refused.contains(f))
+                .collect()
+        })
     }
 
     fn configure(&self, options: &Node, path: &str) -> Result<Configured, Vec<Diagnostic>> {
