@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::kafka::{reader, wait_for_port};
+use common::kafka::{count_to_end, reader, wait_for_port};
 use common::tls::{make_ca, make_server_cert};
 use common::{Background, free_port, repo, weir};
 use rdkafka::error::KafkaError;
@@ -138,16 +138,7 @@ fn a_pipeline_writes_and_reads_through_tls_and_refuses_an_unknown_ca_or_plaintex
             ("ssl.ca.location", ca.to_str().unwrap()),
         ],
     );
-    let mut count = 0;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(500)) {
-            Some(Ok(_)) => count += 1,
-            Some(Err(KafkaError::PartitionEOF(_))) => break,
-            _ => {}
-        }
-    }
-    assert_eq!(count, 9_999);
+    assert_eq!(count_to_end(&consumer), 9_999);
 
     // A CA that did not sign the broker's certificate: a clear error, not a hang.
     let unknown = pipeline(
@@ -310,16 +301,7 @@ fn a_broker_with_scram_users_serves_them_and_refuses_everyone_else() {
             ("sasl.password", "r-pass"),
         ],
     );
-    let mut count = 0;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(500)) {
-            Some(Ok(_)) => count += 1,
-            Some(Err(KafkaError::PartitionEOF(_))) => break,
-            _ => {}
-        }
-    }
-    assert_eq!(count, 9_999);
+    assert_eq!(count_to_end(&consumer), 9_999);
 
     // A wrong password and an unknown user: the run fails at once, saying the login was refused.
     for (name, username, secret) in [

@@ -57,6 +57,20 @@ pub fn reader(bootstrap: &str, group: &str, topic: &str, extra: &[(&str, &str)])
     consumer
 }
 
+/// How many messages `consumer` reads before it reaches the end of its partition (30 s at most).
+pub fn count_to_end(consumer: &BaseConsumer) -> usize {
+    let mut count = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(_)) => count += 1,
+            Some(Err(KafkaError::PartitionEOF(_))) => break,
+            _ => {}
+        }
+    }
+    count
+}
+
 /// A `weir run` of `pipeline` in `dir`, its output in `<name>.out` and log in `<name>.log`.
 pub fn member(dir: &Path, pipeline: &Path, name: &str) -> Background {
     let mut cmd = weir();

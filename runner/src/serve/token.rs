@@ -53,6 +53,17 @@ pub fn open_listener_warning(
     listen: &str,
     token_set: bool,
     tls_set: bool,
+) -> Vec<OptionIssue> {
+    open_listener_issue(key, listen, token_set, tls_set)
+        .into_iter()
+        .collect()
+}
+
+fn open_listener_issue(
+    key: &str,
+    listen: &str,
+    token_set: bool,
+    tls_set: bool,
 ) -> Option<OptionIssue> {
     let open = listen
         .parse::<std::net::SocketAddr>()

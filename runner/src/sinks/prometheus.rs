@@ -136,8 +136,6 @@ impl BuiltinConfig for PrometheusConfig {
             self.token.is_some(),
             self.tls.is_some(),
         )
-        .into_iter()
-        .collect()
     }
 }
 

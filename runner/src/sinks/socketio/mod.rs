@@ -184,8 +184,6 @@ impl BuiltinConfig for SocketIoConfig {
             self.token.is_some(),
             self.tls.is_some(),
         )
-        .into_iter()
-        .collect()
     }
 }
 
