@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::kafka::{broker, create_topic, read_topic, seeded};
+use common::kafka::{broker, create_topic, expected_windows, read_topic, seeded};
 use common::*;
 use rdkafka::ClientConfig;
 use std::collections::BTreeMap;
@@ -12,19 +12,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 const SAMPLE: &str = "data/user_log_sample.csv";
-
-/// Expected counts per (window start, gender) for the loader fixture's event times.
-fn expected_windows(csv: &Path) -> BTreeMap<(i64, String), u64> {
-    let start = 1_447_200_000_000i64; // 2015-11-11T00:00:00Z
-    let text = std::fs::read_to_string(csv).unwrap();
-    let mut windows = BTreeMap::new();
-    for (n, line) in text.lines().skip(1).enumerate() {
-        let gender = line.split(',').nth(9).unwrap().to_string();
-        let window = (start + n as i64 * 100).div_euclid(1000) * 1000;
-        *windows.entry((window, gender)).or_insert(0) += 1;
-    }
-    windows
-}
 
 /// Window results written as JSON records: per (window start, gender), every count written.
 fn written_windows(bootstrap: &str) -> BTreeMap<(i64, String), Vec<u64>> {

@@ -55,7 +55,15 @@ pub struct PipelineArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a pipeline until its input ends or Ctrl-C / SIGTERM.
-    Run(PipelineArgs),
+    Run {
+        /// The pipeline.
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        /// Apply edits of the file while it runs (SIGHUP does the same without --watch): a bad
+        /// edit is reported and the pipeline keeps running; see docs/reload.md.
+        #[arg(long)]
+        watch: bool,
+    },
     /// Check a pipeline file and report every problem (opens nothing but the file and the plugin
     /// libraries it names, whose descriptors are read).
     Validate(PipelineArgs),

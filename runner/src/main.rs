@@ -163,8 +163,15 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        Command::Run(args) => match checked_plan(&args, &registry) {
-            Some(plan) => run(plan),
+        Command::Run { pipeline, watch } => match checked_plan(&pipeline, &registry) {
+            Some(plan) => run(
+                plan,
+                Reloading {
+                    pipeline,
+                    watch,
+                    registry,
+                },
+            ),
             None => ExitCode::FAILURE,
         },
     }
@@ -245,7 +252,15 @@ fn broker(options: EmbeddedOptions) -> ExitCode {
     })
 }
 
-fn run(plan: Plan) -> ExitCode {
+/// Where a run's edits come from: the file it was started with (and its edits), watched with
+/// `--watch`, read again on SIGHUP.
+struct Reloading {
+    pipeline: PipelineArgs,
+    watch: bool,
+    registry: Registry,
+}
+
+fn run(plan: Plan, reloading: Reloading) -> ExitCode {
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
     };
@@ -253,7 +268,9 @@ fn run(plan: Plan) -> ExitCode {
         let (trigger, _) = shutdown_pair();
         let trigger = std::sync::Arc::new(trigger);
         tokio::spawn(stop_on_signals(std::sync::Arc::clone(&trigger)));
-        let report = topology::run(plan, &trigger).await;
+        let (reloads, reload_requests) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(reload_on_edits(reloading, reloads));
+        let report = topology::run_reloadable(plan, &trigger, reload_requests).await;
         for c in &report.counts {
             let dropped = if c.dropped > 0 {
                 format!(", {} dropped", c.dropped)
@@ -304,6 +321,61 @@ async fn stop_on_signals(trigger: std::sync::Arc<ShutdownTrigger>) {
         } else {
             eprintln!("exiting without draining");
             std::process::exit(130);
+        }
+    }
+}
+
+/// Reads the pipeline file again on SIGHUP, and with `--watch` whenever it changes; a file with
+/// errors is reported and left, a good one is handed to the running pipeline, which says what it
+/// applied.
+async fn reload_on_edits(
+    reloading: Reloading,
+    reloads: tokio::sync::mpsc::Sender<topology::reload::Reload>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot install a SIGHUP handler; edits are not applied while running");
+        return;
+    };
+    let stamp = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    let mut seen = stamp(&reloading.pipeline.file);
+    let mut poll = tokio::time::interval(std::time::Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => {}
+            _ = poll.tick(), if reloading.watch => {
+                let now = stamp(&reloading.pipeline.file);
+                if now == seen || now.is_none() {
+                    continue;
+                }
+                seen = now;
+            }
+        }
+        let started = std::time::Instant::now();
+        tracing::info!(
+            "{}: reading the edited file",
+            reloading.pipeline.file.display()
+        );
+        let Some(plan) = checked_plan(&reloading.pipeline, &reloading.registry) else {
+            tracing::warn!("the edit has errors (above); the pipeline keeps running as it was");
+            continue;
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if reloads
+            .send(topology::reload::Reload { plan, reply })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        match answer.await {
+            Ok(Ok(applied)) => tracing::info!("reloaded in {:.0?}: {applied}", started.elapsed()),
+            Ok(Err(why)) => tracing::warn!("edit not applied: {why}"),
+            Err(_) => return,
         }
     }
 }

@@ -57,6 +57,21 @@ pub fn reader(bootstrap: &str, group: &str, topic: &str, extra: &[(&str, &str)])
     consumer
 }
 
+/// Expected counts per (window start, gender) of 1-second windows over `csv` (the sample's
+/// layout: a header, gender in column 10) replayed at 10 rows per event second from
+/// 2015-11-11T00:00:00Z, as tests/fixtures/load_sex.toml loads it; recounted here from the file.
+pub fn expected_windows(csv: &Path) -> std::collections::BTreeMap<(i64, String), u64> {
+    let start = 1_447_200_000_000i64; // 2015-11-11T00:00:00Z
+    let text = std::fs::read_to_string(csv).unwrap();
+    let mut windows = std::collections::BTreeMap::new();
+    for (n, line) in text.lines().skip(1).enumerate() {
+        let gender = line.split(',').nth(9).unwrap().to_string();
+        let window = (start + n as i64 * 100).div_euclid(1000) * 1000;
+        *windows.entry((window, gender)).or_insert(0) += 1;
+    }
+    windows
+}
+
 /// How many messages `consumer` reads before it reaches the end of its partition (30 s at most).
 pub fn count_to_end(consumer: &BaseConsumer) -> usize {
     let mut count = 0;

@@ -137,6 +137,29 @@ impl Node {
         }
     }
 
+    /// The value as text, without where it was written: two nodes have the same text exactly
+    /// when they hold the same value (tables in the order written).
+    pub fn canonical(&self) -> String {
+        match &self.value {
+            NodeValue::Str(s) => format!("{s:?}"),
+            NodeValue::Int(i) => i.to_string(),
+            NodeValue::Float(f) => format!("{f:?}"),
+            NodeValue::Bool(b) => b.to_string(),
+            NodeValue::Datetime(d) => d.clone(),
+            NodeValue::Array(items) => {
+                let items: Vec<String> = items.iter().map(Node::canonical).collect();
+                format!("[{}]", items.join(","))
+            }
+            NodeValue::Table(entries) => {
+                let entries: Vec<String> = entries
+                    .iter()
+                    .map(|e| format!("{:?}={}", e.key, e.node.canonical()))
+                    .collect();
+                format!("{{{}}}", entries.join(","))
+            }
+        }
+    }
+
     /// A table node with only the entries `keep` accepts.
     pub fn filtered(&self, keep: impl Fn(&str) -> bool) -> Node {
         let entries = self

@@ -84,23 +84,46 @@ pub fn bind(listen: &str) -> Result<tokio::net::TcpListener, ListenError> {
 /// hundred bytes.
 const SEND_BUFFER: usize = 64 * 1024;
 
-/// Serves `app` on `listener` until the process ends, over TLS with `tls`; a server error is
-/// logged, naming `what`.
+/// A running server: it stops listening when stopped or dropped (the stage that started it is
+/// done, or was replaced by a reload).
+#[derive(Debug)]
+pub struct Serving(Option<tokio::task::JoinHandle<()>>);
+
+impl Serving {
+    /// Stops the server and waits until its address is free again.
+    pub async fn stop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Serves `app` on `listener`, over TLS with `tls`, until the returned handle is dropped; a server
+/// error is logged, naming `what`.
 pub fn spawn(
     listener: tokio::net::TcpListener,
     app: Router,
     what: String,
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
-) -> Result<(), std::io::Error> {
+) -> Result<Serving, std::io::Error> {
     use axum::serve::ListenerExt;
-    match tls {
+    let task = match tls {
         Some(config) => {
             let listener = tls::TlsListener::new(listener, config, tune)?;
             tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, app).await {
                     tracing::error!("{what} stopped: {e}");
                 }
-            });
+            })
         }
         None => {
             let listener = listener.tap_io(|tcp| tune(tcp));
@@ -108,10 +131,10 @@ pub fn spawn(
                 if let Err(e) = axum::serve(listener, app).await {
                     tracing::error!("{what} stopped: {e}");
                 }
-            });
+            })
         }
-    }
-    Ok(())
+    };
+    Ok(Serving(Some(task)))
 }
 
 /// Settings of each accepted connection: `TCP_NODELAY` (updates are small and must not wait for

@@ -111,6 +111,14 @@ const CONCURRENT_HANDSHAKES: usize = 256;
 pub struct TlsListener {
     ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
     local: SocketAddr,
+    /// The accept loop, which owns the listening socket: stopped with the listener.
+    accepting: tokio::task::AbortHandle,
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
 }
 
 impl TlsListener {
@@ -125,7 +133,7 @@ impl TlsListener {
         let acceptor = TlsAcceptor::from(config);
         let (handed, ready) = mpsc::channel(CONCURRENT_HANDSHAKES);
         let slots = Arc::new(Semaphore::new(CONCURRENT_HANDSHAKES));
-        tokio::spawn(async move {
+        let accepting = tokio::spawn(async move {
             loop {
                 let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
                     return;
@@ -156,7 +164,11 @@ impl TlsListener {
                 });
             }
         });
-        Ok(TlsListener { ready, local })
+        Ok(TlsListener {
+            ready,
+            local,
+            accepting: accepting.abort_handle(),
+        })
     }
 }
 

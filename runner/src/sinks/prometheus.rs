@@ -219,7 +219,7 @@ impl StageConfig for PrometheusConfig {
         );
         let tls = self.tls.as_ref().map(ServerTls::load).transpose()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
-        crate::serve::spawn(
+        let serving = crate::serve::spawn(
             listener,
             app,
             format!("metrics server on {}", self.listen),
@@ -231,6 +231,7 @@ impl StageConfig for PrometheusConfig {
         })?;
         tracing::info!("{}: metrics at {scheme}://{}/metrics", cx.path, self.listen);
         Ok(Stage::Sink(Box::new(PrometheusSink {
+            serving,
             exported,
             fields: Fields {
                 key: self.key_field.clone(),
@@ -242,6 +243,8 @@ impl StageConfig for PrometheusConfig {
 }
 
 struct PrometheusSink {
+    /// The server; it stops when the sink finishes (or is dropped).
+    serving: crate::serve::Serving,
     exported: Arc<Mutex<Exported>>,
     fields: Fields,
     metrics: Arc<StageMetrics>,
@@ -263,6 +266,7 @@ impl Sink for PrometheusSink {
     }
 
     async fn finish(&mut self) -> StageResult {
+        self.serving.stop().await;
         Ok(())
     }
 }

@@ -5,10 +5,11 @@ pub mod graph;
 pub mod inputs;
 pub mod parallel;
 pub mod plan;
+pub mod reload;
 pub mod run;
 pub mod share;
 pub mod spec;
 
 pub use plan::{Plan, PlannedStage, plan};
-pub use run::{RunReport, StageCounts, StageFailure, run};
+pub use run::{RunReport, StageCounts, StageFailure, run, run_reloadable};
 pub use spec::{ComponentSpec, InputRef, PipelineSpec};

@@ -4,7 +4,7 @@
 //! function, which returns the descriptor; no stage is created and nothing else is opened or
 //! connected, so `weir validate` and `weir graph` touch no data, broker or port.
 
-use crate::config::{Diagnostic, Diagnostics, Document, Origin, SourceFile, did_you_mean};
+use crate::config::{Diagnostic, Diagnostics, Document, Node, Origin, SourceFile, did_you_mean};
 use crate::registry::Registry;
 use crate::stage::{StageConfig, StageKind};
 use crate::topology::spec::{ComponentSpec, PipelineSpec};
@@ -34,6 +34,9 @@ pub struct PlannedStage {
     pub inputs: Vec<usize>,
     /// Its checked options.
     pub config: Box<dyn StageConfig>,
+    /// Its type, options (with what it inherits) and inputs as text: equal for components that
+    /// would be built the same (a reload keeps such a component running).
+    pub fingerprint: String,
 }
 
 impl Plan {
@@ -58,8 +61,18 @@ pub fn plan(doc: &Document, registry: &Registry) -> (Option<Plan>, Diagnostics) 
         .0
         .extend(super::share::split_shared_windows(doc, &mut spec));
     let mut configs = Vec::with_capacity(spec.components.len());
+    let mut fingerprints = Vec::with_capacity(spec.components.len());
     for component in &spec.components {
-        configs.push(configure(doc, component, registry, &mut diagnostics));
+        let (config, options) = configure(doc, component, registry, &mut diagnostics);
+        configs.push(config);
+        let inputs: Vec<&str> = component.inputs.iter().map(|i| i.id.as_str()).collect();
+        fingerprints.push(format!(
+            "{} {} inputs={:?} {}",
+            component.kind.noun(),
+            component.type_name,
+            inputs,
+            options.canonical()
+        ));
     }
     let inputs: Vec<Vec<usize>> = spec
         .components
@@ -78,13 +91,15 @@ pub fn plan(doc: &Document, registry: &Registry) -> (Option<Plan>, Diagnostics) 
         .into_iter()
         .zip(configs)
         .zip(inputs)
-        .map(|((c, config), inputs)| PlannedStage {
+        .zip(fingerprints)
+        .map(|(((c, config), inputs), fingerprint)| PlannedStage {
             id: c.id,
             path: c.path,
             kind: c.kind,
             type_name: c.type_name,
             inputs,
             config: config.expect("no errors means every component configured"),
+            fingerprint,
         })
         .collect();
     (
@@ -96,12 +111,14 @@ pub fn plan(doc: &Document, registry: &Registry) -> (Option<Plan>, Diagnostics) 
     )
 }
 
+/// The component's config (or its errors in `diagnostics`), and its options as configured
+/// (with what it inherits).
 fn configure(
     doc: &Document,
     c: &ComponentSpec,
     registry: &Registry,
     diagnostics: &mut Diagnostics,
-) -> Option<Box<dyn StageConfig>> {
+) -> (Option<Box<dyn StageConfig>>, Node) {
     let Some(factory) = registry.find(c.kind, &c.type_name) else {
         diagnostics.push(registry.unknown_type(
             c.kind,
@@ -109,20 +126,23 @@ fn configure(
             c.type_origin.clone(),
             &format!("{}.type", c.path),
         ));
-        return None;
+        return (None, c.options.clone());
     };
-    let inherited = factory
+    let options = factory
         .inherits()
         .and_then(|section| doc.root.get(section))
-        .map(|defaults| c.options.with_defaults(defaults));
-    match factory.configure(inherited.as_ref().unwrap_or(&c.options), &c.path) {
+        .map_or_else(
+            || c.options.clone(),
+            |defaults| c.options.with_defaults(defaults),
+        );
+    match factory.configure(&options, &c.path) {
         Ok(configured) => {
             diagnostics.0.extend(configured.warnings);
-            Some(configured.config)
+            (Some(configured.config), options)
         }
         Err(errors) => {
             diagnostics.0.extend(errors);
-            None
+            (None, options)
         }
     }
 }

@@ -9,6 +9,7 @@
 use super::inputs::{InputEvent, Inputs, Watermarks};
 use super::parallel;
 use super::plan::Plan;
+use super::reload::{Discard, Reload, Running, SinkSwap, sink_swaps};
 use crate::record::Batch;
 use crate::stage::{
     BuildContext, Message, Output, Parallel, RunHealth, RunResources, Shutdown, ShutdownTrigger,
@@ -74,6 +75,16 @@ pub struct RunReport {
 
 /// Builds and runs `plan` until it ends by itself, or `trigger` fires and it has drained.
 pub async fn run(plan: Plan, trigger: &ShutdownTrigger) -> RunReport {
+    let (_, reloads) = mpsc::channel(1);
+    run_reloadable(plan, trigger, reloads).await
+}
+
+/// [`run`], applying each edited plan that arrives on `reloads` while it runs (see `reload`).
+pub async fn run_reloadable(
+    plan: Plan,
+    trigger: &ShutdownTrigger,
+    mut reloads: mpsc::Receiver<Reload>,
+) -> RunReport {
     let metrics: Vec<Arc<StageMetrics>> = plan.stages.iter().map(|_| Arc::default()).collect();
     let mut built = Vec::with_capacity(plan.stages.len());
     let mut failures = Vec::new();
@@ -141,6 +152,7 @@ pub async fn run(plan: Plan, trigger: &ShutdownTrigger) -> RunReport {
 
     let mut tasks = JoinSet::new();
     let mut task_stage = std::collections::HashMap::new();
+    let mut swap_senders = std::collections::HashMap::new();
     let health = RunHealth::default();
     for (i, ((mut stages, parallel), output)) in built.into_iter().zip(outputs).enumerate() {
         let input = Inputs::new(receivers.next().expect("one receiver list per stage"));
@@ -182,13 +194,34 @@ pub async fn run(plan: Plan, trigger: &ShutdownTrigger) -> RunReport {
                 run_transform(transform, input, output, metrics, trigger.subscribe(), h),
             )),
             Stage::Sink(sink) => {
-                tasks.spawn(guarded(health.clone(), run_sink(sink, input, metrics, h)))
+                let (swap, swaps) = mpsc::channel(1);
+                swap_senders.insert(i, swap);
+                tasks.spawn(guarded(
+                    health.clone(),
+                    run_sink(sink, input, metrics, h, swaps),
+                ))
             }
         };
         task_stage.insert(handle.id(), i);
         tracing::debug!("started {}", plan.stages[i].path);
     }
-    while let Some(joined) = tasks.join_next_with_id().await {
+    let mut running = Running::of(&plan);
+    let mut reloads_open = true;
+    loop {
+        let joined = tokio::select! {
+            joined = tasks.join_next_with_id() => joined,
+            reload = reloads.recv(), if reloads_open => {
+                match reload {
+                    Some(reload) => {
+                        let answer = apply_reload(reload.plan, &mut running, &swap_senders, &plan, &metrics, &resources).await;
+                        let _ = reload.reply.send(answer);
+                    }
+                    None => reloads_open = false,
+                }
+                continue;
+            }
+        };
+        let Some(joined) = joined else { break };
         let (id, result) = match joined {
             Ok((id, result)) => (id, result),
             Err(e) => (e.id(), Err(StageError::joined("the stage's task", e))),
@@ -208,6 +241,52 @@ pub async fn run(plan: Plan, trigger: &ShutdownTrigger) -> RunReport {
         failures,
         counts: counts(&plan, &metrics),
     }
+}
+
+/// Hands each sink an edit changes its new config (`reload`); says what changed, or why
+/// nothing did.
+async fn apply_reload(
+    edited: Plan,
+    running: &mut [Running],
+    swap_senders: &std::collections::HashMap<usize, mpsc::Sender<SinkSwap>>,
+    plan: &Plan,
+    metrics: &[Arc<StageMetrics>],
+    resources: &Arc<RunResources>,
+) -> Result<String, String> {
+    let pipeline = std::path::Path::new(&plan.file.path)
+        .file_stem()
+        .map_or_else(|| "pipeline".into(), |s| s.to_string_lossy().into_owned());
+    let swaps = sink_swaps(running, edited)?;
+    if swaps.is_empty() {
+        return Ok("nothing changed".into());
+    }
+    let mut changed = Vec::new();
+    for swap in swaps {
+        let Some(sender) = swap_senders.get(&swap.index) else {
+            return Err(format!("sink `{}` has already ended", swap.running.id));
+        };
+        let cx = BuildContext {
+            pipeline: pipeline.clone(),
+            path: plan.stages[swap.index].path.clone(),
+            metrics: Arc::clone(&metrics[swap.index]),
+            resources: Arc::clone(resources),
+        };
+        let removed = swap.config.is_none();
+        let told = SinkSwap {
+            config: swap.config,
+            cx,
+        };
+        if sender.send(told).await.is_err() {
+            return Err(format!("sink `{}` has already ended", swap.running.id));
+        }
+        changed.push(format!(
+            "{} {}",
+            plan.stages[swap.index].path,
+            if removed { "removed" } else { "replaced" }
+        ));
+        running[swap.index] = swap.running;
+    }
+    Ok(changed.join(", "))
 }
 
 /// Where a stage with several instances is connected.
@@ -438,21 +517,53 @@ async fn run_sink(
     mut input: Inputs,
     metrics: Arc<StageMetrics>,
     health: RunHealth,
+    mut swaps: mpsc::Receiver<SinkSwap>,
 ) -> StageResult {
-    while let Some(event) = input.next().await {
-        if let InputEvent::Batch(_, batch) = event {
-            metrics
-                .received
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            // Not a clone of the tickets: one held here would keep them from settling while the
-            // sink commits (a Kafka transaction takes the offsets of what has settled). A sink
-            // that fails marks the tickets of what it drops itself; this catches what it holds.
-            let on_failure = batch.acks().on_failure();
-            if let Err(e) = sink.write(batch).await {
-                health.fail();
-                on_failure.fail();
-                return Err(e);
-            }
+    let mut swaps_open = true;
+    loop {
+        tokio::select! {
+            biased;
+            swap = swaps.recv(), if swaps_open => match swap {
+                // Between two batches: the old sink flushes what it has, then goes (freeing
+                // its port or file) before the new one is built.
+                Some(swap) => {
+                    if let Err(e) = sink.finish().await {
+                        health.fail();
+                        return Err(e);
+                    }
+                    drop(std::mem::replace(&mut sink, Box::new(Discard)));
+                    sink = match swap.config.map(|c| c.build(&swap.cx)) {
+                        None => Box::new(Discard),
+                        Some(Ok(Stage::Sink(new))) => new,
+                        Some(Ok(_)) => unreachable!("a sink's config builds a sink"),
+                        Some(Err(e)) => {
+                            health.fail();
+                            return Err(e);
+                        }
+                    };
+                    tracing::info!("{}: replaced by the edited sink", swap.cx.path);
+                }
+                None => swaps_open = false,
+            },
+            event = input.next() => match event {
+                Some(InputEvent::Batch(_, batch)) => {
+                    metrics
+                        .received
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    // Not a clone of the tickets: one held here would keep them from settling
+                    // while the sink commits (a Kafka transaction takes the offsets of what has
+                    // settled). A sink that fails marks the tickets of what it drops itself;
+                    // this catches what it holds.
+                    let on_failure = batch.acks().on_failure();
+                    if let Err(e) = sink.write(batch).await {
+                        health.fail();
+                        on_failure.fail();
+                        return Err(e);
+                    }
+                }
+                Some(_) => {}
+                None => break,
+            },
         }
     }
     let finished = sink.finish().await;

@@ -210,8 +210,10 @@ impl StageConfig for SocketIoConfig {
             )
         };
         let tls = self.tls.as_ref().map(ServerTls::load).transpose()?;
-        let dashboard = server::start(&self.listen, page, access, self.client_buffer, tls)?;
+        let (dashboard, serving) =
+            server::start(&self.listen, page, access, self.client_buffer, tls)?;
         Ok(Stage::Sink(Box::new(SocketIoSink {
+            serving,
             dashboard,
             fields: Fields {
                 key: self.key_field.clone(),
@@ -224,6 +226,8 @@ impl StageConfig for SocketIoConfig {
 }
 
 struct SocketIoSink {
+    /// The server; it stops when the sink finishes (or is dropped).
+    serving: crate::serve::Serving,
     dashboard: Arc<Dashboard>,
     fields: Fields,
     label: String,
@@ -256,6 +260,8 @@ impl Sink for SocketIoSink {
             stats.ignored.load(Ordering::Relaxed),
             stats.broken.load(Ordering::Relaxed)
         );
+        self.dashboard.close().await;
+        self.serving.stop().await;
         Ok(())
     }
 }

@@ -69,6 +69,14 @@ pub struct Dashboard {
     pub stats: Stats,
 }
 
+impl Dashboard {
+    /// Disconnects every browser (their pages reconnect by themselves, to whatever serves the
+    /// address next).
+    pub async fn close(&self) {
+        self.io.close().await;
+    }
+}
+
 /// Binds `listen` and serves the dashboard on the current tokio runtime.
 pub fn start(
     listen: &str,
@@ -76,7 +84,7 @@ pub fn start(
     access: impl FnOnce(u16) -> Access,
     buffer: usize,
     tls: Option<Arc<rustls::ServerConfig>>,
-) -> Result<Arc<Dashboard>, ListenError> {
+) -> Result<(Arc<Dashboard>, crate::serve::Serving), ListenError> {
     let listener = crate::serve::bind(listen)?;
     let addr = listener.local_addr().map_err(|source| ListenError::Bind {
         address: listen.to_string(),
@@ -84,14 +92,13 @@ pub fn start(
     })?;
     let (app, dashboard) = app(page, access(addr.port()), buffer);
     let scheme = if tls.is_some() { "https" } else { "http" };
-    crate::serve::spawn(listener, app, format!("dashboard server on {addr}"), tls).map_err(
-        |source| ListenError::Bind {
+    let serving = crate::serve::spawn(listener, app, format!("dashboard server on {addr}"), tls)
+        .map_err(|source| ListenError::Bind {
             address: listen.to_string(),
             source,
-        },
-    )?;
+        })?;
     tracing::info!("dashboard at {scheme}://{addr}/");
-    Ok(dashboard)
+    Ok((dashboard, serving))
 }
 
 /// The dashboard's web app (page, assets, Socket.IO) and its state, not yet served; with
@@ -174,12 +181,14 @@ pub fn app(page: PageConfig, access: Access, buffer: usize) -> (Router, Arc<Dash
             });
             // Gone already: closed before the handler above was set up, or (a socketioxide race)
             // before the socket joined the namespace, so nothing will ever close it: its
-            // transport refuses messages.
+            // transport refuses messages. Disconnecting it also takes it out of the namespace,
+            // should it have got there, and runs the handler above.
             let transport_gone = matches!(
                 config_sent,
                 Err(socketioxide::SendError::Socket(SocketError::Closed))
             );
             if !socket.connected() || transport_gone {
+                let _ = socket.disconnect();
                 release();
             }
         }
@@ -370,6 +379,11 @@ mod tests {
             };
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
+        assert_eq!(
+            dashboard.clients(),
+            0,
+            "socketioxide keeps no socket of a client that is gone"
+        );
         let path = session(&router, "40").await;
         let mut answer = String::new();
         for _ in 0..5 {
