@@ -260,7 +260,7 @@ impl Sink for SocketIoSink {
             stats.ignored.load(Ordering::Relaxed),
             stats.broken.load(Ordering::Relaxed)
         );
-        self.dashboard.close().await;
+        self.dashboard.close();
         self.serving.stop().await;
         Ok(())
     }

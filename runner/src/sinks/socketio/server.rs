@@ -70,10 +70,14 @@ pub struct Dashboard {
 }
 
 impl Dashboard {
-    /// Disconnects every browser (their pages reconnect by themselves, to whatever serves the
-    /// address next).
-    pub async fn close(&self) {
-        self.io.close().await;
+    /// Starts disconnecting every browser (their pages reconnect by themselves, to whatever
+    /// serves the address next) without waiting for it: a browser that stopped reading could
+    /// hold the goodbye up for as long as it likes.
+    pub fn close(&self) {
+        let io = self.io.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), io.close()).await;
+        });
     }
 }
 
