@@ -58,6 +58,12 @@ impl BuiltinConfig for KafkaSinkConfig {
 }
 
 impl StageConfig for KafkaSinkConfig {
+    fn replaceable_while_running(&self) -> bool {
+        // A successor with the same transactional id would fence this producer before it has
+        // committed; handing the transaction over is not built.
+        false
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
         let options = self.0.clone();
         let topic = options.topic.clone().unwrap_or_default();

@@ -125,6 +125,13 @@ pub trait StageConfig: Send + Sync + Debug {
     fn keeps_state(&self) -> bool {
         false
     }
+
+    /// For a sink: false when a run may not finish it and build its replacement while the
+    /// pipeline goes on (`weir run --watch`), e.g. because it hands state over to its successor
+    /// that is not built yet (a Kafka sink's transactions).
+    fn replaceable_while_running(&self) -> bool {
+        true
+    }
 }
 
 /// A stage type: its name, documentation and how to read its options.

@@ -5,7 +5,8 @@
 //! batches, so nothing is lost or delivered twice and everything upstream (sources, their
 //! positions, window state) goes on as it was; a removed sink becomes a discard. Any other edit
 //! (a source or transform changed, added or removed, a sink added or fed from other inputs, a
-//! Kafka sink changed) is refused with the reason, and the pipeline keeps running as it was.
+//! sink that cannot be replaced while running, such as a Kafka sink) is refused with the reason,
+//! and the pipeline keeps running as it was.
 
 use super::plan::Plan;
 use crate::record::Batch;
@@ -34,6 +35,8 @@ pub struct Running {
     pub inputs: Vec<String>,
     /// Type, options and inputs as text (`PlannedStage::fingerprint`).
     pub fingerprint: String,
+    /// Whether it may be finished and replaced while the pipeline runs (a sink).
+    pub replaceable: bool,
 }
 
 impl Running {
@@ -51,6 +54,7 @@ impl Running {
                     .map(|&i| plan.stages[i].id.clone())
                     .collect(),
                 fingerprint: s.fingerprint.clone(),
+                replaceable: s.config.replaceable_while_running(),
             })
             .collect()
     }
@@ -123,10 +127,10 @@ pub fn sink_swaps(running: &[Running], edited: Plan) -> Result<Vec<Swap>, String
         if old.inputs != sink.inputs {
             return refuse(format!("sink `{}` reads other inputs", sink.id));
         }
-        if old.type_name == "kafka" || sink.type_name == "kafka" {
+        if !old.replaceable || !sink.replaceable {
             return refuse(format!(
-                "kafka sink `{}` changed (its transactions are not handed over yet)",
-                sink.id
+                "{} sink `{}` changed, and it cannot be replaced while running",
+                old.type_name, sink.id
             ));
         }
         swaps.push(Swap {
@@ -141,8 +145,11 @@ pub fn sink_swaps(running: &[Running], edited: Plan) -> Result<Vec<Swap>, String
                 .iter()
                 .any(|n| n.kind == StageKind::Sink && n.id == old.id)
         {
-            if old.type_name == "kafka" {
-                return refuse(format!("kafka sink `{}` removed", old.id));
+            if !old.replaceable {
+                return refuse(format!(
+                    "{} sink `{}` removed, and it cannot be stopped while running",
+                    old.type_name, old.id
+                ));
             }
             swaps.push(Swap {
                 index,
@@ -176,5 +183,74 @@ impl Sink for Discard {
 
     async fn finish(&mut self) -> StageResult {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_text;
+
+    fn plan(text: &str) -> Plan {
+        let doc = parse_text("p.toml", text.into(), &[], |_| None).unwrap();
+        let (plan, diagnostics) = crate::topology::plan(&doc, &crate::builtins::registry());
+        plan.unwrap_or_else(|| panic!("{diagnostics}"))
+    }
+
+    const BASE: &str = r#"
+[sources.log]
+type = "csv"
+path = "log.csv"
+[transforms.w]
+type = "window"
+inputs = ["log"]
+size = "1s"
+[sinks.out]
+type = "console"
+inputs = ["w"]
+format = "FORMAT"
+[sinks.k]
+type = "kafka"
+brokers = "127.0.0.1:1"
+inputs = ["w"]
+topic = "TOPIC"
+"#;
+
+    fn version(format: &str, size: &str, topic: &str) -> Plan {
+        plan(
+            &BASE
+                .replace("FORMAT", format)
+                .replace("\"1s\"", size)
+                .replace("TOPIC", topic),
+        )
+    }
+
+    #[test]
+    fn only_replaceable_sinks_change_while_running() {
+        let running = Running::of(&version("json", "\"1s\"", "t"));
+        assert!(
+            sink_swaps(&running, version("json", "\"1s\"", "t"))
+                .unwrap()
+                .is_empty()
+        );
+        let swaps = sink_swaps(&running, version("seed", "\"1s\"", "t")).unwrap();
+        assert_eq!(swaps.len(), 1);
+        assert_eq!(swaps[0].running.id, "out");
+        let refused = |plan| sink_swaps(&running, plan).err().unwrap();
+        assert!(
+            refused(version("json", "\"2s\"", "t")).contains("sources or transforms changed (w)")
+        );
+        assert!(refused(version("json", "\"1s\"", "u")).contains("kafka sink `k` changed"));
+        let removed = plan(
+            &BASE
+                .replace("FORMAT", "json")
+                .replace("TOPIC", "t")
+                .replace(
+                    "[sinks.out]\ntype = \"console\"\ninputs = [\"w\"]\nformat = \"json\"\n",
+                    "",
+                ),
+        );
+        let swaps = sink_swaps(&running, removed).unwrap();
+        assert_eq!((swaps.len(), swaps[0].config.is_none()), (1, true));
     }
 }

@@ -325,6 +325,16 @@ mod tests {
 
     const POLLING: &str = "/socket.io/?EIO=4&transport=polling";
 
+    /// A dashboard app for at most 4 clients, with `token` if given.
+    fn test_app(token: Option<&str>) -> (Router, Arc<Dashboard>) {
+        let page = PageConfig {
+            title: "t".into(),
+            points: 2,
+            series: Vec::new(),
+        };
+        app(page, Access::new(token, Vec::new(), 5000, 4), 8)
+    }
+
     async fn call(router: &Router, request: Request<Body>) -> String {
         let response = router.clone().oneshot(request).await.unwrap();
         let body = axum::body::to_bytes(response.into_body(), 1 << 20)
@@ -335,6 +345,11 @@ mod tests {
 
     /// Opens an Engine.IO session and sends `packets`; returns the session's path.
     async fn session(router: &Router, packets: &str) -> String {
+        session_with(router, Body::from(packets.to_string())).await
+    }
+
+    /// Opens an Engine.IO session and posts `body` to it; returns the session's path.
+    async fn session_with(router: &Router, body: Body) -> String {
         let open = call(router, Request::get(POLLING).body(Body::empty()).unwrap()).await;
         let sid = open
             .split("\"sid\":\"")
@@ -344,8 +359,7 @@ mod tests {
             .next()
             .unwrap();
         let path = format!("{POLLING}&sid={sid}");
-        let post = Request::post(&path).body(Body::from(packets.to_string()));
-        call(router, post.unwrap()).await;
+        call(router, Request::post(&path).body(body).unwrap()).await;
         path
     }
 
@@ -355,12 +369,7 @@ mod tests {
     /// not reproduce here: docs/security.md.)
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn clients_that_connect_again_or_send_odd_packets_are_uncounted_when_they_leave() {
-        let page = PageConfig {
-            title: "t".into(),
-            points: 2,
-            series: Vec::new(),
-        };
-        let (router, dashboard) = app(page, Access::new(Some("t0ken"), Vec::new(), 5000, 4), 8);
+        let (router, dashboard) = test_app(Some("t0ken"));
         for packets in [
             "40{\"token\":\"t0ken\"}\u{1e}40",
             "40{\"token\":\"t0ken\"}\u{1e}40{\"token\":\"t0ken\"}",
@@ -384,22 +393,7 @@ mod tests {
             .decode("NDB7InRva2VuIjoidDBrZW4ifR40NTEAAAAAAAAAAAAAAAAAAAAAAAAAAAAtWzB0b259ZWYifR40MTAeNDBuIjoiHjQwfR40MH0eNDAeNDBrfR40MAbKmjt9HjQwHjQwOiIeNDB9HjQwfR40MB40MGt9HjQwfR40MAAAAAAAAAAAAB40MGsrW2sAVQAAAAAAKmxhLHsiASpsZWNlaG9sZAAARA==")
             .unwrap();
         for _ in 0..2 {
-            let open = call(&router, Request::get(POLLING).body(Body::empty()).unwrap()).await;
-            let sid = open
-                .split("\"sid\":\"")
-                .nth(1)
-                .unwrap()
-                .split('"')
-                .next()
-                .unwrap();
-            let path = format!("{POLLING}&sid={sid}");
-            call(
-                &router,
-                Request::post(&path)
-                    .body(Body::from(found.clone()))
-                    .unwrap(),
-            )
-            .await;
+            let path = session_with(&router, Body::from(found.clone())).await;
             let read = call(&router, Request::get(&path).body(Body::empty()).unwrap());
             let _ = tokio::time::timeout(std::time::Duration::from_millis(50), read).await;
             call(&router, Request::post(&path).body(Body::from("1")).unwrap()).await;
@@ -420,12 +414,7 @@ mod tests {
     /// everyone out.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn clients_that_leave_at_once_do_not_use_up_the_connection_cap() {
-        let page = PageConfig {
-            title: "t".into(),
-            points: 2,
-            series: Vec::new(),
-        };
-        let (router, dashboard) = app(page, Access::new(None, Vec::new(), 5000, 4), 8);
+        let (router, dashboard) = test_app(None);
         for n in 0..200 {
             // Some connect again on the same session before leaving.
             let packets = if n % 2 == 0 {
