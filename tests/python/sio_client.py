@@ -1,11 +1,12 @@
 """Connects to a weir dashboard with python-socketio, as a script run by tests/dashboard.rs.
 
-Usage: sio_client.py URL N [TOKEN] [--plain] [--header NAME:VALUE ...]
+Usage: sio_client.py URL N [TOKEN] [--plain] [--polling] [--header NAME:VALUE ...]
 Waits for the `config` and `history` events, N `window` events and as many `test_message`
 events, sends `test_connect` and waits for `connected`, then prints one JSON object with what it
 received. Exits 1 with a message when something does not arrive in time.
 With --plain it behaves like the dashboard's own page: no `test_connect`, and it waits for the
-`window` events only (it should get no `test_message`).
+`window` events only (it should get no `test_message`). With --polling it uses HTTP long-polling
+instead of a WebSocket.
 """
 
 import json
@@ -15,11 +16,12 @@ import threading
 import socketio
 
 plain = "--plain" in sys.argv
+polling = "--polling" in sys.argv
 headers = {}
 args = []
 rest = iter(sys.argv[1:])
 for a in rest:
-    if a == "--plain":
+    if a in ("--plain", "--polling"):
         continue
     if a == "--header":
         name, value = next(rest).split(":", 1)
@@ -91,7 +93,7 @@ def on_connected(data):
 
 try:
     client.connect(url, auth={"token": token} if token else None, headers=headers,
-                   transports=["websocket"], wait_timeout=10)
+                   transports=["polling"] if polling else ["websocket"], wait_timeout=10)
 except Exception as e:  # noqa: BLE001 - report any connection failure as the test's result
     print(json.dumps({"error": f"connect failed: {e}"}))
     sys.exit(1)
