@@ -58,9 +58,7 @@ impl<'p> Harness<'p> {
     fn new(plan: &'p Plan, test: &TestCase) -> Result<Self, Failure> {
         let clock = VirtualClock::start(test.start);
         let resources = Arc::new(RunResources::default());
-        let pipeline = std::path::Path::new(&plan.file.path)
-            .file_stem()
-            .map_or_else(|| "pipeline".into(), |s| s.to_string_lossy().into_owned());
+        let pipeline = plan.pipeline_name();
         let mut transforms = Vec::with_capacity(plan.stages.len());
         for stage in &plan.stages {
             if stage.kind != StageKind::Transform {

@@ -40,6 +40,17 @@ pub struct PlannedStage {
 }
 
 impl Plan {
+    /// The pipeline's name: its file name without the extension, e.g. `shopping_gender`
+    /// (`BuildContext::pipeline`).
+    pub fn pipeline_name(&self) -> String {
+        std::path::Path::new(&self.file.path)
+            .file_stem()
+            .map_or_else(
+                || "pipeline".to_string(),
+                |s| s.to_string_lossy().into_owned(),
+            )
+    }
+
     /// Positions of the stages that read from stage `index`.
     pub fn consumers(&self, index: usize) -> Vec<usize> {
         (0..self.stages.len())

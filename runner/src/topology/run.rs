@@ -89,12 +89,7 @@ pub async fn run_reloadable(
     let mut built = Vec::with_capacity(plan.stages.len());
     let mut failures = Vec::new();
     let resources = Arc::new(RunResources::default());
-    let pipeline = std::path::Path::new(&plan.file.path)
-        .file_stem()
-        .map_or_else(
-            || "pipeline".to_string(),
-            |s| s.to_string_lossy().into_owned(),
-        );
+    let pipeline = plan.pipeline_name();
     for (i, (stage, metrics)) in plan.stages.iter().zip(&metrics).enumerate() {
         let cx = BuildContext {
             pipeline: pipeline.clone(),
@@ -253,9 +248,7 @@ async fn apply_reload(
     metrics: &[Arc<StageMetrics>],
     resources: &Arc<RunResources>,
 ) -> Result<String, String> {
-    let pipeline = std::path::Path::new(&plan.file.path)
-        .file_stem()
-        .map_or_else(|| "pipeline".into(), |s| s.to_string_lossy().into_owned());
+    let pipeline = plan.pipeline_name();
     let swaps = sink_swaps(running, edited)?;
     if swaps.is_empty() {
         return Ok("nothing changed".into());
