@@ -6,154 +6,14 @@
 
 mod common;
 
+use common::dashboard::*;
 use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A running `weir` that is killed when dropped.
-struct Weir {
-    child: Child,
-    port: u16,
-    out: PathBuf,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Weir {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Weir {
-    /// Stops the run with SIGTERM and returns its log once it has exited.
-    fn stop(mut self) -> String {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "weir exits 0 after SIGTERM");
-        std::fs::read_to_string(&self.log).unwrap()
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Window records the file sink wrote: window_end -> (gender -> count).
-    fn windows(&self) -> BTreeMap<i64, BTreeMap<String, f64>> {
-        let mut windows: BTreeMap<i64, BTreeMap<String, f64>> = BTreeMap::new();
-        for line in std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-        {
-            let r: Value = serde_json::from_str(line).unwrap();
-            let end = r["window_end"].as_i64().unwrap();
-            windows.entry(end).or_default().insert(
-                r["gender"].as_str().unwrap().to_string(),
-                r["count"].as_f64().unwrap(),
-            );
-        }
-        windows
-    }
-}
-
-/// Starts the shipped dashboard pipeline at 40 rows/s (4 windows a second) on a free port, with
-/// a file sink on the same window.
-fn start(extra: &[&str]) -> Weir {
-    start_pipeline(
-        "pipelines/shopping_gender_dashboard.toml",
-        "sinks.dashboard.listen",
-        extra,
-    )
-}
-
-fn start_pipeline(pipeline: &str, listen_key: &str, extra: &[&str]) -> Weir {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("windows.jsonl");
-    let port = free_port();
-    let listen = format!("{listen_key}=127.0.0.1:{port}");
-    let path = format!("sinks.copy.path={}", out.display());
-    let mut args = vec![
-        "run",
-        pipeline,
-        "--set",
-        "sources.user_log.rate=40",
-        "--set",
-        &listen,
-        "--set",
-        "sinks.copy.type=file",
-        "--set",
-        "sinks.copy.inputs=[\"per_second\"]",
-        "--set",
-        &path,
-    ];
-    for e in extra {
-        args.extend(["--set", e]);
-    }
-    let log = dir.path().join("weir.log");
-    let stderr = std::fs::File::create(&log).unwrap();
-    let child = weir()
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    // Wait for this process's own "dashboard at" (or "metrics at") line, not just for something to answer on the
-    // port: tests run in parallel, and a port that was free a moment ago can be another test's
-    // dashboard by now (then this one fails to bind, and a client would talk to the other).
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let serving = format!(" at http://127.0.0.1:{port}/");
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains(&serving)
-        || TcpStream::connect(("127.0.0.1", port)).is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the dashboard did not start listening on {port}:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Weir {
-        child,
-        port,
-        out,
-        log,
-        _dir: dir,
-    }
-}
-
-fn run_script(python: &Path, script: &str, args: &[&str]) -> (Output, Value) {
-    let out = Command::new(python)
-        .arg(repo().join("tests/python").join(script))
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let json = stdout
-        .lines()
-        .last()
-        .and_then(|l| serde_json::from_str(l).ok())
-        .unwrap_or(Value::Null);
-    (out, json)
-}
-
-fn values(point: &Value) -> BTreeMap<String, f64> {
-    point["values"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_f64().unwrap()))
-        .collect()
-}
 
 /// Opens the dashboard of `weir` in headless Chromium once it shows `points` points, checks the
 /// page and that every plotted point equals a window the file sink wrote; saves a screenshot.
@@ -381,153 +241,6 @@ fn a_socketio_2_client_speaks_the_tutorial_protocol() {
     }
 }
 
-#[test]
-fn a_token_is_required_when_configured_and_never_taken_from_a_url() {
-    let weir = start(&["sinks.dashboard.token=s3cret"]);
-    let py = python("WEIR_TEST_PYTHON", "venv-sio5");
-    let (out, got) = run_script(&py, "sio_client.py", &[&weir.url(), "1"]);
-    assert!(
-        !out.status.success(),
-        "without the token nothing arrives: {got}"
-    );
-    assert!(got["config"].is_null(), "{got}");
-    // In the connection's URL it would end up in logs: not accepted there.
-    let in_url = format!("{}/?token=s3cret", weir.url());
-    let (out, got) = run_script(&py, "sio_client.py", &[&in_url, "1"]);
-    assert!(
-        !out.status.success(),
-        "a token in the URL must not count: {got}"
-    );
-    for (how, args) in [
-        (
-            "auth payload",
-            vec![weir.url(), "1".into(), "s3cret".into()],
-        ),
-        (
-            "bearer header",
-            vec![
-                weir.url(),
-                "1".into(),
-                "--header".into(),
-                "Authorization:Bearer s3cret".into(),
-            ],
-        ),
-        (
-            "cookie",
-            vec![
-                weir.url(),
-                "1".into(),
-                "--header".into(),
-                "Cookie:weir_token=s3cret".into(),
-            ],
-        ),
-    ] {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (out, got) = run_script(&py, "sio_client.py", &args);
-        assert!(
-            out.status.success(),
-            "token by {how}: {got}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    // The page takes the token from its address once, connects, and drops it from the address.
-    let py = python("WEIR_TEST_PYTHON", "venv-sio5");
-    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-token.png");
-    let (out, page) = run_script(
-        &py,
-        "browser.py",
-        &[
-            &format!("{}/?token=s3cret", weir.url()),
-            "1",
-            shot.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(page["state"], "connected", "{page}");
-    let location = page["location"].as_str().unwrap();
-    assert!(
-        !location.contains("s3cret") && !location.contains("token"),
-        "the token stayed in the address bar: {location}"
-    );
-}
-
-#[test]
-fn a_page_from_another_origin_is_refused_whatever_host_it_claims() {
-    let weir = start(&[]);
-    let py = python("WEIR_TEST_PYTHON", "venv-sio5");
-    let port = weir.port;
-    let cases = [
-        (format!("Origin:http://127.0.0.1:{port}"), true),
-        (format!("Origin:http://localhost:{port}"), true),
-        ("Origin:http://127.0.0.1:1".to_string(), false),
-        // DNS rebinding: the page's name resolves here, so its Host header would match.
-        (format!("Origin:http://rebound.example:{port}"), false),
-    ];
-    for (origin, admitted) in cases {
-        let (out, got) = run_script(
-            &py,
-            "sio_client.py",
-            &[
-                &weir.url(),
-                "1",
-                "--plain",
-                "--header",
-                &origin,
-                "--header",
-                &format!("Host:rebound.example:{port}"),
-            ],
-        );
-        assert_eq!(out.status.success(), admitted, "{origin}: {got}");
-    }
-}
-
-#[test]
-fn connections_beyond_the_cap_are_refused_and_counted() {
-    let weir = start(&["sinks.dashboard.max_connections=1"]);
-    let py = python("WEIR_TEST_PYTHON", "venv-sio5");
-    // Two clients at once, each staying for 8 windows (2 s): one gets in, one is refused.
-    let spawn = || {
-        Command::new(&py)
-            .arg(repo().join("tests/python/sio_client.py"))
-            .args([&weir.url(), "8", "--plain"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let (first, second) = (spawn(), spawn());
-    let outcomes: Vec<bool> = [first, second]
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap().status.success())
-        .collect();
-    assert_eq!(
-        outcomes.iter().filter(|ok| **ok).count(),
-        1,
-        "exactly one of two clients fits under max_connections = 1: {outcomes:?}"
-    );
-    let log = weir.stop();
-    assert!(log.contains("1 connections refused"), "{log}");
-}
-
-#[test]
-fn a_busy_port_is_a_clear_error() {
-    let weir = start(&[]);
-    let listen = format!("sinks.dashboard.listen=127.0.0.1:{}", weir.port);
-    let out = run(&[
-        "run",
-        "pipelines/shopping_gender_dashboard.toml",
-        "--set",
-        &listen,
-    ]);
-    let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains(&format!("stage sinks.dashboard (socketio) failed: cannot listen on 127.0.0.1:{}: the address is already in use (set another `listen`", weir.port)), "{stderr}");
-}
-
 /// GET `path` from 127.0.0.1:`port` with a bare HTTP/1.1 request; returns the body.
 fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
@@ -599,31 +312,6 @@ fn the_prometheus_swap_exports_the_same_windows() {
 }
 
 #[test]
-fn bad_client_messages_are_ignored_and_counted() {
-    let weir = start(&[]);
-    let py = python("WEIR_TEST_PYTHON", "venv-sio5");
-    let (out, got) = run_script(&py, "bad_client.py", &[&weir.url(), "4"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        got["closed"], true,
-        "a message over the size limit closes its connection"
-    );
-    // The dashboard still serves everyone.
-    let (out, _) = run_script(&py, "sio_client.py", &[&weir.url(), "1"]);
-    assert!(out.status.success());
-    let log = weir.stop();
-    assert!(log.contains("4 client messages ignored"), "{log}");
-    assert!(
-        log.contains("1 connections closed on an oversized or broken message"),
-        "{log}"
-    );
-}
-
-#[test]
 fn the_page_reconnects_by_itself_when_the_server_restarts() {
     use std::io::{BufRead, BufReader};
     let first = start(&[]);
@@ -659,43 +347,10 @@ fn the_page_reconnects_by_itself_when_the_server_restarts() {
             port,
             out: out.path().join("none"),
             log: out.path().join("none.log"),
-            _dir: out,
+            dir: out,
         })
         .unwrap();
     let result: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(result["reconnected"], true, "{result}");
     assert!(browser.wait().unwrap().success());
-}
-
-/// GET `path` from 127.0.0.1:`port` with `extra` header lines; returns the status line and body.
-fn http_request(port: u16, path: &str, extra: &str) -> (String, String) {
-    use std::io::{Read, Write};
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    (head.lines().next().unwrap().to_string(), body.to_string())
-}
-
-#[test]
-fn a_prometheus_token_is_required_as_a_bearer_header() {
-    let weir = start_pipeline(
-        "pipelines/shopping_gender_prometheus.toml",
-        "sinks.metrics.listen",
-        &["sinks.metrics.token=s3cret"],
-    );
-    std::thread::sleep(Duration::from_millis(1500));
-    let (status, body) = http_request(weir.port, "/metrics", "");
-    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
-    assert!(!body.contains("weir_window"), "{body}");
-    let (status, _) = http_request(weir.port, "/metrics", "Authorization: Bearer wrong\r\n");
-    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
-    let (status, body) = http_request(weir.port, "/metrics", "Authorization: Bearer s3cret\r\n");
-    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
-    assert!(body.contains("weir_window_total{gender="), "{body}");
 }

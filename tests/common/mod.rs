@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod dashboard;
 pub mod kafka;
 pub mod tls;
 
