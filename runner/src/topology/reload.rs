@@ -170,6 +170,8 @@ pub struct SinkSwap {
     pub config: Option<Box<dyn StageConfig>>,
     /// How to build it.
     pub cx: BuildContext,
+    /// Told once the new sink is in place (or why it could not be built).
+    pub done: oneshot::Sender<Result<(), String>>,
 }
 
 /// A removed sink's stand-in: records reaching it count as delivered and go nowhere.

@@ -265,12 +265,20 @@ async fn apply_reload(
             resources: Arc::clone(resources),
         };
         let removed = swap.config.is_none();
+        let (done, in_place) = tokio::sync::oneshot::channel();
         let told = SinkSwap {
             config: swap.config,
             cx,
+            done,
         };
         if sender.send(told).await.is_err() {
             return Err(format!("sink `{}` has already ended", swap.running.id));
+        }
+        // Answer only once the new sink is in place (its port bound, its file open).
+        match in_place.await {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => return Err(format!("sink `{}`: {why}", swap.running.id)),
+            Err(_) => return Err(format!("sink `{}` has already ended", swap.running.id)),
         }
         changed.push(format!(
             "{} {}",
@@ -531,10 +539,12 @@ async fn run_sink(
                         Some(Ok(_)) => unreachable!("a sink's config builds a sink"),
                         Some(Err(e)) => {
                             health.fail();
+                            let _ = swap.done.send(Err(e.to_string()));
                             return Err(e);
                         }
                     };
                     tracing::info!("{}: replaced by the edited sink", swap.cx.path);
+                    let _ = swap.done.send(Ok(()));
                 }
                 None => swaps_open = false,
             },
