@@ -2,7 +2,9 @@
 //! the input: every 1-second window of the sample log must reach the sinks exactly once with its
 //! true count, across 100 edits of a sink while a Kafka pipeline counts, and across an edit in
 //! the middle of a window of a csv pipeline; an edit with a mistake is reported and the
-//! pipeline keeps running as it was; an edit of a transform is refused with the reason.
+//! pipeline keeps running as it was; a window's lateness edited while it counts keeps its open
+//! windows; a sink added while running gets every window from then on; an edit of a window's
+//! size is refused with the reason.
 
 mod common;
 
@@ -211,7 +213,8 @@ fn an_edit_mid_window_keeps_the_window_and_a_bad_edit_keeps_the_pipeline() {
         "{text}"
     );
 
-    // A transform edit: refused, with the reason; the window goes on as it was.
+    // A transform edit its state cannot survive: refused, with the reason; the window goes on
+    // as it was.
     std::fs::write(
         &pipeline,
         version(&b).replace("size = \"1s\"", "size = \"2s\""),
@@ -230,7 +233,10 @@ fn an_edit_mid_window_keeps_the_window_and_a_bad_edit_keeps_the_pipeline() {
     }
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
-        text.contains("edit not applied: sources or transforms changed (per_second)"),
+        text.contains(
+            "edit not applied: transforms.per_second cannot take the edit: its size or slide \
+             changed: the open windows cannot carry over; restart to apply"
+        ),
         "{text}"
     );
 
@@ -242,6 +248,88 @@ fn an_edit_mid_window_keeps_the_window_and_a_bad_edit_keeps_the_pipeline() {
         &expected_windows(&csv),
         &written(&[&a, &b]),
         "edit mid-window",
+    );
+}
+
+/// Every window between the first and the last one in `written` is there once with its true
+/// count (a sink that ran for a while in the middle of the run).
+fn assert_contiguous(
+    expected: &BTreeMap<(i64, String), u64>,
+    written: &BTreeMap<(i64, String), Vec<u64>>,
+    what: &str,
+) {
+    let first = written.keys().map(|(w, _)| *w).min().expect("windows written");
+    let last = written.keys().map(|(w, _)| *w).max().expect("windows written");
+    let span: BTreeMap<_, _> = expected
+        .iter()
+        .filter(|((w, _), _)| (first..=last).contains(w))
+        .collect();
+    let missing = span.keys().filter(|k| !written.contains_key(**k)).count();
+    let duplicates: usize = written.values().map(|c| c.len() - 1).sum();
+    let conflicting = written
+        .iter()
+        .filter(|(key, counts)| counts.iter().any(|c| expected.get(key) != Some(c)))
+        .count();
+    eprintln!(
+        "{what}: windows {first}..={last}: expected {}, missing {missing}, conflicting \
+         {conflicting}, duplicates {duplicates}",
+        span.len()
+    );
+    assert_eq!((missing, conflicting, duplicates), (0, 0, 0), "{what}");
+}
+
+/// While a csv pipeline counts: the window's `allowed_lateness` edited (it keeps its open
+/// windows, so each is emitted once, complete), then a sink added (it gets every window from
+/// then on) and removed again. Judged by a recount of the file.
+#[test]
+fn an_edited_window_keeps_its_windows_and_an_added_sink_gets_every_later_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let csv = repo().join("data/user_log_sample.csv");
+    let (a, c) = (dir.join("a.jsonl"), dir.join("c.jsonl"));
+    let version = |lateness: &str, added: bool| {
+        let mut text = format!("{CSV_SOURCE}{WINDOW_TO_FILE}")
+            .replace("CSV", &csv.display().to_string())
+            .replace("INPUT", "user_log")
+            .replace("OUT", &a.display().to_string())
+            .replace(
+                "size = \"1s\"",
+                &format!("size = \"1s\"\nallowed_lateness = \"{lateness}\""),
+            );
+        if added {
+            text += &format!(
+                "\n[sinks.more]\ntype = \"file\"\ninputs = [\"per_second\"]\npath = \"{}\"\n",
+                c.display()
+            );
+        }
+        text
+    };
+    let (run, pipeline, log) = watching(dir, &version("0s", false));
+    std::thread::sleep(Duration::from_millis(1200));
+    edit(&pipeline, &version("3s", false), &log, 1);
+    std::thread::sleep(Duration::from_millis(500));
+    edit(&pipeline, &version("3s", true), &log, 2);
+    std::thread::sleep(Duration::from_millis(1000));
+    edit(&pipeline, &version("3s", false), &log, 3);
+
+    let (status, text) = run.wait(Duration::from_secs(60));
+    assert!(status.success(), "{text}");
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    for applied in [
+        "transforms.per_second changed (its state kept)",
+        "sinks.more added",
+        "sinks.more removed",
+    ] {
+        assert!(log_text.contains(applied), "{applied}:\n{log_text}");
+    }
+    let expected = expected_windows(&csv);
+    assert_exact(&expected, &written(&[&a]), "window edited while counting");
+    assert_contiguous(&expected, &written(&[&c]), "sink added, then removed");
+    let all_but_last = expected.keys().map(|(w, _)| *w).max().unwrap();
+    let in_c = written(&[&c]);
+    assert!(
+        in_c.keys().all(|(w, _)| *w < all_but_last) && in_c.len() < expected.len(),
+        "the added sink ran for a part of the run only"
     );
 }
 

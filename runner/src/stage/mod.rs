@@ -27,8 +27,10 @@ pub use factory::{
 };
 pub use kind::StageKind;
 pub use metrics::StageMetrics;
-pub use output::{DownstreamClosed, Message, Output};
-pub use runtime::{Sink, Source, SourceContext, Stage, Transform, blocking};
+pub use output::{DownstreamClosed, Joiner, Message, Output, StageEnded};
+pub use runtime::{
+    Sink, Source, SourceContext, Stage, Transform, adopt_stateless, blocking, can_adopt_stateless,
+};
 pub use signals::{RunHealth, Shutdown, ShutdownTrigger, shutdown_pair};
 #[cfg(test)]
 pub mod testing;

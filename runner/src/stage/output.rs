@@ -31,6 +31,29 @@ pub struct Output {
     derive_watermarks: bool,
     latest: Millis,
     watermark: Millis,
+    /// Consumers that join while the stage runs (a sink added by an edit, see [`Joiner`]).
+    joining: Option<mpsc::UnboundedReceiver<mpsc::Sender<Message>>>,
+}
+
+/// Adds consumers to a running stage's output: from its next batch or watermark on, each
+/// receives what the stage sends (what it sent before is not repeated).
+#[derive(Clone, Debug)]
+pub struct Joiner(mpsc::UnboundedSender<mpsc::Sender<Message>>);
+
+/// The stage has ended: nothing more will leave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageEnded;
+
+impl Joiner {
+    /// Adds `consumer`.
+    pub fn join(&self, consumer: mpsc::Sender<Message>) -> Result<(), StageEnded> {
+        self.0.send(consumer).map_err(|_| StageEnded)
+    }
+
+    /// Whether the stage has ended (a [`join`](Self::join) would fail).
+    pub fn ended(&self) -> bool {
+        self.0.is_closed()
+    }
 }
 
 impl Output {
@@ -44,6 +67,24 @@ impl Output {
             derive_watermarks: false,
             latest: Millis::MIN,
             watermark: Millis::MIN,
+            joining: None,
+        }
+    }
+
+    /// A handle that adds consumers to this output while its stage runs.
+    pub fn joiner(&mut self) -> Joiner {
+        let (to, joining) = mpsc::unbounded_channel();
+        self.joining = Some(joining);
+        Joiner(to)
+    }
+
+    /// Takes in the consumers that joined since the last message.
+    fn admit_joined(&mut self) {
+        if let Some(joining) = &mut self.joining {
+            while let Ok(consumer) = joining.try_recv() {
+                self.senders.push(consumer);
+                self.had_consumers = true;
+            }
         }
     }
 
@@ -128,6 +169,7 @@ impl Output {
     }
 
     async fn send_message(&mut self, message: Message) -> Result<(), DownstreamClosed> {
+        self.admit_joined();
         let mut closed = Vec::new();
         let mut copies = copies(message, self.senders.len());
         for (i, sender) in self.senders.iter().enumerate() {
@@ -143,6 +185,7 @@ impl Output {
     }
 
     fn blocking_send_message(&mut self, message: Message) -> Result<(), DownstreamClosed> {
+        self.admit_joined();
         let mut closed = Vec::new();
         let mut copies = copies(message, self.senders.len());
         for (i, sender) in self.senders.iter().enumerate() {
@@ -214,5 +257,35 @@ mod tests {
         drop(rx1);
         assert_eq!(out.send(batch(1)).await, Err(DownstreamClosed));
         assert_eq!(metrics.snapshot().1, 6);
+    }
+
+    #[tokio::test]
+    async fn a_consumer_that_joins_gets_what_is_sent_from_then_on() {
+        let (tx1, mut rx1) = mpsc::channel(8);
+        let mut out = Output::for_source(vec![tx1], Arc::default());
+        let joiner = out.joiner();
+        out.send(batch(2)).await.unwrap();
+        let (tx2, mut rx2) = mpsc::channel(8);
+        joiner.join(tx2).unwrap();
+        out.send(batch(3)).await.unwrap();
+        drop(out);
+        let seen = |rx: &mut mpsc::Receiver<Message>| {
+            let mut seen = Vec::new();
+            while let Ok(m) = rx.try_recv() {
+                seen.push(match m {
+                    Message::Batch(b) => format!("batch {}", b.len()),
+                    Message::Watermark(t) => format!("watermark {t}"),
+                });
+            }
+            seen
+        };
+        assert_eq!(
+            seen(&mut rx1),
+            ["batch 2", "watermark 1", "batch 3", "watermark 2"]
+        );
+        assert_eq!(seen(&mut rx2), ["batch 3", "watermark 2"]);
+        assert!(joiner.ended());
+        let (tx3, _rx3) = mpsc::channel(1);
+        assert_eq!(joiner.join(tx3), Err(StageEnded));
     }
 }

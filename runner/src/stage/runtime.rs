@@ -24,8 +24,9 @@ pub trait Source: Send {
     async fn run(self: Box<Self>, cx: SourceContext) -> StageResult;
 }
 
-/// Turns batches into batches.
-pub trait Transform: Send {
+/// Turns batches into batches. (`Any`: a running transform may look at the concrete type of its
+/// edited self, see [`can_adopt`](Self::can_adopt).)
+pub trait Transform: Send + std::any::Any {
     /// Handles one input batch, pushing any output batches onto `out`.
     fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> StageResult;
 
@@ -64,6 +65,36 @@ pub trait Transform: Send {
     /// partial result now.
     fn stop(&mut self, out: &mut Vec<Batch>) -> StageResult {
         self.finish(out)
+    }
+
+    /// Whether this running transform can take the settings of `edited` (the same component
+    /// built from the edited pipeline file, `weir run --watch`) and keep everything it holds;
+    /// if not, why. The default refuses: what a transform holds must not be lost silently.
+    fn can_adopt(&self, _edited: &dyn Transform) -> Result<(), String> {
+        Err("this transform type cannot take an edit while running".into())
+    }
+
+    /// Takes the settings of `edited`, which [`can_adopt`](Self::can_adopt) accepted, between two
+    /// batches.
+    fn adopt(&mut self, _edited: Box<dyn Transform>) {}
+}
+
+/// For a transform that holds nothing between batches: `edited` is accepted when it is a `T`,
+/// and then replaces `current` whole.
+pub fn adopt_stateless<T: Transform>(current: &mut T, edited: Box<dyn Transform>) {
+    let edited: Box<dyn std::any::Any> = edited;
+    if let Ok(edited) = edited.downcast::<T>() {
+        *current = *edited;
+    }
+}
+
+/// [`Transform::can_adopt`] for a stateless `T`: any edited `T`.
+pub fn can_adopt_stateless<T: Transform>(edited: &dyn Transform) -> Result<(), String> {
+    let edited: &dyn std::any::Any = edited;
+    if edited.is::<T>() {
+        Ok(())
+    } else {
+        Err("its type changed".into())
     }
 }
 

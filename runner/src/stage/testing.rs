@@ -98,6 +98,13 @@ impl Driver {
         Ok(())
     }
 
+    /// Offers the transform its edited self (as `weir run --watch` does); takes it if it can.
+    pub fn offer(&mut self, edited: Driver) -> Result<(), String> {
+        self.transform.can_adopt(edited.transform.as_ref())?;
+        self.transform.adopt(edited.transform);
+        Ok(())
+    }
+
     /// The transform's clock-driven work.
     pub fn tick(&mut self, out: &mut Vec<Batch>) -> StageResult {
         self.transform.tick(out)

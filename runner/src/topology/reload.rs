@@ -1,16 +1,18 @@
 //! Reloading a running pipeline: what an edited file may change while the pipeline runs, and how.
 //! A component whose type, options (with what it inherits) and inputs are the same keeps running
-//! untouched, with its state. This version applies edits of sinks: a changed sink is finished
-//! (flushed) and replaced by one built from the new options, on the same input, between two
-//! batches, so nothing is lost or delivered twice and everything upstream (sources, their
-//! positions, window state) goes on as it was; a removed sink becomes a discard. Any other edit
-//! (a source or transform changed, added or removed, a sink added or fed from other inputs, a
-//! sink that cannot be replaced while running, such as a Kafka sink) is refused with the reason,
-//! and the pipeline keeps running as it was.
+//! untouched, with its state. A changed transform is offered its edited self and keeps running
+//! with the new settings and all it holds, if it can take them (`Transform::can_adopt`: a
+//! window's `allowed_lateness`, a filter's values); a changed sink is finished (flushed) and
+//! replaced by one built from the new options, on the same input, between two batches; a removed
+//! sink becomes a discard; an added sink joins the outputs it reads. Nothing is lost or delivered
+//! twice, and everything upstream goes on as it was. Any other edit (a source changed, added or
+//! removed, a transform added, removed or reading other inputs, a sink reading other inputs, a
+//! sink that cannot be replaced or started while running, such as a Kafka sink) is refused with
+//! the reason, and the pipeline keeps running as it was.
 
-use super::plan::Plan;
+use super::plan::{Plan, PlannedStage};
 use crate::record::Batch;
-use crate::stage::{BuildContext, Sink, StageConfig, StageKind, StageResult};
+use crate::stage::{BuildContext, Sink, StageConfig, StageKind, StageResult, Transform};
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
@@ -44,19 +46,28 @@ impl Running {
     pub fn of(plan: &Plan) -> Vec<Running> {
         plan.stages
             .iter()
-            .map(|s| Running {
-                id: s.id.clone(),
-                kind: s.kind,
-                type_name: s.type_name.clone(),
-                inputs: s
-                    .inputs
-                    .iter()
-                    .map(|&i| plan.stages[i].id.clone())
-                    .collect(),
-                fingerprint: s.fingerprint.clone(),
-                replaceable: s.config.replaceable_while_running(),
-            })
+            .map(|s| Running::stage(plan, s))
             .collect()
+    }
+
+    /// Stage `index` of `plan`.
+    pub fn of_stage(plan: &Plan, index: usize) -> Running {
+        Running::stage(plan, &plan.stages[index])
+    }
+
+    fn stage(plan: &Plan, s: &PlannedStage) -> Running {
+        Running {
+            id: s.id.clone(),
+            kind: s.kind,
+            type_name: s.type_name.clone(),
+            inputs: s
+                .inputs
+                .iter()
+                .map(|&i| plan.stages[i].id.clone())
+                .collect(),
+            fingerprint: s.fingerprint.clone(),
+            replaceable: s.config.replaceable_while_running(),
+        }
     }
 }
 
@@ -66,81 +77,156 @@ pub struct Swap {
     pub index: usize,
     /// The new sink's config; `None` for a removed sink (it becomes a discard).
     pub config: Option<Box<dyn StageConfig>>,
-    /// The new stages' description, for `running` once applied.
+    /// The new stage's description, for `running` once applied.
     pub running: Running,
 }
 
-/// Compares `edited` with what runs; the sinks to replace, or why the edit cannot be applied
-/// while running.
-pub fn sink_swaps(running: &[Running], edited: Plan) -> Result<Vec<Swap>, String> {
+/// A transform to offer its edited self, by its position in the running plan.
+pub struct Retune {
+    /// Position in the running plan.
+    pub index: usize,
+    /// The edited config.
+    pub config: Box<dyn StageConfig>,
+    /// The new stage's description, for `running` once applied.
+    pub running: Running,
+}
+
+/// What an edit changes in the running pipeline.
+#[derive(Default)]
+pub struct Changes {
+    /// Transforms offered their edited selves (applied first: they may still refuse).
+    pub retunes: Vec<Retune>,
+    /// Sinks replaced or removed.
+    pub swaps: Vec<Swap>,
+    /// Sinks added, their inputs given as positions in the running plan.
+    pub added: Vec<PlannedStage>,
+}
+
+impl Changes {
+    /// Whether the edit changes nothing that runs.
+    pub fn is_empty(&self) -> bool {
+        self.retunes.is_empty() && self.swaps.is_empty() && self.added.is_empty()
+    }
+}
+
+/// Compares `edited` with what runs; what to change, or why the edit cannot be applied while
+/// running.
+pub fn changes(running: &[Running], edited: Plan) -> Result<Changes, String> {
     let new = Running::of(&edited);
-    let refuse = |what: String| -> Result<Vec<Swap>, String> {
-        Err(format!(
-            "{what}; only sinks can change while running: restart to apply"
-        ))
-    };
-    let upstream = |stages: &[Running]| -> Vec<(String, String)> {
-        stages
+    let refuse =
+        |what: String| -> Result<Changes, String> { Err(format!("{what}; restart to apply")) };
+    let with_kind = |stages: &[Running], kind| -> Vec<(String, String)> {
+        let mut ids: Vec<_> = stages
             .iter()
-            .filter(|s| s.kind != StageKind::Sink)
+            .filter(|s| s.kind == kind)
             .map(|s| (s.id.clone(), s.fingerprint.clone()))
-            .collect()
-    };
-    let (old_up, new_up) = (upstream(running), upstream(&new));
-    if old_up != new_up {
-        let mut changed: Vec<&str> = new_up
-            .iter()
-            .filter(|s| !old_up.contains(s))
-            .map(|(id, _)| id.as_str())
-            .chain(
-                old_up
-                    .iter()
-                    .filter(|s| !new_up.contains(s))
-                    .map(|(id, _)| id.as_str()),
-            )
             .collect();
-        changed.sort_unstable();
+        ids.sort();
+        ids
+    };
+    let (old_sources, new_sources) = (
+        with_kind(running, StageKind::Source),
+        with_kind(&new, StageKind::Source),
+    );
+    if old_sources != new_sources {
+        let mut changed: Vec<&str> = symmetric_difference(&old_sources, &new_sources);
         changed.dedup();
         return refuse(format!(
-            "sources or transforms changed ({})",
+            "sources cannot change while running ({})",
             changed.join(", ")
         ));
     }
-    let mut swaps = Vec::new();
-    let mut configs: Vec<Option<Box<dyn StageConfig>>> =
-        edited.stages.into_iter().map(|s| Some(s.config)).collect();
-    for (new_index, sink) in new
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.kind == StageKind::Sink)
-    {
-        let Some(index) = running
+    let ids = |stages: &[Running], kind| -> Vec<String> {
+        with_kind(stages, kind)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    };
+    if ids(running, StageKind::Transform) != ids(&new, StageKind::Transform) {
+        let (old, new) = (
+            with_kind(running, StageKind::Transform),
+            with_kind(&new, StageKind::Transform),
+        );
+        let old_ids: Vec<&String> = old.iter().map(|(id, _)| id).collect();
+        let new_ids: Vec<&String> = new.iter().map(|(id, _)| id).collect();
+        let mut differ: Vec<&str> = old_ids
             .iter()
-            .position(|r| r.kind == StageKind::Sink && r.id == sink.id)
-        else {
-            return refuse(format!("sink `{}` is new", sink.id));
-        };
-        let old = &running[index];
-        if old.fingerprint == sink.fingerprint {
+            .filter(|id| !new_ids.contains(id))
+            .chain(new_ids.iter().filter(|id| !old_ids.contains(id)))
+            .map(|id| id.as_str())
+            .collect();
+        differ.sort_unstable();
+        return refuse(format!(
+            "transforms cannot be added or removed while running ({})",
+            differ.join(", ")
+        ));
+    }
+    let mut changes = Changes::default();
+    let position = |id: &str, kind| running.iter().position(|r| r.kind == kind && r.id == id);
+    let mut stages: Vec<Option<PlannedStage>> = edited.stages.into_iter().map(Some).collect();
+    for (new_index, stage) in new.iter().enumerate() {
+        let kind = stage.kind;
+        if kind == StageKind::Source {
             continue;
         }
-        if old.inputs != sink.inputs {
-            return refuse(format!("sink `{}` reads other inputs", sink.id));
+        let Some(index) = position(&stage.id, kind) else {
+            // A new sink (new transforms were refused above).
+            if !stage.replaceable {
+                return refuse(format!(
+                    "{} sink `{}` is new, and it cannot be started while running",
+                    stage.type_name, stage.id
+                ));
+            }
+            let mut planned = stages[new_index].take().expect("each stage once");
+            planned.inputs = stage
+                .inputs
+                .iter()
+                .map(|id| {
+                    running
+                        .iter()
+                        .position(|r| r.kind != StageKind::Sink && &r.id == id)
+                        .expect("inputs of an added sink run: sources and transforms are unchanged")
+                })
+                .collect();
+            changes.added.push(planned);
+            continue;
+        };
+        let old = &running[index];
+        if old.fingerprint == stage.fingerprint {
+            continue;
         }
-        if !old.replaceable || !sink.replaceable {
+        let role = if kind == StageKind::Sink {
+            "sink"
+        } else {
+            "transform"
+        };
+        if old.inputs != stage.inputs {
+            return refuse(format!("{role} `{}` reads other inputs", stage.id));
+        }
+        let config = stages[new_index].take().expect("each stage once").config;
+        if kind == StageKind::Transform {
+            changes.retunes.push(Retune {
+                index,
+                config,
+                running: stage.clone(),
+            });
+            continue;
+        }
+        if !old.replaceable || !stage.replaceable {
             return refuse(format!(
                 "{} sink `{}` changed, and it cannot be replaced while running",
-                old.type_name, sink.id
+                old.type_name, stage.id
             ));
         }
-        swaps.push(Swap {
+        changes.swaps.push(Swap {
             index,
-            config: configs[new_index].take(),
-            running: sink.clone(),
+            config: Some(config),
+            running: stage.clone(),
         });
     }
     for (index, old) in running.iter().enumerate() {
         if old.kind == StageKind::Sink
+            && old.fingerprint != REMOVED
             && !new
                 .iter()
                 .any(|n| n.kind == StageKind::Sink && n.id == old.id)
@@ -151,17 +237,42 @@ pub fn sink_swaps(running: &[Running], edited: Plan) -> Result<Vec<Swap>, String
                     old.type_name, old.id
                 ));
             }
-            swaps.push(Swap {
+            changes.swaps.push(Swap {
                 index,
                 config: None,
                 running: Running {
-                    fingerprint: "removed".into(),
+                    fingerprint: REMOVED.into(),
                     ..old.clone()
                 },
             });
         }
     }
-    Ok(swaps)
+    Ok(changes)
+}
+
+/// The fingerprint of a removed sink (its discard runs on).
+const REMOVED: &str = "removed";
+
+/// Ids in one list but not the other, sorted.
+fn symmetric_difference<'a>(a: &'a [(String, String)], b: &'a [(String, String)]) -> Vec<&'a str> {
+    let mut ids: Vec<&str> = a
+        .iter()
+        .filter(|s| !b.contains(s))
+        .chain(b.iter().filter(|s| !a.contains(s)))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// What a transform task is offered: its edited self, built from the edited config.
+pub struct TransformEdit {
+    /// The edited transform.
+    pub edited: Box<dyn Transform>,
+    /// The running transform's answer: whether it can take the edit.
+    pub verdict: oneshot::Sender<Result<(), String>>,
+    /// Whether to take it after all (every transform of the edit accepted it).
+    pub commit: oneshot::Receiver<bool>,
 }
 
 /// What a sink task is told to become.
@@ -228,21 +339,45 @@ topic = "TOPIC"
     }
 
     #[test]
-    fn only_replaceable_sinks_change_while_running() {
+    fn sinks_change_transforms_are_offered_their_edits_and_kafka_sinks_stay() {
         let running = Running::of(&version("json", "\"1s\"", "t"));
         assert!(
-            sink_swaps(&running, version("json", "\"1s\"", "t"))
+            changes(&running, version("json", "\"1s\"", "t"))
                 .unwrap()
                 .is_empty()
         );
-        let swaps = sink_swaps(&running, version("seed", "\"1s\"", "t")).unwrap();
+        let swaps = changes(&running, version("seed", "\"1s\"", "t"))
+            .unwrap()
+            .swaps;
         assert_eq!(swaps.len(), 1);
         assert_eq!(swaps[0].running.id, "out");
-        let refused = |plan| sink_swaps(&running, plan).err().unwrap();
-        assert!(
-            refused(version("json", "\"2s\"", "t")).contains("sources or transforms changed (w)")
+        let retuned = changes(&running, version("json", "\"2s\"", "t")).unwrap();
+        assert_eq!(
+            (retuned.retunes.len(), retuned.swaps.len()),
+            (1, 0),
+            "the window is offered its edit (it refuses a new size itself)"
         );
+        let refused = |plan| changes(&running, plan).err().unwrap();
         assert!(refused(version("json", "\"1s\"", "u")).contains("kafka sink `k` changed"));
+        assert!(
+            refused(plan(
+                &BASE
+                    .replace("log.csv", "other.csv")
+                    .replace("FORMAT", "json")
+                    .replace("TOPIC", "t")
+            ))
+            .contains("sources cannot change while running (log)")
+        );
+        let added = changes(
+            &running,
+            plan(&format!(
+                "{}[sinks.more]\ntype = \"console\"\ninputs = [\"log\", \"w\"]\n",
+                BASE.replace("FORMAT", "json").replace("TOPIC", "t")
+            )),
+        )
+        .unwrap();
+        assert_eq!(added.added.len(), 1);
+        assert_eq!(added.added[0].inputs, [0, 1], "inputs by running position");
         let removed = plan(
             &BASE
                 .replace("FORMAT", "json")
@@ -252,7 +387,7 @@ topic = "TOPIC"
                     "",
                 ),
         );
-        let swaps = sink_swaps(&running, removed).unwrap();
+        let swaps = changes(&running, removed).unwrap().swaps;
         assert_eq!((swaps.len(), swaps[0].config.is_none()), (1, true));
     }
 }

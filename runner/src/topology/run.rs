@@ -8,15 +8,16 @@
 
 use super::inputs::{InputEvent, Inputs, Watermarks};
 use super::parallel;
-use super::plan::Plan;
-use super::reload::{Discard, Reload, Running, SinkSwap, sink_swaps};
+use super::plan::{Plan, PlannedStage};
+use super::reload::{Changes, Discard, Reload, Running, SinkSwap, TransformEdit, changes};
 use crate::record::Batch;
 use crate::stage::{
-    BuildContext, Message, Output, Parallel, RunHealth, RunResources, Shutdown, ShutdownTrigger,
-    Sink, Source, SourceContext, Stage, StageError, StageKind, StageMetrics, StageResult,
-    Transform,
+    BuildContext, Joiner, Message, Output, Parallel, RunHealth, RunResources, Shutdown,
+    ShutdownTrigger, Sink, Source, SourceContext, Stage, StageError, StageKind, StageMetrics,
+    StageResult, Transform,
 };
 use futures_util::FutureExt;
+use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -81,11 +82,11 @@ pub async fn run(plan: Plan, trigger: &ShutdownTrigger) -> RunReport {
 
 /// [`run`], applying each edited plan that arrives on `reloads` while it runs (see `reload`).
 pub async fn run_reloadable(
-    plan: Plan,
+    mut plan: Plan,
     trigger: &ShutdownTrigger,
     mut reloads: mpsc::Receiver<Reload>,
 ) -> RunReport {
-    let metrics: Vec<Arc<StageMetrics>> = plan.stages.iter().map(|_| Arc::default()).collect();
+    let mut metrics: Vec<Arc<StageMetrics>> = plan.stages.iter().map(|_| Arc::default()).collect();
     let mut built = Vec::with_capacity(plan.stages.len());
     let mut failures = Vec::new();
     let resources = Arc::new(RunResources::default());
@@ -134,20 +135,24 @@ pub async fn run_reloadable(
             receivers[i].push(rx);
         }
     }
+    let mut wires = Wires::default();
     let outputs: Vec<Output> = senders
         .into_iter()
         .zip(&metrics)
         .zip(&plan.stages)
-        .map(|((to, metrics), stage)| match stage.kind {
-            StageKind::Source => Output::for_source(to, Arc::clone(metrics)),
-            _ => Output::new(to, Arc::clone(metrics)),
+        .map(|((to, metrics), stage)| {
+            let mut output = match stage.kind {
+                StageKind::Source => Output::for_source(to, Arc::clone(metrics)),
+                _ => Output::new(to, Arc::clone(metrics)),
+            };
+            wires.joiners.push(output.joiner());
+            output
         })
         .collect();
     let mut receivers = receivers.into_iter();
 
     let mut tasks = JoinSet::new();
     let mut task_stage = std::collections::HashMap::new();
-    let mut swap_senders = std::collections::HashMap::new();
     let health = RunHealth::default();
     for (i, ((mut stages, parallel), output)) in built.into_iter().zip(outputs).enumerate() {
         let input = Inputs::new(receivers.next().expect("one receiver list per stage"));
@@ -161,7 +166,7 @@ pub async fn run_reloadable(
                     _ => None,
                 })
                 .collect();
-            for handle in spawn_instances(
+            let (handles, editors) = spawn_instances(
                 &mut tasks,
                 transforms,
                 Wiring {
@@ -173,9 +178,11 @@ pub async fn run_reloadable(
                 },
                 trigger,
                 &health,
-            ) {
+            );
+            for handle in handles {
                 task_stage.insert(handle, i);
             }
+            wires.editors.insert(i, editors);
             tracing::debug!("started {} as several instances", plan.stages[i].path);
             continue;
         }
@@ -184,13 +191,24 @@ pub async fn run_reloadable(
                 health.clone(),
                 run_source(source, output, trigger.subscribe(), h),
             )),
-            Stage::Transform(transform) => tasks.spawn(guarded(
-                health.clone(),
-                run_transform(transform, input, output, metrics, trigger.subscribe(), h),
-            )),
+            Stage::Transform(transform) => {
+                let (editor, edits) = mpsc::channel(1);
+                wires.editors.insert(i, vec![editor]);
+                tasks.spawn(guarded(
+                    health.clone(),
+                    run_transform(
+                        transform,
+                        Ports { input, output },
+                        metrics,
+                        trigger.subscribe(),
+                        h,
+                        edits,
+                    ),
+                ))
+            }
             Stage::Sink(sink) => {
                 let (swap, swaps) = mpsc::channel(1);
-                swap_senders.insert(i, swap);
+                wires.swaps.insert(i, swap);
                 tasks.spawn(guarded(
                     health.clone(),
                     run_sink(sink, input, metrics, h, swaps),
@@ -208,7 +226,17 @@ pub async fn run_reloadable(
             reload = reloads.recv(), if reloads_open => {
                 match reload {
                     Some(reload) => {
-                        let answer = apply_reload(reload.plan, &mut running, &swap_senders, &plan, &metrics, &resources).await;
+                        let mut live = Live {
+                            plan: &mut plan,
+                            running: &mut running,
+                            metrics: &mut metrics,
+                            resources: &resources,
+                            wires: &mut wires,
+                            tasks: &mut tasks,
+                            task_stage: &mut task_stage,
+                            health: &health,
+                        };
+                        let answer = apply_reload(reload.plan, &mut live).await;
                         let _ = reload.reply.send(answer);
                     }
                     None => reloads_open = false,
@@ -238,56 +266,218 @@ pub async fn run_reloadable(
     }
 }
 
-/// Hands each sink an edit changes its new config (`reload`); says what changed, or why
-/// nothing did.
-async fn apply_reload(
-    edited: Plan,
-    running: &mut [Running],
-    swap_senders: &std::collections::HashMap<usize, mpsc::Sender<SinkSwap>>,
-    plan: &Plan,
-    metrics: &[Arc<StageMetrics>],
-    resources: &Arc<RunResources>,
-) -> Result<String, String> {
-    let pipeline = plan.pipeline_name();
-    let swaps = sink_swaps(running, edited)?;
-    if swaps.is_empty() {
-        return Ok("nothing changed".into());
+/// How the controller reaches running stages to apply edits: per stage position, the transform
+/// tasks that take edits (one per instance), the sink tasks that take replacements, and every
+/// stage's output joiner (for added sinks).
+#[derive(Default)]
+struct Wires {
+    editors: HashMap<usize, Vec<mpsc::Sender<TransformEdit>>>,
+    swaps: HashMap<usize, mpsc::Sender<SinkSwap>>,
+    joiners: Vec<Joiner>,
+}
+
+/// The running pipeline, as an edit changes it.
+struct Live<'a> {
+    plan: &'a mut Plan,
+    running: &'a mut Vec<Running>,
+    metrics: &'a mut Vec<Arc<StageMetrics>>,
+    resources: &'a Arc<RunResources>,
+    wires: &'a mut Wires,
+    tasks: &'a mut JoinSet<StageResult>,
+    task_stage: &'a mut HashMap<tokio::task::Id, usize>,
+    health: &'a RunHealth,
+}
+
+impl Live<'_> {
+    fn build_context(&self, index: usize) -> BuildContext {
+        BuildContext {
+            pipeline: self.plan.pipeline_name(),
+            path: self.plan.stages[index].path.clone(),
+            metrics: Arc::clone(&self.metrics[index]),
+            resources: Arc::clone(self.resources),
+        }
     }
+}
+
+/// Applies an edited plan (see `reload`): transforms first (each must accept its edit, or
+/// none takes it), then sink replacements, then added sinks. Says what changed, or why nothing
+/// did.
+async fn apply_reload(edited: Plan, live: &mut Live<'_>) -> Result<String, String> {
+    let Changes {
+        retunes,
+        swaps,
+        added,
+    } = changes(live.running, edited)?;
     let mut changed = Vec::new();
+    if !retunes.is_empty() {
+        // Offer every instance of every changed transform its edited self; take the edits only
+        // if all accept.
+        let mut commits = Vec::new();
+        let mut refusal = None;
+        for retune in &retunes {
+            let path = live.plan.stages[retune.index].path.clone();
+            let editors = live
+                .wires
+                .editors
+                .get(&retune.index)
+                .cloned()
+                .unwrap_or_default();
+            let instances = retune.config.parallel().map_or(1, |p| p.instances);
+            if editors.len() != instances {
+                refusal = Some(format!(
+                    "{path} cannot take the edit: it runs as {} instances, the edit asks for {instances}",
+                    editors.len()
+                ));
+                break;
+            }
+            let cx = live.build_context(retune.index);
+            for editor in editors {
+                let edited = match retune.config.build(&cx) {
+                    Ok(Stage::Transform(t)) => t,
+                    Ok(_) => unreachable!("a transform's config builds a transform"),
+                    Err(e) => {
+                        refusal = Some(format!("{path}: {e}"));
+                        break;
+                    }
+                };
+                let (verdict, answer) = tokio::sync::oneshot::channel();
+                let (commit, commit_rx) = tokio::sync::oneshot::channel();
+                let offered = TransformEdit {
+                    edited,
+                    verdict,
+                    commit: commit_rx,
+                };
+                if editor.send(offered).await.is_err() {
+                    refusal = Some(format!("{path} has already ended"));
+                    break;
+                }
+                commits.push(commit);
+                match answer.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(why)) => {
+                        refusal = Some(format!("{path} cannot take the edit: {why}"));
+                        break;
+                    }
+                    Err(_) => {
+                        refusal = Some(format!("{path} has already ended"));
+                        break;
+                    }
+                }
+            }
+            if refusal.is_some() {
+                break;
+            }
+        }
+        let take = refusal.is_none();
+        for commit in commits {
+            let _ = commit.send(take);
+        }
+        if let Some(why) = refusal {
+            return Err(format!("{why}; restart to apply"));
+        }
+        for retune in retunes {
+            changed.push(format!(
+                "{} changed (its state kept)",
+                live.plan.stages[retune.index].path
+            ));
+            live.running[retune.index] = retune.running;
+        }
+    }
     for swap in swaps {
-        let Some(sender) = swap_senders.get(&swap.index) else {
-            return Err(format!("sink `{}` has already ended", swap.running.id));
-        };
-        let cx = BuildContext {
-            pipeline: pipeline.clone(),
-            path: plan.stages[swap.index].path.clone(),
-            metrics: Arc::clone(&metrics[swap.index]),
-            resources: Arc::clone(resources),
+        let path = live.plan.stages[swap.index].path.clone();
+        let Some(sender) = live.wires.swaps.get(&swap.index) else {
+            return Err(format!("{path} has already ended"));
         };
         let removed = swap.config.is_none();
         let (done, in_place) = tokio::sync::oneshot::channel();
         let told = SinkSwap {
             config: swap.config,
-            cx,
+            cx: live.build_context(swap.index),
             done,
         };
         if sender.send(told).await.is_err() {
-            return Err(format!("sink `{}` has already ended", swap.running.id));
+            return Err(format!("{path} has already ended"));
         }
         // Answer only once the new sink is in place (its port bound, its file open).
         match in_place.await {
             Ok(Ok(())) => {}
-            Ok(Err(why)) => return Err(format!("sink `{}`: {why}", swap.running.id)),
-            Err(_) => return Err(format!("sink `{}` has already ended", swap.running.id)),
+            Ok(Err(why)) => return Err(format!("{path}: {why}")),
+            Err(_) => return Err(format!("{path} has already ended")),
         }
         changed.push(format!(
-            "{} {}",
-            plan.stages[swap.index].path,
+            "{path} {}",
             if removed { "removed" } else { "replaced" }
         ));
-        running[swap.index] = swap.running;
+        live.running[swap.index] = swap.running;
+    }
+    for stage in added {
+        changed.push(add_sink(stage, live)?);
+    }
+    if changed.is_empty() {
+        return Ok("nothing changed".into());
     }
     Ok(changed.join(", "))
+}
+
+/// Builds an added sink, joins it to the outputs it reads and runs it.
+fn add_sink(stage: PlannedStage, live: &mut Live<'_>) -> Result<String, String> {
+    let path = stage.path.clone();
+    if let Some(&ended) = stage
+        .inputs
+        .iter()
+        .find(|&&i| live.wires.joiners[i].ended())
+    {
+        return Err(format!(
+            "{path} cannot be added: its input `{}` has ended",
+            live.plan.stages[ended].id
+        ));
+    }
+    let metrics: Arc<StageMetrics> = Arc::default();
+    let cx = BuildContext {
+        pipeline: live.plan.pipeline_name(),
+        path: path.clone(),
+        metrics: Arc::clone(&metrics),
+        resources: Arc::clone(live.resources),
+    };
+    let sink = match stage.config.build(&cx) {
+        Ok(Stage::Sink(sink)) => sink,
+        Ok(_) => unreachable!("a sink's config builds a sink"),
+        Err(e) => return Err(format!("{path}: {e}")),
+    };
+    let mut receivers = Vec::new();
+    for &upstream in &stage.inputs {
+        let (tx, rx) = mpsc::channel::<Message>(CHANNEL_MESSAGES);
+        if live.wires.joiners[upstream].join(tx).is_err() {
+            tracing::warn!(
+                "{path}: its input `{}` ended while it was added",
+                live.plan.stages[upstream].id
+            );
+        }
+        receivers.push(rx);
+    }
+    let index = live.plan.stages.len();
+    live.plan.stages.push(stage);
+    live.metrics.push(Arc::clone(&metrics));
+    live.running.push(Running::of_stage(live.plan, index));
+    // One joiner per stage position (nothing reads a sink).
+    live.wires
+        .joiners
+        .push(Output::new(Vec::new(), Arc::default()).joiner());
+    let (swap, swaps) = mpsc::channel(1);
+    live.wires.swaps.insert(index, swap);
+    let handle = live.tasks.spawn(guarded(
+        live.health.clone(),
+        run_sink(
+            sink,
+            Inputs::new(receivers),
+            metrics,
+            live.health.clone(),
+            swaps,
+        ),
+    ));
+    live.task_stage.insert(handle.id(), index);
+    tracing::info!("{path}: started (added by the edit)");
+    Ok(format!("{path} added"))
 }
 
 /// Where a stage with several instances is connected.
@@ -312,7 +502,7 @@ fn spawn_instances(
     wiring: Wiring,
     trigger: &ShutdownTrigger,
     health: &RunHealth,
-) -> Vec<tokio::task::Id> {
+) -> (Vec<tokio::task::Id>, Vec<mpsc::Sender<TransformEdit>>) {
     let Wiring {
         input,
         output,
@@ -323,7 +513,10 @@ fn spawn_instances(
     let mut to_instances = Vec::with_capacity(instances.len());
     let mut from_instances = Vec::with_capacity(instances.len());
     let mut ids = Vec::with_capacity(instances.len() + 2);
+    let mut editors = Vec::with_capacity(instances.len());
     for transform in instances {
+        let (editor, edits) = mpsc::channel(1);
+        editors.push(editor);
         let (to_instance, instance_input) = mpsc::channel::<Message>(CHANNEL_MESSAGES);
         let (to_merge, merge_input) = mpsc::channel::<Message>(CHANNEL_MESSAGES);
         // What an instance emits is counted once, by the merge.
@@ -331,11 +524,14 @@ fn spawn_instances(
         from_instances.push(merge_input);
         let instance = run_transform(
             transform,
-            Inputs::new(vec![instance_input]),
-            Output::new(vec![to_merge], Arc::default()),
+            Ports {
+                input: Inputs::new(vec![instance_input]),
+                output: Output::new(vec![to_merge], Arc::default()),
+            },
             Arc::clone(&metrics),
             trigger.subscribe(),
             health.clone(),
+            edits,
         );
         ids.push(tasks.spawn(guarded(health.clone(), instance)).id());
     }
@@ -343,7 +539,7 @@ fn spawn_instances(
     ids.push(tasks.spawn(guarded(health.clone(), router)).id());
     let merge = parallel::merge(Inputs::new(from_instances), output, mark);
     ids.push(tasks.spawn(guarded(health.clone(), merge)).id());
-    ids
+    (ids, editors)
 }
 
 fn failure(plan: &Plan, i: usize, error: StageError) -> StageFailure {
@@ -413,21 +609,21 @@ fn fail_with(health: &RunHealth, acks: &crate::ack::Acks, error: StageError) -> 
 /// their records were not delivered.
 async fn run_transform(
     mut transform: Box<dyn Transform>,
-    mut input: Inputs,
-    mut output: Output,
+    mut ports: Ports,
     metrics: Arc<StageMetrics>,
     shutdown: Shutdown,
     health: RunHealth,
+    mut edits: mpsc::Receiver<TransformEdit>,
 ) -> StageResult {
     let mut produced = Vec::new();
     let result = drive_transform(
         transform.as_mut(),
-        &mut input,
-        &mut output,
+        &mut ports,
         &mut produced,
         &metrics,
         &shutdown,
         &health,
+        &mut edits,
     )
     .await;
     if result.is_err() {
@@ -436,15 +632,30 @@ async fn run_transform(
     result
 }
 
+/// A transform's input and output.
+struct Ports {
+    input: Inputs,
+    output: Output,
+}
+
+/// What wakes a transform task.
+enum Wake {
+    Input(Option<InputEvent>),
+    Tick,
+    Edit(TransformEdit),
+}
+
 async fn drive_transform(
     transform: &mut dyn Transform,
-    input: &mut Inputs,
-    output: &mut Output,
+    ports: &mut Ports,
     produced: &mut Vec<Batch>,
     metrics: &StageMetrics,
     shutdown: &Shutdown,
     health: &RunHealth,
+    edits: &mut mpsc::Receiver<TransformEdit>,
 ) -> StageResult {
+    let Ports { input, output } = ports;
+    let mut edits_open = true;
     let mut watermarks = Watermarks::new(input.ports());
     let mut ticker = transform.tick_interval().map(|period| {
         let mut t = tokio::time::interval(period);
@@ -452,12 +663,31 @@ async fn drive_transform(
         t
     });
     loop {
-        let next = match ticker.as_mut() {
-            Some(ticker) => tokio::select! {
-                event = input.next() => event.map(Some),
-                _ = ticker.tick() => Some(None),
+        let wake = tokio::select! {
+            event = input.next() => Wake::Input(event),
+            _ = async { ticker.as_mut().expect("ticking").tick().await }, if ticker.is_some() => Wake::Tick,
+            edit = edits.recv(), if edits_open => match edit {
+                Some(edit) => Wake::Edit(edit),
+                None => {
+                    edits_open = false;
+                    continue;
+                }
             },
-            None => input.next().await.map(Some),
+        };
+        let next = match wake {
+            Wake::Input(event) => event.map(Some),
+            Wake::Tick => Some(None),
+            Wake::Edit(edit) => {
+                // Between two batches: the transform says whether it can take its edited
+                // self, then takes it once every transform of the edit has said yes.
+                let verdict = transform.can_adopt(edit.edited.as_ref());
+                let accepted = verdict.is_ok();
+                let _ = edit.verdict.send(verdict);
+                if accepted && edit.commit.await == Ok(true) {
+                    transform.adopt(edit.edited);
+                }
+                continue;
+            }
         };
         let mut advanced = None;
         match next {

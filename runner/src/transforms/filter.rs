@@ -3,7 +3,7 @@
 use crate::record::{Batch, FieldRef, Schema};
 use crate::stage::{
     BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, Stage, StageConfig, StageError,
-    StageKind, StageResult, Transform,
+    StageKind, StageResult, Transform, adopt_stateless, can_adopt_stateless,
 };
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
@@ -162,6 +162,15 @@ struct Filter {
 }
 
 impl Transform for Filter {
+    // Holds nothing between batches: an edit replaces it whole.
+    fn can_adopt(&self, edited: &dyn Transform) -> Result<(), String> {
+        can_adopt_stateless::<Self>(edited)
+    }
+
+    fn adopt(&mut self, edited: Box<dyn Transform>) {
+        adopt_stateless(self, edited);
+    }
+
     fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> StageResult {
         let index = match &self.resolved {
             Some((schema, i)) if Arc::ptr_eq(schema, batch.schema()) => *i,

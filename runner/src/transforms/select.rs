@@ -4,7 +4,7 @@
 use crate::record::{Batch, Schema};
 use crate::stage::{
     BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, Stage, StageConfig, StageError,
-    StageKind, StageResult, Transform,
+    StageKind, StageResult, Transform, adopt_stateless, can_adopt_stateless,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -125,6 +125,15 @@ impl Select {
 }
 
 impl Transform for Select {
+    // Holds nothing between batches: an edit replaces it whole.
+    fn can_adopt(&self, edited: &dyn Transform) -> Result<(), String> {
+        can_adopt_stateless::<Self>(edited)
+    }
+
+    fn adopt(&mut self, edited: Box<dyn Transform>) {
+        adopt_stateless(self, edited);
+    }
+
     fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> StageResult {
         let fresh = !matches!(&self.plan, Some(p) if Arc::ptr_eq(&p.input, batch.schema()));
         if fresh {

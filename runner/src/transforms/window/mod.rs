@@ -276,6 +276,31 @@ impl Transform for Window {
         }
         self.finished()
     }
+
+    // Open windows carry over an edit of what decides when they close (`allowed_lateness`),
+    // not of what they are.
+    fn can_adopt(&self, edited: &dyn Transform) -> Result<(), String> {
+        let edited: &dyn std::any::Any = edited;
+        let Some(edited) = edited.downcast_ref::<Window>() else {
+            return Err("it is no longer a plain window (type, shared or parallel)".into());
+        };
+        if edited.mode != self.mode {
+            return Err("its `time` changed: the open windows cannot carry over".into());
+        }
+        match self.state.shape_change(&edited.state) {
+            Some(what) => Err(format!(
+                "its {what} changed: the open windows cannot carry over"
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn adopt(&mut self, edited: Box<dyn Transform>) {
+        let edited: Box<dyn std::any::Any> = edited;
+        if let Ok(edited) = edited.downcast::<Window>() {
+            self.lateness = edited.lateness;
+        }
+    }
 }
 
 impl Window {

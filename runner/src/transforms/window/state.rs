@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 /// Window geometry: `size` long, a new one every `slide` (tumbling when equal), aligned to the
 /// epoch.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {
     /// Window length in ms.
     pub size: Millis,
@@ -40,7 +40,7 @@ impl Geometry {
 }
 
 /// One aggregate as configured, with its input field resolved per schema.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AggregateSpec {
     /// The function.
     pub op: AggregateOp,
@@ -245,6 +245,20 @@ impl WindowState {
             out_of_range_rows: 0,
             non_numeric_values: 0,
             missing_fields: Vec::new(),
+        }
+    }
+
+    /// What of `other`'s configuration differs from this state's in a way the open windows
+    /// could not carry over to (their size and slide, grouping or aggregates), if anything.
+    pub fn shape_change(&self, other: &WindowState) -> Option<&'static str> {
+        if self.geometry != other.geometry {
+            Some("size or slide")
+        } else if self.group_by != other.group_by {
+            Some("group_by")
+        } else if self.aggregates != other.aggregates {
+            Some("aggregates")
+        } else {
+            None
         }
     }
 

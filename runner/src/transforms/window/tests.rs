@@ -181,6 +181,48 @@ fn out_of_order_rows_within_lateness_count_and_later_ones_are_dropped() {
 }
 
 #[test]
+fn an_edited_lateness_is_taken_with_the_open_windows_and_a_new_size_is_refused() {
+    let mut w = window("size = \"1s\"\nallowed_lateness = \"2s\"\ngroup_by = [\"g\"]");
+    let mut out = Vec::new();
+    w.process(
+        batch(&[(100, "a", ""), (1500, "a", ""), (2500, "b", "")]),
+        &mut out,
+    )
+    .unwrap();
+    assert!(out.is_empty(), "2 s of lateness keeps every window open");
+    let refused = w
+        .offer(window(
+            "size = \"2s\"\nallowed_lateness = \"2s\"\ngroup_by = [\"g\"]",
+        ))
+        .unwrap_err();
+    assert!(refused.contains("size or slide changed"), "{refused}");
+    let refused = w.offer(window("size = \"1s\"")).unwrap_err();
+    assert!(refused.contains("group_by changed"), "{refused}");
+    w.offer(window("size = \"1s\"\ngroup_by = [\"g\"]"))
+        .unwrap();
+    // No lateness now: the next row closes every window that ends before it, holding the rows
+    // counted before the edit.
+    w.process(batch(&[(2600, "a", "")]), &mut out).unwrap();
+    assert_eq!(
+        counted(&out),
+        [((0, "a".to_string()), 1), ((1000, "a".to_string()), 1)].into()
+    );
+    out.clear();
+    // And a row for a closed window is late now.
+    w.process(batch(&[(1900, "a", "")]), &mut out).unwrap();
+    w.finish(&mut out).unwrap();
+    assert_eq!(
+        counted(&out),
+        [((2000, "a".to_string()), 1), ((2000, "b".to_string()), 1)].into()
+    );
+    assert_eq!(
+        w.metrics.snapshot().2,
+        1,
+        "the late row is dropped and counted"
+    );
+}
+
+#[test]
 fn late_rows_are_counted_as_dropped() {
     let mut w = window("size = \"1s\"");
     let mut out = Vec::new();
