@@ -258,8 +258,16 @@ fn assert_contiguous(
     written: &BTreeMap<(i64, String), Vec<u64>>,
     what: &str,
 ) {
-    let first = written.keys().map(|(w, _)| *w).min().expect("windows written");
-    let last = written.keys().map(|(w, _)| *w).max().expect("windows written");
+    let first = written
+        .keys()
+        .map(|(w, _)| *w)
+        .min()
+        .expect("windows written");
+    let last = written
+        .keys()
+        .map(|(w, _)| *w)
+        .max()
+        .expect("windows written");
     let span: BTreeMap<_, _> = expected
         .iter()
         .filter(|((w, _), _)| (first..=last).contains(w))
@@ -280,14 +288,19 @@ fn assert_contiguous(
 
 /// While a csv pipeline counts: the window's `allowed_lateness` edited (it keeps its open
 /// windows, so each is emitted once, complete), then a sink added (it gets every window from
-/// then on) and removed again. Judged by a recount of the file.
+/// then on), then a new branch added (a filter and a window of their own, into a sink), then the
+/// sink and the branch removed again. Judged by a recount of the file.
 #[test]
-fn an_edited_window_keeps_its_windows_and_an_added_sink_gets_every_later_one() {
+fn an_edited_window_keeps_its_windows_and_added_stages_get_every_later_record() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let csv = repo().join("data/user_log_sample.csv");
-    let (a, c) = (dir.join("a.jsonl"), dir.join("c.jsonl"));
-    let version = |lateness: &str, added: bool| {
+    let (a, c, d) = (
+        dir.join("a.jsonl"),
+        dir.join("c.jsonl"),
+        dir.join("d.jsonl"),
+    );
+    let version = |lateness: &str, sink: bool, branch: bool| {
         let mut text = format!("{CSV_SOURCE}{WINDOW_TO_FILE}")
             .replace("CSV", &csv.display().to_string())
             .replace("INPUT", "user_log")
@@ -296,21 +309,46 @@ fn an_edited_window_keeps_its_windows_and_an_added_sink_gets_every_later_one() {
                 "size = \"1s\"",
                 &format!("size = \"1s\"\nallowed_lateness = \"{lateness}\""),
             );
-        if added {
+        if sink {
             text += &format!(
                 "\n[sinks.more]\ntype = \"file\"\ninputs = [\"per_second\"]\npath = \"{}\"\n",
                 c.display()
             );
         }
+        if branch {
+            text += &format!(
+                r#"
+[transforms.girls]
+type = "filter"
+inputs = ["user_log"]
+field = "gender"
+equals = "0"
+
+[transforms.girls_per_second]
+type = "window"
+inputs = ["girls"]
+size = "1s"
+group_by = ["gender"]
+
+[sinks.girls_out]
+type = "file"
+inputs = ["girls_per_second"]
+path = "{}"
+"#,
+                d.display()
+            );
+        }
         text
     };
-    let (run, pipeline, log) = watching(dir, &version("0s", false));
+    let (run, pipeline, log) = watching(dir, &version("0s", false, false));
     std::thread::sleep(Duration::from_millis(1200));
-    edit(&pipeline, &version("3s", false), &log, 1);
-    std::thread::sleep(Duration::from_millis(500));
-    edit(&pipeline, &version("3s", true), &log, 2);
-    std::thread::sleep(Duration::from_millis(1000));
-    edit(&pipeline, &version("3s", false), &log, 3);
+    edit(&pipeline, &version("3s", false, false), &log, 1);
+    std::thread::sleep(Duration::from_millis(400));
+    edit(&pipeline, &version("3s", true, false), &log, 2);
+    std::thread::sleep(Duration::from_millis(400));
+    edit(&pipeline, &version("3s", true, true), &log, 3);
+    std::thread::sleep(Duration::from_millis(800));
+    edit(&pipeline, &version("3s", false, false), &log, 4);
 
     let (status, text) = run.wait(Duration::from_secs(60));
     assert!(status.success(), "{text}");
@@ -318,19 +356,45 @@ fn an_edited_window_keeps_its_windows_and_an_added_sink_gets_every_later_one() {
     for applied in [
         "transforms.per_second changed (its state kept)",
         "sinks.more added",
+        "transforms.girls added",
+        "transforms.girls_per_second added",
+        "sinks.girls_out added",
         "sinks.more removed",
+        "sinks.girls_out removed",
+        "transforms.girls removed",
     ] {
         assert!(log_text.contains(applied), "{applied}:\n{log_text}");
     }
     let expected = expected_windows(&csv);
     assert_exact(&expected, &written(&[&a]), "window edited while counting");
-    assert_contiguous(&expected, &written(&[&c]), "sink added, then removed");
-    let all_but_last = expected.keys().map(|(w, _)| *w).max().unwrap();
     let in_c = written(&[&c]);
+    assert_contiguous(&expected, &in_c, "sink added, then removed");
+    let last = expected.keys().map(|(w, _)| *w).max().unwrap();
     assert!(
-        in_c.keys().all(|(w, _)| *w < all_but_last) && in_c.len() < expected.len(),
+        in_c.keys().all(|(w, _)| *w < last) && in_c.len() < expected.len(),
         "the added sink ran for a part of the run only"
     );
+    // The added branch started and ended inside windows: its first and last windows hold a
+    // part of their records; every window between them is complete.
+    let girls: BTreeMap<_, _> = expected
+        .iter()
+        .filter(|((_, g), _)| g == "0")
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    let mut in_d = written(&[&d]);
+    let first = in_d
+        .keys()
+        .next()
+        .expect("the branch wrote windows")
+        .clone();
+    let final_ = in_d.keys().next_back().unwrap().clone();
+    in_d.retain(|k, _| *k != first && *k != final_);
+    assert!(
+        in_d.len() > 10,
+        "the branch ran for a while: {}",
+        in_d.len()
+    );
+    assert_contiguous(&girls, &in_d, "branch added, then removed");
 }
 
 const DASHBOARD: &str = r#"

@@ -4,11 +4,11 @@
 //! with the new settings and all it holds, if it can take them (`Transform::can_adopt`: a
 //! window's `allowed_lateness`, a filter's values); a changed sink is finished (flushed) and
 //! replaced by one built from the new options, on the same input, between two batches; a removed
-//! sink becomes a discard; an added sink joins the outputs it reads. Nothing is lost or delivered
-//! twice, and everything upstream goes on as it was. Any other edit (a source changed, added or
-//! removed, a transform added, removed or reading other inputs, a sink reading other inputs, a
-//! sink that cannot be replaced or started while running, such as a Kafka sink) is refused with
-//! the reason, and the pipeline keeps running as it was.
+//! sink becomes a discard; an added transform or sink joins the outputs it reads; a removed
+//! transform finishes and stops. Nothing is lost or delivered twice, and everything upstream goes
+//! on as it was. Any other edit (a source changed, added or removed, a transform or sink reading
+//! other inputs, a sink that cannot be replaced or started while running, such as a Kafka sink)
+//! is refused with the reason, and the pipeline keeps running as it was.
 
 use super::plan::{Plan, PlannedStage};
 use crate::record::Batch;
@@ -98,14 +98,22 @@ pub struct Changes {
     pub retunes: Vec<Retune>,
     /// Sinks replaced or removed.
     pub swaps: Vec<Swap>,
-    /// Sinks added, their inputs given as positions in the running plan.
+    /// Transforms and sinks added, with their inputs by id (an input may be added too).
     pub added: Vec<PlannedStage>,
+    /// Ids of the inputs of each of `added`.
+    pub added_inputs: Vec<Vec<String>>,
+    /// Transforms removed, by position in the running plan: they finish (emitting what they
+    /// hold to their sinks, which are removed too) and stop.
+    pub retired: Vec<usize>,
 }
 
 impl Changes {
     /// Whether the edit changes nothing that runs.
     pub fn is_empty(&self) -> bool {
-        self.retunes.is_empty() && self.swaps.is_empty() && self.added.is_empty()
+        self.retunes.is_empty()
+            && self.swaps.is_empty()
+            && self.added.is_empty()
+            && self.retired.is_empty()
     }
 }
 
@@ -115,84 +123,50 @@ pub fn changes(running: &[Running], edited: Plan) -> Result<Changes, String> {
     let new = Running::of(&edited);
     let refuse =
         |what: String| -> Result<Changes, String> { Err(format!("{what}; restart to apply")) };
-    let with_kind = |stages: &[Running], kind| -> Vec<(String, String)> {
+    // What runs now: removed sinks and transforms stay in the plan (a discard, a finished task)
+    // but count as gone.
+    let live = |r: &&Running| r.fingerprint != REMOVED;
+    let sources = |stages: &[Running]| -> Vec<(String, String)> {
         let mut ids: Vec<_> = stages
             .iter()
-            .filter(|s| s.kind == kind)
+            .filter(|s| s.kind == StageKind::Source)
             .map(|s| (s.id.clone(), s.fingerprint.clone()))
             .collect();
         ids.sort();
         ids
     };
-    let (old_sources, new_sources) = (
-        with_kind(running, StageKind::Source),
-        with_kind(&new, StageKind::Source),
-    );
+    let (old_sources, new_sources) = (sources(running), sources(&new));
     if old_sources != new_sources {
-        let mut changed: Vec<&str> = symmetric_difference(&old_sources, &new_sources);
-        changed.dedup();
         return refuse(format!(
             "sources cannot change while running ({})",
-            changed.join(", ")
+            symmetric_difference(&old_sources, &new_sources).join(", ")
         ));
     }
-    let ids = |stages: &[Running], kind| -> Vec<String> {
-        with_kind(stages, kind)
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect()
-    };
-    if ids(running, StageKind::Transform) != ids(&new, StageKind::Transform) {
-        let (old, new) = (
-            with_kind(running, StageKind::Transform),
-            with_kind(&new, StageKind::Transform),
-        );
-        let old_ids: Vec<&String> = old.iter().map(|(id, _)| id).collect();
-        let new_ids: Vec<&String> = new.iter().map(|(id, _)| id).collect();
-        let mut differ: Vec<&str> = old_ids
+    let find = |id: &str, kind| {
+        running
             .iter()
-            .filter(|id| !new_ids.contains(id))
-            .chain(new_ids.iter().filter(|id| !old_ids.contains(id)))
-            .map(|id| id.as_str())
-            .collect();
-        differ.sort_unstable();
-        return refuse(format!(
-            "transforms cannot be added or removed while running ({})",
-            differ.join(", ")
-        ));
+            .enumerate()
+            .filter(|(_, r)| live(r))
+            .find(|(_, r)| r.kind == kind && r.id == id)
+            .map(|(i, _)| i)
+    };
+    // Nothing that runs on may lose every reader (it would take that as its end).
+    for (i, old) in running.iter().enumerate().filter(|(_, r)| live(r)) {
+        let read_now = running
+            .iter()
+            .filter(live)
+            .any(|r| r.inputs.contains(&old.id));
+        let read_after = new.iter().any(|r| r.inputs.contains(&old.id));
+        let stays = new.iter().any(|r| r.kind == old.kind && r.id == old.id);
+        if old.kind != StageKind::Sink && stays && read_now && !read_after {
+            return refuse(format!("nothing would read `{}` any more", running[i].id));
+        }
     }
     let mut changes = Changes::default();
-    let position = |id: &str, kind| running.iter().position(|r| r.kind == kind && r.id == id);
     let mut stages: Vec<Option<PlannedStage>> = edited.stages.into_iter().map(Some).collect();
     for (new_index, stage) in new.iter().enumerate() {
         let kind = stage.kind;
         if kind == StageKind::Source {
-            continue;
-        }
-        let Some(index) = position(&stage.id, kind) else {
-            // A new sink (new transforms were refused above).
-            if !stage.replaceable {
-                return refuse(format!(
-                    "{} sink `{}` is new, and it cannot be started while running",
-                    stage.type_name, stage.id
-                ));
-            }
-            let mut planned = stages[new_index].take().expect("each stage once");
-            planned.inputs = stage
-                .inputs
-                .iter()
-                .map(|id| {
-                    running
-                        .iter()
-                        .position(|r| r.kind != StageKind::Sink && &r.id == id)
-                        .expect("inputs of an added sink run: sources and transforms are unchanged")
-                })
-                .collect();
-            changes.added.push(planned);
-            continue;
-        };
-        let old = &running[index];
-        if old.fingerprint == stage.fingerprint {
             continue;
         }
         let role = if kind == StageKind::Sink {
@@ -200,6 +174,23 @@ pub fn changes(running: &[Running], edited: Plan) -> Result<Changes, String> {
         } else {
             "transform"
         };
+        let Some(index) = find(&stage.id, kind) else {
+            if !stage.replaceable {
+                return refuse(format!(
+                    "{} {role} `{}` is new, and it cannot be started while running",
+                    stage.type_name, stage.id
+                ));
+            }
+            changes
+                .added
+                .push(stages[new_index].take().expect("each stage once"));
+            changes.added_inputs.push(stage.inputs.clone());
+            continue;
+        };
+        let old = &running[index];
+        if old.fingerprint == stage.fingerprint {
+            continue;
+        }
         if old.inputs != stage.inputs {
             return refuse(format!("{role} `{}` reads other inputs", stage.id));
         }
@@ -224,34 +215,35 @@ pub fn changes(running: &[Running], edited: Plan) -> Result<Changes, String> {
             running: stage.clone(),
         });
     }
-    for (index, old) in running.iter().enumerate() {
-        if old.kind == StageKind::Sink
-            && old.fingerprint != REMOVED
-            && !new
-                .iter()
-                .any(|n| n.kind == StageKind::Sink && n.id == old.id)
+    for (index, old) in running.iter().enumerate().filter(|(_, r)| live(r)) {
+        if old.kind == StageKind::Source || new.iter().any(|n| n.kind == old.kind && n.id == old.id)
         {
-            if !old.replaceable {
-                return refuse(format!(
-                    "{} sink `{}` removed, and it cannot be stopped while running",
-                    old.type_name, old.id
-                ));
-            }
-            changes.swaps.push(Swap {
-                index,
-                config: None,
-                running: Running {
-                    fingerprint: REMOVED.into(),
-                    ..old.clone()
-                },
-            });
+            continue;
         }
+        if !old.replaceable {
+            return refuse(format!(
+                "{} sink `{}` removed, and it cannot be stopped while running",
+                old.type_name, old.id
+            ));
+        }
+        if old.kind == StageKind::Transform {
+            changes.retired.push(index);
+            continue;
+        }
+        changes.swaps.push(Swap {
+            index,
+            config: None,
+            running: Running {
+                fingerprint: REMOVED.into(),
+                ..old.clone()
+            },
+        });
     }
     Ok(changes)
 }
 
-/// The fingerprint of a removed sink (its discard runs on).
-const REMOVED: &str = "removed";
+/// The fingerprint of a removed sink (its discard runs on) or transform (its task has ended).
+pub const REMOVED: &str = "removed";
 
 /// Ids in one list but not the other, sorted.
 fn symmetric_difference<'a>(a: &'a [(String, String)], b: &'a [(String, String)]) -> Vec<&'a str> {
@@ -262,7 +254,16 @@ fn symmetric_difference<'a>(a: &'a [(String, String)], b: &'a [(String, String)]
         .map(|(id, _)| id.as_str())
         .collect();
     ids.sort_unstable();
+    ids.dedup();
     ids
+}
+
+/// What a transform task is told between two batches.
+pub enum TransformControl {
+    /// Its edited self.
+    Offer(TransformEdit),
+    /// It was removed: finish (emit what it holds) and stop.
+    Retire,
 }
 
 /// What a transform task is offered: its edited self, built from the edited config.
@@ -377,7 +378,25 @@ topic = "TOPIC"
         )
         .unwrap();
         assert_eq!(added.added.len(), 1);
-        assert_eq!(added.added[0].inputs, [0, 1], "inputs by running position");
+        assert_eq!(added.added_inputs[0], ["log", "w"]);
+        let branch = changes(
+            &running,
+            plan(&format!(
+                "{}[transforms.f]\ntype = \"filter\"\ninputs = [\"log\"]\nfield = \"a\"\nequals = 1\n\
+                 [sinks.fo]\ntype = \"console\"\ninputs = [\"f\"]\n",
+                BASE.replace("FORMAT", "json").replace("TOPIC", "t")
+            )),
+        )
+        .unwrap();
+        let ids: Vec<&str> = branch.added.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["f", "fo"]);
+        assert!(
+            refused(plan(&format!(
+                "{}[sinks.k2]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:1\"\ninputs = [\"w\"]\ntopic = \"t2\"\n",
+                BASE.replace("FORMAT", "json").replace("TOPIC", "t")
+            )))
+            .contains("kafka sink `k2` is new, and it cannot be started while running")
+        );
         let removed = plan(
             &BASE
                 .replace("FORMAT", "json")

@@ -9,7 +9,9 @@
 use super::inputs::{InputEvent, Inputs, Watermarks};
 use super::parallel;
 use super::plan::{Plan, PlannedStage};
-use super::reload::{Changes, Discard, Reload, Running, SinkSwap, TransformEdit, changes};
+use super::reload::{
+    Changes, Discard, REMOVED, Reload, Running, SinkSwap, TransformControl, TransformEdit, changes,
+};
 use crate::record::Batch;
 use crate::stage::{
     BuildContext, Joiner, Message, Output, Parallel, RunHealth, RunResources, Shutdown,
@@ -235,6 +237,7 @@ pub async fn run_reloadable(
                             tasks: &mut tasks,
                             task_stage: &mut task_stage,
                             health: &health,
+                            trigger,
                         };
                         let answer = apply_reload(reload.plan, &mut live).await;
                         let _ = reload.reply.send(answer);
@@ -271,7 +274,7 @@ pub async fn run_reloadable(
 /// stage's output joiner (for added sinks).
 #[derive(Default)]
 struct Wires {
-    editors: HashMap<usize, Vec<mpsc::Sender<TransformEdit>>>,
+    editors: HashMap<usize, Vec<mpsc::Sender<TransformControl>>>,
     swaps: HashMap<usize, mpsc::Sender<SinkSwap>>,
     joiners: Vec<Joiner>,
 }
@@ -286,6 +289,7 @@ struct Live<'a> {
     tasks: &'a mut JoinSet<StageResult>,
     task_stage: &'a mut HashMap<tokio::task::Id, usize>,
     health: &'a RunHealth,
+    trigger: &'a ShutdownTrigger,
 }
 
 impl Live<'_> {
@@ -307,7 +311,19 @@ async fn apply_reload(edited: Plan, live: &mut Live<'_>) -> Result<String, Strin
         retunes,
         swaps,
         added,
+        added_inputs,
+        retired,
     } = changes(live.running, edited)?;
+    if let Some(&several) = retired
+        .iter()
+        .find(|i| live.wires.editors.get(i).is_some_and(|e| e.len() > 1))
+    {
+        return Err(format!(
+            "{} runs as several instances, and such a transform cannot be removed while \
+             running; restart to apply",
+            live.plan.stages[several].path
+        ));
+    }
     let mut changed = Vec::new();
     if !retunes.is_empty() {
         // Offer every instance of every changed transform its edited self; take the edits only
@@ -347,7 +363,7 @@ async fn apply_reload(edited: Plan, live: &mut Live<'_>) -> Result<String, Strin
                     verdict,
                     commit: commit_rx,
                 };
-                if editor.send(offered).await.is_err() {
+                if editor.send(TransformControl::Offer(offered)).await.is_err() {
                     refusal = Some(format!("{path} has already ended"));
                     break;
                 }
@@ -410,8 +426,36 @@ async fn apply_reload(edited: Plan, live: &mut Live<'_>) -> Result<String, Strin
         ));
         live.running[swap.index] = swap.running;
     }
-    for stage in added {
-        changed.push(add_sink(stage, live)?);
+    // Added stages once their inputs run (an added transform may read another).
+    let mut pending: Vec<_> = added.into_iter().zip(added_inputs).collect();
+    while !pending.is_empty() {
+        let resolved = |ids: &[String], live: &Live<'_>| -> Option<Vec<usize>> {
+            ids.iter()
+                .map(|id| {
+                    live.running.iter().position(|r| {
+                        r.kind != StageKind::Sink && r.fingerprint != REMOVED && &r.id == id
+                    })
+                })
+                .collect()
+        };
+        let Some((at, inputs)) = pending
+            .iter()
+            .enumerate()
+            .find_map(|(at, (_, ids))| resolved(ids, live).map(|inputs| (at, inputs)))
+        else {
+            return Err("the added stages' inputs do not resolve".into());
+        };
+        let (mut stage, _) = pending.remove(at);
+        stage.inputs = inputs;
+        changed.push(add_stage(stage, live)?);
+    }
+    // Removed transforms last, once whatever replaces them reads their inputs.
+    for index in retired {
+        for editor in live.wires.editors.remove(&index).unwrap_or_default() {
+            let _ = editor.send(TransformControl::Retire).await;
+        }
+        live.running[index].fingerprint = REMOVED.into();
+        changed.push(format!("{} removed", live.plan.stages[index].path));
     }
     if changed.is_empty() {
         return Ok("nothing changed".into());
@@ -419,8 +463,8 @@ async fn apply_reload(edited: Plan, live: &mut Live<'_>) -> Result<String, Strin
     Ok(changed.join(", "))
 }
 
-/// Builds an added sink, joins it to the outputs it reads and runs it.
-fn add_sink(stage: PlannedStage, live: &mut Live<'_>) -> Result<String, String> {
+/// Builds an added transform or sink, joins it to the outputs it reads and runs it.
+fn add_stage(stage: PlannedStage, live: &mut Live<'_>) -> Result<String, String> {
     let path = stage.path.clone();
     if let Some(&ended) = stage
         .inputs
@@ -439,11 +483,19 @@ fn add_sink(stage: PlannedStage, live: &mut Live<'_>) -> Result<String, String> 
         metrics: Arc::clone(&metrics),
         resources: Arc::clone(live.resources),
     };
-    let sink = match stage.config.build(&cx) {
-        Ok(Stage::Sink(sink)) => sink,
-        Ok(_) => unreachable!("a sink's config builds a sink"),
-        Err(e) => return Err(format!("{path}: {e}")),
+    let parallel = match stage.kind {
+        StageKind::Transform => stage.config.parallel().filter(|p| p.instances > 1),
+        _ => None,
     };
+    let mut built = Vec::new();
+    for _ in 0..parallel.as_ref().map_or(1, |p| p.instances) {
+        built.push(
+            stage
+                .config
+                .build(&cx)
+                .map_err(|e| format!("{path}: {e}"))?,
+        );
+    }
     let mut receivers = Vec::new();
     for &upstream in &stage.inputs {
         let (tx, rx) = mpsc::channel::<Message>(CHANNEL_MESSAGES);
@@ -455,28 +507,65 @@ fn add_sink(stage: PlannedStage, live: &mut Live<'_>) -> Result<String, String> 
         }
         receivers.push(rx);
     }
+    let input = Inputs::new(receivers);
+    let mut output = Output::new(Vec::new(), Arc::clone(&metrics));
     let index = live.plan.stages.len();
+    live.wires.joiners.push(output.joiner());
     live.plan.stages.push(stage);
     live.metrics.push(Arc::clone(&metrics));
     live.running.push(Running::of_stage(live.plan, index));
-    // One joiner per stage position (nothing reads a sink).
-    live.wires
-        .joiners
-        .push(Output::new(Vec::new(), Arc::default()).joiner());
-    let (swap, swaps) = mpsc::channel(1);
-    live.wires.swaps.insert(index, swap);
-    let handle = live.tasks.spawn(guarded(
-        live.health.clone(),
-        run_sink(
-            sink,
-            Inputs::new(receivers),
-            metrics,
-            live.health.clone(),
-            swaps,
-        ),
-    ));
-    live.task_stage.insert(handle.id(), index);
-    tracing::info!("{path}: started (added by the edit)");
+    let health = live.health.clone();
+    let handles = match (built.pop().expect("built at least once"), parallel) {
+        (Stage::Transform(first), Some(parallel)) => {
+            let transforms = built
+                .into_iter()
+                .filter_map(|stage| match stage {
+                    Stage::Transform(transform) => Some(transform),
+                    _ => None,
+                })
+                .chain(std::iter::once(first))
+                .collect();
+            let (handles, editors) = spawn_instances(
+                live.tasks,
+                transforms,
+                Wiring {
+                    input,
+                    output,
+                    metrics,
+                    parallel,
+                    mark: Arc::from(path.as_str()),
+                },
+                live.trigger,
+                live.health,
+            );
+            live.wires.editors.insert(index, editors);
+            handles
+        }
+        (Stage::Transform(transform), None) => {
+            let (editor, edits) = mpsc::channel(1);
+            live.wires.editors.insert(index, vec![editor]);
+            let task = run_transform(
+                transform,
+                Ports { input, output },
+                metrics,
+                live.trigger.subscribe(),
+                health.clone(),
+                edits,
+            );
+            vec![live.tasks.spawn(guarded(health, task)).id()]
+        }
+        (Stage::Sink(sink), _) => {
+            let (swap, swaps) = mpsc::channel(1);
+            live.wires.swaps.insert(index, swap);
+            let task = run_sink(sink, input, metrics, health.clone(), swaps);
+            vec![live.tasks.spawn(guarded(health, task)).id()]
+        }
+        (Stage::Source(_), _) => unreachable!("sources are never added while running"),
+    };
+    for handle in handles {
+        live.task_stage.insert(handle, index);
+    }
+    tracing::info!("{path}: started (added by an edit)");
     Ok(format!("{path} added"))
 }
 
@@ -502,7 +591,7 @@ fn spawn_instances(
     wiring: Wiring,
     trigger: &ShutdownTrigger,
     health: &RunHealth,
-) -> (Vec<tokio::task::Id>, Vec<mpsc::Sender<TransformEdit>>) {
+) -> (Vec<tokio::task::Id>, Vec<mpsc::Sender<TransformControl>>) {
     let Wiring {
         input,
         output,
@@ -613,7 +702,7 @@ async fn run_transform(
     metrics: Arc<StageMetrics>,
     shutdown: Shutdown,
     health: RunHealth,
-    mut edits: mpsc::Receiver<TransformEdit>,
+    mut edits: mpsc::Receiver<TransformControl>,
 ) -> StageResult {
     let mut produced = Vec::new();
     let result = drive_transform(
@@ -642,7 +731,7 @@ struct Ports {
 enum Wake {
     Input(Option<InputEvent>),
     Tick,
-    Edit(TransformEdit),
+    Edit(TransformControl),
 }
 
 async fn drive_transform(
@@ -652,7 +741,7 @@ async fn drive_transform(
     metrics: &StageMetrics,
     shutdown: &Shutdown,
     health: &RunHealth,
-    edits: &mut mpsc::Receiver<TransformEdit>,
+    edits: &mut mpsc::Receiver<TransformControl>,
 ) -> StageResult {
     let Ports { input, output } = ports;
     let mut edits_open = true;
@@ -677,7 +766,8 @@ async fn drive_transform(
         let next = match wake {
             Wake::Input(event) => event.map(Some),
             Wake::Tick => Some(None),
-            Wake::Edit(edit) => {
+            Wake::Edit(TransformControl::Retire) => break,
+            Wake::Edit(TransformControl::Offer(edit)) => {
                 // Between two batches: the transform says whether it can take its edited
                 // self, then takes it once every transform of the edit has said yes.
                 let verdict = transform.can_adopt(edit.edited.as_ref());
