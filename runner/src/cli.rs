@@ -63,6 +63,37 @@ pub enum Command {
         /// edit is reported and the pipeline keeps running; see docs/reload.md.
         #[arg(long)]
         watch: bool,
+        /// Serve the control API (/health, /metrics, /graph, /tap/STAGE) for `weir top` and
+        /// `weir tap`, on ADDR (default 127.0.0.1:8686). A token, if $WEIR_API_TOKEN is set, is
+        /// required as `Authorization: Bearer`.
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = weir::api::DEFAULT_LISTEN)]
+        api: Option<String>,
+    },
+    /// Watch a running pipeline (started with --api): per stage rate, totals, drops, input
+    /// queue fill with the bottleneck marked, and watermark lag; refreshed every second.
+    Top {
+        /// The pipeline's control API.
+        #[arg(long, value_name = "ADDR", default_value = weir::api::DEFAULT_LISTEN)]
+        api: String,
+        /// Print this many refreshes, then exit (default: until Ctrl-C).
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
+    /// Print the records leaving stages of a running pipeline (started with --api), as JSON
+    /// lines; a tap that cannot keep up misses records, the pipeline never waits for it.
+    Tap {
+        /// Stage ids (or key paths) whose output to print.
+        #[arg(required = true)]
+        stages: Vec<String>,
+        /// The pipeline's control API.
+        #[arg(long, value_name = "ADDR", default_value = weir::api::DEFAULT_LISTEN)]
+        api: String,
+        /// Stop after this many records per stage.
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// Print one record in N.
+        #[arg(long, value_name = "N")]
+        sample: Option<u64>,
     },
     /// Check a pipeline file and report every problem (opens nothing but the file and the plugin
     /// libraries it names, whose descriptors are read).

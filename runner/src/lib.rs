@@ -15,6 +15,7 @@
 //! 7. `topology`: the declared graph, its plan and the engine that runs it.
 
 pub mod ack;
+pub mod api;
 pub mod builtins;
 pub mod config;
 pub mod format;

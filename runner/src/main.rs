@@ -1,6 +1,7 @@
 //! The `weir` binary: parses the command line and dispatches to the library.
 
 mod cli;
+mod observe;
 mod user_log_gen;
 
 use clap::Parser;
@@ -163,7 +164,11 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        Command::Run { pipeline, watch } => match checked_plan(&pipeline, &registry) {
+        Command::Run {
+            pipeline,
+            watch,
+            api,
+        } => match checked_plan(&pipeline, &registry) {
             Some(plan) => run(
                 plan,
                 Reloading {
@@ -171,7 +176,21 @@ fn main() -> ExitCode {
                     watch,
                     registry,
                 },
+                api,
             ),
+            None => ExitCode::FAILURE,
+        },
+        Command::Top { api, count } => match runtime() {
+            Some(runtime) => runtime.block_on(observe::top(&api, count)),
+            None => ExitCode::FAILURE,
+        },
+        Command::Tap {
+            stages,
+            api,
+            limit,
+            sample,
+        } => match runtime() {
+            Some(runtime) => runtime.block_on(observe::tap(&api, &stages, limit, sample)),
             None => ExitCode::FAILURE,
         },
     }
@@ -260,17 +279,29 @@ struct Reloading {
     registry: Registry,
 }
 
-fn run(plan: Plan, reloading: Reloading) -> ExitCode {
+fn run(plan: Plan, reloading: Reloading, api: Option<String>) -> ExitCode {
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
     };
     runtime.block_on(async {
+        let view = topology::RunView::new();
+        // Held until the run ends: dropping it stops the API.
+        let _api = match api {
+            Some(listen) => match observe::serve_api(&listen, &view) {
+                Ok(serving) => Some(serving),
+                Err(e) => {
+                    eprintln!("error: --api: {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
+            None => None,
+        };
         let (trigger, _) = shutdown_pair();
         let trigger = std::sync::Arc::new(trigger);
         tokio::spawn(stop_on_signals(std::sync::Arc::clone(&trigger)));
         let (reloads, reload_requests) = tokio::sync::mpsc::channel(1);
         tokio::spawn(reload_on_edits(reloading, reloads));
-        let report = topology::run_reloadable(plan, &trigger, reload_requests).await;
+        let report = topology::run_reloadable(plan, &trigger, reload_requests, &view).await;
         for c in &report.counts {
             let dropped = if c.dropped > 0 {
                 format!(", {} dropped", c.dropped)

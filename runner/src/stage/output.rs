@@ -1,10 +1,12 @@
 //! A stage's outgoing edges: what travels on them ([`Message`]: batches and watermarks), fan-out
-//! to every consumer with backpressure, and the watermarks a source derives from its batches.
+//! to every consumer with backpressure, the watermarks a source derives from its batches, and
+//! consumers that join while the stage runs: stages added by an edit, and taps (`weir tap`),
+//! which get copies only while they keep up and never slow the stage.
 
 use super::metrics::StageMetrics;
 use crate::record::{Batch, Millis};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
 
 /// Everything downstream of a stage is gone (it failed or stopped); the stage should stop too.
@@ -31,14 +33,42 @@ pub struct Output {
     derive_watermarks: bool,
     latest: Millis,
     watermark: Millis,
-    /// Consumers that join while the stage runs (a sink added by an edit, see [`Joiner`]).
-    joining: Option<mpsc::UnboundedReceiver<mpsc::Sender<Message>>>,
+    /// Consumers that join while the stage runs (see [`Joiner`]).
+    joining: Option<mpsc::UnboundedReceiver<Joining>>,
+    taps: Vec<TapSender>,
+}
+
+/// A consumer joining a running stage's output.
+#[derive(Debug)]
+enum Joining {
+    /// A stage: gets every message, with backpressure.
+    Consumer(mpsc::Sender<Message>),
+    /// A tap.
+    Tap(TapSender),
+}
+
+/// The stage's end of a tap.
+#[derive(Debug)]
+struct TapSender {
+    to: mpsc::Sender<Batch>,
+    missed: Arc<AtomicU64>,
+}
+
+/// A tap on a stage's output: copies of the batches it sends (without their delivery tickets,
+/// so holding one delays nothing), as many as the tap's buffer holds; the rest are counted in
+/// `missed`, never waited for.
+#[derive(Debug)]
+pub struct Tap {
+    /// The copies.
+    pub batches: mpsc::Receiver<Batch>,
+    /// Batches the tap missed because its buffer was full.
+    pub missed: Arc<AtomicU64>,
 }
 
 /// Adds consumers to a running stage's output: from its next batch or watermark on, each
 /// receives what the stage sends (what it sent before is not repeated).
 #[derive(Clone, Debug)]
-pub struct Joiner(mpsc::UnboundedSender<mpsc::Sender<Message>>);
+pub struct Joiner(mpsc::UnboundedSender<Joining>);
 
 /// The stage has ended: nothing more will leave it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +77,21 @@ pub struct StageEnded;
 impl Joiner {
     /// Adds `consumer`.
     pub fn join(&self, consumer: mpsc::Sender<Message>) -> Result<(), StageEnded> {
-        self.0.send(consumer).map_err(|_| StageEnded)
+        self.0
+            .send(Joining::Consumer(consumer))
+            .map_err(|_| StageEnded)
+    }
+
+    /// Taps the output with a buffer of `buffer` batches.
+    pub fn tap(&self, buffer: usize) -> Result<Tap, StageEnded> {
+        let (to, batches) = mpsc::channel(buffer.max(1));
+        let missed = Arc::new(AtomicU64::new(0));
+        let sender = TapSender {
+            to,
+            missed: Arc::clone(&missed),
+        };
+        self.0.send(Joining::Tap(sender)).map_err(|_| StageEnded)?;
+        Ok(Tap { batches, missed })
     }
 
     /// Whether the stage has ended (a [`join`](Self::join) would fail).
@@ -68,6 +112,7 @@ impl Output {
             latest: Millis::MIN,
             watermark: Millis::MIN,
             joining: None,
+            taps: Vec::new(),
         }
     }
 
@@ -81,11 +126,37 @@ impl Output {
     /// Takes in the consumers that joined since the last message.
     fn admit_joined(&mut self) {
         if let Some(joining) = &mut self.joining {
-            while let Ok(consumer) = joining.try_recv() {
-                self.senders.push(consumer);
-                self.had_consumers = true;
+            while let Ok(joined) = joining.try_recv() {
+                match joined {
+                    Joining::Consumer(consumer) => {
+                        self.senders.push(consumer);
+                        self.had_consumers = true;
+                    }
+                    Joining::Tap(tap) => self.taps.push(tap),
+                }
             }
         }
+    }
+
+    /// Offers each tap a copy of `batch` (without tickets); a full tap misses it.
+    fn feed_taps(&mut self, batch: &Batch) {
+        self.admit_joined();
+        if self.taps.is_empty() {
+            return;
+        }
+        self.taps.retain(|tap| match tap.to.try_reserve() {
+            Ok(permit) => {
+                let mut copy = batch.clone();
+                drop(copy.take_acks());
+                permit.send(copy);
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(())) => {
+                tap.missed.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(())) => false,
+        });
     }
 
     /// A source's output: after every batch it sends the latest event time seen as watermark.
@@ -102,6 +173,7 @@ impl Output {
             return Ok(());
         }
         let watermark = self.count(&batch);
+        self.feed_taps(&batch);
         self.send_message(Message::Batch(batch)).await?;
         match watermark {
             Some(t) => self.send_watermark(t).await,
@@ -123,6 +195,7 @@ impl Output {
         let advances = watermark > self.watermark;
         if advances {
             self.watermark = watermark;
+            self.metrics.watermark.store(watermark, Ordering::Relaxed);
         }
         advances
     }
@@ -147,6 +220,7 @@ impl Output {
             return Ok(());
         }
         let watermark = self.count(&batch);
+        self.feed_taps(&batch);
         self.blocking_send_message(Message::Batch(batch))?;
         if let Some(t) = watermark {
             self.blocking_send_watermark(t)?;
@@ -287,5 +361,30 @@ mod tests {
         assert!(joiner.ended());
         let (tx3, _rx3) = mpsc::channel(1);
         assert_eq!(joiner.join(tx3), Err(StageEnded));
+    }
+
+    #[tokio::test]
+    async fn a_tap_gets_copies_while_it_keeps_up_and_never_holds_the_stage() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut out = Output::new(vec![tx], Arc::default());
+        let joiner = out.joiner();
+        let mut tap = joiner.tap(2).unwrap();
+        for rows in 1..=5 {
+            out.send(batch(rows)).await.unwrap();
+        }
+        // The stage sent all five without waiting; the tap holds the first two.
+        let mut consumer = 0;
+        while let Ok(Message::Batch(b)) = rx.try_recv() {
+            consumer += b.len();
+        }
+        assert_eq!(consumer, 15);
+        assert_eq!(tap.batches.try_recv().unwrap().len(), 1);
+        assert_eq!(tap.batches.try_recv().unwrap().len(), 2);
+        assert!(tap.batches.try_recv().is_err());
+        assert_eq!(tap.missed.load(Ordering::Relaxed), 3);
+        // A tap that goes away is forgotten; the stage goes on.
+        drop(tap);
+        out.send(batch(1)).await.unwrap();
+        assert!(out.taps.is_empty());
     }
 }

@@ -1,5 +1,6 @@
-//! The pipeline graph: planning it from a document (`plan`), rendering it (`graph`) and running it
-//! (`run`; a keyed transform with several instances through `parallel`).
+//! The pipeline graph: planning it from a document (`plan`), rendering it (`graph`), running it
+//! (`run`; a keyed transform with several instances through `parallel`; edits through `reload`)
+//! and watching it run (`view`).
 
 pub mod graph;
 pub mod inputs;
@@ -9,7 +10,9 @@ pub mod reload;
 pub mod run;
 pub mod share;
 pub mod spec;
+pub mod view;
 
 pub use plan::{Plan, PlannedStage, plan};
 pub use run::{RunReport, StageCounts, StageFailure, run, run_reloadable};
 pub use spec::{ComponentSpec, InputRef, PipelineSpec};
+pub use view::{GraphSnapshot, RunView, StageSnapshot, TapError};

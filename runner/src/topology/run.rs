@@ -12,6 +12,7 @@ use super::plan::{Plan, PlannedStage};
 use super::reload::{
     Changes, Discard, REMOVED, Reload, Running, SinkSwap, TransformControl, TransformEdit, changes,
 };
+use super::view::{RunView, Watched};
 use crate::record::Batch;
 use crate::stage::{
     BuildContext, Joiner, Message, Output, Parallel, RunHealth, RunResources, Shutdown,
@@ -79,14 +80,16 @@ pub struct RunReport {
 /// Builds and runs `plan` until it ends by itself, or `trigger` fires and it has drained.
 pub async fn run(plan: Plan, trigger: &ShutdownTrigger) -> RunReport {
     let (_, reloads) = mpsc::channel(1);
-    run_reloadable(plan, trigger, reloads).await
+    run_reloadable(plan, trigger, reloads, &RunView::new()).await
 }
 
-/// [`run`], applying each edited plan that arrives on `reloads` while it runs (see `reload`).
+/// [`run`], applying each edited plan that arrives on `reloads` while it runs (see `reload`),
+/// and showing its stages in `view` as it starts them.
 pub async fn run_reloadable(
     mut plan: Plan,
     trigger: &ShutdownTrigger,
     mut reloads: mpsc::Receiver<Reload>,
+    view: &RunView,
 ) -> RunReport {
     let mut metrics: Vec<Arc<StageMetrics>> = plan.stages.iter().map(|_| Arc::default()).collect();
     let mut built = Vec::with_capacity(plan.stages.len());
@@ -130,9 +133,12 @@ pub async fn run_reloadable(
         plan.stages.iter().map(|_| Vec::new()).collect();
     let mut senders: Vec<Vec<mpsc::Sender<Message>>> =
         plan.stages.iter().map(|_| Vec::new()).collect();
+    let mut queues: Vec<Vec<mpsc::WeakSender<Message>>> =
+        plan.stages.iter().map(|_| Vec::new()).collect();
     for (i, stage) in plan.stages.iter().enumerate() {
         for &upstream in &stage.inputs {
             let (tx, rx) = mpsc::channel::<Message>(CHANNEL_MESSAGES);
+            queues[i].push(tx.downgrade());
             senders[upstream].push(tx);
             receivers[i].push(rx);
         }
@@ -151,6 +157,9 @@ pub async fn run_reloadable(
             output
         })
         .collect();
+    for ((i, stage), queues) in plan.stages.iter().enumerate().zip(queues) {
+        view.register(watched(stage, &metrics[i], &wires.joiners[i], queues));
+    }
     let mut receivers = receivers.into_iter();
 
     let mut tasks = JoinSet::new();
@@ -238,6 +247,7 @@ pub async fn run_reloadable(
                             task_stage: &mut task_stage,
                             health: &health,
                             trigger,
+                            view,
                         };
                         let answer = apply_reload(reload.plan, &mut live).await;
                         let _ = reload.reply.send(answer);
@@ -290,6 +300,7 @@ struct Live<'a> {
     task_stage: &'a mut HashMap<tokio::task::Id, usize>,
     health: &'a RunHealth,
     trigger: &'a ShutdownTrigger,
+    view: &'a RunView,
 }
 
 impl Live<'_> {
@@ -420,6 +431,9 @@ async fn apply_reload(edited: Plan, live: &mut Live<'_>) -> Result<String, Strin
             Ok(Err(why)) => return Err(format!("{path}: {why}")),
             Err(_) => return Err(format!("{path} has already ended")),
         }
+        if removed {
+            live.view.remove(swap.index);
+        }
         changed.push(format!(
             "{path} {}",
             if removed { "removed" } else { "replaced" }
@@ -455,6 +469,7 @@ async fn apply_reload(edited: Plan, live: &mut Live<'_>) -> Result<String, Strin
             let _ = editor.send(TransformControl::Retire).await;
         }
         live.running[index].fingerprint = REMOVED.into();
+        live.view.remove(index);
         changed.push(format!("{} removed", live.plan.stages[index].path));
     }
     if changed.is_empty() {
@@ -497,8 +512,10 @@ fn add_stage(stage: PlannedStage, live: &mut Live<'_>) -> Result<String, String>
         );
     }
     let mut receivers = Vec::new();
+    let mut queues = Vec::new();
     for &upstream in &stage.inputs {
         let (tx, rx) = mpsc::channel::<Message>(CHANNEL_MESSAGES);
+        queues.push(tx.downgrade());
         if live.wires.joiners[upstream].join(tx).is_err() {
             tracing::warn!(
                 "{path}: its input `{}` ended while it was added",
@@ -511,6 +528,12 @@ fn add_stage(stage: PlannedStage, live: &mut Live<'_>) -> Result<String, String>
     let mut output = Output::new(Vec::new(), Arc::clone(&metrics));
     let index = live.plan.stages.len();
     live.wires.joiners.push(output.joiner());
+    live.view.register(watched(
+        &stage,
+        &metrics,
+        &live.wires.joiners[index],
+        queues,
+    ));
     live.plan.stages.push(stage);
     live.metrics.push(Arc::clone(&metrics));
     live.running.push(Running::of_stage(live.plan, index));
@@ -629,6 +652,26 @@ fn spawn_instances(
     let merge = parallel::merge(Inputs::new(from_instances), output, mark);
     ids.push(tasks.spawn(guarded(health.clone(), merge)).id());
     (ids, editors)
+}
+
+/// How the view shows `stage`.
+fn watched(
+    stage: &PlannedStage,
+    metrics: &Arc<StageMetrics>,
+    joiner: &Joiner,
+    queues: Vec<mpsc::WeakSender<Message>>,
+) -> Watched {
+    Watched {
+        id: stage.id.clone(),
+        path: stage.path.clone(),
+        kind: stage.kind,
+        type_name: stage.type_name.clone(),
+        inputs: stage.inputs.clone(),
+        metrics: Arc::clone(metrics),
+        joiner: joiner.clone(),
+        queues,
+        removed: false,
+    }
 }
 
 fn failure(plan: &Plan, i: usize, error: StageError) -> StageFailure {
@@ -786,9 +829,11 @@ async fn drive_transform(
                     .received
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 let acks = batch.acks().clone();
+                let started = std::time::Instant::now();
                 if let Err(e) = transform.process(batch, produced) {
                     return fail_with(health, &acks, e);
                 }
+                metrics.add_batch(started.elapsed());
             }
             Some(Some(InputEvent::Watermark(port, t))) => {
                 advanced = watermarks.observe(port, t);
@@ -878,11 +923,13 @@ async fn run_sink(
                     // settled). A sink that fails marks the tickets of what it drops itself;
                     // this catches what it holds.
                     let on_failure = batch.acks().on_failure();
+                    let started = std::time::Instant::now();
                     if let Err(e) = sink.write(batch).await {
                         health.fail();
                         on_failure.fail();
                         return Err(e);
                     }
+                    metrics.add_batch(started.elapsed());
                 }
                 Some(_) => {}
                 None => break,
