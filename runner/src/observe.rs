@@ -167,6 +167,8 @@ fn render(now: &GraphSnapshot, previous: Option<&GraphSnapshot>) -> String {
     for s in now.stages.iter().filter(|s| !s.removed) {
         let then = before.get(s.path.as_str());
         let busy = match then {
+            // A source's time is not measured (it waits on its input as much as it works).
+            _ if s.kind == "source" => "-".into(),
             Some(then) if seconds > 0.0 => {
                 format!("{:.0}%", (s.busy_ms - then.busy_ms) / (seconds * 10.0))
             }
@@ -306,5 +308,61 @@ pub async fn tap(
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir::topology::view::QueueSnapshot;
+
+    fn stage(id: &str, kind: &str, input: Option<(&str, usize)>) -> StageSnapshot {
+        StageSnapshot {
+            id: id.into(),
+            path: format!("{kind}s.{id}"),
+            kind: kind.into(),
+            r#type: "t".into(),
+            inputs: input.iter().map(|(from, _)| from.to_string()).collect(),
+            records_in: 0,
+            records_out: 0,
+            dropped: 0,
+            batches: 0,
+            busy_ms: 0.0,
+            watermark: None,
+            watermark_lag_ms: None,
+            queues: input
+                .iter()
+                .map(|&(from, queued)| QueueSnapshot {
+                    from: from.into(),
+                    queued,
+                    capacity: 16,
+                })
+                .collect(),
+            removed: false,
+        }
+    }
+
+    /// The bottleneck is the furthest stage downstream with a full input queue: behind it,
+    /// everything upstream waits; after it, nothing does.
+    #[test]
+    fn the_bottleneck_is_the_last_stage_with_a_full_input() {
+        let graph = |window_queue, sink_queue| GraphSnapshot {
+            at: 0,
+            stages: vec![
+                stage("src", "source", None),
+                stage("w", "transform", Some(("src", window_queue))),
+                stage("out", "sink", Some(("w", sink_queue))),
+            ],
+        };
+        assert_eq!(bottleneck(&graph(16, 1)), Some("w"));
+        assert_eq!(bottleneck(&graph(16, 15)), Some("out"));
+        assert_eq!(bottleneck(&graph(3, 2)), None);
+        let table = render(&graph(16, 1), None);
+        let marked: Vec<&str> = table
+            .lines()
+            .filter(|l| l.ends_with("<- bottleneck"))
+            .collect();
+        assert_eq!(marked.len(), 1, "{table}");
+        assert!(marked[0].starts_with("transforms.w "), "{table}");
     }
 }
