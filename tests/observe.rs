@@ -273,3 +273,73 @@ path = "{}"
         "{scraped}"
     );
 }
+
+/// The control API's graph page in headless Chromium, behind the token: it asks for the token,
+/// then draws every stage and edge with non-zero rates. Saves a screenshot (docs/graph.png is
+/// one).
+#[test]
+fn the_graph_page_shows_live_rates_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let csv = repo().join("data/user_log_sample.csv");
+    let port = free_port();
+    let api = format!("127.0.0.1:{port}");
+    let mut cmd = weir();
+    cmd.args(["run", "--api", &api, "pipelines/shopping_gender_local.toml"])
+        .args([
+            "--set",
+            "sources.user_log.rate=1500",
+            "--set",
+            "sources.user_log.loop=true",
+        ])
+        .args([
+            "--set",
+            "sinks.out.type=\"blackhole\"",
+            "--unset",
+            "sinks.out.format",
+        ])
+        .env("WEIR_USER_LOG", &csv)
+        .env("WEIR_API_TOKEN", TOKEN)
+        .current_dir(repo());
+    let run = Background::start(cmd, &dir.join("run.out"), &dir.join("run.log"));
+    common::kafka::wait_for_port(port);
+    let py = python("WEIR_TEST_PYTHON", "venv-sio5");
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("graph.png");
+    let (out, page) = common::dashboard::run_script(
+        &py,
+        "graph_page.py",
+        &[&format!("http://{api}/"), TOKEN, shot.to_str().unwrap()],
+    );
+    let (status, log) = run.signal("TERM");
+    assert!(status.success(), "{log}");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(page["state"], "live", "{page}");
+    assert_eq!(page["svg_stages"], 3, "{page}");
+    assert_eq!(page["edges"], 2, "{page}");
+    let stages = page["stages"].as_array().unwrap();
+    let rate = |path: &str, key: &str| {
+        stages
+            .iter()
+            .find(|s| s["path"] == path)
+            .and_then(|s| s[key].as_f64())
+            .unwrap_or(0.0)
+    };
+    assert!(rate("sources.user_log", "rateOut") > 0.0, "{page}");
+    assert!(rate("transforms.per_second", "rateIn") > 0.0, "{page}");
+    assert!(rate("transforms.per_second", "rateOut") > 0.0, "{page}");
+    assert!(rate("sinks.out", "rateIn") > 0.0, "{page}");
+    // The only console errors allowed: the first request, refused for want of the token.
+    for error in page["errors"].as_array().unwrap() {
+        assert!(error["message"].as_str().unwrap().contains("401"), "{page}");
+    }
+    assert!(
+        !page["location"].as_str().unwrap().contains(TOKEN),
+        "the token stays out of the address"
+    );
+    assert!(shot.exists());
+}

@@ -1,6 +1,7 @@
 //! The control API of a running pipeline (`weir run --api`): `/health`, `/metrics` (Prometheus
-//! text), `/graph` (every stage with its live figures, as JSON) and `/tap/STAGE` (records
-//! leaving a stage, as JSON lines, for as long as the client reads and never slowing the stage).
+//! text), `/graph` (every stage with its live figures, as JSON), `/tap/STAGE` (records leaving a
+//! stage, as JSON lines, for as long as the client reads and never slowing the stage), and at `/`
+//! a page that draws the graph with its live figures (embedded, like the dashboard's page).
 //! Off unless asked; loopback by default; an optional token (`Authorization: Bearer`) and TLS,
 //! as the dashboard and metrics sinks have.
 
@@ -52,6 +53,33 @@ pub fn start(
 /// The API's routes, not yet served.
 pub fn app(view: Arc<RunView>, token: Option<Token>) -> Router {
     Router::new()
+        .route(
+            "/",
+            get(|| async {
+                page(
+                    "text/html; charset=utf-8",
+                    include_str!("../../web/graph.html"),
+                )
+            }),
+        )
+        .route(
+            "/graph.js",
+            get(|| async {
+                page(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../../web/graph.js"),
+                )
+            }),
+        )
+        .route(
+            "/graph.css",
+            get(|| async {
+                page(
+                    "text/css; charset=utf-8",
+                    include_str!("../../web/graph.css"),
+                )
+            }),
+        )
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/graph", get(graph))
@@ -63,6 +91,23 @@ pub fn app(view: Arc<RunView>, token: Option<Token>) -> Router {
             )
         })
         .with_state(Api { view, token })
+}
+
+/// One of the page's files (they hold nothing secret: the figures come from `/graph`, which
+/// takes the token).
+fn page(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// 401 unless the request carries the token (when one is required).
