@@ -7,31 +7,19 @@ mod common;
 use common::kafka::{broker, expected_windows};
 use common::*;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "s3cret-api-token";
 
-/// A GET on the API at `port`: status and body.
+/// A GET on the API at `port`, with the token if given: status and body.
 fn http(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
+    let (status_line, body) = common::dashboard::http_request(port, path, &auth);
+    let status = status_line
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
     (status, body)
 }
 

@@ -170,13 +170,7 @@ pub async fn run_reloadable(
         let metrics = Arc::clone(&metrics[i]);
         let h = health.clone();
         if let Some(parallel) = parallel {
-            let transforms = stages
-                .into_iter()
-                .filter_map(|stage| match stage {
-                    Stage::Transform(transform) => Some(transform),
-                    _ => None,
-                })
-                .collect();
+            let transforms = transforms_of(stages);
             let (handles, editors) = spawn_instances(
                 &mut tasks,
                 transforms,
@@ -540,14 +534,8 @@ fn add_stage(stage: PlannedStage, live: &mut Live<'_>) -> Result<String, String>
     let health = live.health.clone();
     let handles = match (built.pop().expect("built at least once"), parallel) {
         (Stage::Transform(first), Some(parallel)) => {
-            let transforms = built
-                .into_iter()
-                .filter_map(|stage| match stage {
-                    Stage::Transform(transform) => Some(transform),
-                    _ => None,
-                })
-                .chain(std::iter::once(first))
-                .collect();
+            let mut transforms = transforms_of(built);
+            transforms.push(first);
             let (handles, editors) = spawn_instances(
                 live.tasks,
                 transforms,
@@ -652,6 +640,17 @@ fn spawn_instances(
     let merge = parallel::merge(Inputs::new(from_instances), output, mark);
     ids.push(tasks.spawn(guarded(health.clone(), merge)).id());
     (ids, editors)
+}
+
+/// The transforms among the instances built for one stage.
+fn transforms_of(built: Vec<Stage>) -> Vec<Box<dyn Transform>> {
+    built
+        .into_iter()
+        .filter_map(|stage| match stage {
+            Stage::Transform(transform) => Some(transform),
+            _ => None,
+        })
+        .collect()
 }
 
 /// How the view shows `stage`.
