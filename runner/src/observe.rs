@@ -326,6 +326,7 @@ mod tests {
             records_in: 0,
             records_out: 0,
             dropped: 0,
+            dropped_by: Default::default(),
             batches: 0,
             busy_ms: 0.0,
             watermark: None,

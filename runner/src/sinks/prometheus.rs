@@ -7,6 +7,7 @@ use crate::format::window_points::{self, Fields};
 use crate::record::{Batch, Millis};
 use crate::serve::tls::ServerTls;
 use crate::serve::token::Token;
+use crate::stage::DropReason;
 use crate::stage::{
     BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, Sink, Stage, StageConfig,
     StageError, StageKind, StageMetrics, StageResult,
@@ -254,7 +255,7 @@ struct PrometheusSink {
 impl Sink for PrometheusSink {
     async fn write(&mut self, batch: Batch) -> StageResult {
         let (points, skipped) = window_points::points(&batch, &self.fields);
-        self.metrics.add_dropped(skipped);
+        self.metrics.add_dropped(DropReason::Invalid, skipped);
         let mut exported = self.exported.lock().unwrap_or_else(|e| e.into_inner());
         for point in points {
             for (key, value) in point.values {

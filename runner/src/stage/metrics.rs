@@ -15,6 +15,8 @@ pub struct StageMetrics {
     pub emitted: AtomicU64,
     /// Records (or input rows) dropped as bad or late; each drop is also logged.
     pub dropped: AtomicU64,
+    /// The same, per [`DropReason`].
+    dropped_by: [AtomicU64; DropReason::ALL.len()],
     /// Batches handled (transforms and sinks).
     pub batches: AtomicU64,
     /// Time spent handling them, in nanoseconds (a transform's `process`, a sink's `write`).
@@ -29,9 +31,41 @@ impl Default for StageMetrics {
             received: AtomicU64::new(0),
             emitted: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            dropped_by: Default::default(),
             batches: AtomicU64::new(0),
             busy_nanos: AtomicU64::new(0),
             watermark: AtomicI64::new(Millis::MIN),
+        }
+    }
+}
+
+/// Why a stage dropped records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// They arrived after every window they belong to had closed.
+    Late,
+    /// They could not be read: a malformed csv row, an undecodable Kafka message, a record
+    /// without the fields a sink needs.
+    Invalid,
+    /// Their time is out of what the stage accepts: too far in the future, or too close to
+    /// the ends of the time range for any window.
+    OutOfRange,
+}
+
+impl DropReason {
+    /// Every reason.
+    pub const ALL: [DropReason; 3] = [
+        DropReason::Late,
+        DropReason::Invalid,
+        DropReason::OutOfRange,
+    ];
+
+    /// Its name in metrics: `late`, `invalid`, `out_of_range`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Late => "late",
+            DropReason::Invalid => "invalid",
+            DropReason::OutOfRange => "out_of_range",
         }
     }
 }
@@ -45,6 +79,8 @@ pub struct Figures {
     pub emitted: u64,
     /// Records dropped.
     pub dropped: u64,
+    /// Records dropped per reason, in [`DropReason::ALL`] order.
+    pub dropped_by: [u64; DropReason::ALL.len()],
     /// Batches handled.
     pub batches: u64,
     /// Time spent on them.
@@ -54,9 +90,10 @@ pub struct Figures {
 }
 
 impl StageMetrics {
-    /// Adds `n` dropped records.
-    pub fn add_dropped(&self, n: u64) {
+    /// Counts `n` records dropped for `reason`.
+    pub fn add_dropped(&self, reason: DropReason, n: u64) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
+        self.dropped_by[reason as usize].fetch_add(n, Ordering::Relaxed);
     }
 
     /// Counts one batch handled in `took`.
@@ -84,6 +121,7 @@ impl StageMetrics {
             received: self.received.load(Ordering::Relaxed),
             emitted: self.emitted.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            dropped_by: std::array::from_fn(|i| self.dropped_by[i].load(Ordering::Relaxed)),
             batches: self.batches.load(Ordering::Relaxed),
             busy_nanos: self.busy_nanos.load(Ordering::Relaxed),
             watermark: (watermark != Millis::MIN).then_some(watermark),

@@ -5,7 +5,7 @@
 //! and as edits add or remove them.
 
 use crate::record::Millis;
-use crate::stage::{Joiner, Message, StageEnded, StageKind, StageMetrics, Tap};
+use crate::stage::{DropReason, Joiner, Message, StageEnded, StageKind, StageMetrics, Tap};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -61,6 +61,9 @@ pub struct StageSnapshot {
     pub records_out: u64,
     /// Records dropped as bad or late.
     pub dropped: u64,
+    /// The same per reason (`late`, `invalid`, `out_of_range`), those that happened.
+    #[serde(default)]
+    pub dropped_by: std::collections::BTreeMap<String, u64>,
     /// Batches handled (transforms and sinks).
     pub batches: u64,
     /// Time spent handling them, in milliseconds.
@@ -139,6 +142,12 @@ impl RunView {
                     records_in: f.received,
                     records_out: f.emitted,
                     dropped: f.dropped,
+                    dropped_by: DropReason::ALL
+                        .iter()
+                        .zip(f.dropped_by)
+                        .filter(|(_, n)| *n > 0)
+                        .map(|(reason, n)| (reason.name().to_string(), n))
+                        .collect(),
                     batches: f.batches,
                     busy_ms: f.busy_nanos as f64 / 1e6,
                     watermark: f.watermark,
@@ -225,13 +234,24 @@ pub fn prometheus(snapshot: &GraphSnapshot) -> String {
         "Records the stage sent on.",
         &|s| (s.kind != "sink").then_some(s.records_out as f64),
     );
-    stage_metric(
-        &mut text,
-        "weir_stage_dropped_total",
-        "counter",
-        "Records or input rows the stage dropped as bad or late.",
-        &|s| Some(s.dropped as f64),
+    let _ = writeln!(
+        text,
+        "# HELP weir_stage_dropped_total Records or input rows the stage dropped, by reason \
+         (late, invalid, out_of_range)."
     );
+    let _ = writeln!(text, "# TYPE weir_stage_dropped_total counter");
+    for s in snapshot.stages.iter().filter(|s| !s.removed) {
+        for reason in DropReason::ALL {
+            let n = s.dropped_by.get(reason.name()).copied().unwrap_or(0);
+            let _ = writeln!(
+                text,
+                "weir_stage_dropped_total{{stage=\"{}\",type=\"{}\",reason=\"{}\"}} {n}",
+                s.path,
+                s.r#type,
+                reason.name()
+            );
+        }
+    }
     stage_metric(
         &mut text,
         "weir_stage_batches_total",
@@ -287,4 +307,64 @@ pub fn prometheus(snapshot: &GraphSnapshot) -> String {
         }
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stage::Output;
+
+    #[test]
+    fn drops_are_shown_per_reason_and_sinks_cannot_be_tapped() {
+        let view = RunView::new();
+        let mut outputs = Vec::new();
+        for (id, kind, inputs) in [
+            ("w", StageKind::Transform, vec![]),
+            ("out", StageKind::Sink, vec![0]),
+        ] {
+            let metrics = Arc::new(StageMetrics::default());
+            if id == "w" {
+                metrics.add_dropped(DropReason::Late, 2);
+                metrics.add_dropped(DropReason::Invalid, 1);
+            }
+            view.register(Watched {
+                id: id.into(),
+                path: format!("{}.{id}", kind.section()),
+                kind,
+                type_name: "t".into(),
+                queues: vec![],
+                inputs,
+                metrics,
+                joiner: {
+                    let mut output = Output::new(Vec::new(), Arc::default());
+                    let joiner = output.joiner();
+                    outputs.push(output);
+                    joiner
+                },
+                removed: false,
+            });
+        }
+        let snapshot = view.snapshot();
+        assert_eq!(snapshot.stages[0].dropped, 3);
+        assert_eq!(
+            snapshot.stages[0].dropped_by,
+            [("invalid".to_string(), 1), ("late".to_string(), 2)].into()
+        );
+        let text = prometheus(&snapshot);
+        for line in [
+            "weir_stage_dropped_total{stage=\"transforms.w\",type=\"t\",reason=\"late\"} 2",
+            "weir_stage_dropped_total{stage=\"transforms.w\",type=\"t\",reason=\"invalid\"} 1",
+            "weir_stage_dropped_total{stage=\"transforms.w\",type=\"t\",reason=\"out_of_range\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        }
+        assert_eq!(view.tap("out", 1).err(), Some(TapError::Sink("out".into())));
+        assert_eq!(
+            view.tap("nope", 1).err(),
+            Some(TapError::Unknown("nope".into()))
+        );
+        assert!(view.tap("transforms.w", 1).is_ok());
+        drop(outputs);
+        assert_eq!(view.tap("w", 1).err(), Some(TapError::Ended("w".into())));
+    }
 }

@@ -10,6 +10,7 @@ pub mod server;
 use crate::format::window_points::{self, Fields};
 use crate::record::Batch;
 use crate::serve::tls::ServerTls;
+use crate::stage::DropReason;
 use crate::stage::{
     BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, Sink, Stage, StageConfig,
     StageError, StageKind, StageMetrics, StageResult,
@@ -238,7 +239,7 @@ struct SocketIoSink {
 impl Sink for SocketIoSink {
     async fn write(&mut self, batch: Batch) -> StageResult {
         let (points, skipped) = window_points::points(&batch, &self.fields);
-        self.metrics.add_dropped(skipped);
+        self.metrics.add_dropped(DropReason::Invalid, skipped);
         for point in points {
             self.dashboard.publish(point).await;
             // A batch may close many windows at once (a replay catching up). Let the browsers'

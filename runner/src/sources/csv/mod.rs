@@ -48,6 +48,7 @@ use super::checkpoint::{Checkpoints, Partition};
 use crate::kafka::transaction::{CommitPoint, Transactions, Transactor};
 use crate::progress;
 use crate::record::Millis;
+use crate::stage::DropReason;
 use crate::stage::{
     BuildContext, Source, SourceContext, Stage, StageConfig, StageError, StageMetrics, StageResult,
 };
@@ -429,7 +430,7 @@ impl CsvSource {
             }
         }
         let n = bad.len() as u64;
-        self.metrics.add_dropped(n);
+        self.metrics.add_dropped(DropReason::Invalid, n);
         bad.clear();
         n
     }

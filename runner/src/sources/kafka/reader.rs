@@ -6,6 +6,7 @@ use super::group::Change;
 use crate::kafka::codec::Decoder;
 use crate::record::{BatchBuilder, Millis};
 use crate::sources::checkpoint::{Partition, Tenures};
+use crate::stage::DropReason;
 use crate::stage::StageMetrics;
 use crate::time::now_millis;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -91,7 +92,7 @@ impl Reader<'_> {
         if !believable {
             // A clock years ahead would drag the watermark along: drop the message, count it.
             self.future_messages += 1;
-            self.metrics.add_dropped(1);
+            self.metrics.add_dropped(DropReason::OutOfRange, 1);
             if self.future_messages <= LOGGED_BAD_MESSAGES {
                 tracing::warn!(
                     "{}: dropped message {}/{}@{}: its timestamp {time} is more than \
@@ -107,7 +108,7 @@ impl Reader<'_> {
             .decode(message.payload(), message.key(), time, out)
         {
             self.bad_messages += 1;
-            self.metrics.add_dropped(1);
+            self.metrics.add_dropped(DropReason::Invalid, 1);
             if self.bad_messages <= LOGGED_BAD_MESSAGES {
                 tracing::warn!(
                     "{}: skipped message {}/{}@{}: {why}",

@@ -22,6 +22,7 @@ use crate::kafka::options::ORIGIN_FIELDS;
 use crate::record::{Batch, BatchBuilder, FieldRef, Millis, Schema};
 use crate::resume::Resumed;
 use crate::sources::checkpoint::Tenures;
+use crate::stage::DropReason;
 use crate::stage::{StageError, StageMetrics, StageResult, Transform};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -358,7 +359,8 @@ impl Transform for MergeWindow {
             );
         }
         if self.state.late_rows > 0 {
-            self.metrics.add_dropped(self.state.late_rows);
+            self.metrics
+                .add_dropped(DropReason::Late, self.state.late_rows);
             tracing::warn!(
                 "{}: dropped {} partial rows of windows already emitted",
                 self.label,

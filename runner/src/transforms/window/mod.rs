@@ -31,6 +31,7 @@ use crate::ack::Acks;
 use crate::record::{Batch, Millis};
 use crate::resume::Resumed;
 use crate::sources::checkpoint::Tenures;
+use crate::stage::DropReason;
 use crate::stage::{
     BuildContext, Parallel, Stage, StageConfig, StageError, StageMetrics, StageResult, Transform,
 };
@@ -167,7 +168,7 @@ impl Window {
                     self.label
                 );
             }
-            self.metrics.add_dropped(late);
+            self.metrics.add_dropped(DropReason::Late, late);
             self.reported_late = self.state.late_rows;
         }
         let replayed = self.state.replayed_rows - self.reported_replayed;
@@ -186,7 +187,8 @@ impl Window {
                     self.label
                 );
             }
-            self.metrics.add_dropped(out_of_range);
+            self.metrics
+                .add_dropped(DropReason::OutOfRange, out_of_range);
             self.reported_out_of_range = self.state.out_of_range_rows;
         }
         for name in &self.state.missing_fields[self.reported_missing..] {

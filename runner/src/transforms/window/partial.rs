@@ -24,6 +24,7 @@ use crate::ack::Acks;
 use crate::kafka::options::ORIGIN_FIELDS;
 use crate::record::{Batch, BatchBuilder, FieldRef, Millis, Schema};
 use crate::sources::checkpoint::Tenures;
+use crate::stage::DropReason;
 use crate::stage::{StageError, StageMetrics, StageResult, Transform};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -283,7 +284,7 @@ impl PartialWindow {
     fn finished(&mut self) {
         let late: u64 = self.by_tenure.values().map(|t| t.state.late_rows).sum();
         if late > 0 {
-            self.metrics.add_dropped(late);
+            self.metrics.add_dropped(DropReason::Late, late);
             tracing::warn!(
                 "{}: dropped {late} late rows (their windows had closed for their partition)",
                 self.label
