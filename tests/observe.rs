@@ -1,6 +1,7 @@
 //! Watching a running pipeline through its control API (`weir run --api`): `/health`,
-//! `/metrics` (which must equal the run summary's counts and an independent recount), `weir top`
-//! and `weir tap` against a Kafka pipeline while it counts, and the token.
+//! `/metrics` (which must equal the run summary's counts and an independent recount, with the
+//! Kafka source's partitions read to their end), `weir top` and `weir tap` against a Kafka
+//! pipeline while it counts, the token, and the graph page in a real browser.
 
 mod common;
 
@@ -213,7 +214,19 @@ path = "{}"
     let deadline = Instant::now() + Duration::from_secs(60);
     let scraped = loop {
         let (_, first) = http(port, "/metrics", Some(TOKEN));
-        if metric(&first, "weir_stage_records_out_total").get("sources.sex") == Some(&rows) {
+        // The source's client reports its partitions every second: nothing left to read.
+        let lags: Vec<&str> = first
+            .lines()
+            .filter(|l| {
+                l.starts_with(
+                    "weir_kafka_partition_lag_records{stage=\"sources.sex\",topic=\"sex\"",
+                )
+            })
+            .collect();
+        let read_all = !lags.is_empty() && lags.iter().all(|l| l.ends_with(" 0"));
+        if read_all
+            && metric(&first, "weir_stage_records_out_total").get("sources.sex") == Some(&rows)
+        {
             std::thread::sleep(Duration::from_millis(500));
             let (_, again) = http(port, "/metrics", Some(TOKEN));
             if metric(&again, "weir_stage_records_in_total")

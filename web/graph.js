@@ -117,6 +117,10 @@ function draw(snapshot) {
     text(g, 10, 52, "figure", flow);
     text(g, 10, 68, "figure", `total ${format(s.kind === "source" ? s.records_out : s.records_in)}` + (s.queues.length ? ` · queue ${Math.round(fill(s) * 100)}%` : ""));
     if (s.dropped > 0) text(g, 10, 84, "figure dropped", `dropped ${format(s.dropped)}`);
+    else if (s.partitions && s.partitions.length) {
+      const lag = s.partitions.reduce((sum, p) => sum + p.lag, 0);
+      text(g, 10, 84, "figure", `${format(lag)} to read in ${s.partitions.length} partition(s)`);
+    }
     shown.push({ path: s.path, rateIn, rateOut, fill: fill(s), dropped: s.dropped, bottleneck: s.id === slowest });
   }
 }

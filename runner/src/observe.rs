@@ -339,6 +339,7 @@ mod tests {
                     capacity: 16,
                 })
                 .collect(),
+            partitions: Vec::new(),
             removed: false,
         }
     }

@@ -16,12 +16,14 @@ pub mod transaction;
 pub use error::KafkaError;
 pub use options::{Guarantee, KafkaOptions, Start};
 
+use crate::stage::{PartitionFigures, StageMetrics};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError as ClientError;
 use rdkafka::producer::{BaseRecord, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The `brokers` value that starts (or reuses) the broker inside this process.
@@ -183,9 +185,49 @@ pub fn consumer(
     config: &ClientConfig,
     role: &'static str,
 ) -> Result<BaseConsumer<ClientLog>, KafkaError> {
+    consumer_with(config, role, ClientLog::default())
+}
+
+/// [`consumer`] with the context `log` (e.g. one that reports partition figures).
+pub fn consumer_with(
+    config: &ClientConfig,
+    role: &'static str,
+    log: ClientLog,
+) -> Result<BaseConsumer<ClientLog>, KafkaError> {
     config
-        .create_with_context(ClientLog)
+        .create_with_context(log)
         .map_err(|source| KafkaError::Client { role, source })
+}
+
+/// How often a source's client reports its partitions (`statistics.interval.ms`).
+pub const PARTITION_REPORT_MS: &str = "1000";
+
+/// The partitions a consumer reads, from its client's statistics: position, end (the last
+/// stable offset where the client reports one, else the high watermark) and commit point.
+pub fn partition_figures(stats: &rdkafka::Statistics) -> Vec<PartitionFigures> {
+    let mut figures: Vec<PartitionFigures> = stats
+        .topics
+        .values()
+        .flat_map(|topic| {
+            topic
+                .partitions
+                .values()
+                .filter(|p| p.partition >= 0 && p.desired)
+                .map(|p| PartitionFigures {
+                    topic: topic.topic.clone(),
+                    partition: p.partition,
+                    position: p.app_offset,
+                    end: if p.ls_offset >= 0 {
+                        p.ls_offset
+                    } else {
+                        p.hi_offset
+                    },
+                    committed: p.committed_offset,
+                })
+        })
+        .collect();
+    figures.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    figures
 }
 
 /// The client context of [`wait_for_cluster`]'s probe: logs like [`ClientLog`], and keeps what
@@ -242,8 +284,13 @@ impl ConsumerContext for Probe {}
 /// Routes librdkafka's own reports into weir's log: problems as warnings (librdkafka retries
 /// them), chatter at debug level, and "reached the end of a partition" (a normal event that
 /// librdkafka also reports as an error) not at all.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ClientLog;
+/// With `partitions`, it also records the partitions the consumer reads there each time the
+/// client reports its statistics.
+#[derive(Clone, Debug, Default)]
+pub struct ClientLog {
+    /// Where the partition figures go.
+    pub partitions: Option<Arc<StageMetrics>>,
+}
 
 impl ClientContext for ClientLog {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
@@ -252,6 +299,12 @@ impl ClientContext for ClientLog {
 
     fn error(&self, error: ClientError, reason: &str) {
         report_error(&error, reason);
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Some(metrics) = &self.partitions {
+            metrics.set_partitions(partition_figures(&statistics));
+        }
     }
 }
 

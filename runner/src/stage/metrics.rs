@@ -1,6 +1,6 @@
 //! The counters every stage keeps, always on and cheap (relaxed atomics, one clock read per
 //! batch): records in and out, drops, batches and the time spent on them, and the watermark its
-//! output carries. The engine prints them when the run ends; the control API serves them live.
+//! output carries; a Kafka source adds its partitions' positions, ends and commit points. The engine prints them when the run ends; the control API serves them live.
 
 use crate::record::Millis;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -23,6 +23,35 @@ pub struct StageMetrics {
     pub busy_nanos: AtomicU64,
     /// The latest watermark the stage's output carried (`Millis::MIN`: none yet).
     pub watermark: AtomicI64,
+    /// For a Kafka source: the partitions it reads, as its client last reported them.
+    partitions: std::sync::Mutex<Vec<PartitionFigures>>,
+}
+
+/// A Kafka partition a source reads, as its client reports it every second.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionFigures {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// The offset of the next record the source will read (-1: none read yet).
+    pub position: i64,
+    /// The end of the partition: the offset the next record will get (the last stable offset
+    /// for a reader of committed records).
+    pub end: i64,
+    /// The commit point: the consumer group's committed offset (-1: none).
+    pub committed: i64,
+}
+
+impl PartitionFigures {
+    /// Records still to read.
+    pub fn lag(&self) -> i64 {
+        if self.position < 0 {
+            (self.end - self.committed.max(0)).max(0)
+        } else {
+            (self.end - self.position).max(0)
+        }
+    }
 }
 
 impl Default for StageMetrics {
@@ -35,6 +64,7 @@ impl Default for StageMetrics {
             batches: AtomicU64::new(0),
             busy_nanos: AtomicU64::new(0),
             watermark: AtomicI64::new(Millis::MIN),
+            partitions: std::sync::Mutex::new(Vec::new()),
         }
     }
 }
@@ -112,6 +142,19 @@ impl StageMetrics {
             self.emitted.load(Ordering::Relaxed),
             self.dropped.load(Ordering::Relaxed),
         )
+    }
+
+    /// Replaces the figures of the partitions a Kafka source reads.
+    pub fn set_partitions(&self, partitions: Vec<PartitionFigures>) {
+        *self.partitions.lock().unwrap_or_else(|e| e.into_inner()) = partitions;
+    }
+
+    /// The figures of the partitions a Kafka source reads (empty for other stages).
+    pub fn partitions(&self) -> Vec<PartitionFigures> {
+        self.partitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Reads every counter.

@@ -26,7 +26,7 @@ pub use factory::{
     RunResources, StageConfig, StageFactory,
 };
 pub use kind::StageKind;
-pub use metrics::{DropReason, Figures, StageMetrics};
+pub use metrics::{DropReason, Figures, PartitionFigures, StageMetrics};
 pub use output::{DownstreamClosed, Joiner, Message, Output, StageEnded, Tap};
 pub use runtime::{
     Sink, Source, SourceContext, Stage, Transform, adopt_stateless, blocking, can_adopt_stateless,

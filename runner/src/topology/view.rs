@@ -74,8 +74,28 @@ pub struct StageSnapshot {
     pub watermark_lag_ms: Option<Millis>,
     /// Its input queues, one per input.
     pub queues: Vec<QueueSnapshot>,
+    /// For a Kafka source: the partitions it reads.
+    #[serde(default)]
+    pub partitions: Vec<PartitionSnapshot>,
     /// Whether an edit removed it.
     pub removed: bool,
+}
+
+/// A partition a Kafka source reads.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PartitionSnapshot {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// The offset of the next record to read (-1: none read yet).
+    pub position: i64,
+    /// The offset the next record written will get.
+    pub end: i64,
+    /// Records still to read.
+    pub lag: i64,
+    /// The consumer group's committed offset (-1: none).
+    pub committed: i64,
 }
 
 /// One input queue of a stage.
@@ -169,6 +189,19 @@ impl RunView {
                                 queued,
                                 capacity,
                             }
+                        })
+                        .collect(),
+                    partitions: s
+                        .metrics
+                        .partitions()
+                        .into_iter()
+                        .map(|p| PartitionSnapshot {
+                            lag: p.lag(),
+                            topic: p.topic,
+                            partition: p.partition,
+                            position: p.position,
+                            end: p.end,
+                            committed: p.committed,
                         })
                         .collect(),
                     removed: s.removed,
@@ -280,6 +313,33 @@ pub fn prometheus(snapshot: &GraphSnapshot) -> String {
         "How far the stage's watermark is behind the wall clock.",
         &|s| s.watermark_lag_ms.map(|w| w as f64 / 1000.0),
     );
+    for (name, help, value) in [
+        (
+            "weir_kafka_partition_lag_records",
+            "Records a Kafka source has still to read from a partition.",
+            (|p: &PartitionSnapshot| p.lag) as fn(&PartitionSnapshot) -> i64,
+        ),
+        (
+            "weir_kafka_partition_committed_offset",
+            "The consumer group's committed offset of a partition a Kafka source reads (-1: none).",
+            |p: &PartitionSnapshot| p.committed,
+        ),
+    ] {
+        let _ = writeln!(text, "# HELP {name} {help}");
+        let _ = writeln!(text, "# TYPE {name} gauge");
+        for s in snapshot.stages.iter().filter(|s| !s.removed) {
+            for p in &s.partitions {
+                let _ = writeln!(
+                    text,
+                    "{name}{{stage=\"{}\",topic=\"{}\",partition=\"{}\"}} {}",
+                    s.path,
+                    p.topic,
+                    p.partition,
+                    value(p)
+                );
+            }
+        }
+    }
     for (name, help, value) in [
         (
             "weir_queue_messages",

@@ -58,6 +58,8 @@ pub(super) struct Membership {
     /// Exactly once: where the progress marks committed by other members are read again on each
     /// grant (a stage resuming on a partition another member gave up continues from its marks).
     pub(super) marks: Option<(Arc<Transactor>, Arc<Resumed>)>,
+    /// Where the partition figures go (see `ClientLog`).
+    pub(super) partitions: Option<Arc<crate::stage::StageMetrics>>,
     changes: Mutex<Vec<Change>>,
     changed: AtomicBool,
 }
@@ -75,6 +77,7 @@ impl Membership {
             commits_itself,
             handover_timeout,
             marks: None,
+            partitions: None,
             changes: Mutex::new(Vec::new()),
             changed: AtomicBool::new(false),
         }
@@ -128,6 +131,12 @@ impl ClientContext for Membership {
 
     fn error(&self, error: ClientError, reason: &str) {
         report_error(&error, reason);
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Some(metrics) = &self.partitions {
+            metrics.set_partitions(crate::kafka::partition_figures(&statistics));
+        }
     }
 }
 

@@ -122,6 +122,8 @@ impl Source for KafkaSource {
         };
         let mut config = self.options.client_config(&bootstrap, &defaults)?;
         config.set("group.id", &self.group_id);
+        // Its partitions' positions, ends and commit points, for `/graph` and `/metrics`.
+        config.set("statistics.interval.ms", crate::kafka::PARTITION_REPORT_MS);
         config.set(
             "auto.offset.reset",
             if self.options.start == Start::Latest {
@@ -178,7 +180,10 @@ impl KafkaSource {
         let checkpoints = &run.checkpoints;
         match self.options.assignment {
             Assignment::All => {
-                let consumer = crate::kafka::consumer(config, "consumer")?;
+                let log = ClientLog {
+                    partitions: Some(Arc::clone(&self.metrics)),
+                };
+                let consumer = crate::kafka::consumer_with(config, "consumer", log)?;
                 self.prepare_transactions(&consumer, transactor.as_deref(), checkpoints)?;
                 let assignment = self.assignment(&consumer, topics)?;
                 consumer
@@ -206,6 +211,7 @@ impl KafkaSource {
                     run.commits_itself,
                     HANDOVER_TIMEOUT,
                 );
+                membership.partitions = Some(Arc::clone(&self.metrics));
                 membership.marks = transactor
                     .as_ref()
                     .map(|t| (Arc::clone(t), Arc::clone(&self.resumed)));
