@@ -52,6 +52,21 @@ inputs = ["per_second"]
 """
 
 
+# Reads the tap's output one line every 10 ms; on SIGTERM prints how many it read.
+SLOW_READER = """
+import signal, sys, time
+n = 0
+def done(*_):
+    print(n, flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, done)
+for line in sys.stdin:
+    n += 1
+    time.sleep(0.01)
+done()
+"""
+
+
 def build(tree, out):
     """Builds `weir` in release mode from the source tree `tree` and copies it to `out`."""
     subprocess.run(["cargo", "build", "--release", "--locked", "-q", "-p", "weir"], cwd=tree, check=True,
@@ -88,11 +103,8 @@ def one_run(weir, pipeline, duration, tap):
     reader = None
     if tap:
         wait_for_port(port)
-        reader = subprocess.Popen(
-            f"{weir} tap log --api 127.0.0.1:{port} | "
-            f"{sys.executable} -c 'import sys, time\nn = 0\nfor line in sys.stdin:\n"
-            f"    n += 1\n    time.sleep(0.01)\nprint(n)'",
-            shell=True, stdout=subprocess.PIPE, text=True)
+        reader = subprocess.Popen(f"{weir} tap log --api 127.0.0.1:{port} | {sys.executable} -c '{SLOW_READER}'",
+                                  shell=True, stdout=subprocess.PIPE, text=True, start_new_session=True)
     time.sleep(max(0.0, duration - (time.perf_counter() - start)))
     run.send_signal(signal.SIGTERM)
     _, log = run.communicate()
@@ -102,7 +114,9 @@ def one_run(weir, pipeline, duration, tap):
     rows = int(re.search(r"sources\.log: (\d+) out", log).group(1))
     printed = None
     if reader:
-        out, _ = reader.communicate(timeout=60)
+        # The reader is far behind: stop it and take the count of what it read.
+        os.killpg(reader.pid, signal.SIGTERM)
+        out, _ = reader.communicate(timeout=30)
         printed = int(out.strip() or 0)
     return rows / wall, printed
 
@@ -117,14 +131,19 @@ def main():
 
     work = tempfile.mkdtemp(prefix="weir-observe-")
     before, after = os.path.join(work, "weir-before"), os.path.join(work, "weir")
-    tree = os.path.join(work, "base-tree")
-    subprocess.run(["git", "worktree", "add", "-q", "--detach", tree, args.base], cwd=ROOT, check=True)
-    try:
-        print(f"building weir at {args.base} and at the working tree (release) ...", flush=True)
-        build(tree, before)
-        build(ROOT, after)
-    finally:
-        subprocess.run(["git", "worktree", "remove", "--force", tree], cwd=ROOT, check=True)
+    # The base commit's tree, kept beside the build directory so a second run builds nothing new.
+    tree = os.path.join(TARGET, "bench-base-tree")
+    base = subprocess.run(["git", "rev-parse", args.base], cwd=ROOT, check=True, capture_output=True,
+                          text=True).stdout.strip()
+    checked_out = os.path.isdir(tree) and subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=tree, capture_output=True, text=True).stdout.strip() == base
+    if not checked_out:
+        subprocess.run(["git", "worktree", "remove", "--force", tree], cwd=ROOT, capture_output=True)
+        subprocess.run(["git", "worktree", "prune"], cwd=ROOT, check=True)
+        subprocess.run(["git", "worktree", "add", "-q", "--detach", tree, base], cwd=ROOT, check=True)
+    print(f"building weir at {args.base} and at the working tree (release) ...", flush=True)
+    build(tree, before)
+    build(ROOT, after)
     csv = os.path.join(work, "user_log.csv")
     subprocess.run([after, "gen", "user-log", "--rows", str(args.rows), "--seed", "1", "--out", csv], check=True)
     pipeline = os.path.join(work, "count.toml")

@@ -265,7 +265,13 @@ pub async fn tap(
             let mut body = get(&api, &path).await?.into_body();
             let mut pending = Vec::new();
             while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| format!("tap on {stage}: {e}"))?;
+                let Ok(frame) = frame else {
+                    // The run ended (its API stops with it) or the connection broke.
+                    eprintln!(
+                        "weir tap: {stage}: the pipeline closed the connection (it has ended?)"
+                    );
+                    return Ok(());
+                };
                 let Ok(data) = frame.into_data() else {
                     continue;
                 };
