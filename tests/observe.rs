@@ -85,34 +85,7 @@ fn top_tap_and_metrics_of_a_running_kafka_pipeline() {
 
     let out = dir.join("windows.jsonl");
     let pipeline = dir.join("count.toml");
-    std::fs::write(
-        &pipeline,
-        format!(
-            r#"
-[kafka]
-brokers = "{bootstrap}"
-
-[sources.sex]
-type = "kafka"
-topic = "sex"
-fields = ["gender"]
-start = "earliest"
-
-[transforms.per_second]
-type = "window"
-inputs = ["sex"]
-size = "1s"
-group_by = ["gender"]
-
-[sinks.out]
-type = "file"
-inputs = ["per_second"]
-path = "{}"
-"#,
-            out.display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&pipeline, common::kafka::count_pipeline(&bootstrap, &out)).unwrap();
     let port = free_port();
     let api = format!("127.0.0.1:{port}");
     let mut cmd = weir();

@@ -166,3 +166,32 @@ pub fn create_topic_with(bootstrap: &str, topic: &str, partitions: i32) {
         result.unwrap();
     }
 }
+
+/// A counting pipeline: topic `sex` on `bootstrap` from the earliest record → 1 s window by
+/// gender → a `file` sink at `out`.
+pub fn count_pipeline(bootstrap: &str, out: &Path) -> String {
+    format!(
+        r#"
+[kafka]
+brokers = "{bootstrap}"
+
+[sources.sex]
+type = "kafka"
+topic = "sex"
+fields = ["gender"]
+start = "earliest"
+
+[transforms.per_second]
+type = "window"
+inputs = ["sex"]
+size = "1s"
+group_by = ["gender"]
+
+[sinks.out]
+type = "file"
+inputs = ["per_second"]
+path = "{}"
+"#,
+        out.display()
+    )
+}
