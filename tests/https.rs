@@ -197,3 +197,48 @@ fn a_key_that_does_not_match_the_certificate_stops_the_run_with_both_files_named
         "{stderr}"
     );
 }
+
+/// The control API over HTTPS (`--api-tls-cert` / `--api-tls-key`), still behind its token.
+#[test]
+fn the_control_api_over_https_wants_its_token() {
+    let certs = certificates();
+    let dir = certs.path();
+    let port = free_port();
+    let mut cmd = weir();
+    cmd.args(["run", "pipelines/shopping_gender_local.toml"])
+        .args(["--api", &format!("127.0.0.1:{port}")])
+        .arg("--api-tls-cert")
+        .arg(dir.join("server.pem"))
+        .arg("--api-tls-key")
+        .arg(dir.join("server.key"))
+        .args(["--set", "sources.user_log.rate=40"])
+        .env("WEIR_API_TOKEN", "s3cret")
+        .current_dir(common::repo());
+    let log = dir.join("api.log");
+    let _run = Background::start(cmd, &dir.join("api.out"), &log);
+    let serving = format!("control API at https://127.0.0.1:{port}/");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains(&serving)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no HTTPS API on {port}:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ca = dir.join("ca.pem");
+    let (status, body) =
+        https_get(port, "/graph", &ca, "Authorization: Bearer s3cret\r\n").unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert!(body.contains("\"transforms.per_second\""), "{body}");
+    let (status, _) = https_get(port, "/graph", &ca, "").unwrap();
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+    assert!(
+        https_get(port, "/health", &dir.join("other-ca.pem"), "").is_err(),
+        "a client that trusts another CA is refused"
+    );
+    assert!(!plain_http(port).starts_with("HTTP/1.1 200"));
+}

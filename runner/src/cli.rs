@@ -68,6 +68,13 @@ pub enum Command {
         /// required as `Authorization: Bearer`.
         #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = weir::api::DEFAULT_LISTEN)]
         api: Option<String>,
+        /// Serve the control API over HTTPS with this certificate chain (PEM; with
+        /// --api-tls-key).
+        #[arg(long, value_name = "FILE", requires_all = ["api", "api_tls_key"])]
+        api_tls_cert: Option<String>,
+        /// The private key for --api-tls-cert (PEM).
+        #[arg(long, value_name = "FILE", requires_all = ["api", "api_tls_cert"])]
+        api_tls_key: Option<String>,
     },
     /// Watch a running pipeline (started with --api): per stage rate, totals, drops, input
     /// queue fill with the bottleneck marked, and watermark lag; refreshed every second.

@@ -168,6 +168,8 @@ fn main() -> ExitCode {
             pipeline,
             watch,
             api,
+            api_tls_cert,
+            api_tls_key,
         } => match checked_plan(&pipeline, &registry) {
             Some(plan) => run(
                 plan,
@@ -176,7 +178,12 @@ fn main() -> ExitCode {
                     watch,
                     registry,
                 },
-                api,
+                api.map(|listen| observe::ApiSettings {
+                    listen,
+                    tls: api_tls_cert
+                        .zip(api_tls_key)
+                        .map(|(cert, key)| weir::serve::tls::ServerTls { cert, key }),
+                }),
             ),
             None => ExitCode::FAILURE,
         },
@@ -279,7 +286,7 @@ struct Reloading {
     registry: Registry,
 }
 
-fn run(plan: Plan, reloading: Reloading, api: Option<String>) -> ExitCode {
+fn run(plan: Plan, reloading: Reloading, api: Option<observe::ApiSettings>) -> ExitCode {
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
     };
@@ -287,7 +294,7 @@ fn run(plan: Plan, reloading: Reloading, api: Option<String>) -> ExitCode {
         let view = topology::RunView::new();
         // Held until the run ends: dropping it stops the API.
         let _api = match api {
-            Some(listen) => match observe::serve_api(&listen, &view) {
+            Some(settings) => match observe::serve_api(&settings, &view) {
                 Ok(serving) => Some(serving),
                 Err(e) => {
                     eprintln!("error: --api: {e}");

@@ -1,7 +1,8 @@
-//! Watching a running pipeline through its control API (`weir run --api`): serving the API, and
-//! its two clients, `weir top` (a refreshed table of every stage) and `weir tap` (records leaving
-//! stages). The clients speak plain HTTP/1.1 to a loopback (or otherwise trusted) address; with
-//! `$WEIR_API_TOKEN` set they send it as `Authorization: Bearer`.
+//! Watching a running pipeline through its control API (`weir run --api`): serving the API
+//! (over HTTPS with `--api-tls-cert` / `--api-tls-key`), and its two clients, `weir top` (a
+//! refreshed table of every stage) and `weir tap` (records leaving stages). The clients speak
+//! plain HTTP/1.1 to a loopback (or otherwise trusted) address; with `$WEIR_API_TOKEN` set they
+//! send it as `Authorization: Bearer`.
 
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
@@ -18,22 +19,40 @@ use weir::topology::{GraphSnapshot, RunView, StageSnapshot};
 /// local users can read).
 const TOKEN_ENV: &str = "WEIR_API_TOKEN";
 
-/// Starts the control API for `view` on `listen`.
-pub fn serve_api(listen: &str, view: &Arc<RunView>) -> Result<Serving, String> {
+/// How `weir run --api` serves the control API.
+pub struct ApiSettings {
+    /// Where.
+    pub listen: String,
+    /// Over HTTPS with this certificate and key.
+    pub tls: Option<weir::serve::tls::ServerTls>,
+}
+
+/// Starts the control API for `view`.
+pub fn serve_api(settings: &ApiSettings, view: &Arc<RunView>) -> Result<Serving, String> {
     let token = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty());
-    for warning in
-        weir::serve::token::open_listener_warning("--api", listen, token.is_some(), false)
-    {
+    for warning in weir::serve::token::open_listener_warning(
+        "--api",
+        &settings.listen,
+        token.is_some(),
+        settings.tls.is_some(),
+    ) {
         tracing::warn!("{}", warning.message);
     }
+    let tls = match &settings.tls {
+        Some(tls) => Some(tls.load().map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let (addr, serving) = weir::api::start(
-        listen,
+        &settings.listen,
         Arc::clone(view),
         token.as_deref().map(Token::new),
-        None,
+        tls,
     )
     .map_err(|e| e.to_string())?;
-    tracing::info!("control API at http://{addr}/ (/graph, /metrics, /health, /tap/STAGE)");
+    tracing::info!(
+        "control API at {scheme}://{addr}/ (the graph page; /graph, /metrics, /health, /tap/STAGE)"
+    );
     Ok(serving)
 }
 
