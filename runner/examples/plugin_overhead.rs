@@ -53,6 +53,7 @@ inputs = ["builtin", "plugin", "plugin_copy"]
             path: plan.stages[i].path.clone(),
             metrics: Arc::default(),
             resources: Default::default(),
+            rejects: Default::default(),
         };
         match plan.stages[i].config.build(&cx).expect("builds") {
             Stage::Transform(t) => t,

@@ -76,81 +76,83 @@ impl fmt::Display for ClientValue {
     }
 }
 
-/// Options of a `kafka` source or sink.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaOptions {
-    brokers: Option<String>,
-    /// The broker `brokers = "embedded"` starts.
-    #[serde(default)]
-    pub embedded: EmbeddedOptions,
-    /// librdkafka settings, passed through.
-    #[serde(default)]
-    pub options: BTreeMap<String, ClientValue>,
-    #[serde(default = "default_connect_timeout")]
-    connect_timeout: DurationSpec,
-    /// The topic a sink writes, or a source reads.
-    pub topic: Option<String>,
-    /// More topics a source reads.
-    #[serde(default)]
-    pub topics: Vec<String>,
-    /// How message values map to record fields.
-    #[serde(default)]
-    pub codec: Codec,
-    /// The record fields the value holds (meaning depends on `codec`).
-    #[serde(default)]
-    pub fields: Vec<String>,
-    /// How message keys map to record fields.
-    #[serde(default)]
-    pub key_codec: KeyCodec,
-    /// The record fields the key holds.
-    #[serde(default)]
-    pub key_fields: Vec<String>,
-    /// Source: the consumer group whose committed offsets it resumes from and commits to.
-    pub group_id: Option<String>,
-    /// Source: where to start reading.
-    #[serde(default)]
-    pub start: Start,
-    /// Source: every partition, or the share its consumer group gives it.
-    #[serde(default)]
-    pub assignment: Assignment,
-    /// Source: most records per batch.
-    #[serde(default = "default_batch_size")]
-    pub batch_size: usize,
-    /// How often delivered offsets (at least once) or transactions (exactly once) are committed.
-    #[serde(default = "default_commit_interval")]
-    pub commit_interval: DurationSpec,
-    /// Exactly once (transactions) or at least once.
-    #[serde(default)]
-    pub guarantee: Guarantee,
-    /// The transactional id of the run's producer (exactly once): a second process with the same
-    /// id fences the first.
-    pub transactional_id: Option<String>,
-    /// Source: a message timestamp more than this past the wall clock is not believed.
-    #[serde(default = "default_future_tolerance")]
-    pub future_tolerance: DurationSpec,
-    /// Source: how long a partition read to its end may hold the watermark back.
-    #[serde(default = "default_idle_timeout")]
-    pub idle_timeout: DurationSpec,
-    /// Source: each record also carries where it came from (see [`ORIGIN_FIELDS`]).
-    #[serde(default)]
-    pub with_origin: bool,
-    /// Create missing topics (with the settings below) before reading or writing.
-    #[serde(default = "default_true")]
-    pub create_topic: bool,
-    /// Partitions of a created topic.
-    #[serde(default = "default_partitions")]
-    pub partitions: i32,
-    /// Replication factor of a created topic.
-    #[serde(default = "default_replication")]
-    pub replication_factor: i32,
-    /// Topic-level settings of a created topic (e.g. `"retention.ms"`).
-    #[serde(default)]
-    pub topic_config: BTreeMap<String, ClientValue>,
-    /// Connect over TLS (see `kafka::security`).
-    pub tls: Option<super::security::TlsOptions>,
-    /// Authenticate with SASL (see `kafka::security`).
-    pub sasl: Option<super::security::SaslOptions>,
+crate::stage_options! {
+    /// Options of a `kafka` source or sink.
+    #[derive(Clone, Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct KafkaOptions, documented in KAFKA_OPTIONS {
+        brokers: Option<String> => OptionDoc::of("\"embedded\" | \"host:port,...\"", "[kafka] brokers, or WEIR_KAFKA_BROKERS", "the cluster; \"embedded\" starts a broker inside weir"),
+        /// The broker `brokers = "embedded"` starts.
+        #[serde(default)]
+        embedded: EmbeddedOptions => OptionDoc::of("{ listen, storage }", "{ listen = \"127.0.0.1:9092\", storage = \"memory://\" }", "where the embedded broker listens and keeps data (\"sqlite://FILE\" is durable)"),
+        /// Connect over TLS (see `kafka::security`).
+        tls: Option<super::security::TlsOptions> => OptionDoc::of("{ ca, cert, key, key_password }", "none (plaintext)", "connect over TLS; `ca` checks the brokers' certificates (else the system's store), `cert`/`key` for client certificates"),
+        /// Authenticate with SASL (see `kafka::security`).
+        sasl: Option<super::security::SaslOptions> => OptionDoc::of("{ mechanism, username, password | password_file }", "none", "authenticate: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; the password never shows in logs"),
+        /// The topic a sink writes, or a source reads.
+        topic: Option<String> => OptionDoc::of("string", "required", "topic to write (sink) or read (source)"),
+        /// How message values map to record fields.
+        #[serde(default)]
+        codec: Codec => OptionDoc::of("\"raw\" | \"json\" | \"seed\"", "\"raw\"", "message value ↔ fields: raw text of one field, a JSON object, or the tutorial's [{\"0\":1},...] array"),
+        /// The record fields the value holds (meaning depends on `codec`).
+        #[serde(default)]
+        fields: Vec<String> => OptionDoc::of("[string]", "raw: [\"value\"]; json: all (sink) / required (source); seed: [\"key\", \"count\"]", "the record fields the value holds"),
+        /// How message keys map to record fields.
+        #[serde(default)]
+        key_codec: KeyCodec => OptionDoc::of("\"none\" | \"raw\" | \"json\"", "\"none\"", "message key ↔ fields"),
+        /// The record fields the key holds.
+        #[serde(default)]
+        key_fields: Vec<String> => OptionDoc::of("[string]", "raw: [\"key\"]; json: required", "the record fields the key holds"),
+        /// librdkafka settings, passed through.
+        #[serde(default)]
+        options: BTreeMap<String, ClientValue> => OptionDoc::of("{ \"librdkafka.key\" = value }", "{}", "any librdkafka setting, passed through (overrides weir's defaults)"),
+        #[serde(default = "default_connect_timeout")]
+        connect_timeout: DurationSpec => OptionDoc::of("duration", "\"10s\"", "how long to wait for the cluster at start before failing"),
+        /// Create missing topics (with the settings below) before reading or writing.
+        #[serde(default = "default_true")]
+        create_topic: bool => OptionDoc::of("bool", "true", "create the topic if missing, with the settings below"),
+        /// Partitions of a created topic.
+        #[serde(default = "default_partitions")]
+        partitions: i32 => OptionDoc::of("integer", "1", "partitions of a created topic"),
+        /// Replication factor of a created topic.
+        #[serde(default = "default_replication")]
+        replication_factor: i32 => OptionDoc::of("integer", "1", "replication factor of a created topic"),
+        /// Topic-level settings of a created topic (e.g. `"retention.ms"`).
+        #[serde(default)]
+        topic_config: BTreeMap<String, ClientValue> => OptionDoc::of("{ key = value }", "{}", "topic settings of a created topic"),
+        /// Exactly once (transactions) or at least once.
+        #[serde(default)]
+        guarantee: Guarantee => OptionDoc::of("\"exactly-once\" | \"at-least-once\"", "\"exactly-once\"", "exactly once: sinks write in transactions that commit the sources' offsets too; at least once: idempotent writes, offsets committed after delivery"),
+        /// The transactional id of the run's producer (exactly once): a second process with the same
+        /// id fences the first.
+        transactional_id: Option<String> => OptionDoc::of("string", "\"weir.<pipeline file name>\"", "exactly once: the producer's transactional id; a second run with the same id fences the first"),
+        /// How often delivered offsets (at least once) or transactions (exactly once) are committed.
+        #[serde(default = "default_commit_interval")]
+        commit_interval: DurationSpec => OptionDoc::of("duration", "\"200ms\"", "how often transactions (exactly once) or delivered offsets (at least once) are committed"),
+        /// More topics a source reads.
+        #[serde(default)]
+        topics: Vec<String> => OptionDoc::of("[string]", "[]", "more topics to read"),
+        /// Source: the consumer group whose committed offsets it resumes from and commits to.
+        group_id: Option<String> => OptionDoc::of("string", "\"weir.<component path>\"", "consumer group whose offsets are resumed from and committed"),
+        /// Source: where to start reading.
+        #[serde(default)]
+        start: Start => OptionDoc::of("\"committed\" | \"earliest\" | \"latest\"", "\"committed\"", "where to start: the committed offset (else the beginning), the beginning, or the end"),
+        /// Source: every partition, or the share its consumer group gives it.
+        #[serde(default)]
+        assignment: Assignment => OptionDoc::of("\"all\" | \"group\"", "\"all\"", "take every partition, or join the consumer group and read the partitions it gives (several processes share the topics)"),
+        /// Source: most records per batch.
+        #[serde(default = "default_batch_size")]
+        batch_size: usize => OptionDoc::of("integer", "1024", "most records per batch"),
+        /// Source: how long a partition read to its end may hold the watermark back.
+        #[serde(default = "default_idle_timeout")]
+        idle_timeout: DurationSpec => OptionDoc::of("duration", "\"5s\"", "a partition read to its end stops holding the watermark back after this long"),
+        /// Source: each record also carries where it came from (see [`ORIGIN_FIELDS`]).
+        #[serde(default)]
+        with_origin: bool => OptionDoc::of("boolean", "false", "each record also carries `_partition`, `_tenure` (this process's grant of that partition) and `_partitions` (the topic's count)"),
+        /// Source: a message timestamp more than this past the wall clock is not believed.
+        #[serde(default = "default_future_tolerance")]
+        future_tolerance: DurationSpec => OptionDoc::of("duration", "\"1h\"", "a message timestamped more than this past the wall clock is dropped and counted instead of moving the watermark"),
+    }
 }
 
 fn default_connect_timeout() -> DurationSpec {
@@ -195,6 +197,18 @@ pub const SOURCE_ONLY: &[&str] = &[
     "idle_timeout",
     "future_tolerance",
 ];
+
+/// The options a `kafka` sink documents: all but [`SOURCE_ONLY`].
+pub fn sink_options() -> &'static [OptionDoc] {
+    static DOCS: std::sync::OnceLock<Vec<OptionDoc>> = std::sync::OnceLock::new();
+    DOCS.get_or_init(|| {
+        KAFKA_OPTIONS
+            .iter()
+            .filter(|o| !SOURCE_ONLY.contains(&o.name))
+            .copied()
+            .collect()
+    })
+}
 
 impl KafkaOptions {
     /// The `brokers` setting (`"embedded"` or `host:port,...`).
@@ -323,167 +337,3 @@ impl KafkaOptions {
         }
     }
 }
-
-/// The documented options shared by both roles, for `weir list`.
-pub const COMMON_OPTIONS: &[OptionDoc] = &[
-    OptionDoc {
-        name: "brokers",
-        ty: "\"embedded\" | \"host:port,...\"",
-        default: "[kafka] brokers, or WEIR_KAFKA_BROKERS",
-        doc: "the cluster; \"embedded\" starts a broker inside weir",
-    },
-    OptionDoc {
-        name: "embedded",
-        ty: "{ listen, storage }",
-        default: "{ listen = \"127.0.0.1:9092\", storage = \"memory://\" }",
-        doc: "where the embedded broker listens and keeps data (\"sqlite://FILE\" is durable)",
-    },
-    OptionDoc {
-        name: "tls",
-        ty: "{ ca, cert, key, key_password }",
-        default: "none (plaintext)",
-        doc: "connect over TLS; `ca` checks the brokers' certificates (else the system's store), `cert`/`key` for client certificates",
-    },
-    OptionDoc {
-        name: "sasl",
-        ty: "{ mechanism, username, password | password_file }",
-        default: "none",
-        doc: "authenticate: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; the password never shows in logs",
-    },
-    OptionDoc {
-        name: "topic",
-        ty: "string",
-        default: "required",
-        doc: "topic to write (sink) or read (source)",
-    },
-    OptionDoc {
-        name: "codec",
-        ty: "\"raw\" | \"json\" | \"seed\"",
-        default: "\"raw\"",
-        doc: "message value ↔ fields: raw text of one field, a JSON object, or the tutorial's [{\"0\":1},...] array",
-    },
-    OptionDoc {
-        name: "fields",
-        ty: "[string]",
-        default: "raw: [\"value\"]; json: all (sink) / required (source); seed: [\"key\", \"count\"]",
-        doc: "the record fields the value holds",
-    },
-    OptionDoc {
-        name: "key_codec",
-        ty: "\"none\" | \"raw\" | \"json\"",
-        default: "\"none\"",
-        doc: "message key ↔ fields",
-    },
-    OptionDoc {
-        name: "key_fields",
-        ty: "[string]",
-        default: "raw: [\"key\"]; json: required",
-        doc: "the record fields the key holds",
-    },
-    OptionDoc {
-        name: "options",
-        ty: "{ \"librdkafka.key\" = value }",
-        default: "{}",
-        doc: "any librdkafka setting, passed through (overrides weir's defaults)",
-    },
-    OptionDoc {
-        name: "connect_timeout",
-        ty: "duration",
-        default: "\"10s\"",
-        doc: "how long to wait for the cluster at start before failing",
-    },
-    OptionDoc {
-        name: "create_topic",
-        ty: "bool",
-        default: "true",
-        doc: "create the topic if missing, with the settings below",
-    },
-    OptionDoc {
-        name: "partitions",
-        ty: "integer",
-        default: "1",
-        doc: "partitions of a created topic",
-    },
-    OptionDoc {
-        name: "replication_factor",
-        ty: "integer",
-        default: "1",
-        doc: "replication factor of a created topic",
-    },
-    OptionDoc {
-        name: "topic_config",
-        ty: "{ key = value }",
-        default: "{}",
-        doc: "topic settings of a created topic",
-    },
-    OptionDoc {
-        name: "guarantee",
-        ty: "\"exactly-once\" | \"at-least-once\"",
-        default: "\"exactly-once\"",
-        doc: "exactly once: sinks write in transactions that commit the sources' offsets too; at least once: idempotent writes, offsets committed after delivery",
-    },
-    OptionDoc {
-        name: "transactional_id",
-        ty: "string",
-        default: "\"weir.<pipeline file name>\"",
-        doc: "exactly once: the producer's transactional id; a second run with the same id fences the first",
-    },
-    OptionDoc {
-        name: "commit_interval",
-        ty: "duration",
-        default: "\"200ms\"",
-        doc: "how often transactions (exactly once) or delivered offsets (at least once) are committed",
-    },
-];
-
-/// The documented options only a source has.
-pub const SOURCE_OPTIONS: &[OptionDoc] = &[
-    OptionDoc {
-        name: "topics",
-        ty: "[string]",
-        default: "[]",
-        doc: "more topics to read",
-    },
-    OptionDoc {
-        name: "group_id",
-        ty: "string",
-        default: "\"weir.<component path>\"",
-        doc: "consumer group whose offsets are resumed from and committed",
-    },
-    OptionDoc {
-        name: "start",
-        ty: "\"committed\" | \"earliest\" | \"latest\"",
-        default: "\"committed\"",
-        doc: "where to start: the committed offset (else the beginning), the beginning, or the end",
-    },
-    OptionDoc {
-        name: "assignment",
-        ty: "\"all\" | \"group\"",
-        default: "\"all\"",
-        doc: "take every partition, or join the consumer group and read the partitions it gives (several processes share the topics)",
-    },
-    OptionDoc {
-        name: "batch_size",
-        ty: "integer",
-        default: "1024",
-        doc: "most records per batch",
-    },
-    OptionDoc {
-        name: "idle_timeout",
-        ty: "duration",
-        default: "\"5s\"",
-        doc: "a partition read to its end stops holding the watermark back after this long",
-    },
-    OptionDoc {
-        name: "with_origin",
-        ty: "boolean",
-        default: "false",
-        doc: "each record also carries `_partition`, `_tenure` (this process's grant of that partition) and `_partitions` (the topic's count)",
-    },
-    OptionDoc {
-        name: "future_tolerance",
-        ty: "duration",
-        default: "\"1h\"",
-        doc: "a message timestamped more than this past the wall clock is dropped and counted instead of moving the watermark",
-    },
-];

@@ -70,6 +70,7 @@ impl<'p> Harness<'p> {
                 path: stage.path.clone(),
                 metrics: Arc::default(),
                 resources: Arc::clone(&resources),
+                rejects: crate::stage::Rejects::disconnected(),
             };
             match stage.config.build(&cx) {
                 Ok(Stage::Transform(t)) => transforms.push(Some(t)),

@@ -11,21 +11,15 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use std::io::Write;
 
-/// Options of the `console` sink.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConsoleConfig {
-    #[serde(default)]
-    format: Format,
+crate::stage_options! {
+    /// Options of the `console` sink.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ConsoleConfig, documented in OPTIONS {
+        #[serde(default)]
+        format: Format => OptionDoc::of("\"json\" | \"seed\"", "\"json\"", "json: one object per record; seed: one [{\"key\":value},...] array per window"),
+    }
 }
-
-/// The documented options, for `weir list`.
-pub const OPTIONS: &[OptionDoc] = &[OptionDoc {
-    name: "format",
-    ty: "\"json\" | \"seed\"",
-    default: "\"json\"",
-    doc: "json: one object per record; seed: one [{\"key\":value},...] array per window",
-}];
 
 /// The `console` sink type.
 pub fn factory() -> Builtin<ConsoleConfig> {

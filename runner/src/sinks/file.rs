@@ -17,38 +17,18 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
-/// Options of the `file` sink.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    path: PathBuf,
-    #[serde(default)]
-    format: Format,
-    #[serde(default)]
-    append: Option<bool>,
+crate::stage_options! {
+    /// Options of the `file` sink.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct FileConfig, documented in OPTIONS {
+        path: PathBuf => OptionDoc::of("string", "required", "file to write (its directory must exist)"),
+        #[serde(default)]
+        format: Format => OptionDoc::of("\"json\" | \"seed\"", "\"json\"", "as for console"),
+        #[serde(default)]
+        append: Option<bool> => OptionDoc::of("bool", "auto", "append instead of replacing the file; by default, appends when a source resumes from committed offsets (kafka, start = \"committed\")"),
+    }
 }
-
-/// The documented options, for `weir list`.
-pub const OPTIONS: &[OptionDoc] = &[
-    OptionDoc {
-        name: "path",
-        ty: "string",
-        default: "required",
-        doc: "file to write (its directory must exist)",
-    },
-    OptionDoc {
-        name: "format",
-        ty: "\"json\" | \"seed\"",
-        default: "\"json\"",
-        doc: "as for console",
-    },
-    OptionDoc {
-        name: "append",
-        ty: "bool",
-        default: "auto",
-        doc: "append instead of replacing the file; by default, appends when a source resumes from committed offsets (kafka, start = \"committed\")",
-    },
-];
 
 /// The `file` sink type.
 pub fn factory() -> Builtin<FileConfig> {

@@ -13,7 +13,7 @@
 use crate::ack::Acks;
 use crate::kafka::codec::Encoder;
 use crate::kafka::link::TopicLinks;
-use crate::kafka::options::COMMON_OPTIONS;
+use crate::kafka::options::sink_options;
 use crate::kafka::transaction::{Transactions, Transactor};
 use crate::kafka::{
     Guarantee, KafkaError, KafkaOptions, PRODUCER_DEFAULTS, produce_waiting, topics,
@@ -45,7 +45,7 @@ pub fn factory() -> Builtin<KafkaSinkConfig> {
         StageKind::Sink,
         "kafka",
         "Writes records to a Kafka topic: in transactions with the sources' offsets (exactly once) or idempotently (at least once)",
-        COMMON_OPTIONS,
+        sink_options(),
     )
     .inheriting("kafka")
     .refusing(crate::kafka::options::SOURCE_ONLY)

@@ -21,20 +21,22 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 
-/// Options of the `prometheus` sink.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PrometheusConfig {
-    #[serde(default = "default_listen")]
-    listen: String,
-    #[serde(default = "default_name")]
-    name: String,
-    #[serde(default = "default_label")]
-    label: String,
-    key_field: Option<String>,
-    value_field: Option<String>,
-    token: Option<String>,
-    tls: Option<ServerTls>,
+crate::stage_options! {
+    /// Options of the `prometheus` sink.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct PrometheusConfig, documented in OPTIONS {
+        #[serde(default = "default_listen")]
+        listen: String => OptionDoc::of("host:port", "\"127.0.0.1:9464\"", "where to serve /metrics"),
+        #[serde(default = "default_name")]
+        name: String => OptionDoc::of("string", "\"weir_window\"", "metric name prefix: <name>_value (gauge) and <name>_total (counter)"),
+        #[serde(default = "default_label")]
+        label: String => OptionDoc::of("string", "\"key\"", "label holding the series key, e.g. \"gender\""),
+        key_field: Option<String> => window_points::KEY_FIELD_OPTION,
+        value_field: Option<String> => window_points::VALUE_FIELD_OPTION,
+        token: Option<String> => OptionDoc::of("string", "none", "scrapers must send `Authorization: Bearer <token>` (Prometheus: `authorization: { credentials: … }`)"),
+        tls: Option<ServerTls> => OptionDoc::of("{ cert, key }", "none (plain HTTP)", "serve HTTPS with these PEM files (certificate chain, private key)"),
+    }
 }
 
 fn default_listen() -> String {
@@ -46,42 +48,6 @@ fn default_name() -> String {
 fn default_label() -> String {
     "key".into()
 }
-
-/// The documented options, for `weir list`.
-pub const OPTIONS: &[OptionDoc] = &[
-    OptionDoc {
-        name: "listen",
-        ty: "host:port",
-        default: "\"127.0.0.1:9464\"",
-        doc: "where to serve /metrics",
-    },
-    OptionDoc {
-        name: "name",
-        ty: "string",
-        default: "\"weir_window\"",
-        doc: "metric name prefix: <name>_value (gauge) and <name>_total (counter)",
-    },
-    OptionDoc {
-        name: "label",
-        ty: "string",
-        default: "\"key\"",
-        doc: "label holding the series key, e.g. \"gender\"",
-    },
-    window_points::KEY_FIELD_OPTION,
-    window_points::VALUE_FIELD_OPTION,
-    OptionDoc {
-        name: "token",
-        ty: "string",
-        default: "none",
-        doc: "scrapers must send `Authorization: Bearer <token>` (Prometheus: `authorization: { credentials: … }`)",
-    },
-    OptionDoc {
-        name: "tls",
-        ty: "{ cert, key }",
-        default: "none (plain HTTP)",
-        doc: "serve HTTPS with these PEM files (certificate chain, private key)",
-    },
-];
 
 /// The `prometheus` sink type.
 pub fn factory() -> Builtin<PrometheusConfig> {

@@ -7,6 +7,7 @@
 use super::error::StageError;
 use super::kind::StageKind;
 use super::metrics::StageMetrics;
+use super::rejects::Rejects;
 use super::runtime::Stage;
 use crate::config::de::from_node;
 use crate::config::{Diagnostic, Node, Origin};
@@ -30,6 +31,66 @@ pub struct OptionDoc {
     pub doc: &'static str,
 }
 
+impl OptionDoc {
+    /// An option's documentation, its name left to [`stage_options!`](crate::stage_options),
+    /// which takes it from the field: value type, default (or `required`) and one line.
+    pub const fn of(ty: &'static str, default: &'static str, doc: &'static str) -> OptionDoc {
+        OptionDoc {
+            name: "",
+            ty,
+            default,
+            doc,
+        }
+    }
+}
+
+/// A config field's key as written in a pipeline file: its name, without the `r#` of a raw
+/// identifier (`r#loop` is the key `loop`, as serde reads it).
+pub const fn option_key(field: &'static str) -> &'static str {
+    match field.as_bytes() {
+        [b'r', b'#', ..] => match std::str::from_utf8(field.as_bytes().split_at(2).1) {
+            Ok(key) => key,
+            Err(_) => field,
+        },
+        _ => field,
+    }
+}
+
+/// Declares a stage's config struct and the documentation of its options in one list: each
+/// field is followed by its [`OptionDoc`] (`OptionDoc::of(type, default, doc)`, or a shared
+/// const), whose name is the field's. The macro writes the struct and `pub const OPTIONS_NAME:
+/// &[OptionDoc]` in field order, so `weir list`, docs/stages.md and the schema read what the
+/// struct reads (fields serde renames are the one thing to keep in step by hand: the
+/// `builtins` test compares serde's keys with the documented ones).
+#[macro_export]
+macro_rules! stage_options {
+    (
+        $(#[$struct_meta:meta])*
+        $vis:vis struct $name:ident, documented in $options:ident {
+            $(
+                $(#[$field_meta:meta])*
+                $field:ident : $ty:ty => $doc:expr
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$struct_meta])*
+        $vis struct $name {
+            $( $(#[$field_meta])* pub(crate) $field: $ty, )*
+        }
+
+        /// The documented options, in field order, for `weir list`, docs/stages.md and the
+        /// schema.
+        pub const $options: &[$crate::stage::OptionDoc] = &[
+            $(
+                $crate::stage::OptionDoc {
+                    name: $crate::stage::option_key(stringify!($field)),
+                    ..$doc
+                },
+            )*
+        ];
+    };
+}
+
 /// What the engine hands a stage config when building the stage.
 #[derive(Clone)]
 pub struct BuildContext {
@@ -41,6 +102,9 @@ pub struct BuildContext {
     pub metrics: Arc<StageMetrics>,
     /// What the stages of this run share.
     pub resources: Arc<RunResources>,
+    /// Where the stage sends the records it rejects (connected when a component reads
+    /// `<id>.errors`).
+    pub rejects: Rejects,
 }
 
 /// Things the stages of one run share, one value per type, created on first use (for example

@@ -17,17 +17,19 @@ mod factory;
 mod kind;
 mod metrics;
 mod output;
+mod rejects;
 mod runtime;
 mod signals;
 
 pub use error::{StageError, StageResult, panic_message};
 pub use factory::{
     BuildContext, Builtin, BuiltinConfig, Configured, OptionDoc, OptionIssue, Parallel,
-    RunResources, StageConfig, StageFactory,
+    RunResources, StageConfig, StageFactory, option_key,
 };
 pub use kind::StageKind;
 pub use metrics::{DropReason, Figures, PartitionFigures, StageMetrics};
 pub use output::{DownstreamClosed, Joiner, Message, Output, StageEnded, Tap};
+pub use rejects::{ERROR_FIELDS, Rejected, Rejects, WeakRejects, error_schema, error_stream};
 pub use runtime::{
     Sink, Source, SourceContext, Stage, Transform, adopt_stateless, blocking, can_adopt_stateless,
 };

@@ -46,6 +46,7 @@ pub fn build_in(
         path: "s".into(),
         metrics,
         resources,
+        rejects: super::Rejects::disconnected(),
     };
     configured
         .config

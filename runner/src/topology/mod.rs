@@ -1,7 +1,8 @@
 //! The pipeline graph: planning it from a document (`plan`), rendering it (`graph`), running it
-//! (`run`; a keyed transform with several instances through `parallel`; edits through `reload`)
-//! and watching it run (`view`).
+//! (`run`; a keyed transform with several instances through `parallel`; edits through `reload`;
+//! rejected records through `errors`) and watching it run (`view`).
 
+pub mod errors;
 pub mod graph;
 pub mod inputs;
 pub mod parallel;

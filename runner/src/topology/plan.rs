@@ -37,6 +37,9 @@ pub struct PlannedStage {
     /// Its type, options (with what it inherits) and inputs as text: equal for components that
     /// would be built the same (a reload keeps such a component running).
     pub fingerprint: String,
+    /// For an errors stream (`X.errors`, see `errors`): the position of the stage whose
+    /// rejected records it carries.
+    pub errors_of: Option<usize>,
 }
 
 impl Plan {
@@ -71,10 +74,25 @@ pub fn plan(doc: &Document, registry: &Registry) -> (Option<Plan>, Diagnostics) 
     diagnostics
         .0
         .extend(super::share::split_shared_windows(doc, &mut spec));
+    let error_streams = super::errors::add_error_streams(&mut spec);
+    let errors_of = |i: usize| {
+        error_streams
+            .iter()
+            .find(|(s, _)| *s == i)
+            .map(|(_, of)| *of)
+    };
     let mut configs = Vec::with_capacity(spec.components.len());
     let mut fingerprints = Vec::with_capacity(spec.components.len());
-    for component in &spec.components {
-        let (config, options) = configure(doc, component, registry, &mut diagnostics);
+    for (i, component) in spec.components.iter().enumerate() {
+        let (config, options) = match errors_of(i) {
+            Some(of) => {
+                let config: Box<dyn StageConfig> = Box::new(super::errors::ErrorStreamConfig {
+                    of_path: spec.components[of].path.clone(),
+                });
+                (Some(config), component.options.clone())
+            }
+            None => configure(doc, component, registry, &mut diagnostics),
+        };
         configs.push(config);
         let inputs: Vec<&str> = component.inputs.iter().map(|i| i.id.as_str()).collect();
         fingerprints.push(format!(
@@ -90,7 +108,12 @@ pub fn plan(doc: &Document, registry: &Registry) -> (Option<Plan>, Diagnostics) 
         .iter()
         .map(|c| resolve_inputs(c, &spec, &mut diagnostics))
         .collect();
-    check_graph(&spec, &inputs, &mut diagnostics);
+    // An errors stream is fed by its stage, which matters for cycles (`t` reading `t.errors`).
+    let mut flows = inputs.clone();
+    for &(stream, of) in &error_streams {
+        flows[stream].push(of);
+    }
+    check_graph(&spec, &inputs, &flows, &mut diagnostics);
     if !diagnostics.has_errors() {
         check_shares(&spec, &configs, &inputs, &mut diagnostics);
     }
@@ -103,7 +126,8 @@ pub fn plan(doc: &Document, registry: &Registry) -> (Option<Plan>, Diagnostics) 
         .zip(configs)
         .zip(inputs)
         .zip(fingerprints)
-        .map(|(((c, config), inputs), fingerprint)| PlannedStage {
+        .enumerate()
+        .map(|(i, (((c, config), inputs), fingerprint))| PlannedStage {
             id: c.id,
             path: c.path,
             kind: c.kind,
@@ -111,6 +135,7 @@ pub fn plan(doc: &Document, registry: &Registry) -> (Option<Plan>, Diagnostics) 
             inputs,
             config: config.expect("no errors means every component configured"),
             fingerprint,
+            errors_of: errors_of(i),
         })
         .collect();
     (
@@ -201,7 +226,14 @@ fn resolve_inputs(
     resolved
 }
 
-fn check_graph(spec: &PipelineSpec, inputs: &[Vec<usize>], diagnostics: &mut Diagnostics) {
+/// Checks the graph: sources and sinks exist, no cycle (in `flows`: each stage's inputs, and for
+/// an errors stream the stage it carries), every output is read (`inputs`).
+fn check_graph(
+    spec: &PipelineSpec,
+    inputs: &[Vec<usize>],
+    flows: &[Vec<usize>],
+    diagnostics: &mut Diagnostics,
+) {
     let file_origin = Origin::File {
         file: Arc::clone(&spec.file),
         offset: 0,
@@ -224,7 +256,7 @@ fn check_graph(spec: &PipelineSpec, inputs: &[Vec<usize>], diagnostics: &mut Dia
                 .with_hint("add a [sinks.ID] table, e.g. type = \"console\""),
         );
     }
-    for cycle in find_cycles(inputs) {
+    for cycle in find_cycles(flows) {
         let first = &spec.components[cycle[0]];
         let names: Vec<&str> = cycle
             .iter()

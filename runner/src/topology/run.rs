@@ -6,6 +6,7 @@
 //! closes its own output in turn. A failing or panicking stage is reported by its key path; the
 //! run then asks the sources to stop and lets the rest drain.
 
+use super::errors::ErrorStreams;
 use super::inputs::{InputEvent, Inputs, Watermarks};
 use super::parallel;
 use super::plan::{Plan, PlannedStage};
@@ -15,9 +16,9 @@ use super::reload::{
 use super::view::{RunView, Watched};
 use crate::record::Batch;
 use crate::stage::{
-    BuildContext, Joiner, Message, Output, Parallel, RunHealth, RunResources, Shutdown,
+    BuildContext, Joiner, Message, Output, Parallel, Rejects, RunHealth, RunResources, Shutdown,
     ShutdownTrigger, Sink, Source, SourceContext, Stage, StageError, StageKind, StageMetrics,
-    StageResult, Transform,
+    StageResult, Transform, WeakRejects, error_stream,
 };
 use futures_util::FutureExt;
 use std::collections::HashMap;
@@ -96,13 +97,16 @@ pub async fn run_reloadable(
     let mut failures = Vec::new();
     let resources = Arc::new(RunResources::default());
     let pipeline = plan.pipeline_name();
+    let mut rejects = Vec::with_capacity(plan.stages.len());
     for (i, (stage, metrics)) in plan.stages.iter().zip(&metrics).enumerate() {
         let cx = BuildContext {
             pipeline: pipeline.clone(),
             path: stage.path.clone(),
             metrics: Arc::clone(metrics),
             resources: Arc::clone(&resources),
+            rejects: connect_rejects(&plan, i, &resources),
         };
+        rejects.push(cx.rejects.clone());
         // A keyed transform with several instances is built once per instance.
         let parallel = match stage.kind {
             StageKind::Transform => stage.config.parallel().filter(|p| p.instances > 1),
@@ -165,7 +169,10 @@ pub async fn run_reloadable(
     let mut tasks = JoinSet::new();
     let mut task_stage = std::collections::HashMap::new();
     let health = RunHealth::default();
-    for (i, ((mut stages, parallel), output)) in built.into_iter().zip(outputs).enumerate() {
+    wires.rejects = rejects.iter().map(Rejects::downgrade).collect();
+    for (i, (((mut stages, parallel), output), rejects)) in
+        built.into_iter().zip(outputs).zip(rejects).enumerate()
+    {
         let input = Inputs::new(receivers.next().expect("one receiver list per stage"));
         let metrics = Arc::clone(&metrics[i]);
         let h = health.clone();
@@ -178,6 +185,7 @@ pub async fn run_reloadable(
                     input,
                     output,
                     metrics,
+                    rejects,
                     parallel,
                     mark: Arc::from(plan.stages[i].path.as_str()),
                 },
@@ -194,7 +202,7 @@ pub async fn run_reloadable(
         let handle = match stages.pop().expect("all stages built") {
             Stage::Source(source) => tasks.spawn(guarded(
                 health.clone(),
-                run_source(source, output, trigger.subscribe(), h),
+                run_source(source, output, rejects, trigger.subscribe(), h),
             )),
             Stage::Transform(transform) => {
                 let (editor, edits) = mpsc::channel(1);
@@ -203,7 +211,11 @@ pub async fn run_reloadable(
                     health.clone(),
                     run_transform(
                         transform,
-                        Ports { input, output },
+                        Ports {
+                            input,
+                            output,
+                            rejects,
+                        },
                         metrics,
                         trigger.subscribe(),
                         h,
@@ -216,7 +228,7 @@ pub async fn run_reloadable(
                 wires.swaps.insert(i, swap);
                 tasks.spawn(guarded(
                     health.clone(),
-                    run_sink(sink, input, metrics, h, swaps),
+                    run_sink(sink, input, rejects, metrics, h, swaps),
                 ))
             }
         };
@@ -281,6 +293,9 @@ struct Wires {
     editors: HashMap<usize, Vec<mpsc::Sender<TransformControl>>>,
     swaps: HashMap<usize, mpsc::Sender<SinkSwap>>,
     joiners: Vec<Joiner>,
+    /// Each stage's rejects, for a replacement built while it runs (weak: a stage's errors
+    /// stream ends when the stage does).
+    rejects: Vec<WeakRejects>,
 }
 
 /// The running pipeline, as an edit changes it.
@@ -304,6 +319,11 @@ impl Live<'_> {
             path: self.plan.stages[index].path.clone(),
             metrics: Arc::clone(&self.metrics[index]),
             resources: Arc::clone(self.resources),
+            rejects: self
+                .wires
+                .rejects
+                .get(index)
+                .map_or_else(Rejects::disconnected, WeakRejects::upgrade),
         }
     }
 }
@@ -486,11 +506,13 @@ fn add_stage(stage: PlannedStage, live: &mut Live<'_>) -> Result<String, String>
         ));
     }
     let metrics: Arc<StageMetrics> = Arc::default();
+    // Nothing can read the errors of a stage an edit adds (that would add a source).
     let cx = BuildContext {
         pipeline: live.plan.pipeline_name(),
         path: path.clone(),
         metrics: Arc::clone(&metrics),
         resources: Arc::clone(live.resources),
+        rejects: Rejects::disconnected(),
     };
     let parallel = match stage.kind {
         StageKind::Transform => stage.config.parallel().filter(|p| p.instances > 1),
@@ -522,6 +544,7 @@ fn add_stage(stage: PlannedStage, live: &mut Live<'_>) -> Result<String, String>
     let mut output = Output::new(Vec::new(), Arc::clone(&metrics));
     let index = live.plan.stages.len();
     live.wires.joiners.push(output.joiner());
+    live.wires.rejects.push(WeakRejects::default());
     live.view.register(watched(
         &stage,
         &metrics,
@@ -543,6 +566,7 @@ fn add_stage(stage: PlannedStage, live: &mut Live<'_>) -> Result<String, String>
                     input,
                     output,
                     metrics,
+                    rejects: Rejects::disconnected(),
                     parallel,
                     mark: Arc::from(path.as_str()),
                 },
@@ -557,7 +581,11 @@ fn add_stage(stage: PlannedStage, live: &mut Live<'_>) -> Result<String, String>
             live.wires.editors.insert(index, vec![editor]);
             let task = run_transform(
                 transform,
-                Ports { input, output },
+                Ports {
+                    input,
+                    output,
+                    rejects: Rejects::disconnected(),
+                },
                 metrics,
                 live.trigger.subscribe(),
                 health.clone(),
@@ -568,7 +596,14 @@ fn add_stage(stage: PlannedStage, live: &mut Live<'_>) -> Result<String, String>
         (Stage::Sink(sink), _) => {
             let (swap, swaps) = mpsc::channel(1);
             live.wires.swaps.insert(index, swap);
-            let task = run_sink(sink, input, metrics, health.clone(), swaps);
+            let task = run_sink(
+                sink,
+                input,
+                Rejects::disconnected(),
+                metrics,
+                health.clone(),
+                swaps,
+            );
             vec![live.tasks.spawn(guarded(health, task)).id()]
         }
         (Stage::Source(_), _) => unreachable!("sources are never added while running"),
@@ -589,6 +624,8 @@ struct Wiring {
     /// The stage's counters: the instances count what they receive and drop, the merge what the
     /// stage emits.
     metrics: Arc<StageMetrics>,
+    /// The stage's rejects, flushed by each instance.
+    rejects: Rejects,
     parallel: Parallel,
     /// The stage's name in progress marks.
     mark: Arc<str>,
@@ -607,6 +644,7 @@ fn spawn_instances(
         input,
         output,
         metrics,
+        rejects,
         parallel,
         mark,
     } = wiring;
@@ -627,6 +665,7 @@ fn spawn_instances(
             Ports {
                 input: Inputs::new(vec![instance_input]),
                 output: Output::new(vec![to_merge], Arc::default()),
+                rejects: rejects.clone(),
             },
             Arc::clone(&metrics),
             trigger.subscribe(),
@@ -640,6 +679,18 @@ fn spawn_instances(
     let merge = parallel::merge(Inputs::new(from_instances), output, mark);
     ids.push(tasks.spawn(guarded(health.clone(), merge)).id());
     (ids, editors)
+}
+
+/// The rejects of stage `index`: connected to its errors stream when a component reads
+/// `<id>.errors` (the stream's receiving end waits in the run's [`ErrorStreams`] for it).
+fn connect_rejects(plan: &Plan, index: usize, resources: &RunResources) -> Rejects {
+    if !plan.stages.iter().any(|s| s.errors_of == Some(index)) {
+        return Rejects::disconnected();
+    }
+    let stage = &plan.stages[index];
+    let (rejects, stream) = error_stream(&stage.id);
+    resources.get::<ErrorStreams>().offer(&stage.path, stream);
+    rejects
 }
 
 /// The transforms among the instances built for one stage.
@@ -715,16 +766,19 @@ async fn guarded(health: RunHealth, stage: impl Future<Output = StageResult>) ->
 async fn run_source(
     source: Box<dyn Source>,
     output: Output,
+    rejects: Rejects,
     shutdown: Shutdown,
     health: RunHealth,
 ) -> StageResult {
-    source
+    let result = source
         .run(SourceContext {
             output,
             shutdown,
             health,
         })
-        .await
+        .await;
+    rejects.flush().await;
+    result
 }
 
 /// Marks the run failed and the batch's tickets undelivered, then returns `error`.
@@ -763,10 +817,12 @@ async fn run_transform(
     result
 }
 
-/// A transform's input and output.
+/// A transform's input and outputs.
 struct Ports {
     input: Inputs,
     output: Output,
+    /// Where what it rejects goes; flushed after every call into the transform.
+    rejects: Rejects,
 }
 
 /// What wakes a transform task.
@@ -785,7 +841,11 @@ async fn drive_transform(
     health: &RunHealth,
     edits: &mut mpsc::Receiver<TransformControl>,
 ) -> StageResult {
-    let Ports { input, output } = ports;
+    let Ports {
+        input,
+        output,
+        rejects,
+    } = ports;
     let mut edits_open = true;
     let mut watermarks = Watermarks::new(input.ports());
     let mut ticker = transform.tick_interval().map(|period| {
@@ -862,6 +922,7 @@ async fn drive_transform(
             health.fail();
             return Ok(());
         }
+        rejects.flush().await;
     }
     if shutdown.is_requested() {
         transform.stop(produced)?;
@@ -874,12 +935,14 @@ async fn drive_transform(
             break;
         }
     }
+    rejects.flush().await;
     Ok(())
 }
 
 async fn run_sink(
     mut sink: Box<dyn Sink>,
     mut input: Inputs,
+    rejects: Rejects,
     metrics: Arc<StageMetrics>,
     health: RunHealth,
     mut swaps: mpsc::Receiver<SinkSwap>,
@@ -929,6 +992,7 @@ async fn run_sink(
                         return Err(e);
                     }
                     metrics.add_batch(started.elapsed());
+                    rejects.flush().await;
                 }
                 Some(_) => {}
                 None => break,
@@ -939,5 +1003,6 @@ async fn run_sink(
     if finished.is_err() {
         health.fail();
     }
+    rejects.flush().await;
     finished
 }

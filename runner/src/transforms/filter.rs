@@ -10,51 +10,18 @@ use serde::de::{self, Deserializer, Visitor};
 use std::fmt;
 use std::sync::Arc;
 
-/// Options of the `filter` transform.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FilterConfig {
-    field: String,
-    equals: Option<Scalar>,
-    #[serde(rename = "in")]
-    one_of: Option<Vec<Scalar>>,
-    not_equals: Option<Scalar>,
-    not_in: Option<Vec<Scalar>>,
+crate::stage_options! {
+    /// Options of the `filter` transform.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct FilterConfig, documented in OPTIONS {
+        field: String => OptionDoc::of("string", "required", "field to test (a missing field never matches)"),
+        equals: Option<Scalar> => OptionDoc::of("scalar", "-", "keep records whose field equals this"),
+        r#in: Option<Vec<Scalar>> => OptionDoc::of("[scalar]", "-", "keep records whose field is one of these"),
+        not_equals: Option<Scalar> => OptionDoc::of("scalar", "-", "keep records whose field is not this"),
+        not_in: Option<Vec<Scalar>> => OptionDoc::of("[scalar]", "-", "keep records whose field is none of these"),
+    }
 }
-
-/// The documented options, for `weir list`.
-pub const OPTIONS: &[OptionDoc] = &[
-    OptionDoc {
-        name: "field",
-        ty: "string",
-        default: "required",
-        doc: "field to test (a missing field never matches)",
-    },
-    OptionDoc {
-        name: "equals",
-        ty: "scalar",
-        default: "-",
-        doc: "keep records whose field equals this",
-    },
-    OptionDoc {
-        name: "in",
-        ty: "[scalar]",
-        default: "-",
-        doc: "keep records whose field is one of these",
-    },
-    OptionDoc {
-        name: "not_equals",
-        ty: "scalar",
-        default: "-",
-        doc: "keep records whose field is not this",
-    },
-    OptionDoc {
-        name: "not_in",
-        ty: "[scalar]",
-        default: "-",
-        doc: "keep records whose field is none of these",
-    },
-];
 
 /// The `filter` transform type.
 pub fn factory() -> Builtin<FilterConfig> {
@@ -103,7 +70,7 @@ impl FilterConfig {
     fn tests(&self) -> Vec<&'static str> {
         [
             ("equals", self.equals.is_some()),
-            ("in", self.one_of.is_some()),
+            ("in", self.r#in.is_some()),
             ("not_equals", self.not_equals.is_some()),
             ("not_in", self.not_in.is_some()),
         ]
@@ -136,7 +103,7 @@ impl BuiltinConfig for FilterConfig {
 impl StageConfig for FilterConfig {
     fn build(&self, _cx: &BuildContext) -> Result<Stage, StageError> {
         let (values, keep_matches) =
-            match (&self.equals, &self.one_of, &self.not_equals, &self.not_in) {
+            match (&self.equals, &self.r#in, &self.not_equals, &self.not_in) {
                 (Some(v), ..) => (vec![v.0.clone()], true),
                 (_, Some(vs), ..) => (vs.iter().map(|v| v.0.clone()).collect(), true),
                 (_, _, Some(v), _) => (vec![v.0.clone()], false),

@@ -10,37 +10,17 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Options of the `select` transform.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SelectConfig {
-    keep: Option<Vec<String>>,
-    drop: Option<Vec<String>>,
-    #[serde(default)]
-    rename: BTreeMap<String, String>,
+crate::stage_options! {
+    /// Options of the `select` transform.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SelectConfig, documented in OPTIONS {
+        keep: Option<Vec<String>> => OptionDoc::of("[string]", "all fields", "fields to keep, in this order (missing ones become null)"),
+        drop: Option<Vec<String>> => OptionDoc::of("[string]", "[]", "fields to remove (instead of keep)"),
+        #[serde(default)]
+        rename: BTreeMap<String, String> => OptionDoc::of("{ old = \"new\" }", "{}", "new names for fields"),
+    }
 }
-
-/// The documented options, for `weir list`.
-pub const OPTIONS: &[OptionDoc] = &[
-    OptionDoc {
-        name: "keep",
-        ty: "[string]",
-        default: "all fields",
-        doc: "fields to keep, in this order (missing ones become null)",
-    },
-    OptionDoc {
-        name: "drop",
-        ty: "[string]",
-        default: "[]",
-        doc: "fields to remove (instead of keep)",
-    },
-    OptionDoc {
-        name: "rename",
-        ty: "{ old = \"new\" }",
-        default: "{}",
-        doc: "new names for fields",
-    },
-];
 
 /// The `select` transform type.
 pub fn factory() -> Builtin<SelectConfig> {

@@ -23,28 +23,30 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-/// Options of the `socketio` sink.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SocketIoConfig {
-    #[serde(default = "default_listen")]
-    listen: String,
-    #[serde(default = "default_points")]
-    points: usize,
-    #[serde(default = "default_title")]
-    title: String,
-    #[serde(default = "default_series")]
-    series: BTreeMap<String, String>,
-    key_field: Option<String>,
-    value_field: Option<String>,
-    token: Option<String>,
-    tls: Option<ServerTls>,
-    #[serde(default)]
-    allowed_origins: Vec<String>,
-    #[serde(default = "default_buffer")]
-    client_buffer: usize,
-    #[serde(default = "default_max_connections")]
-    max_connections: usize,
+crate::stage_options! {
+    /// Options of the `socketio` sink.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SocketIoConfig, documented in OPTIONS {
+        #[serde(default = "default_listen")]
+        listen: String => OptionDoc::of("host:port", "\"127.0.0.1:5000\"", "where to serve the page and Socket.IO (loopback unless you say otherwise)"),
+        #[serde(default = "default_points")]
+        points: usize => OptionDoc::of("integer", "20", "windows shown on the chart (and sent to browsers that connect late)"),
+        #[serde(default = "default_title")]
+        title: String => OptionDoc::of("string", "\"男女生购物人数实时分析\"", "chart title"),
+        #[serde(default = "default_series")]
+        series: BTreeMap<String, String> => OptionDoc::of("{ key = \"label\" }", "{ 0 = \"女生购物人数\", 1 = \"男生购物人数\" }", "which keys to plot and their labels (others are hidden)"),
+        key_field: Option<String> => window_points::KEY_FIELD_OPTION,
+        value_field: Option<String> => window_points::VALUE_FIELD_OPTION,
+        token: Option<String> => OptionDoc::of("string", "none", "clients must present it: the page takes it once from ?token= and keeps it in a cookie; others send auth {token} or Authorization: Bearer"),
+        tls: Option<ServerTls> => OptionDoc::of("{ cert, key }", "none (plain HTTP)", "serve HTTPS with these PEM files (certificate chain, private key)"),
+        #[serde(default)]
+        allowed_origins: Vec<String> => OptionDoc::of("[string]", "[] (same origin only)", "other web origins allowed to connect (besides localhost and IP addresses on the dashboard's port); \"*\" for any"),
+        #[serde(default = "default_max_connections")]
+        max_connections: usize => OptionDoc::of("integer", "20000", "most browsers connected at once; more are refused and counted"),
+        #[serde(default = "default_buffer")]
+        client_buffer: usize => OptionDoc::of("integer", "128", "messages queued per browser; a slow browser beyond it misses updates (counted)"),
+    }
 }
 
 fn default_max_connections() -> usize {
@@ -69,66 +71,6 @@ fn default_series() -> BTreeMap<String, String> {
 fn default_buffer() -> usize {
     128
 }
-
-/// The documented options, for `weir list`.
-pub const OPTIONS: &[OptionDoc] = &[
-    OptionDoc {
-        name: "listen",
-        ty: "host:port",
-        default: "\"127.0.0.1:5000\"",
-        doc: "where to serve the page and Socket.IO (loopback unless you say otherwise)",
-    },
-    OptionDoc {
-        name: "points",
-        ty: "integer",
-        default: "20",
-        doc: "windows shown on the chart (and sent to browsers that connect late)",
-    },
-    OptionDoc {
-        name: "title",
-        ty: "string",
-        default: "\"男女生购物人数实时分析\"",
-        doc: "chart title",
-    },
-    OptionDoc {
-        name: "series",
-        ty: "{ key = \"label\" }",
-        default: "{ 0 = \"女生购物人数\", 1 = \"男生购物人数\" }",
-        doc: "which keys to plot and their labels (others are hidden)",
-    },
-    window_points::KEY_FIELD_OPTION,
-    window_points::VALUE_FIELD_OPTION,
-    OptionDoc {
-        name: "token",
-        ty: "string",
-        default: "none",
-        doc: "clients must present it: the page takes it once from ?token= and keeps it in a cookie; others send auth {token} or Authorization: Bearer",
-    },
-    OptionDoc {
-        name: "tls",
-        ty: "{ cert, key }",
-        default: "none (plain HTTP)",
-        doc: "serve HTTPS with these PEM files (certificate chain, private key)",
-    },
-    OptionDoc {
-        name: "allowed_origins",
-        ty: "[string]",
-        default: "[] (same origin only)",
-        doc: "other web origins allowed to connect (besides localhost and IP addresses on the dashboard's port); \"*\" for any",
-    },
-    OptionDoc {
-        name: "max_connections",
-        ty: "integer",
-        default: "20000",
-        doc: "most browsers connected at once; more are refused and counted",
-    },
-    OptionDoc {
-        name: "client_buffer",
-        ty: "integer",
-        default: "128",
-        doc: "messages queued per browser; a slow browser beyond it misses updates (counted)",
-    },
-];
 
 /// The `socketio` sink type.
 pub fn factory() -> Builtin<SocketIoConfig> {

@@ -13,6 +13,7 @@ use axum::routing::get;
 use serde::Serialize;
 use serde_json::{Value, json};
 use socketioxide::extract::{SocketRef, TryData};
+use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
 use socketioxide::{SocketError, SocketIo};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -144,11 +145,17 @@ pub fn app(page: PageConfig, access: Access, buffer: usize) -> (Router, Arc<Dash
     let page = Arc::new(page);
     // Handlers hold the dashboard weakly: it owns them (through `io`), and must be dropped when
     // its sink lets go of it.
-    let on_connect = {
+    // A client is admitted, and its events listened for, before socketioxide acknowledges its
+    // connect: a connect middleware is awaited before the acknowledgement, the connect handler
+    // runs after it on a task of its own, so an event sent right after the acknowledgement (the tutorial
+    // page's `test_connect`) would race the handler's registrations.
+    let admit = {
         let weak = Arc::downgrade(&dashboard);
-        async move |socket: SocketRef, TryData(auth): TryData<Value>| {
+        async move |socket: SocketRef,
+                    TryData(auth): TryData<Value>|
+                    -> Result<(), std::convert::Infallible> {
             let Some(dashboard) = weak.upgrade() else {
-                return;
+                return Ok(());
             };
             let auth = auth.ok();
             let admitted = access
@@ -164,11 +171,10 @@ pub fn app(page: PageConfig, access: Access, buffer: usize) -> (Router, Arc<Dash
                     }
                 });
             if let Err(refusal) = admitted {
+                // Told and disconnected by the connect handler, once the client is connected.
                 dashboard.stats.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!("dashboard: refused a connection: {}", refusal.reason());
-                let _ = socket.emit("refused", &json!({ "reason": refusal.reason() }));
-                let _ = socket.disconnect();
-                return;
+                socket.extensions.insert(refusal);
+                return Ok(());
             }
             // The client stays counted exactly as long as socketioxide keeps its socket: the
             // count is released when the socket is dropped, however it left (its session
@@ -177,26 +183,19 @@ pub fn app(page: PageConfig, access: Access, buffer: usize) -> (Router, Arc<Dash
             socket.extensions.insert(Arc::new(Admission {
                 dashboard: Arc::downgrade(&dashboard),
             }));
-            let snapshot: Snapshot = dashboard
-                .board
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .snapshot();
-            let config_sent = socket.emit("config", &*page);
-            let _ = socket.emit("history", &snapshot);
             // The tutorial's page announces itself with `test_connect`; only such clients get
             // `test_message`, so the dashboard page's own clients are not sent every window twice.
             socket.on("test_connect", async |s: SocketRef| {
                 s.join(TUTORIAL_ROOM);
                 let _ = s.emit("connected", &json!({ "data": "Connected" }));
             });
-            let counter = Arc::downgrade(&dashboard);
+            let counter = weak.clone();
             socket.on_fallback(async move || {
                 if let Some(counter) = counter.upgrade() {
                     counter.stats.ignored.fetch_add(1, Ordering::Relaxed);
                 }
             });
-            let counter = Arc::downgrade(&dashboard);
+            let counter = weak.clone();
             socket.on_disconnect(async move |reason: DisconnectReason| {
                 if matches!(
                     reason,
@@ -207,6 +206,28 @@ pub fn app(page: PageConfig, access: Access, buffer: usize) -> (Router, Arc<Dash
                     tracing::debug!("dashboard: a connection closed: {reason}");
                 }
             });
+            Ok(())
+        }
+    };
+    let on_connect = {
+        let weak = Arc::downgrade(&dashboard);
+        async move |socket: SocketRef| {
+            let Some(dashboard) = weak.upgrade() else {
+                return;
+            };
+            if let Some(refusal) = socket.extensions.get::<Refusal>() {
+                tracing::debug!("dashboard: refused a connection: {}", refusal.reason());
+                let _ = socket.emit("refused", &json!({ "reason": refusal.reason() }));
+                let _ = socket.disconnect();
+                return;
+            }
+            let snapshot: Snapshot = dashboard
+                .board
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .snapshot();
+            let config_sent = socket.emit("config", &*page);
+            let _ = socket.emit("history", &snapshot);
             // Gone already: closed before the handler above was set up, or (a socketioxide race)
             // before the socket joined the namespace. Disconnecting it takes it out of the
             // namespace, should it have got there; its count goes with the socket (above).
@@ -219,7 +240,7 @@ pub fn app(page: PageConfig, access: Access, buffer: usize) -> (Router, Arc<Dash
             }
         }
     };
-    io.ns("/", on_connect);
+    io.ns("/", on_connect.with(admit));
     let app = Router::new()
         .route(
             "/",

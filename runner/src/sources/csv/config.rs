@@ -8,36 +8,38 @@ use serde::de::{self, Deserializer, Visitor};
 use std::fmt;
 use std::path::PathBuf;
 
-/// Options of the `csv` source.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CsvConfig {
-    pub(super) path: PathBuf,
-    #[serde(default)]
-    pub(super) header: AutoBool,
-    pub(super) columns: Option<Vec<String>>,
-    #[serde(default = "default_delimiter")]
-    pub(super) delimiter: String,
-    #[serde(default = "default_true")]
-    pub(super) quoting: bool,
-    #[serde(default)]
-    pub(super) rate: Rate,
-    pub(super) event_rate: Option<f64>,
-    pub(super) start_time: Option<TimePoint>,
-    pub(super) timestamp_field: Option<String>,
-    #[serde(default)]
-    pub(super) timestamp_unit: TimeUnit,
-    #[serde(default = "default_future_tolerance")]
-    pub(super) future_tolerance: DurationSpec,
-    #[serde(default, rename = "loop")]
-    pub(super) repeat: bool,
-    #[serde(default = "default_max_line_bytes")]
-    pub(super) max_line_bytes: u64,
-    #[serde(default = "default_batch_size")]
-    pub(super) batch_size: usize,
-    #[serde(default)]
-    pub(super) progress: AutoBool,
-    pub(super) parallelism: Option<usize>,
+crate::stage_options! {
+    /// Options of the `csv` source.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct CsvConfig, documented in OPTIONS {
+        path: PathBuf => OptionDoc::of("string", "required", "CSV file to read (relative to the current directory)"),
+        #[serde(default)]
+        rate: Rate => OptionDoc::of("number | \"max\"", "\"max\"", "rows per second to replay at, or as fast as possible"),
+        event_rate: Option<f64> => OptionDoc::of("number", "rate, or 1000 when rate is \"max\"", "rows per second of event time: row n is stamped start_time + n/event_rate"),
+        start_time: Option<TimePoint> => OptionDoc::of("epoch ms | RFC 3339", "now, rounded down to the second", "event time of the first row"),
+        timestamp_field: Option<String> => OptionDoc::of("string", "none", "take each row's event time from this column instead (integer)"),
+        #[serde(default)]
+        timestamp_unit: TimeUnit => OptionDoc::of("\"ms\" | \"s\"", "\"ms\"", "unit of timestamp_field"),
+        #[serde(default = "default_future_tolerance")]
+        future_tolerance: DurationSpec => OptionDoc::of("duration", "\"1h\"", "a timestamp_field more than this past the wall clock makes the row bad (dropped, counted, logged) instead of moving the watermark"),
+        #[serde(default)]
+        header: AutoBool => OptionDoc::of("bool | \"auto\"", "\"auto\"", "whether the first row names the columns (auto: it does if no field is empty or numeric)"),
+        columns: Option<Vec<String>> => OptionDoc::of("[string]", "the header, else field_1..N", "column names"),
+        #[serde(default = "default_delimiter")]
+        delimiter: String => OptionDoc::of("string (1 byte)", "\",\"", "field separator"),
+        #[serde(default = "default_true")]
+        quoting: bool => OptionDoc::of("bool", "true", "whether \" quotes fields"),
+        #[serde(default)]
+        r#loop: bool => OptionDoc::of("bool", "false", "start over at the end of the file (event time keeps advancing)"),
+        #[serde(default = "default_max_line_bytes")]
+        max_line_bytes: u64 => OptionDoc::of("integer", "1048576", "longer lines are reported as bad rows"),
+        #[serde(default = "default_batch_size")]
+        batch_size: usize => OptionDoc::of("integer", "2048", "most rows per batch"),
+        parallelism: Option<usize> => OptionDoc::of("integer", "cores - 1", "threads parsing the file when rate = \"max\" (rows keep their order; 1: one thread)"),
+        #[serde(default)]
+        progress: AutoBool => OptionDoc::of("bool | \"auto\"", "\"auto\"", "progress bar on stderr (auto: when stderr is a terminal)"),
+    }
 }
 
 fn default_future_tolerance() -> DurationSpec {
@@ -55,106 +57,6 @@ fn default_max_line_bytes() -> u64 {
 fn default_batch_size() -> usize {
     2048
 }
-
-/// The documented options, for `weir list`.
-pub const OPTIONS: &[OptionDoc] = &[
-    OptionDoc {
-        name: "path",
-        ty: "string",
-        default: "required",
-        doc: "CSV file to read (relative to the current directory)",
-    },
-    OptionDoc {
-        name: "rate",
-        ty: "number | \"max\"",
-        default: "\"max\"",
-        doc: "rows per second to replay at, or as fast as possible",
-    },
-    OptionDoc {
-        name: "event_rate",
-        ty: "number",
-        default: "rate, or 1000 when rate is \"max\"",
-        doc: "rows per second of event time: row n is stamped start_time + n/event_rate",
-    },
-    OptionDoc {
-        name: "start_time",
-        ty: "epoch ms | RFC 3339",
-        default: "now, rounded down to the second",
-        doc: "event time of the first row",
-    },
-    OptionDoc {
-        name: "timestamp_field",
-        ty: "string",
-        default: "none",
-        doc: "take each row's event time from this column instead (integer)",
-    },
-    OptionDoc {
-        name: "timestamp_unit",
-        ty: "\"ms\" | \"s\"",
-        default: "\"ms\"",
-        doc: "unit of timestamp_field",
-    },
-    OptionDoc {
-        name: "future_tolerance",
-        ty: "duration",
-        default: "\"1h\"",
-        doc: "a timestamp_field more than this past the wall clock makes the row bad (dropped, counted, logged) instead of moving the watermark",
-    },
-    OptionDoc {
-        name: "header",
-        ty: "bool | \"auto\"",
-        default: "\"auto\"",
-        doc: "whether the first row names the columns (auto: it does if no field is empty or numeric)",
-    },
-    OptionDoc {
-        name: "columns",
-        ty: "[string]",
-        default: "the header, else field_1..N",
-        doc: "column names",
-    },
-    OptionDoc {
-        name: "delimiter",
-        ty: "string (1 byte)",
-        default: "\",\"",
-        doc: "field separator",
-    },
-    OptionDoc {
-        name: "quoting",
-        ty: "bool",
-        default: "true",
-        doc: "whether \" quotes fields",
-    },
-    OptionDoc {
-        name: "loop",
-        ty: "bool",
-        default: "false",
-        doc: "start over at the end of the file (event time keeps advancing)",
-    },
-    OptionDoc {
-        name: "max_line_bytes",
-        ty: "integer",
-        default: "1048576",
-        doc: "longer lines are reported as bad rows",
-    },
-    OptionDoc {
-        name: "batch_size",
-        ty: "integer",
-        default: "2048",
-        doc: "most rows per batch",
-    },
-    OptionDoc {
-        name: "parallelism",
-        ty: "integer",
-        default: "cores - 1",
-        doc: "threads parsing the file when rate = \"max\" (rows keep their order; 1: one thread)",
-    },
-    OptionDoc {
-        name: "progress",
-        ty: "bool | \"auto\"",
-        default: "\"auto\"",
-        doc: "progress bar on stderr (auto: when stderr is a terminal)",
-    },
-];
 
 /// The `csv` source type.
 pub fn factory() -> Builtin<CsvConfig> {

@@ -50,7 +50,8 @@ use crate::progress;
 use crate::record::Millis;
 use crate::stage::DropReason;
 use crate::stage::{
-    BuildContext, Source, SourceContext, Stage, StageConfig, StageError, StageMetrics, StageResult,
+    BuildContext, Rejected, Rejects, Source, SourceContext, Stage, StageConfig, StageError,
+    StageMetrics, StageResult,
 };
 use crate::time::now_millis;
 use async_trait::async_trait;
@@ -116,7 +117,7 @@ impl StageConfig for CsvConfig {
                 max_line_bytes: self.max_line_bytes,
             },
             rate: self.rate,
-            repeat: self.repeat,
+            repeat: self.r#loop,
             batch_size: self.batch_size,
             timestamps,
             progress,
@@ -128,6 +129,7 @@ impl StageConfig for CsvConfig {
             }),
             transactions: cx.resources.get::<Transactions>(),
             metrics: Arc::clone(&cx.metrics),
+            rejects: cx.rejects.clone(),
         })))
     }
 }
@@ -146,6 +148,8 @@ struct CsvSource {
     parallelism: usize,
     transactions: Arc<Transactions>,
     metrics: Arc<StageMetrics>,
+    /// Where bad rows go (`<id>.errors`), with the tickets of the cell they were read in.
+    rejects: Rejects,
 }
 
 /// The file's rows, read on this thread or on several.
@@ -361,7 +365,11 @@ impl CsvSource {
                         StageError::Input(format!("{}: {stamp}", self.path.display()))
                     }
                 })?;
-            bad_count += self.report_bad(&mut bad, bad_count);
+            // Rows before the resume point were delivered, their bad rows' error records too
+            // (the tickets of a cell settle when both are).
+            let resending = *emitted < position.skip;
+            let rejected = !bad.is_empty() && !resending;
+            bad_count += self.report_bad(&mut bad, bad_count, !resending);
             let got: u64 = read.parts.iter().map(|b| b.len() as u64).sum();
             if let Some(bar) = &bar {
                 bar.set_position(bytes_read.load(Ordering::Relaxed));
@@ -384,6 +392,7 @@ impl CsvSource {
                         batch =
                             batch.with_acks(ledger.issue(vec![(position.partition.clone(), at)]));
                     }
+                    self.rejects.attach(batch.acks());
                     if cx.output.blocking_send(batch).is_err() {
                         finish_bar(bar);
                         return Ok((true, bad_count));
@@ -394,6 +403,15 @@ impl CsvSource {
                     finish_bar(bar);
                     return Ok((true, bad_count));
                 }
+            } else if rejected && let Some(ledger) = &position.ledger {
+                // Bad rows only: a ticket of their own keeps later positions from being
+                // committed before their error records are delivered.
+                let at = i64::try_from(*emitted).unwrap_or(i64::MAX);
+                self.rejects
+                    .attach(&ledger.issue(vec![(position.partition.clone(), at)]));
+            }
+            if rejected {
+                self.rejects.blocking_flush();
             }
             if read.at_end {
                 break;
@@ -410,8 +428,18 @@ impl CsvSource {
         Ok((false, bad_count))
     }
 
-    /// Logs bad rows (the first few one by one), counts them as dropped, and empties `bad`.
-    fn report_bad(&self, bad: &mut Vec<BadRow>, already: u64) -> u64 {
+    /// Logs bad rows (the first few one by one), counts them as dropped, rejects them (when
+    /// `reject`: to the errors output, if connected), and empties `bad`.
+    fn report_bad(&self, bad: &mut Vec<BadRow>, already: u64, reject: bool) -> u64 {
+        if reject && self.rejects.is_connected() {
+            for row in bad.iter() {
+                self.rejects.reject(Rejected {
+                    reason: &row.reason,
+                    at: &format!("{}:{}", self.path.display(), row.line),
+                    record: &row.text,
+                });
+            }
+        }
         for (i, row) in bad.iter().enumerate() {
             let n = already + i as u64;
             if n < BAD_ROWS_LOGGED {

@@ -40,6 +40,9 @@ pub struct BadRow {
     pub line: u64,
     /// What is wrong with it.
     pub reason: String,
+    /// Its fields as read, joined by the delimiter (invalid UTF-8 replaced): for its error
+    /// record.
+    pub text: String,
 }
 
 /// A byte buffer that stays initialized up to its length, so the parser can write into its spare
@@ -295,6 +298,7 @@ impl<R: BufRead> CsvRows<R> {
                 Err(RowError::Bad(reason)) => bad.push(BadRow {
                     line: line(),
                     reason,
+                    text: joined(row, &self.ends[..fields], self.options.delimiter),
                 }),
                 Err(RowError::Fatal(error)) => {
                     return Err(ReadError::Stamp(error));
@@ -443,11 +447,38 @@ impl<R: BufRead> CsvRows<R> {
                 Err(e) => bad.push(BadRow {
                     line: first_line(&bytes[start..end], last_line),
                     reason: utf8_reason(e),
+                    text: {
+                        let ends: Vec<usize> = values[k * width..(k + 1) * width]
+                            .iter()
+                            .filter_map(|v| match *v {
+                                Value::Str { start: at, len } => {
+                                    Some(at as usize + len as usize - start)
+                                }
+                                _ => None,
+                            })
+                            .collect();
+                        joined(&bytes[start..end], &ends, self.options.delimiter)
+                    },
                 }),
             }
         }
         Batch::from_utf8_parts(schema, text.into_bytes(), kept_values, kept_times)
     }
+}
+
+/// A row's fields (`row`, the field ending at each of `ends`) joined by `delimiter`, invalid
+/// UTF-8 replaced.
+fn joined(row: &[u8], ends: &[usize], delimiter: u8) -> String {
+    let mut text = Vec::with_capacity(row.len() + ends.len());
+    let mut from = 0;
+    for (i, &end) in ends.iter().enumerate() {
+        if i > 0 {
+            text.push(delimiter);
+        }
+        text.extend_from_slice(row.get(from..end.min(row.len())).unwrap_or_default());
+        from = end;
+    }
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 enum RowVerdict {
@@ -617,11 +648,13 @@ mod tests {
                 bad[0],
                 BadRow {
                     line: 3,
-                    reason: "expected 2 fields, found 3".into()
+                    reason: "expected 2 fields, found 3".into(),
+                    text: "1,2,3".into(),
                 }
             );
             assert_eq!(bad[1].line, 4);
             assert!(bad[1].reason.contains("invalid UTF-8"));
+            assert_eq!(bad[1].text, "\u{FFFD}\u{FFFD},x");
             assert_eq!(bad[2].line, 5);
             assert!(bad[2].reason.contains("longer than max_line_bytes"));
         }

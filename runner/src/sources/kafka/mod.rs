@@ -26,7 +26,7 @@ mod reader;
 use super::checkpoint::{Checkpoints, Partition, Tenures};
 use crate::kafka::codec::Decoder;
 use crate::kafka::link::{Progress, TopicLinks};
-use crate::kafka::options::{Assignment, COMMON_OPTIONS, ORIGIN_FIELDS, SOURCE_OPTIONS};
+use crate::kafka::options::{Assignment, KAFKA_OPTIONS, ORIGIN_FIELDS};
 use crate::kafka::transaction::{CommitPoint, Transactions, Transactor};
 use crate::kafka::{
     CONSUMER_DEFAULTS, ClientLog, Guarantee, KafkaError, KafkaOptions, Start, topics,
@@ -35,8 +35,8 @@ use crate::kafka::{
 use crate::record::{BatchBuilder, Millis};
 use crate::resume::Resumed;
 use crate::stage::{
-    BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, Output, RunHealth, Shutdown,
-    Source, SourceContext, Stage, StageConfig, StageError, StageKind, StageMetrics, StageResult,
+    BuildContext, Builtin, BuiltinConfig, OptionIssue, Output, RunHealth, Shutdown, Source,
+    SourceContext, Stage, StageConfig, StageError, StageKind, StageMetrics, StageResult,
 };
 use async_trait::async_trait;
 use group::{Change, Changes, Membership, offsets_list};
@@ -45,7 +45,7 @@ use rdkafka::error::KafkaError as ClientError;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use reader::{LOGGED_BAD_MESSAGES, PartitionState, Reader};
 use serde::Deserialize;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Options of the `kafka` source (see [`KafkaOptions`]).
@@ -55,13 +55,11 @@ pub struct KafkaSourceConfig(KafkaOptions);
 
 /// The `kafka` source type.
 pub fn factory() -> Builtin<KafkaSourceConfig> {
-    static DOCS: OnceLock<Vec<OptionDoc>> = OnceLock::new();
-    let docs = DOCS.get_or_init(|| [COMMON_OPTIONS, SOURCE_OPTIONS].concat());
     Builtin::new(
         StageKind::Source,
         "kafka",
         "Reads Kafka topics; commits offsets only after every sink delivered what came of them",
-        docs,
+        KAFKA_OPTIONS,
     )
     .inheriting("kafka")
 }

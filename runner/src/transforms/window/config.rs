@@ -9,24 +9,26 @@ use serde::Deserialize;
 /// Most windows one row may fall into (`size / slide`).
 const MAX_WINDOWS_PER_ROW: i64 = 1000;
 
-/// Options of the `window` transform.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WindowConfig {
-    pub(super) size: DurationSpec,
-    pub(super) slide: Option<DurationSpec>,
-    #[serde(default)]
-    pub(super) time: TimeMode,
-    pub(super) allowed_lateness: Option<DurationSpec>,
-    #[serde(default)]
-    pub(super) group_by: Vec<String>,
-    #[serde(default = "default_aggregates")]
-    pub(super) aggregates: Vec<AggregateConfig>,
-    /// Instances; unset: [`WindowConfig::instances`] picks from the cores.
-    pub(super) parallelism: Option<usize>,
-    /// Set by the planner when the window's input is shared by a consumer group: which half of
-    /// the shared window this stage is (docs/scaling.md).
-    pub(super) part: Option<SharedPart>,
+crate::stage_options! {
+    /// Options of the `window` transform.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct WindowConfig, documented in OPTIONS {
+        size: DurationSpec => OptionDoc::of("duration", "required", "window length, e.g. \"1s\""),
+        slide: Option<DurationSpec> => OptionDoc::of("duration", "size (tumbling)", "distance between window starts; shorter than size for sliding windows"),
+        #[serde(default)]
+        time: TimeMode => OptionDoc::of("\"event\" | \"processing\"", "\"event\"", "which clock assigns rows to windows and closes them"),
+        allowed_lateness: Option<DurationSpec> => OptionDoc::of("duration", "\"0s\"", "event time: how far behind the newest row a row may be and still count"),
+        #[serde(default)]
+        group_by: Vec<String> => OptionDoc::of("[string]", "[]", "fields whose values form the group key"),
+        #[serde(default = "default_aggregates")]
+        aggregates: Vec<AggregateConfig> => OptionDoc::of("[{ op, field, as }]", "[{ op = \"count\" }]", "op: count | sum | min | max | avg; field: input field; as: output name"),
+        /// Set by the planner when the window's input is shared by a consumer group: which half of
+        /// the shared window this stage is (docs/scaling.md).
+        part: Option<SharedPart> => OptionDoc::of("\"partial\" | \"merge\"", "unset", "a half of a window shared by a consumer group; the planner sets it (docs/scaling.md)"),
+        /// Instances; unset: [`WindowConfig::instances`] picks from the cores.
+        parallelism: Option<usize> => OptionDoc::of("integer", "half the cores (at least 1) with group_by and event time; else 1", "instances, each holding the groups whose key hashes to it (event time, group_by)"),
+    }
 }
 
 /// A half of a window shared by a consumer group.
@@ -93,58 +95,6 @@ pub enum TimeMode {
     /// The wall clock when records arrive.
     Processing,
 }
-
-/// The documented options, for `weir list`.
-pub const OPTIONS: &[OptionDoc] = &[
-    OptionDoc {
-        name: "size",
-        ty: "duration",
-        default: "required",
-        doc: "window length, e.g. \"1s\"",
-    },
-    OptionDoc {
-        name: "slide",
-        ty: "duration",
-        default: "size (tumbling)",
-        doc: "distance between window starts; shorter than size for sliding windows",
-    },
-    OptionDoc {
-        name: "time",
-        ty: "\"event\" | \"processing\"",
-        default: "\"event\"",
-        doc: "which clock assigns rows to windows and closes them",
-    },
-    OptionDoc {
-        name: "allowed_lateness",
-        ty: "duration",
-        default: "\"0s\"",
-        doc: "event time: how far behind the newest row a row may be and still count",
-    },
-    OptionDoc {
-        name: "group_by",
-        ty: "[string]",
-        default: "[]",
-        doc: "fields whose values form the group key",
-    },
-    OptionDoc {
-        name: "aggregates",
-        ty: "[{ op, field, as }]",
-        default: "[{ op = \"count\" }]",
-        doc: "op: count | sum | min | max | avg; field: input field; as: output name",
-    },
-    OptionDoc {
-        name: "part",
-        ty: "\"partial\" | \"merge\"",
-        default: "unset",
-        doc: "a half of a window shared by a consumer group; the planner sets it (docs/scaling.md)",
-    },
-    OptionDoc {
-        name: "parallelism",
-        ty: "integer",
-        default: "half the cores (at least 1) with group_by and event time; else 1",
-        doc: "instances, each holding the groups whose key hashes to it (event time, group_by)",
-    },
-];
 
 /// The `window` transform type.
 pub fn factory() -> Builtin<WindowConfig> {
