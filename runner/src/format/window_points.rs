@@ -40,10 +40,13 @@ pub struct Fields {
     pub value: Option<String>,
 }
 
+/// A record [`points`] left out: its position in the batch and why.
+pub type Skipped = (usize, &'static str);
+
 /// Turns a batch of window records into points, one per window (records of one window are
 /// consecutive, as the window transform emits them). Records without a numeric value are
-/// skipped and counted in the second element.
-pub fn points(batch: &Batch, fields: &Fields) -> (Vec<Point>, u64) {
+/// skipped and listed in the second element.
+pub fn points(batch: &Batch, fields: &Fields) -> (Vec<Point>, Vec<Skipped>) {
     let schema = batch.schema();
     let payload: Vec<usize> = (0..schema.len())
         .filter(|&i| !matches!(schema.name(i), "window_start" | "window_end"))
@@ -58,18 +61,19 @@ pub fn points(batch: &Batch, fields: &Fields) -> (Vec<Point>, u64) {
     };
     let end = schema.index_of("window_end");
     let (Some(key), Some(value)) = (key, value) else {
-        return (Vec::new(), batch.len() as u64);
+        let why = "the record has no key or value field";
+        return (Vec::new(), (0..batch.len()).map(|i| (i, why)).collect());
     };
     let mut points: Vec<Point> = Vec::new();
-    let mut skipped = 0;
+    let mut skipped = Vec::new();
     let mut text = String::new();
-    for row in batch.rows() {
+    for (i, row) in batch.rows().enumerate() {
         let t = match end.map(|i| row.get(i)) {
             Some(FieldRef::Int(t)) => t,
             _ => row.event_time() + 1,
         };
         let Some(number) = row.get(value).as_number() else {
-            skipped += 1;
+            skipped.push((i, "its value field is not a number"));
             continue;
         };
         text.clear();
@@ -120,7 +124,7 @@ mod tests {
     #[test]
     fn window_records_become_one_point_per_window() {
         let (points, skipped) = points(&windows(), &Fields::default());
-        assert_eq!(skipped, 0);
+        assert!(skipped.is_empty());
         assert_eq!(points.len(), 2);
         assert_eq!(points[0].t, 1000);
         assert_eq!(points[0].values["1"], 6.0);

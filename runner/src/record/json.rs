@@ -43,6 +43,22 @@ impl JsonWriter {
     }
 }
 
+/// One row as a JSON object (for a single record, e.g. in an error record; batches go through
+/// [`JsonWriter`]).
+pub fn row_json(row: &Row<'_>) -> String {
+    let mut out = vec![b'{'];
+    for (i, name) in row.schema().names().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json_str(name, &mut out);
+        out.push(b':');
+        write_json_value(row.get(i), &mut out);
+    }
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 fn write_object(row: &Row<'_>, keys: &[Vec<u8>], out: &mut Vec<u8>) {
     out.push(b'{');
     for (i, key) in keys.iter().enumerate() {

@@ -7,11 +7,11 @@ use crate::format::window_points::{self, Fields};
 use crate::record::{Batch, Millis};
 use crate::serve::tls::ServerTls;
 use crate::serve::token::Token;
-use crate::stage::DropReason;
 use crate::stage::{
     BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, Sink, Stage, StageConfig,
     StageError, StageKind, StageMetrics, StageResult,
 };
+use crate::stage::{DropReason, Rejects};
 use async_trait::async_trait;
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -205,6 +205,7 @@ impl StageConfig for PrometheusConfig {
                 value: self.value_field.clone(),
             },
             metrics: Arc::clone(&cx.metrics),
+            rejects: cx.rejects.clone(),
         })))
     }
 }
@@ -214,6 +215,8 @@ struct PrometheusSink {
     serving: crate::serve::Serving,
     exported: Arc<Mutex<Exported>>,
     fields: Fields,
+    /// Where records it cannot show go (`<id>.errors`).
+    rejects: Rejects,
     metrics: Arc<StageMetrics>,
 }
 
@@ -221,7 +224,11 @@ struct PrometheusSink {
 impl Sink for PrometheusSink {
     async fn write(&mut self, batch: Batch) -> StageResult {
         let (points, skipped) = window_points::points(&batch, &self.fields);
-        self.metrics.add_dropped(DropReason::Invalid, skipped);
+        if !skipped.is_empty() {
+            self.metrics
+                .add_dropped(DropReason::Invalid, skipped.len() as u64);
+            self.rejects.reject_rows(&batch, &skipped);
+        }
         let mut exported = self.exported.lock().unwrap_or_else(|e| e.into_inner());
         for point in points {
             for (key, value) in point.values {

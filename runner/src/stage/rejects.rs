@@ -15,6 +15,7 @@
 //! first attached that batch's tickets ([`Rejects::attach`]).
 
 use crate::ack::Acks;
+use crate::record::json::row_json;
 use crate::record::{Batch, BatchBuilder, Schema};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use tokio::sync::mpsc;
@@ -108,6 +109,25 @@ impl Rejects {
         pending.rows.push_str(rejected.at);
         pending.rows.push_str(rejected.record);
         pending.rows.end_row(crate::time::now_millis());
+    }
+
+    /// Rejects rows of `batch` (its positions, each with the reason), as JSON records, keeping
+    /// the batch's tickets with them.
+    pub fn reject_rows(&self, batch: &Batch, rows: &[(usize, &str)]) {
+        if !self.is_connected() {
+            return;
+        }
+        for &(index, reason) in rows {
+            if index < batch.len() {
+                let row = batch.row(index);
+                self.reject(Rejected {
+                    reason,
+                    at: &format!("event time {}", row.event_time()),
+                    record: &row_json(&row),
+                });
+            }
+        }
+        self.attach(batch.acks());
     }
 
     /// The error records waiting for the next flush carry `acks` too: for a source, the

@@ -32,6 +32,15 @@ pub fn to_dot(plan: &Plan) -> String {
                 quote(&stage.id)
             );
         }
+        // A stage's rejected records flow to its errors stream.
+        if let Some(of) = stage.errors_of {
+            let _ = writeln!(
+                out,
+                "  {} -> {} [style=dashed];",
+                quote(&plan.stages[of].id),
+                quote(&stage.id)
+            );
+        }
     }
     out.push_str("}\n");
     out
@@ -58,10 +67,10 @@ pub fn to_text(plan: &Plan) -> String {
             .iter()
             .map(|&i| plan.stages[i].id.as_str())
             .collect();
-        let arrow = if inputs.is_empty() {
-            String::new()
-        } else {
-            format!("  <- {}", inputs.join(", "))
+        let arrow = match stage.errors_of {
+            Some(of) => format!("  <- rejected by {}", plan.stages[of].id),
+            None if inputs.is_empty() => String::new(),
+            None => format!("  <- {}", inputs.join(", ")),
         };
         let line = format!(
             "{:<id_width$}  {:<9}  {:<type_width$}{arrow}",

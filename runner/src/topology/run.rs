@@ -716,7 +716,13 @@ fn watched(
         path: stage.path.clone(),
         kind: stage.kind,
         type_name: stage.type_name.clone(),
-        inputs: stage.inputs.clone(),
+        // An errors stream is drawn reading the stage that rejects (it has no input queue).
+        inputs: stage
+            .inputs
+            .iter()
+            .chain(&stage.errors_of)
+            .copied()
+            .collect(),
         metrics: Arc::clone(metrics),
         joiner: joiner.clone(),
         queues,

@@ -23,7 +23,8 @@ pub(super) struct Watched {
     pub(super) path: String,
     pub(super) kind: StageKind,
     pub(super) type_name: String,
-    /// Positions of its inputs, one per input port.
+    /// Positions of its inputs, one per input port (for an errors stream: the stage whose
+    /// rejects it carries, with no port).
     pub(super) inputs: Vec<usize>,
     pub(super) metrics: Arc<StageMetrics>,
     pub(super) joiner: Joiner,

@@ -10,11 +10,11 @@ pub mod server;
 use crate::format::window_points::{self, Fields};
 use crate::record::Batch;
 use crate::serve::tls::ServerTls;
-use crate::stage::DropReason;
 use crate::stage::{
     BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, Sink, Stage, StageConfig,
     StageError, StageKind, StageMetrics, StageResult,
 };
+use crate::stage::{DropReason, Rejects};
 use access::Access;
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -164,6 +164,7 @@ impl StageConfig for SocketIoConfig {
             },
             label: cx.path.clone(),
             metrics: Arc::clone(&cx.metrics),
+            rejects: cx.rejects.clone(),
         })))
     }
 }
@@ -173,6 +174,8 @@ struct SocketIoSink {
     serving: crate::serve::Serving,
     dashboard: Arc<Dashboard>,
     fields: Fields,
+    /// Where records it cannot show go (`<id>.errors`).
+    rejects: Rejects,
     label: String,
     metrics: Arc<StageMetrics>,
 }
@@ -181,7 +184,11 @@ struct SocketIoSink {
 impl Sink for SocketIoSink {
     async fn write(&mut self, batch: Batch) -> StageResult {
         let (points, skipped) = window_points::points(&batch, &self.fields);
-        self.metrics.add_dropped(DropReason::Invalid, skipped);
+        if !skipped.is_empty() {
+            self.metrics
+                .add_dropped(DropReason::Invalid, skipped.len() as u64);
+            self.rejects.reject_rows(&batch, &skipped);
+        }
         for point in points {
             self.dashboard.publish(point).await;
             // A batch may close many windows at once (a replay catching up). Let the browsers'

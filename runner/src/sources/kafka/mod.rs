@@ -35,8 +35,8 @@ use crate::kafka::{
 use crate::record::{BatchBuilder, Millis};
 use crate::resume::Resumed;
 use crate::stage::{
-    BuildContext, Builtin, BuiltinConfig, OptionIssue, Output, RunHealth, Shutdown, Source,
-    SourceContext, Stage, StageConfig, StageError, StageKind, StageMetrics, StageResult,
+    BuildContext, Builtin, BuiltinConfig, OptionIssue, Output, Rejects, RunHealth, Shutdown,
+    Source, SourceContext, Stage, StageConfig, StageError, StageKind, StageMetrics, StageResult,
 };
 use async_trait::async_trait;
 use group::{Change, Changes, Membership, offsets_list};
@@ -95,6 +95,7 @@ impl StageConfig for KafkaSourceConfig {
             resumed: cx.resources.get::<Resumed>(),
             tenures: cx.resources.get::<Tenures>(),
             metrics: Arc::clone(&cx.metrics),
+            rejects: cx.rejects.clone(),
         })))
     }
 }
@@ -108,6 +109,7 @@ struct KafkaSource {
     resumed: Arc<Resumed>,
     tenures: Arc<Tenures>,
     metrics: Arc<StageMetrics>,
+    rejects: Rejects,
 }
 
 #[async_trait]
@@ -286,6 +288,7 @@ impl KafkaSource {
             future_limit: Millis::MAX,
             path: &self.path,
             metrics: &self.metrics,
+            rejects: &self.rejects,
             tenures: &self.tenures,
             in_group: self.options.assignment == Assignment::Group,
         };
@@ -366,10 +369,13 @@ impl KafkaSource {
             let touched = reader.take_touched();
             if !touched.is_empty() {
                 let acks = checkpoints.issue(touched);
+                // A rejected message's offset is committed once its error record is delivered.
+                self.rejects.attach(&acks);
                 let batch = builder.take().with_acks(acks);
                 if output.blocking_send(batch).is_err() {
                     return Ok(()); // downstream failed; the engine reports it
                 }
+                self.rejects.blocking_flush();
             }
             if let Some(watermark) = reader.watermark(self.options.idle_timeout.0)
                 && output.blocking_send_watermark(watermark).is_err()

@@ -6,8 +6,7 @@ use super::group::Change;
 use crate::kafka::codec::Decoder;
 use crate::record::{BatchBuilder, Millis};
 use crate::sources::checkpoint::{Partition, Tenures};
-use crate::stage::DropReason;
-use crate::stage::StageMetrics;
+use crate::stage::{DropReason, Rejected, Rejects, StageMetrics};
 use crate::time::now_millis;
 use rdkafka::message::{BorrowedMessage, Message};
 use std::sync::Arc;
@@ -71,6 +70,8 @@ pub(super) struct Reader<'a> {
     pub(super) future_limit: Millis,
     pub(super) path: &'a str,
     pub(super) metrics: &'a StageMetrics,
+    /// Where undecodable and out-of-range messages go (`<id>.errors`).
+    pub(super) rejects: &'a Rejects,
     /// Where partitions' idleness is told to stages that hold records per tenure.
     pub(super) tenures: &'a Tenures,
     /// A group member: partitions are read only within a tenure the group granted.
@@ -93,6 +94,10 @@ impl Reader<'_> {
             // A clock years ahead would drag the watermark along: drop the message, count it.
             self.future_messages += 1;
             self.metrics.add_dropped(DropReason::OutOfRange, 1);
+            self.reject(
+                message,
+                &format!("its timestamp {time} is more than `future_tolerance` past the clock"),
+            );
             if self.future_messages <= LOGGED_BAD_MESSAGES {
                 tracing::warn!(
                     "{}: dropped message {}/{}@{}: its timestamp {time} is more than \
@@ -109,6 +114,7 @@ impl Reader<'_> {
         {
             self.bad_messages += 1;
             self.metrics.add_dropped(DropReason::Invalid, 1);
+            self.reject(message, &why.to_string());
             if self.bad_messages <= LOGGED_BAD_MESSAGES {
                 tracing::warn!(
                     "{}: skipped message {}/{}@{}: {why}",
@@ -131,6 +137,24 @@ impl Reader<'_> {
         }
         state.last_activity = Instant::now();
         state.touched = true;
+    }
+
+    /// Sends `message` to the errors output (if connected), as `topic/partition@offset` and its
+    /// payload as text.
+    fn reject(&self, message: &BorrowedMessage<'_>, reason: &str) {
+        if !self.rejects.is_connected() {
+            return;
+        }
+        self.rejects.reject(Rejected {
+            reason,
+            at: &format!(
+                "{}/{}@{}",
+                message.topic(),
+                message.partition(),
+                message.offset()
+            ),
+            record: &String::from_utf8_lossy(message.payload().unwrap_or_default()),
+        });
     }
 
     /// Where `topic`/`partition` is in [`partitions`](Self::partitions) (added if new).

@@ -28,15 +28,16 @@ pub use config::{AggregateConfig, OPTIONS, SharedPart, TimeMode, WindowConfig, f
 pub use partial::PARTIAL_FIELDS;
 
 use crate::ack::Acks;
-use crate::record::{Batch, Millis};
+use crate::record::json::row_json;
+use crate::record::{Batch, Millis, Row};
 use crate::resume::Resumed;
 use crate::sources::checkpoint::Tenures;
-use crate::stage::DropReason;
 use crate::stage::{
     BuildContext, Parallel, Stage, StageConfig, StageError, StageMetrics, StageResult, Transform,
 };
+use crate::stage::{DropReason, Rejected, Rejects};
 use crate::time::{DurationSpec, now_millis};
-use state::{AggregateSpec, Geometry, WindowState};
+use state::{AggregateSpec, Geometry, Placement, WindowState};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -112,6 +113,7 @@ impl StageConfig for WindowConfig {
             mark: Arc::from(cx.path.as_str()),
             label: cx.path.clone(),
             metrics: Arc::clone(&cx.metrics),
+            rejects: cx.rejects.clone(),
         })))
     }
 }
@@ -132,9 +134,32 @@ pub struct Window {
     mark: Arc<str>,
     label: String,
     metrics: Arc<StageMetrics>,
+    /// Where late and out-of-range rows go (`<id>.errors`).
+    rejects: Rejects,
 }
 
 impl Window {
+    /// Sends a row that was not counted to the errors output (if connected).
+    fn reject(&self, placement: Placement, row: &Row<'_>, t: Millis) {
+        let reason = match placement {
+            Placement::Counted | Placement::Replayed => return,
+            Placement::Late { last_end } => format!(
+                "late: its last window ended at {last_end}, and windows ending at or before {} \
+                 had closed (allowed_lateness {} ms)",
+                self.state.closed_through(),
+                self.lateness
+            ),
+            Placement::OutOfRange => {
+                "its time is too close to the ends of the time range for any window".to_string()
+            }
+        };
+        self.rejects.reject(Rejected {
+            reason: &reason,
+            at: &format!("event time {t}"),
+            record: &row_json(row),
+        });
+    }
+
     /// Before the first record or watermark: continues where an earlier run's committed output
     /// ended, if one did.
     fn resume_once(&mut self) {
@@ -207,9 +232,16 @@ impl Transform for Window {
         let acks = batch.take_acks();
         let span = match self.mode {
             TimeMode::Event => {
+                let rejecting = self.rejects.is_connected();
                 for row in batch.rows() {
-                    self.state.add(row, row.event_time());
+                    let t = row.event_time();
+                    let placement = self.state.add(row, t);
+                    if rejecting && placement != Placement::Counted {
+                        self.reject(placement, &row, t);
+                    }
                 }
+                // A late row's error record keeps its input's tickets until it is delivered.
+                self.rejects.attach(&acks);
                 // Only batches with delivery tickets need their time span.
                 let times = batch.times().iter().copied();
                 (!acks.is_empty())

@@ -191,6 +191,22 @@ struct Resolved {
     aggregate_fields: Vec<Option<usize>>,
 }
 
+/// Where [`WindowState::add`] put a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// Counted in at least one open window.
+    Counted,
+    /// Every window it belongs to has closed; the last of them ended at `last_end`.
+    Late {
+        /// The end of the latest window the row belongs to.
+        last_end: Millis,
+    },
+    /// Its windows were emitted by an earlier run (read again after a restart).
+    Replayed,
+    /// No window of its time fits in the time range.
+    OutOfRange,
+}
+
 /// All open windows.
 #[derive(Debug)]
 pub struct WindowState {
@@ -279,8 +295,9 @@ impl WindowState {
         self.closed_through = self.closed_through.max(through);
     }
 
-    /// Adds `row` at time `t` to every window that contains it and is still open.
-    pub fn add(&mut self, row: Row<'_>, t: Millis) {
+    /// Adds `row` at time `t` to every window that contains it and is still open; says where
+    /// it went.
+    pub fn add(&mut self, row: Row<'_>, t: Millis) -> Placement {
         self.resolve(row.schema());
         let resolved = self.resolved.as_ref().expect("resolved above");
         encode_key(&row, &resolved.group_fields, &mut self.key_scratch);
@@ -315,10 +332,19 @@ impl WindowState {
             }
         }
         match latest_end {
-            None => self.out_of_range_rows += 1,
-            Some(_) if placed => {}
-            Some(end) if end <= self.resumed_through => self.replayed_rows += 1,
-            Some(_) => self.late_rows += 1,
+            None => {
+                self.out_of_range_rows += 1;
+                Placement::OutOfRange
+            }
+            Some(_) if placed => Placement::Counted,
+            Some(end) if end <= self.resumed_through => {
+                self.replayed_rows += 1;
+                Placement::Replayed
+            }
+            Some(end) => {
+                self.late_rows += 1;
+                Placement::Late { last_end: end }
+            }
         }
     }
 
