@@ -137,6 +137,26 @@ path = "{errors}"
             stderr.contains(&format!("sources.log.errors: {} out", spoiled.len())),
             "{context}\n{stderr}"
         );
+        // The run summary's bytes: the source read the whole file; each file sink wrote its
+        // file (neither is counted when nothing was written).
+        assert!(
+            stderr.contains(&format!("{} bytes read\n", bytes.len())),
+            "{context}\n{stderr}"
+        );
+        for (sink, file) in [("out", &out), ("rejected", &errors)] {
+            let length = std::fs::metadata(file).unwrap().len();
+            let line = format!("sinks.{sink}: ");
+            let summary = stderr
+                .lines()
+                .find(|l| l.contains(&line))
+                .unwrap_or_else(|| panic!("{context}: no summary for {sink}\n{stderr}"));
+            let written = if length == 0 {
+                !summary.contains("bytes written")
+            } else {
+                summary.ends_with(&format!(", {length} bytes written"))
+            };
+            assert!(written, "{context}: {sink} wrote {length} bytes: {summary}");
+        }
     }
 }
 

@@ -238,6 +238,22 @@ fn top_tap_and_metrics_of_a_running_kafka_pipeline() {
     assert_eq!(records_in["transforms.per_second"], rows);
     let written = std::fs::read_to_string(&out).unwrap().lines().count() as u64;
     assert_eq!(records_in["sinks.out"], written);
+    // Bytes: the source read every message's value (the topic has no keys), recounted by a
+    // consumer of our own; the sink wrote the file's length.
+    let topic_bytes: u64 = common::kafka::read_topic(&bootstrap, "sex")
+        .iter()
+        .map(|(_, value)| value.len() as u64)
+        .sum();
+    assert_eq!(
+        metric(&scraped, "weir_stage_bytes_read_total").get("sources.sex"),
+        Some(&topic_bytes),
+        "{scraped}"
+    );
+    assert_eq!(
+        metric(&scraped, "weir_stage_bytes_written_total").get("sinks.out"),
+        Some(&std::fs::metadata(&out).unwrap().len()),
+        "{scraped}"
+    );
     assert!(
         scraped.contains("weir_queue_messages{from=\"per_second\",to=\"out\"}"),
         "{scraped}"

@@ -320,7 +320,14 @@ fn run(plan: Plan, reloading: Reloading, api: Option<observe::ApiSettings>) -> E
                 StageKind::Transform => format!("{} in, {} out", c.received, c.emitted),
                 StageKind::Sink => format!("{} in", c.received),
             };
-            tracing::info!("{}: {flow}{dropped}", c.path);
+            let bytes = match c.kind {
+                StageKind::Source if c.bytes_read > 0 => format!(", {} bytes read", c.bytes_read),
+                StageKind::Sink if c.bytes_written > 0 => {
+                    format!(", {} bytes written", c.bytes_written)
+                }
+                _ => String::new(),
+            };
+            tracing::info!("{}: {flow}{dropped}{bytes}", c.path);
         }
         if let Some(kib) = peak_rss_kib() {
             tracing::info!("peak memory (RSS): {:.1} MB", kib as f64 / 1024.0);

@@ -180,8 +180,19 @@ fn render(now: &GraphSnapshot, previous: Option<&GraphSnapshot>) -> String {
     };
     let slowest = bottleneck(now);
     let mut text = format!(
-        "{:<28} {:<10} {:>10} {:>10} {:>12} {:>12} {:>9} {:>6} {:>6} {:>10}\n",
-        "STAGE", "TYPE", "IN/s", "OUT/s", "IN", "OUT", "DROPPED", "QUEUE", "BUSY", "WM LAG"
+        "{:<28} {:<10} {:>10} {:>10} {:>12} {:>12} {:>9} {:>8} {:>6} {:>6} {:>10} {:>9}\n",
+        "STAGE",
+        "TYPE",
+        "IN/s",
+        "OUT/s",
+        "IN",
+        "OUT",
+        "DROPPED",
+        "BYTES/s",
+        "QUEUE",
+        "BUSY",
+        "WM LAG",
+        "BACKLOG"
     );
     for s in now.stages.iter().filter(|s| !s.removed) {
         let then = before.get(s.path.as_str());
@@ -210,6 +221,26 @@ fn render(now: &GraphSnapshot, previous: Option<&GraphSnapshot>) -> String {
                 rate(s.records_out, then.map(|t| t.records_out)),
             ),
         };
+        // What a source reads or a sink writes, per second.
+        let bytes_rate = match (s.kind.as_str(), then) {
+            ("source", Some(then)) if seconds > 0.0 => {
+                bytes_short(s.bytes_read.saturating_sub(then.bytes_read) as f64 / seconds)
+            }
+            ("sink", Some(then)) if seconds > 0.0 => {
+                bytes_short(s.bytes_written.saturating_sub(then.bytes_written) as f64 / seconds)
+            }
+            _ => "-".into(),
+        };
+        // A Kafka source's records still to read, over its partitions.
+        let backlog = if s.partitions.is_empty() {
+            "-".to_string()
+        } else {
+            s.partitions
+                .iter()
+                .map(|p| p.lag.max(0))
+                .sum::<i64>()
+                .to_string()
+        };
         let queue = if s.queues.is_empty() {
             "-".to_string()
         } else {
@@ -221,7 +252,7 @@ fn render(now: &GraphSnapshot, previous: Option<&GraphSnapshot>) -> String {
             ""
         };
         text += &format!(
-            "{:<28} {:<10} {:>10} {:>10} {:>12} {:>12} {:>9} {:>6} {:>6} {:>10}{mark}\n",
+            "{:<28} {:<10} {:>10} {:>10} {:>12} {:>12} {:>9} {:>8} {:>6} {:>6} {:>10} {:>9}{mark}\n",
             s.path,
             s.r#type,
             rate_in,
@@ -229,12 +260,28 @@ fn render(now: &GraphSnapshot, previous: Option<&GraphSnapshot>) -> String {
             records_in,
             records_out,
             s.dropped,
+            bytes_rate,
             queue,
             busy,
-            lag
+            lag,
+            backlog
         );
     }
     text
+}
+
+/// A byte rate, short: `850B`, `12.5kB`, `3.1MB`, `1.2GB` (decimal units, per second).
+fn bytes_short(per_second: f64) -> String {
+    let per_second = per_second.max(0.0);
+    if per_second < 1e3 {
+        format!("{per_second:.0}B")
+    } else if per_second < 1e6 {
+        format!("{:.1}kB", per_second / 1e3)
+    } else if per_second < 1e9 {
+        format!("{:.1}MB", per_second / 1e6)
+    } else {
+        format!("{:.1}GB", per_second / 1e9)
+    }
 }
 
 /// `ms` as a short duration: `850ms`, `12.5s`, `3m`, `5h`, `400d`.
@@ -339,7 +386,7 @@ pub async fn tap(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weir::topology::view::QueueSnapshot;
+    use weir::topology::view::{PartitionSnapshot, QueueSnapshot};
 
     fn stage(id: &str, kind: &str, input: Option<(&str, usize)>) -> StageSnapshot {
         StageSnapshot {
@@ -350,6 +397,8 @@ mod tests {
             inputs: input.iter().map(|(from, _)| from.to_string()).collect(),
             records_in: 0,
             records_out: 0,
+            bytes_read: 0,
+            bytes_written: 0,
             dropped: 0,
             dropped_by: Default::default(),
             batches: 0,
@@ -391,5 +440,47 @@ mod tests {
             .collect();
         assert_eq!(marked.len(), 1, "{table}");
         assert!(marked[0].starts_with("transforms.w "), "{table}");
+    }
+
+    /// A source shows what it read per second and, from Kafka, its backlog; a sink what it
+    /// wrote; a transform neither.
+    #[test]
+    fn bytes_per_second_and_the_kafka_backlog() {
+        let snapshot = |at, read, written| {
+            let mut source = stage("src", "source", None);
+            source.bytes_read = read;
+            source.partitions = [(0, 7), (1, 5)]
+                .map(|(partition, lag)| PartitionSnapshot {
+                    topic: "sex".into(),
+                    partition,
+                    position: 0,
+                    end: lag,
+                    lag,
+                    committed: -1,
+                })
+                .to_vec();
+            let mut sink = stage("out", "sink", Some(("w", 0)));
+            sink.bytes_written = written;
+            GraphSnapshot {
+                at,
+                stages: vec![source, stage("w", "transform", Some(("src", 0))), sink],
+            }
+        };
+        let table = render(
+            &snapshot(2_000, 2_600_000, 1_500),
+            Some(&snapshot(0, 100_000, 300)),
+        );
+        let columns = |prefix: &str| -> Vec<String> {
+            let line = table.lines().find(|l| l.starts_with(prefix)).unwrap();
+            line.split_whitespace().map(String::from).collect()
+        };
+        // STAGE TYPE IN/s OUT/s IN OUT DROPPED BYTES/s QUEUE BUSY WM-LAG BACKLOG
+        let source = columns("sources.src ");
+        assert_eq!(source[7], "1.2MB", "{table}");
+        assert_eq!(source[11], "12", "{table}");
+        let sink = columns("sinks.out ");
+        assert_eq!(sink[7], "600B", "{table}");
+        assert_eq!(sink[11], "-", "{table}");
+        assert_eq!(columns("transforms.w ")[7], "-", "{table}");
     }
 }

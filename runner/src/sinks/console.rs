@@ -5,11 +5,12 @@ use crate::progress;
 use crate::record::Batch;
 use crate::stage::{
     BuildContext, Builtin, BuiltinConfig, OptionDoc, Sink, Stage, StageConfig, StageError,
-    StageKind, StageResult,
+    StageKind, StageMetrics, StageResult,
 };
 use async_trait::async_trait;
 use serde::Deserialize;
 use std::io::Write;
+use std::sync::Arc;
 
 crate::stage_options! {
     /// Options of the `console` sink.
@@ -34,10 +35,11 @@ pub fn factory() -> Builtin<ConsoleConfig> {
 impl BuiltinConfig for ConsoleConfig {}
 
 impl StageConfig for ConsoleConfig {
-    fn build(&self, _cx: &BuildContext) -> Result<Stage, StageError> {
+    fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
         Ok(Stage::Sink(Box::new(Console {
             encoder: Encoder::new(self.format),
             buffer: Vec::with_capacity(64 * 1024),
+            metrics: Arc::clone(&cx.metrics),
         })))
     }
 }
@@ -45,6 +47,7 @@ impl StageConfig for ConsoleConfig {
 struct Console {
     encoder: Encoder,
     buffer: Vec<u8>,
+    metrics: Arc<StageMetrics>,
 }
 
 #[async_trait]
@@ -63,7 +66,9 @@ impl Sink for Console {
         .map_err(|e| {
             batch.acks().fail();
             StageError::stream("write to", "stdout", e)
-        })
+        })?;
+        self.metrics.add_bytes_written(self.buffer.len() as u64);
+        Ok(())
     }
 
     async fn finish(&mut self) -> StageResult {

@@ -9,13 +9,14 @@ use crate::record::Batch;
 use crate::resume::Resumed;
 use crate::stage::{
     BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, Sink, Stage, StageConfig,
-    StageError, StageKind, StageResult,
+    StageError, StageKind, StageMetrics, StageResult,
 };
 use async_trait::async_trait;
 use serde::Deserialize;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 crate::stage_options! {
     /// Options of the `file` sink.
@@ -70,6 +71,7 @@ impl StageConfig for FileConfig {
             writer: BufWriter::with_capacity(256 * 1024, file),
             encoder: Encoder::new(self.format),
             buffer: Vec::with_capacity(64 * 1024),
+            metrics: Arc::clone(&cx.metrics),
         })))
     }
 }
@@ -79,6 +81,7 @@ struct FileSink {
     writer: BufWriter<File>,
     encoder: Encoder,
     buffer: Vec<u8>,
+    metrics: Arc<StageMetrics>,
 }
 
 impl FileSink {
@@ -98,7 +101,9 @@ impl Sink for FileSink {
             .map_err(|e| {
                 batch.acks().fail();
                 self.error(e)
-            })
+            })?;
+        self.metrics.add_bytes_written(self.buffer.len() as u64);
+        Ok(())
     }
 
     async fn finish(&mut self) -> StageResult {

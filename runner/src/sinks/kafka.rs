@@ -22,7 +22,7 @@ use crate::kafka::{
 use crate::record::Batch;
 use crate::stage::{
     BuildContext, Builtin, BuiltinConfig, OptionIssue, Sink, Stage, StageConfig, StageError,
-    StageKind, StageResult, blocking,
+    StageKind, StageMetrics, StageResult, blocking,
 };
 use async_trait::async_trait;
 use rdkafka::config::RDKafkaLogLevel;
@@ -92,6 +92,7 @@ impl StageConfig for KafkaSinkConfig {
             producer: None,
             transactor,
             connected: false,
+            metrics: Arc::clone(&cx.metrics),
         })))
     }
 }
@@ -106,6 +107,12 @@ struct KafkaSink {
     transactor: Option<Arc<Transactor>>,
     /// Connected and the topic created.
     connected: bool,
+    metrics: Arc<StageMetrics>,
+}
+
+/// The bytes of a message handed to the client: its key and value.
+fn message_bytes(message: &crate::kafka::codec::Message<'_>) -> u64 {
+    (message.value.len() + message.key.map_or(0, <[u8]>::len)) as u64
 }
 
 /// Travels with every message of one batch; when the last delivery report is in, the batch's
@@ -222,10 +229,17 @@ impl Sink for KafkaSink {
             transactor.start().await?;
             let acks = batch.take_acks();
             let encoder = &mut self.encoder;
-            return blocking(|| {
-                transactor.write(&self.topic, acks, |send| encoder.encode(&batch, send))
-            })
-            .map_err(StageError::from);
+            let mut bytes = 0u64;
+            let written = blocking(|| {
+                transactor.write(&self.topic, acks, |send| {
+                    encoder.encode(&batch, |message| {
+                        bytes += message_bytes(&message);
+                        send(message)
+                    })
+                })
+            });
+            self.metrics.add_bytes_written(bytes);
+            return written.map_err(StageError::from);
         }
         self.producer().await?;
         self.check_failure()?;
@@ -235,8 +249,10 @@ impl Sink for KafkaSink {
         let producer = self.producer.as_ref().expect("created above");
         let topic = self.topic.as_str();
         let encoder = &mut self.encoder;
-        blocking(|| {
+        let mut bytes = 0u64;
+        let produced = blocking(|| {
             encoder.encode(&batch, |message| {
+                bytes += message_bytes(&message);
                 let mut record =
                     BaseRecord::with_opaque_to(topic, Arc::clone(&delivery)).payload(message.value);
                 if let Some(key) = message.key {
@@ -247,8 +263,9 @@ impl Sink for KafkaSink {
                 }
                 produce_waiting(producer, record)
             })
-        })
-        .map_err(|e: KafkaError| {
+        });
+        self.metrics.add_bytes_written(bytes);
+        produced.map_err(|e: KafkaError| {
             delivery.acks.fail();
             e.into()
         })

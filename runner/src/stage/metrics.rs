@@ -1,6 +1,8 @@
 //! The counters every stage keeps, always on and cheap (relaxed atomics, one clock read per
-//! batch): records in and out, drops, batches and the time spent on them, and the watermark its
-//! output carries; a Kafka source adds its partitions' positions, ends and commit points. The engine prints them when the run ends; the control API serves them live.
+//! batch): records in and out, bytes a source read and a sink wrote, drops, batches and the time
+//! spent on them, and the watermark its output carries; a Kafka source adds its partitions'
+//! positions, ends and commit points. The engine prints them when the run ends; the control API
+//! serves them live.
 
 use crate::record::Millis;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -13,6 +15,11 @@ pub struct StageMetrics {
     pub received: AtomicU64,
     /// Records sent on.
     pub emitted: AtomicU64,
+    /// Bytes a source read from outside (its file, its messages' keys and values).
+    bytes_read: AtomicU64,
+    /// Bytes a sink wrote to outside (its file or stdout, its messages' keys and values, the
+    /// events it sent to browsers).
+    bytes_written: AtomicU64,
     /// Records (or input rows) dropped as bad or late; each drop is also logged.
     pub dropped: AtomicU64,
     /// The same, per [`DropReason`].
@@ -59,6 +66,8 @@ impl Default for StageMetrics {
         StageMetrics {
             received: AtomicU64::new(0),
             emitted: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             dropped_by: Default::default(),
             batches: AtomicU64::new(0),
@@ -107,6 +116,10 @@ pub struct Figures {
     pub received: u64,
     /// Records out.
     pub emitted: u64,
+    /// Bytes read (sources).
+    pub bytes_read: u64,
+    /// Bytes written (sinks).
+    pub bytes_written: u64,
     /// Records dropped.
     pub dropped: u64,
     /// Records dropped per reason, in [`DropReason::ALL`] order.
@@ -124,6 +137,16 @@ impl StageMetrics {
     pub fn add_dropped(&self, reason: DropReason, n: u64) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
         self.dropped_by[reason as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts `n` bytes a source read.
+    pub fn add_bytes_read(&self, n: u64) {
+        self.bytes_read.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts `n` bytes a sink wrote.
+    pub fn add_bytes_written(&self, n: u64) {
+        self.bytes_written.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Counts one batch handled in `took`.
@@ -163,6 +186,8 @@ impl StageMetrics {
         Figures {
             received: self.received.load(Ordering::Relaxed),
             emitted: self.emitted.load(Ordering::Relaxed),
+            bytes_read: self.bytes_read.load(Ordering::Relaxed),
+            bytes_written: self.bytes_written.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             dropped_by: std::array::from_fn(|i| self.dropped_by[i].load(Ordering::Relaxed)),
             batches: self.batches.load(Ordering::Relaxed),

@@ -67,6 +67,10 @@ pub struct StageCounts {
     pub emitted: u64,
     /// Records or rows dropped as bad or late.
     pub dropped: u64,
+    /// Bytes a source read from its file or broker.
+    pub bytes_read: u64,
+    /// Bytes a sink wrote to its file, stdout or topic.
+    pub bytes_written: u64,
 }
 
 /// How a run ended.
@@ -743,13 +747,15 @@ fn counts(plan: &Plan, metrics: &[Arc<StageMetrics>]) -> Vec<StageCounts> {
         .iter()
         .zip(metrics)
         .map(|(s, m)| {
-            let (received, emitted, dropped) = m.snapshot();
+            let figures = m.figures();
             StageCounts {
                 path: s.path.clone(),
                 kind: s.kind,
-                received,
-                emitted,
-                dropped,
+                received: figures.received,
+                emitted: figures.emitted,
+                dropped: figures.dropped,
+                bytes_read: figures.bytes_read,
+                bytes_written: figures.bytes_written,
             }
         })
         .collect()

@@ -60,6 +60,12 @@ pub struct StageSnapshot {
     pub records_in: u64,
     /// Records out.
     pub records_out: u64,
+    /// Bytes a source read from its file or broker.
+    #[serde(default)]
+    pub bytes_read: u64,
+    /// Bytes a sink wrote to its file, stdout, topic or browsers.
+    #[serde(default)]
+    pub bytes_written: u64,
     /// Records dropped as bad or late.
     pub dropped: u64,
     /// The same per reason (`late`, `invalid`, `out_of_range`), those that happened.
@@ -162,6 +168,8 @@ impl RunView {
                     inputs: s.inputs.iter().map(|&i| stages[i].id.clone()).collect(),
                     records_in: f.received,
                     records_out: f.emitted,
+                    bytes_read: f.bytes_read,
+                    bytes_written: f.bytes_written,
                     dropped: f.dropped,
                     dropped_by: DropReason::ALL
                         .iter()
@@ -267,6 +275,20 @@ pub fn prometheus(snapshot: &GraphSnapshot) -> String {
         "counter",
         "Records the stage sent on.",
         &|s| (s.kind != "sink").then_some(s.records_out as f64),
+    );
+    stage_metric(
+        &mut text,
+        "weir_stage_bytes_read_total",
+        "counter",
+        "Bytes a source read from its file or broker (message keys and values).",
+        &|s| (s.kind == "source").then_some(s.bytes_read as f64),
+    );
+    stage_metric(
+        &mut text,
+        "weir_stage_bytes_written_total",
+        "counter",
+        "Bytes a sink wrote to its file, stdout, topic (message keys and values) or browsers.",
+        &|s| (s.kind == "sink").then_some(s.bytes_written as f64),
     );
     let _ = writeln!(
         text,

@@ -344,6 +344,8 @@ impl CsvSource {
             .then(|| progress::file_bar(&self.label, self.file_len));
         let mut bad = Vec::new();
         let mut bad_count = 0u64;
+        // Bytes of this pass already added to the stage's counters.
+        let mut bytes_counted = 0u64;
         // The latest event time sent: the watermark after each cell.
         let mut latest = Millis::MIN;
         cx.output.manual_watermarks();
@@ -371,8 +373,12 @@ impl CsvSource {
             let rejected = !bad.is_empty() && !resending;
             bad_count += self.report_bad(&mut bad, bad_count, !resending);
             let got: u64 = read.parts.iter().map(|b| b.len() as u64).sum();
+            let bytes_now = bytes_read.load(Ordering::Relaxed);
+            self.metrics
+                .add_bytes_read(bytes_now.saturating_sub(bytes_counted));
+            bytes_counted = bytes_counted.max(bytes_now);
             if let Some(bar) = &bar {
-                bar.set_position(bytes_read.load(Ordering::Relaxed));
+                bar.set_position(bytes_now);
                 bar.set_message(format!("{} rows, {} bad", *emitted + got, bad_count));
             }
             if got > 0 {

@@ -285,6 +285,7 @@ impl KafkaSource {
             partitions,
             bad_messages: 0,
             future_messages: 0,
+            bytes_read: 0,
             future_limit: Millis::MAX,
             path: &self.path,
             metrics: &self.metrics,
@@ -366,6 +367,8 @@ impl KafkaSource {
                 }
             }
             apply_changes(consumer, reader, &mut builder);
+            self.metrics
+                .add_bytes_read(std::mem::take(&mut reader.bytes_read));
             let touched = reader.take_touched();
             if !touched.is_empty() {
                 let acks = checkpoints.issue(touched);

@@ -66,6 +66,8 @@ pub(super) struct Reader<'a> {
     pub(super) bad_messages: u64,
     /// Messages dropped for a timestamp past `future_limit`.
     pub(super) future_messages: u64,
+    /// Bytes (keys and values) of the messages taken since the stage's counters last got them.
+    pub(super) bytes_read: u64,
     /// The latest believable event time (the clock plus `future_tolerance`), set per poll round.
     pub(super) future_limit: Millis,
     pub(super) path: &'a str,
@@ -82,6 +84,7 @@ impl Reader<'_> {
     /// Decodes `message` into `out` and notes how far its partition has been read.
     pub(super) fn take(&mut self, message: &BorrowedMessage<'_>, out: &mut BatchBuilder) {
         let index = self.index_of(message.topic(), message.partition());
+        self.bytes_read += (message.payload_len() + message.key_len()) as u64;
         let state = &self.partitions[index].1;
         self.decoder.set_origin([
             i64::from(message.partition()),
