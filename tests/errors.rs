@@ -315,3 +315,102 @@ fn undecodable_kafka_messages_land_in_a_dead_letter_topic_once_each() {
         "seed {seed}: dead letters vs. the garbage produced"
     );
 }
+
+/// Records a Kafka sink cannot write for good (larger than the client's `message.max.bytes`)
+/// go to the sink's errors output, each once, and every other record reaches the topic: both
+/// recounted from the input file, with either delivery guarantee.
+#[test]
+fn records_too_large_for_the_topic_go_to_the_sinks_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, bootstrap) = broker(dir.path(), "memory://");
+    let (seed, mut next) = seeded();
+    for guarantee in ["exactly-once", "at-least-once"] {
+        // Short texts fit a 1,000-byte message, long ones cannot (no length near the limit).
+        let mut csv_text = String::from("id,text\n");
+        let (mut short, mut long) = (BTreeSet::new(), BTreeSet::new());
+        for id in 0..400u64 {
+            let length = if next(10) == 0 {
+                long.insert(id);
+                2000 + next(2000)
+            } else {
+                short.insert(id);
+                1 + next(400)
+            };
+            csv_text += &format!("{id},{}\n", "x".repeat(length as usize));
+        }
+        let csv = dir.path().join(format!("{guarantee}.csv"));
+        std::fs::write(&csv, &csv_text).unwrap();
+        let refused = dir.path().join(format!("{guarantee}.refused.jsonl"));
+        let topic = format!("big-{guarantee}");
+        let file = dir.path().join(format!("{guarantee}.toml"));
+        std::fs::write(
+            &file,
+            format!(
+                r#"
+[kafka]
+brokers = "{bootstrap}"
+
+[sources.rows]
+type = "csv"
+path = "{}"
+batch_size = {}
+
+[sinks.big]
+type = "kafka"
+inputs = ["rows"]
+topic = "{topic}"
+codec = "json"
+guarantee = "{guarantee}"
+options = {{ "message.max.bytes" = "1000" }}
+
+[sinks.refused]
+type = "file"
+inputs = ["big.errors"]
+path = "{}"
+"#,
+                csv.display(),
+                1 + next(100),
+                refused.display()
+            ),
+        )
+        .unwrap();
+        let run = run(&["run", file.to_str().unwrap()]);
+        let (_, stderr) = text(&run);
+        let context = format!("seed {seed}, {guarantee}");
+        assert!(run.status.success(), "{context}\n{stderr}");
+
+        let id_of = |json: &str| -> u64 {
+            let record: serde_json::Value = serde_json::from_str(json).unwrap();
+            record["id"].as_str().unwrap().parse().unwrap()
+        };
+        let mut written = BTreeSet::new();
+        for (_, value) in read_topic(&bootstrap, &topic) {
+            assert!(written.insert(id_of(&value)), "{context}: {value} twice");
+        }
+        assert_eq!(
+            written, short,
+            "{context}: the topic holds the short records"
+        );
+        let mut diverted = BTreeSet::new();
+        for record in json_lines(&refused) {
+            assert_eq!(record["stage"], "big", "{context}: {record}");
+            assert!(
+                record["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("MessageSizeTooLarge"),
+                "{context}: {record}"
+            );
+            let id = id_of(record["record"].as_str().unwrap());
+            assert!(diverted.insert(id), "{context}: {id} refused twice");
+        }
+        assert_eq!(
+            diverted, long,
+            "{context}: the errors output holds the long ones"
+        );
+        assert!(
+            stderr.contains(&format!("sinks.big: 400 in, {} dropped", long.len())),
+            "{context}\n{stderr}"
+        );
+    }
+}

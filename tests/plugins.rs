@@ -146,7 +146,7 @@ fn weir_plugins_lists_what_a_library_offers() {
     let out = run(&["plugins", lib("weir_shop").to_str().unwrap()]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("plugin `shop` 0.1.0 (ABI 1.0)"), "{stdout}");
+    assert!(stdout.contains("plugin `shop` 0.1.0 (ABI 1.1)"), "{stdout}");
     for line in [
         "transform shop.label",
         "sink      shop.csv_append",
@@ -464,5 +464,81 @@ fn every_shipped_pipeline_passes_its_own_tests() {
     assert!(
         stdout.contains(" 0 failed, 0 pipeline(s) without tests"),
         "{stdout}"
+    );
+}
+
+/// A plugin transform rejects rows (ABI 1.1 `reject_row`): `shop.label` with `reject_unknown`
+/// sends the rows whose code has no label to `labelled.errors`, with reason and fields, and
+/// the other rows' totals are those of a recount of the input.
+#[test]
+fn rows_a_plugin_rejects_reach_its_errors_output() {
+    let csv = repo().join("data/user_log_sample.csv");
+    let pipeline = format!(
+        r#"
+[plugins]
+paths = ["PLUGIN"]
+
+[sources.log]
+type = "csv"
+path = "{}"
+event_rate = 1000
+start_time = 1700000000000
+
+[transforms.labelled]
+type = "shop.label"
+inputs = ["log"]
+labels = {{ 0 = "female", 1 = "male" }}
+reject_unknown = true
+
+[transforms.per_second]
+type = "window"
+inputs = ["labelled"]
+size = "1s"
+group_by = ["gender"]
+
+[sinks.out]
+type = "file"
+inputs = ["per_second"]
+path = "DIR/out.jsonl"
+
+[sinks.rejected]
+type = "file"
+inputs = ["labelled.errors"]
+path = "DIR/rejected.jsonl"
+"#,
+        csv.display()
+    );
+    let (out, stderr, dir) = run_with(&lib("weir_shop"), &pipeline, "run");
+    assert!(out.status.success(), "{stderr}");
+    let recount = count_genders(&csv);
+    let rejected: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("rejected.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rejected.len() as u64, recount["2"], "{stderr}");
+    for record in &rejected {
+        assert_eq!(record["stage"], "labelled", "{record}");
+        assert_eq!(record["reason"], "gender `2` has no label", "{record}");
+        let fields: serde_json::Value =
+            serde_json::from_str(record["record"].as_str().unwrap()).unwrap();
+        assert_eq!(fields["gender"], "2", "{record}");
+        assert!(
+            record["at"].as_str().unwrap().starts_with("event time "),
+            "{record}"
+        );
+    }
+    let counted = sum_json_counts(
+        &std::fs::read_to_string(dir.join("out.jsonl")).unwrap(),
+        "gender",
+    );
+    assert_eq!(
+        counted,
+        totals(&[("female", recount["0"]), ("male", recount["1"])]),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{} dropped", recount["2"])),
+        "the rejected rows are counted as dropped: {stderr}"
     );
 }

@@ -29,7 +29,7 @@ use core::ffi::c_void;
 /// Major version of this ABI.
 pub const ABI_MAJOR: u32 = 1;
 /// Minor version of this ABI.
-pub const ABI_MINOR: u32 = 0;
+pub const ABI_MINOR: u32 = 1;
 /// Name of the exported entry function, NUL-terminated for `dlsym`.
 pub const ENTRY_SYMBOL: &[u8] = b"weir_plugin_descriptor\0";
 
@@ -172,6 +172,16 @@ pub struct HostApi {
     /// Reports why the current call fails. For `validate` and `create`, `offset` is the byte
     /// offset in the config text that the error is about, or -1.
     pub error: unsafe extern "C-unwind" fn(ctx: *mut c_void, offset: i64, message: Str),
+    /// (ABI 1.1) Rejects row `row` of the batch lent to the current `process` call for
+    /// `reason`: the host counts it as dropped (invalid) and, when a component reads the stage's
+    /// `<id>.errors`, sends it there with its fields. The plugin does not emit it. Returns
+    /// [`Status::ERROR`] outside `process` or for a row out of range.
+    pub reject_row: unsafe extern "C-unwind" fn(ctx: *mut c_void, row: u32, reason: Str) -> Status,
+    /// (ABI 1.1) Rejects input that is not a row of a lent batch, e.g. a line a source could not
+    /// parse: `record` is its text, `at` where it came from (`file:line`, an offset). Counted
+    /// and sent on as for `reject_row`. Returns [`Status::OK`].
+    pub reject:
+        unsafe extern "C-unwind" fn(ctx: *mut c_void, reason: Str, at: Str, record: Str) -> Status,
 }
 
 /// Role of a component.

@@ -1,4 +1,5 @@
-//! The plugin's handle on the host during one call: emit batches, log, report errors.
+//! The plugin's handle on the host during one call: emit batches, reject input, log, report
+//! errors.
 
 use crate::batch::BatchBuilder;
 use std::ffi::c_void;
@@ -51,6 +52,30 @@ impl Host {
             Ok(())
         } else {
             Err("the host rejected the emitted rows (only the rows of the batch being processed can be emitted this way)".into())
+        }
+    }
+
+    /// Rejects row `row` of the batch passed to the current `process` call: the host counts it
+    /// as dropped and, when the pipeline reads this stage's `<id>.errors`, sends it there with
+    /// `reason` and its fields. Do not emit the row as well.
+    pub fn reject_row(&mut self, row: usize, reason: &str) -> Result<(), String> {
+        let row = u32::try_from(row).map_err(|_| format!("row {row} is out of range"))?;
+        // SAFETY: valid callbacks for the duration of the call; the host copies the reason.
+        let status = unsafe { (self.api().reject_row)(self.ctx, row, Str::new(reason)) };
+        if status == Status::OK {
+            Ok(())
+        } else {
+            Err("the host refused the rejected row (only rows of the batch being processed can be rejected this way)".into())
+        }
+    }
+
+    /// Rejects input that is not a row of the batch being processed — a line a source could
+    /// not parse, a message a sink could not deliver: `record` is its text, `at` where it came
+    /// from (`file:line`, an offset). Counted and sent on like [`reject_row`](Self::reject_row).
+    pub fn reject(&mut self, reason: &str, at: &str, record: &str) {
+        // SAFETY: valid callbacks for the duration of the call; the host copies the strings.
+        unsafe {
+            (self.api().reject)(self.ctx, Str::new(reason), Str::new(at), Str::new(record));
         }
     }
 

@@ -191,6 +191,21 @@ fn transaction_message(id: &str, step: &str, source: &ClientError) -> String {
     }
 }
 
+impl KafkaError {
+    /// Whether the error is about one record and no retry can cure it: the client refused to
+    /// queue a message larger than `message.max.bytes`. A sink rejects such a record (to its
+    /// `<id>.errors`) instead of failing the batch.
+    pub fn refuses_the_record_for_good(&self) -> bool {
+        matches!(
+            self,
+            KafkaError::Produce {
+                source: ClientError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
+                ..
+            }
+        )
+    }
+}
+
 impl From<KafkaError> for StageError {
     fn from(error: KafkaError) -> Self {
         StageError::External(Box::new(error))

@@ -87,13 +87,7 @@ impl StageFactory for PluginFactory {
         let config = ConfigText::from_options(options);
         let mut out = Vec::new();
         let mut schema = None;
-        let mut cx = CallContext {
-            label: path,
-            out: &mut out,
-            schema: &mut schema,
-            errors: Vec::new(),
-            lent: None,
-        };
+        let mut cx = CallContext::new(path, &mut out, &mut schema, None);
         // SAFETY: the text and context outlive the call; `validate` may not keep them.
         let status = unsafe {
             (component.vtable.validate)(
@@ -241,7 +235,7 @@ impl fmt::Debug for PluginConfig {
 impl StageConfig for PluginConfig {
     fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
         let component = &self.plugin.components[self.index];
-        stages::create(component, &self.plugin.path, &self.text, &cx.path)
+        stages::create(component, &self.plugin.path, &self.text, cx)
     }
 }
 

@@ -1,5 +1,6 @@
-//! The host's side of a plugin call: the callbacks plugins use to emit batches, log and report
-//! errors, the per-call context they write into, and lending a batch to a plugin.
+//! The host's side of a plugin call: the callbacks plugins use to emit batches, reject input,
+//! log and report errors, the per-call context they write into, and lending a batch to a
+//! plugin.
 //!
 //! Nothing a plugin hands over is trusted: emitted batches are bounds-checked and copied, value
 //! tags are read from raw bytes before any `Value` is formed, and text that is not UTF-8 reads
@@ -20,8 +21,33 @@ pub struct CallContext<'a> {
     pub schema: &'a mut Option<Arc<Schema>>,
     /// Errors reported during the call: (config byte offset or -1, message).
     pub errors: Vec<(i64, String)>,
-    /// The batch lent to the current `process` call, for `emit_rows`.
+    /// The batch lent to the current `process` call, for `emit_rows` and `reject_row`.
     pub lent: Option<&'a Batch>,
+    /// Rows of the lent batch the plugin rejected: (row, reason).
+    pub rejected_rows: Vec<(usize, String)>,
+    /// Other input the plugin rejected: (reason, at, record).
+    pub rejected: Vec<(String, String, String)>,
+}
+
+impl<'a> CallContext<'a> {
+    /// A context for one call, collecting into `out` with `schema` as the emitted batches'
+    /// last schema.
+    pub fn new(
+        label: &'a str,
+        out: &'a mut Vec<Batch>,
+        schema: &'a mut Option<Arc<Schema>>,
+        lent: Option<&'a Batch>,
+    ) -> Self {
+        CallContext {
+            label,
+            out,
+            schema,
+            errors: Vec::new(),
+            lent,
+            rejected_rows: Vec::new(),
+            rejected: Vec::new(),
+        }
+    }
 }
 
 impl CallContext<'_> {
@@ -40,6 +66,8 @@ pub static HOST_API: HostApi = HostApi {
     emit_rows,
     log,
     error,
+    reject_row,
+    reject,
 };
 
 /// Text from a plugin, copied; invalid UTF-8 is replaced.
@@ -112,6 +140,38 @@ unsafe extern "C-unwind" fn emit_rows(ctx: *mut c_void, rows: *const u32, len: u
     if !rows.is_empty() {
         cx.out.push(lent.select(rows));
     }
+    Status::OK
+}
+
+unsafe extern "C-unwind" fn reject_row(ctx: *mut c_void, row: u32, reason: Str) -> Status {
+    // SAFETY: `ctx` is the `CallContext` of the call in progress.
+    let cx = unsafe { &mut *ctx.cast::<CallContext<'_>>() };
+    let Some(lent) = cx.lent else {
+        cx.errors.push((-1, "reject_row outside of process".into()));
+        return Status::ERROR;
+    };
+    if row as usize >= lent.len() {
+        cx.errors.push((
+            -1,
+            format!(
+                "reject_row: row {row} is out of range (the batch has {})",
+                lent.len()
+            ),
+        ));
+        return Status::ERROR;
+    }
+    // SAFETY: the plugin passes a valid string for the duration of the callback.
+    let reason = unsafe { text(reason) };
+    cx.rejected_rows.push((row as usize, reason));
+    Status::OK
+}
+
+unsafe extern "C-unwind" fn reject(ctx: *mut c_void, reason: Str, at: Str, record: Str) -> Status {
+    // SAFETY: `ctx` is the `CallContext` of the call in progress.
+    let cx = unsafe { &mut *ctx.cast::<CallContext<'_>>() };
+    // SAFETY: the plugin passes valid strings for the duration of the callback.
+    let rejected = unsafe { (text(reason), text(at), text(record)) };
+    cx.rejected.push(rejected);
     Status::OK
 }
 

@@ -9,7 +9,8 @@ use super::host::{CallContext, HOST_API, LentNames, view_of};
 use super::library::Component;
 use crate::record::{Batch, Schema};
 use crate::stage::{
-    Sink, Source, SourceContext, Stage, StageError, StageKind, StageResult, Transform, blocking,
+    BuildContext, DropReason, Rejected, Rejects, Sink, Source, SourceContext, Stage, StageError,
+    StageKind, StageMetrics, StageResult, Transform, blocking,
 };
 use async_trait::async_trait;
 use std::ffi::c_void;
@@ -54,17 +55,12 @@ pub fn create(
     component: &Component,
     library: &Path,
     config: &str,
-    label: &str,
+    build: &BuildContext,
 ) -> Result<Stage, StageError> {
+    let label = build.path.as_str();
     let mut out = Vec::new();
     let mut schema = None;
-    let mut cx = CallContext {
-        label,
-        out: &mut out,
-        schema: &mut schema,
-        errors: Vec::new(),
-        lent: None,
-    };
+    let mut cx = CallContext::new(label, &mut out, &mut schema, None);
     let mut handle: Handle = std::ptr::null_mut();
     // SAFETY: the text, context and handle slot outlive the call.
     let status = unsafe {
@@ -92,6 +88,8 @@ pub fn create(
         library: library.to_path_buf(),
         schema: None,
         names: None,
+        rejects: build.rejects.clone(),
+        metrics: Arc::clone(&build.metrics),
     };
     Ok(match component.kind {
         StageKind::Source => Stage::Source(Box::new(PluginSource(instance))),
@@ -108,6 +106,9 @@ struct Instance {
     library: PathBuf,
     schema: Option<Arc<Schema>>,
     names: Option<LentNames>,
+    /// Where the records the plugin rejects go (`<id>.errors`).
+    rejects: Rejects,
+    metrics: Arc<StageMetrics>,
 }
 
 // The ABI lets the host move an instance between threads as long as one thread calls it at a
@@ -139,31 +140,62 @@ impl Instance {
         out: &mut Vec<Batch>,
         f: impl FnOnce(&'static ComponentVTable, Handle, *const HostApi, *mut c_void) -> Status,
     ) -> StageResult<Status> {
-        let mut cx = CallContext {
-            label: &self.label,
-            out,
-            schema: &mut self.schema,
-            errors: Vec::new(),
-            lent,
-        };
+        let mut cx = CallContext::new(&self.label, out, &mut self.schema, lent);
         let status = f(
             self.vtable,
             self.handle,
             &HOST_API,
             (&raw mut cx).cast::<c_void>(),
         );
+        let (rejected_rows, rejected) = (
+            std::mem::take(&mut cx.rejected_rows),
+            std::mem::take(&mut cx.rejected),
+        );
+        let errors = std::mem::take(&mut cx.errors);
+        drop(cx);
+        self.take_rejections(lent, &rejected_rows, &rejected);
+        let message = |fallback: &str| {
+            errors
+                .first()
+                .map_or_else(|| fallback.to_string(), |(_, m)| m.clone())
+        };
         match status {
             Status::OK | Status::FINISHED => Ok(status),
             Status::PANIC => Err(PluginError::Panicked {
                 library: self.library.clone(),
-                message: cx.error_message("(no message)"),
+                message: message("(no message)"),
             }
             .into()),
             _ => Err(PluginError::Failed {
                 library: self.library.clone(),
-                message: cx.error_message("the plugin failed without a message"),
+                message: message("the plugin failed without a message"),
             }
             .into()),
+        }
+    }
+
+    /// Counts what the plugin rejected during a call and sends it to the errors output: rows
+    /// of the lent batch with their fields (and the batch's tickets), other input as the
+    /// plugin described it.
+    fn take_rejections(
+        &self,
+        lent: Option<&Batch>,
+        rows: &[(usize, String)],
+        other: &[(String, String, String)],
+    ) {
+        let count = (rows.len() + other.len()) as u64;
+        if count == 0 {
+            return;
+        }
+        self.metrics.add_dropped(DropReason::Invalid, count);
+        if let Some(lent) = lent
+            && !rows.is_empty()
+        {
+            let rows: Vec<(usize, &str)> = rows.iter().map(|(i, r)| (*i, r.as_str())).collect();
+            self.rejects.reject_rows(lent, &rows);
+        }
+        for (reason, at, record) in other {
+            self.rejects.reject(Rejected { reason, at, record });
         }
     }
 
@@ -260,6 +292,7 @@ impl Source for PluginSource {
                 shutdown,
                 ..
             } = cx;
+            let rejects = instance.rejects.clone();
             let mut out = Vec::new();
             while !shutdown.is_requested() {
                 // SAFETY: a live handle; no borrowed data crosses.
@@ -271,6 +304,7 @@ impl Source for PluginSource {
                         return Ok(());
                     }
                 }
+                rejects.blocking_flush();
                 if status == Status::FINISHED {
                     break;
                 }

@@ -21,8 +21,8 @@ use crate::kafka::{
 };
 use crate::record::Batch;
 use crate::stage::{
-    BuildContext, Builtin, BuiltinConfig, OptionIssue, Sink, Stage, StageConfig, StageError,
-    StageKind, StageMetrics, StageResult, blocking,
+    BuildContext, Builtin, BuiltinConfig, OptionIssue, Rejected, Rejects, Sink, Stage, StageConfig,
+    StageError, StageKind, StageMetrics, StageResult, blocking,
 };
 use async_trait::async_trait;
 use rdkafka::config::RDKafkaLogLevel;
@@ -93,6 +93,8 @@ impl StageConfig for KafkaSinkConfig {
             transactor,
             connected: false,
             metrics: Arc::clone(&cx.metrics),
+            rejects: cx.rejects.clone(),
+            refused: 0,
         })))
     }
 }
@@ -108,6 +110,27 @@ struct KafkaSink {
     /// Connected and the topic created.
     connected: bool,
     metrics: Arc<StageMetrics>,
+    /// Where records the client refuses for good go (`<id>.errors`).
+    rejects: Rejects,
+    /// Records refused for good so far.
+    refused: u64,
+}
+
+/// Counts a message the client refused for good and sends it to the sink's errors output: its
+/// value as text, at its event time.
+fn reject_message(
+    rejects: &Rejects,
+    metrics: &StageMetrics,
+    value: &[u8],
+    time: crate::record::Millis,
+    error: &KafkaError,
+) {
+    metrics.add_dropped(crate::stage::DropReason::Invalid, 1);
+    rejects.reject(Rejected {
+        reason: &error.to_string(),
+        at: &format!("event time {time}"),
+        record: &String::from_utf8_lossy(value),
+    });
 }
 
 /// The bytes of a message handed to the client: its key and value.
@@ -219,6 +242,28 @@ impl KafkaSink {
     }
 }
 
+impl KafkaSink {
+    /// After a batch in which the client refused `refused` records for good (already sent to
+    /// the errors output): their error records hold the batch's `acks` too, so the source
+    /// commits past them only once those are delivered; the log says so at 1, 2, 4, 8… refusals.
+    fn note_refused(&mut self, refused: u64, acks: &Acks) {
+        if refused == 0 {
+            return;
+        }
+        self.rejects.attach(acks);
+        let before = self.refused;
+        self.refused += refused;
+        if before == 0 || self.refused.ilog2() > before.ilog2() {
+            tracing::warn!(
+                "topic {}: {} records so far were larger than the client's message.max.bytes; \
+                 they go to the sink's errors output (counted as dropped)",
+                self.topic,
+                self.refused
+            );
+        }
+    }
+}
+
 #[async_trait]
 impl Sink for KafkaSink {
     async fn write(&mut self, mut batch: Batch) -> StageResult {
@@ -228,17 +273,31 @@ impl Sink for KafkaSink {
             }
             transactor.start().await?;
             let acks = batch.take_acks();
+            let kept = acks.clone();
             let encoder = &mut self.encoder;
-            let mut bytes = 0u64;
+            let (mut bytes, mut refused) = (0u64, 0u64);
+            let (metrics, rejects) = (&self.metrics, &self.rejects);
             let written = blocking(|| {
                 transactor.write(&self.topic, acks, |send| {
                     encoder.encode(&batch, |message| {
-                        bytes += message_bytes(&message);
-                        send(message)
+                        let (size, value, time) =
+                            (message_bytes(&message), message.value, message.time);
+                        match send(message) {
+                            Err(e) if e.refuses_the_record_for_good() => {
+                                refused += 1;
+                                reject_message(rejects, metrics, value, time, &e);
+                                Ok(())
+                            }
+                            sent => {
+                                bytes += size;
+                                sent
+                            }
+                        }
                     })
                 })
             });
             self.metrics.add_bytes_written(bytes);
+            self.note_refused(refused, &kept);
             return written.map_err(StageError::from);
         }
         self.producer().await?;
@@ -249,10 +308,11 @@ impl Sink for KafkaSink {
         let producer = self.producer.as_ref().expect("created above");
         let topic = self.topic.as_str();
         let encoder = &mut self.encoder;
-        let mut bytes = 0u64;
+        let (mut bytes, mut refused) = (0u64, 0u64);
+        let (metrics, rejects) = (&self.metrics, &self.rejects);
         let produced = blocking(|| {
             encoder.encode(&batch, |message| {
-                bytes += message_bytes(&message);
+                let size = message_bytes(&message);
                 let mut record =
                     BaseRecord::with_opaque_to(topic, Arc::clone(&delivery)).payload(message.value);
                 if let Some(key) = message.key {
@@ -261,10 +321,21 @@ impl Sink for KafkaSink {
                 if message.time >= 0 {
                     record = record.timestamp(message.time);
                 }
-                produce_waiting(producer, record)
+                match produce_waiting(producer, record) {
+                    Err(e) if e.refuses_the_record_for_good() => {
+                        refused += 1;
+                        reject_message(rejects, metrics, message.value, message.time, &e);
+                        Ok(())
+                    }
+                    sent => {
+                        bytes += size;
+                        sent
+                    }
+                }
             })
         });
         self.metrics.add_bytes_written(bytes);
+        self.note_refused(refused, &delivery.acks);
         produced.map_err(|e: KafkaError| {
             delivery.acks.fail();
             e.into()

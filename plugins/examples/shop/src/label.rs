@@ -1,4 +1,5 @@
-//! `shop.label`: replaces a code field (by default `gender`) with a label, e.g. `0` → `female`.
+//! `shop.label`: replaces a code field (by default `gender`) with a label, e.g. `0` → `female`;
+//! a code without a label gets `other`, or with `reject_unknown` is rejected to `<id>.errors`.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -14,6 +15,8 @@ pub struct Config {
     labels: BTreeMap<String, String>,
     #[serde(default = "default_other")]
     other: String,
+    #[serde(default)]
+    reject_unknown: bool,
 }
 
 fn default_field() -> String {
@@ -55,6 +58,12 @@ impl Component for Label {
             "\"unknown\"",
             "label for codes not in labels",
         ),
+        option(
+            "reject_unknown",
+            "bool",
+            "false",
+            "reject rows whose code is not in labels (to `<id>.errors`) instead of labelling them `other`",
+        ),
     ];
     type Config = Config;
 
@@ -80,18 +89,25 @@ impl Transform for Label {
         }
         let target = batch.index_of(&self.config.field);
         for row in 0..batch.len() {
+            let code = target.map(|column| match batch.get(row, column) {
+                Field::Str(s) => s.to_string(),
+                Field::Int(i) => i.to_string(),
+                _ => String::new(),
+            });
+            let label = code.as_ref().and_then(|code| self.config.labels.get(code));
+            if label.is_none() && self.config.reject_unknown {
+                let reason = match &code {
+                    Some(code) => format!("{} `{code}` has no label", self.config.field),
+                    None => format!("no field `{}`", self.config.field),
+                };
+                host.reject_row(row, &reason)?;
+                continue;
+            }
             for column in 0..batch.names().len() {
-                let field = batch.get(row, column);
                 if Some(column) == target {
-                    let code = match field {
-                        Field::Str(s) => s.to_string(),
-                        Field::Int(i) => i.to_string(),
-                        _ => String::new(),
-                    };
-                    let label = self.config.labels.get(&code).unwrap_or(&self.config.other);
-                    self.out.push_str(label);
+                    self.out.push_str(label.unwrap_or(&self.config.other));
                 } else {
-                    self.out.push(field);
+                    self.out.push(batch.get(row, column));
                 }
             }
             self.out.end_row(batch.time(row));
