@@ -67,11 +67,14 @@ done()
 """
 
 
-def build(tree, out):
-    """Builds `weir` in release mode from the source tree `tree` and copies it to `out`."""
+def build(tree, target, out):
+    """Builds `weir` in release mode from the source tree `tree` in the target directory `target`
+    and copies it to `out`. Two trees need two target directories: cargo names a workspace
+    member's build by its path inside the workspace, so the base tree's build of a crate would
+    pass for the working tree's."""
     subprocess.run(["cargo", "build", "--release", "--locked", "-q", "-p", "weir"], cwd=tree, check=True,
-                   env=dict(os.environ, CARGO_TARGET_DIR=TARGET))
-    shutil.copy(os.path.join(TARGET, "release", "weir"), out)
+                   env=dict(os.environ, CARGO_TARGET_DIR=target))
+    shutil.copy(os.path.join(target, "release", "weir"), out)
 
 
 def free_port():
@@ -142,8 +145,8 @@ def main():
         subprocess.run(["git", "worktree", "prune"], cwd=ROOT, check=True)
         subprocess.run(["git", "worktree", "add", "-q", "--detach", tree, base], cwd=ROOT, check=True)
     print(f"building weir at {args.base} and at the working tree (release) ...", flush=True)
-    build(tree, before)
-    build(ROOT, after)
+    build(tree, os.path.join(TARGET, "bench-base-target"), before)
+    build(ROOT, TARGET, after)
     csv = os.path.join(work, "user_log.csv")
     subprocess.run([after, "gen", "user-log", "--rows", str(args.rows), "--seed", "1", "--out", csv], check=True)
     pipeline = os.path.join(work, "count.toml")

@@ -144,6 +144,37 @@ fn top_tap_and_metrics_of_a_running_kafka_pipeline() {
         assert_eq!(r["count"].as_u64(), expected.get(&key).copied(), "{line}");
     }
     assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    // As a table: a header of the window's fields, then rows whose counts equal the recount.
+    let tapped = weir()
+        .args([
+            "tap",
+            "per_second",
+            "--limit",
+            "3",
+            "--format",
+            "table",
+            "--api",
+            &api,
+        ])
+        .env("WEIR_API_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&tapped);
+    assert!(tapped.status.success(), "{stderr}");
+    let mut lines = stdout.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["WINDOW_START", "WINDOW_END", "GENDER", "COUNT"],
+        "{stdout}"
+    );
+    let table: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(table.len(), 3, "{stdout}");
+    for row in table {
+        let key: (i64, String) = (row[0].parse().unwrap(), row[2].to_string());
+        let count: u64 = row[3].parse().unwrap();
+        assert_eq!(Some(count), expected.get(&key).copied(), "{stdout}");
+    }
     // A sink sends nothing on; an unknown stage is named.
     let refused = weir()
         .args(["tap", "out", "nope", "--api", &api])

@@ -101,6 +101,9 @@ pub enum Command {
         /// Print one record in N.
         #[arg(long, value_name = "N")]
         sample: Option<u64>,
+        /// JSON lines, or aligned columns for a terminal.
+        #[arg(long, value_enum, default_value_t = TapFormat::Json)]
+        format: TapFormat,
     },
     /// Check a pipeline file and report every problem (opens nothing but the file and the plugin
     /// libraries it names, whose descriptors are read).
@@ -169,6 +172,15 @@ pub enum GenCommand {
         #[arg(long)]
         no_header: bool,
     },
+}
+
+/// `weir tap` output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TapFormat {
+    /// One JSON object per record (with several stages: `{"stage":ID,"record":{...}}`).
+    Json,
+    /// Aligned columns under a header of field names.
+    Table,
 }
 
 /// `weir graph` output formats.

@@ -2,6 +2,7 @@
 
 mod cli;
 mod observe;
+mod tap_table;
 mod user_log_gen;
 
 use clap::Parser;
@@ -196,8 +197,9 @@ fn main() -> ExitCode {
             api,
             limit,
             sample,
+            format,
         } => match runtime() {
-            Some(runtime) => runtime.block_on(observe::tap(&api, &stages, limit, sample)),
+            Some(runtime) => runtime.block_on(observe::tap(&api, &stages, limit, sample, format)),
             None => ExitCode::FAILURE,
         },
     }

@@ -4,6 +4,8 @@
 //! plain HTTP/1.1 to a loopback (or otherwise trusted) address; with `$WEIR_API_TOKEN` set they
 //! send it as `Authorization: Bearer`.
 
+use crate::cli::TapFormat;
+use crate::tap_table::TapTable;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use std::collections::HashMap;
@@ -306,6 +308,7 @@ pub async fn tap(
     stages: &[String],
     limit: Option<u64>,
     sample: Option<u64>,
+    format: TapFormat,
 ) -> ExitCode {
     let mut query = Vec::new();
     if let Some(limit) = limit {
@@ -320,6 +323,9 @@ pub async fn tap(
         format!("?{}", query.join("&"))
     };
     let several = stages.len() > 1;
+    // One table for every tap, so a header is printed again only when the stage changes.
+    let table = (format == TapFormat::Table)
+        .then(|| Arc::new(std::sync::Mutex::new(TapTable::new(several))));
     let mut taps = tokio::task::JoinSet::new();
     for stage in stages {
         let (api, stage, path) = (
@@ -327,6 +333,7 @@ pub async fn tap(
             stage.clone(),
             format!("/tap/{stage}{query}"),
         );
+        let table = table.clone();
         taps.spawn(async move {
             let mut body = get(&api, &path).await?.into_body();
             let mut pending = Vec::new();
@@ -346,9 +353,15 @@ pub async fn tap(
                     .iter()
                     .rposition(|&b| b == b'\n')
                     .map_or(0, |i| i + 1);
+                let mut table = table
+                    .as_ref()
+                    .map(|t| t.lock().unwrap_or_else(|e| e.into_inner()));
                 let mut out = std::io::stdout().lock();
                 for line in pending[..complete].split_inclusive(|&b| b == b'\n') {
-                    let written = if several {
+                    let written = if let Some(table) = table.as_mut() {
+                        let record = String::from_utf8_lossy(line);
+                        out.write_all(table.lines(&stage, &record).as_bytes())
+                    } else if several {
                         let record = std::str::from_utf8(line).unwrap_or("null").trim_end();
                         writeln!(
                             out,
@@ -364,6 +377,7 @@ pub async fn tap(
                     }
                 }
                 let _ = out.flush();
+                drop(table);
                 pending.drain(..complete);
             }
             Ok::<(), String>(())
