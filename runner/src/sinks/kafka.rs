@@ -240,17 +240,18 @@ impl KafkaSink {
             }),
         }
     }
-}
 
-impl KafkaSink {
     /// After a batch in which the client refused `refused` records for good (already sent to
-    /// the errors output): their error records hold the batch's `acks` too, so the source
-    /// commits past them only once those are delivered; the log says so at 1, 2, 4, 8… refusals.
-    fn note_refused(&mut self, refused: u64, acks: &Acks) {
+    /// the errors output): at least once, their error records hold the batch's `acks` too, so
+    /// the source commits past them only once those are delivered; the log says so at 1, 2, 4,
+    /// 8… refusals.
+    fn note_refused(&mut self, refused: u64, acks: Option<&Acks>) {
         if refused == 0 {
             return;
         }
-        self.rejects.attach(acks);
+        if let Some(acks) = acks {
+            self.rejects.attach(acks);
+        }
         let before = self.refused;
         self.refused += refused;
         if before == 0 || self.refused.ilog2() > before.ilog2() {
@@ -272,8 +273,11 @@ impl Sink for KafkaSink {
                 self.connect().await?;
             }
             transactor.start().await?;
+            // The tickets go to the transaction alone: a copy held past its commit would keep
+            // this batch's offsets out of the transaction that holds its records, so a crash
+            // before the next commit would write them twice. Records refused here therefore do
+            // not hold the source back (docs/errors.md).
             let acks = batch.take_acks();
-            let kept = acks.clone();
             let encoder = &mut self.encoder;
             let (mut bytes, mut refused) = (0u64, 0u64);
             let (metrics, rejects) = (&self.metrics, &self.rejects);
@@ -297,7 +301,7 @@ impl Sink for KafkaSink {
                 })
             });
             self.metrics.add_bytes_written(bytes);
-            self.note_refused(refused, &kept);
+            self.note_refused(refused, None);
             return written.map_err(StageError::from);
         }
         self.producer().await?;
@@ -335,7 +339,7 @@ impl Sink for KafkaSink {
             })
         });
         self.metrics.add_bytes_written(bytes);
-        self.note_refused(refused, &delivery.acks);
+        self.note_refused(refused, Some(&delivery.acks));
         produced.map_err(|e: KafkaError| {
             delivery.acks.fail();
             e.into()
