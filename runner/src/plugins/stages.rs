@@ -147,30 +147,26 @@ impl Instance {
             &HOST_API,
             (&raw mut cx).cast::<c_void>(),
         );
-        let (rejected_rows, rejected) = (
+        let failure = match status {
+            Status::OK | Status::FINISHED => None,
+            Status::PANIC => Some(PluginError::Panicked {
+                library: self.library.clone(),
+                message: cx.error_message("(no message)"),
+            }),
+            _ => Some(PluginError::Failed {
+                library: self.library.clone(),
+                message: cx.error_message("the plugin failed without a message"),
+            }),
+        };
+        let rejected = (
             std::mem::take(&mut cx.rejected_rows),
             std::mem::take(&mut cx.rejected),
         );
-        let errors = std::mem::take(&mut cx.errors);
-        drop(cx);
-        self.take_rejections(lent, &rejected_rows, &rejected);
-        let message = |fallback: &str| {
-            errors
-                .first()
-                .map_or_else(|| fallback.to_string(), |(_, m)| m.clone())
-        };
-        match status {
-            Status::OK | Status::FINISHED => Ok(status),
-            Status::PANIC => Err(PluginError::Panicked {
-                library: self.library.clone(),
-                message: message("(no message)"),
-            }
-            .into()),
-            _ => Err(PluginError::Failed {
-                library: self.library.clone(),
-                message: message("the plugin failed without a message"),
-            }
-            .into()),
+        drop(cx); // it borrows `self.schema`
+        self.take_rejections(lent, &rejected.0, &rejected.1);
+        match failure {
+            None => Ok(status),
+            Some(failure) => Err(failure.into()),
         }
     }
 
