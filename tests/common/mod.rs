@@ -5,6 +5,7 @@
 
 pub mod dashboard;
 pub mod kafka;
+pub mod kafka_wire;
 pub mod tls;
 
 use std::collections::BTreeMap;

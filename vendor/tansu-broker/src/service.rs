@@ -18,7 +18,7 @@ use rama::Layer;
 use rsasl::config::SASLConfig;
 use tansu_service::{
     BytesFrameLayer, BytesFrameService, FrameRouteService, TcpBytesLayer, TcpBytesService,
-    TcpContext, TcpContextLayer, TcpContextService,
+    TcpContext,
 };
 use tansu_storage::Storage;
 use tracing::debug;
@@ -27,12 +27,16 @@ use crate::{Error, Result, coordinator::group::Coordinator};
 
 pub mod auth;
 pub mod coordinator;
+pub mod login_gate;
 // weir patch: aborted transactions in read_committed fetches (see the module).
 pub mod read_committed;
 pub mod storage;
 
-type TcpRouteFrame =
-    TcpContextService<TcpBytesService<BytesFrameService<FrameRouteService<(), Error>>, ()>>;
+// weir patch: `LoginGateService` in place of `TcpContextService`, to close a connection whose
+// SASL exchange failed (service/login_gate.rs).
+type TcpRouteFrame = login_gate::LoginGateService<
+    TcpBytesService<BytesFrameService<FrameRouteService<(), Error>>, ()>,
+>;
 
 pub fn services<C, S>(
     cluster_id: &str,
@@ -53,7 +57,9 @@ where
         .and_then(|builder| builder.build().map_err(Into::into))
         .map(|route| {
             (
-                TcpContextLayer::new(TcpContext::default().cluster_id(Some(cluster_id.into()))),
+                login_gate::LoginGateLayer::new(
+                    TcpContext::default().cluster_id(Some(cluster_id.into())),
+                ),
                 TcpBytesLayer::default(),
                 BytesFrameLayer::default().with_sasl_config(sasl_config),
             )
