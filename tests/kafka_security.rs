@@ -1,53 +1,36 @@
-//! Kafka over TLS and SASL on the real protocol. TLS: `weir broker` behind stunnel (Debian's TLS
-//! terminator; the embedded broker's own listener is plaintext) that advertises the TLS port,
-//! with a CA and a server certificate the test makes with the openssl command line. SASL: `weir
-//! broker --user`, which checks SCRAM logins against the users it was given. Pipelines write
-//! the sample log to a topic and read it back (checked by an independent reader too); a wrong
-//! password, an unknown user, an unknown CA and a client without TLS or SASL fail with a clear
-//! error instead of hanging, and no password ever shows in a log or an error.
+//! Kafka over TLS and SASL on the real protocol. TLS: the embedded broker serving TLS on its own
+//! listener (`weir broker --tls-cert`, `embedded.tls`), with a CA, server and client
+//! certificates the test makes with the openssl command line; with `--tls-ca`, mutual TLS. SASL:
+//! `weir broker --user`, which checks SCRAM logins against the users it was given, also inside
+//! TLS (SASL_SSL). Pipelines write the sample log to a topic and read it back (checked by an
+//! independent reader too); a wrong password, an unknown user, an unknown CA, a missing or
+//! foreign client certificate and a client without TLS or SASL fail with a clear error instead
+//! of hanging, and no password ever shows in a log or an error. A raw-protocol client shows
+//! what the broker does with a failed login and with requests before one.
 
 mod common;
 
 use common::kafka::{count_to_end, reader, wait_for_port};
 use common::kafka_wire::{self, WireClient};
-use common::tls::{make_ca, make_server_cert};
+use common::tls::{make_ca, make_client_cert, make_server_cert};
 use common::{Background, free_port, repo, weir};
 use rdkafka::error::KafkaError;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// A broker reachable only through TLS: `weir broker` on a plaintext port, stunnel in front of
-/// it, clients told the TLS port. Returns the processes and the TLS address.
-fn tls_broker(dir: &Path) -> (Background, Background, String) {
-    let (plain, tls) = (free_port(), free_port());
+/// `weir broker` serving TLS only on a free port, with server.pem / server.key of `dir` and
+/// `extra` arguments. Returns the process and its address.
+fn tls_broker(dir: &Path, extra: &[&str]) -> (Background, String) {
+    let port = free_port();
     let mut broker = weir();
     broker
-        .args([
-            "broker",
-            "--listen",
-            &format!("127.0.0.1:{plain}"),
-            "--advertise",
-            &format!("127.0.0.1:{tls}"),
-        ])
+        .args(["broker", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--tls-cert", "server.pem", "--tls-key", "server.key"])
+        .args(extra)
         .current_dir(dir);
     let broker = Background::start(broker, &dir.join("broker.out"), &dir.join("broker.log"));
-    wait_for_port(plain);
-    std::fs::write(
-        dir.join("stunnel.conf"),
-        format!(
-            "foreground = yes\npid =\n[kafka]\naccept = 127.0.0.1:{tls}\n\
-             connect = 127.0.0.1:{plain}\ncert = {}\nkey = {}\n",
-            dir.join("server.pem").display(),
-            dir.join("server.key").display()
-        ),
-    )
-    .unwrap();
-    let mut stunnel = Command::new("stunnel4");
-    stunnel.arg(dir.join("stunnel.conf"));
-    let stunnel = Background::start(stunnel, &dir.join("stunnel.out"), &dir.join("stunnel.log"));
-    wait_for_port(tls);
-    (broker, stunnel, format!("127.0.0.1:{tls}"))
+    wait_for_port(port);
+    (broker, format!("127.0.0.1:{port}"))
 }
 
 fn pipeline(dir: &Path, name: &str, kafka: &str) -> std::path::PathBuf {
@@ -109,7 +92,7 @@ fn a_pipeline_writes_and_reads_through_tls_and_refuses_an_unknown_ca_or_plaintex
     make_ca(dir, "ca");
     make_ca(dir, "other-ca");
     make_server_cert(dir, "ca");
-    let (_broker, _stunnel, address) = tls_broker(dir);
+    let (_broker, address) = tls_broker(dir, &[]);
     let ca = dir.join("ca.pem");
 
     let good = pipeline(
@@ -170,6 +153,209 @@ fn a_pipeline_writes_and_reads_through_tls_and_refuses_an_unknown_ca_or_plaintex
             && l.contains(&address)
             && l.contains("set `tls` / `sasl`")),
         "the run's error should name the address and hint at `tls`: {stderr}"
+    );
+}
+
+/// SASL inside TLS (SASL_SSL): `weir broker` with a TLS listener and a SCRAM user serves a
+/// pipeline that does both; a wrong password and a client with TLS but no login are refused.
+/// The same through a pipeline's own embedded broker (`embedded.tls` and `embedded.users`), and
+/// `weir validate` refuses a stage that would speak plaintext to an embedded TLS broker.
+#[test]
+fn sasl_runs_inside_tls_on_the_brokers_own_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    make_ca(dir, "ca");
+    make_server_cert(dir, "ca");
+    let ca = dir.join("ca.pem");
+    let password = "tls and scram";
+    std::fs::write(dir.join("weir.password"), format!("{password}\n")).unwrap();
+    let (_broker, address) = tls_broker(dir, &["--user", "weir:weir.password"]);
+
+    let login = |name: &str, secret: &str| {
+        let path = pipeline(
+            dir,
+            name,
+            &format!(
+                "brokers = \"{address}\"\ntls = {{ ca = \"{}\" }}\n\
+                 sasl = {{ mechanism = \"SCRAM-SHA-256\", username = \"weir\", password = \"${{KAFKA_PASSWORD}}\" }}",
+                ca.display()
+            ),
+        );
+        let out = weir()
+            .arg("run")
+            .arg(&path)
+            .env("KAFKA_PASSWORD", secret)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stderr) = login("sasl-ssl.toml", password);
+    assert!(ok, "{stderr}");
+    let read_back = std::fs::read_to_string(dir.join("sasl-ssl.toml.out.jsonl")).unwrap();
+    assert_eq!(read_back.lines().count(), 9_999, "{stderr}");
+    let consumer = reader(
+        &address,
+        "sasl-ssl-reader",
+        "sex",
+        &[
+            ("security.protocol", "SASL_SSL"),
+            ("ssl.ca.location", ca.to_str().unwrap()),
+            ("sasl.mechanisms", "SCRAM-SHA-512"),
+            ("sasl.username", "weir"),
+            ("sasl.password", password),
+        ],
+    );
+    assert_eq!(count_to_end(&consumer), 9_999);
+
+    let (ok, stderr) = login("sasl-ssl-wrong.toml", "not the password");
+    assert!(!ok, "a wrong password over TLS must fail");
+    assert!(
+        stderr.contains("refused the SASL login of user `weir`"),
+        "{stderr}"
+    );
+    let tls_only = pipeline(
+        dir,
+        "tls-no-sasl.toml",
+        &format!(
+            "brokers = \"{address}\"\ntls = {{ ca = \"{}\" }}",
+            ca.display()
+        ),
+    );
+    let (ok, stderr) = run_pipeline(dir, &tls_only);
+    assert!(
+        !ok,
+        "TLS without a login must fail against a broker with users: {stderr}"
+    );
+
+    // The pipeline's own broker, configured in the file.
+    let port = free_port();
+    let embedded = format!(
+        "brokers = \"embedded\"\n\
+         embedded = {{ listen = \"127.0.0.1:{port}\", users = [{{ username = \"weir\", password = \"${{KAFKA_PASSWORD}}\" }}], \
+         tls = {{ cert = \"{cert}\", key = \"{key}\" }} }}\n",
+        cert = dir.join("server.pem").display(),
+        key = dir.join("server.key").display(),
+    );
+    let path = pipeline(
+        dir,
+        "embedded-sasl-ssl.toml",
+        &format!(
+            "{embedded}tls = {{ ca = \"{}\" }}\n\
+             sasl = {{ mechanism = \"SCRAM-SHA-512\", username = \"weir\", password = \"${{KAFKA_PASSWORD}}\" }}",
+            ca.display()
+        ),
+    );
+    let out = weir()
+        .arg("run")
+        .arg(&path)
+        .env("KAFKA_PASSWORD", password)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let read_back = std::fs::read_to_string(dir.join("embedded-sasl-ssl.toml.out.jsonl")).unwrap();
+    assert_eq!(read_back.lines().count(), 9_999, "{stderr}");
+
+    // A stage that would speak plaintext to it is refused before anything starts.
+    let path = pipeline(
+        dir,
+        "embedded-plaintext.toml",
+        &format!(
+            "{embedded}sasl = {{ mechanism = \"SCRAM-SHA-512\", username = \"weir\", password = \"${{KAFKA_PASSWORD}}\" }}"
+        ),
+    );
+    let out = weir()
+        .arg("validate")
+        .arg(&path)
+        .env("KAFKA_PASSWORD", password)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("the embedded broker speaks only TLS"),
+        "{stderr}"
+    );
+}
+
+/// Mutual TLS: a broker started with `--tls-ca` serves a client whose certificate that CA
+/// signed, and refuses one without a certificate and one whose certificate another CA signed.
+#[test]
+fn a_mutual_tls_broker_serves_only_clients_with_a_certificate_from_its_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    make_ca(dir, "ca");
+    make_server_cert(dir, "ca");
+    make_ca(dir, "clients-ca");
+    make_client_cert(dir, "clients-ca", "client");
+    make_ca(dir, "rogue-ca");
+    make_client_cert(dir, "rogue-ca", "rogue");
+    let ca = dir.join("ca.pem");
+    let (_broker, address) = tls_broker(dir, &["--tls-ca", "clients-ca.pem"]);
+
+    let with_cert = |name: &str, cert: Option<&str>| {
+        let client = cert
+            .map(|c| {
+                format!(
+                    ", cert = \"{}\", key = \"{}\"",
+                    dir.join(format!("{c}.pem")).display(),
+                    dir.join(format!("{c}.key")).display()
+                )
+            })
+            .unwrap_or_default();
+        let path = pipeline(
+            dir,
+            name,
+            &format!(
+                "brokers = \"{address}\"\ntls = {{ ca = \"{}\"{client} }}",
+                ca.display()
+            ),
+        );
+        let started = Instant::now();
+        let result = run_pipeline(dir, &path);
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{name}: {}",
+            result.1
+        );
+        result
+    };
+
+    let (ok, stderr) = with_cert("mtls.toml", Some("client"));
+    assert!(ok, "{stderr}");
+    let read_back = std::fs::read_to_string(dir.join("mtls.toml.out.jsonl")).unwrap();
+    assert_eq!(read_back.lines().count(), 9_999, "{stderr}");
+    let consumer = reader(
+        &address,
+        "mtls-reader",
+        "sex",
+        &[
+            ("security.protocol", "SSL"),
+            ("ssl.ca.location", ca.to_str().unwrap()),
+            (
+                "ssl.certificate.location",
+                dir.join("client.pem").to_str().unwrap(),
+            ),
+            ("ssl.key.location", dir.join("client.key").to_str().unwrap()),
+        ],
+    );
+    assert_eq!(count_to_end(&consumer), 9_999);
+
+    let (ok, stderr) = with_cert("mtls-none.toml", None);
+    assert!(
+        !ok,
+        "a client without a certificate must be refused: {stderr}"
+    );
+    let (ok, stderr) = with_cert("mtls-rogue.toml", Some("rogue"));
+    assert!(
+        !ok,
+        "a certificate from another CA must be refused: {stderr}"
     );
 }
 

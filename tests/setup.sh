@@ -9,9 +9,9 @@ venvs="${WEIR_VENV_DIR:-$HOME/.cache/weir}"
 
 # Debian packages: the C toolchain, pkg-config, zlib and OpenSSL headers that rdkafka's bundled
 # librdkafka builds with (TLS and SCRAM), the browser for the dashboard tests, and the openssl
-# command line and stunnel (a TLS terminator in front of the test broker) for the TLS tests.
-packages=(build-essential pkg-config zlib1g-dev libssl-dev openssl stunnel4 chromium
-          chromium-driver fonts-noto-cjk)
+# command line that makes the TLS tests' certificates.
+packages=(build-essential pkg-config zlib1g-dev libssl-dev openssl chromium chromium-driver
+          fonts-noto-cjk)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

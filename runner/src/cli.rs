@@ -148,6 +148,15 @@ pub enum Command {
         /// (repeat for more users). Passwords never go on the command line.
         #[arg(long = "user", value_name = "NAME:FILE")]
         users: Vec<String>,
+        /// Serve TLS only, with this certificate chain (PEM); needs --tls-key.
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<String>,
+        /// The private key for --tls-cert (PEM).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<String>,
+        /// Require client certificates signed by this CA (PEM): mutual TLS.
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_ca: Option<String>,
     },
     /// Generate synthetic input data.
     #[command(subcommand)]

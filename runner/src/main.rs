@@ -10,7 +10,7 @@ use cli::{Cli, Command, GenCommand, GraphFormat, PipelineArgs};
 use std::process::ExitCode;
 use weir::config::{Diagnostics, Edit, load_document};
 use weir::kafka::broker_users::BrokerUser;
-use weir::kafka::embedded::EmbeddedOptions;
+use weir::kafka::embedded::{BrokerTls, EmbeddedOptions};
 use weir::registry::Registry;
 use weir::stage::StageKind;
 use weir::stage::{ShutdownTrigger, shutdown_pair};
@@ -112,6 +112,9 @@ fn main() -> ExitCode {
             storage,
             advertise,
             users,
+            tls_cert,
+            tls_key,
+            tls_ca,
         } => {
             let mut parsed = Vec::new();
             for user in &users {
@@ -132,6 +135,11 @@ fn main() -> ExitCode {
                 storage,
                 advertise,
                 users: parsed,
+                tls: tls_cert.zip(tls_key).map(|(cert, key)| BrokerTls {
+                    cert,
+                    key,
+                    ca: tls_ca,
+                }),
             })
         }
         Command::Schema => {

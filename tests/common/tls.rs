@@ -46,29 +46,49 @@ pub fn make_ca(dir: &Path, name: &str) {
 
 /// A server certificate for 127.0.0.1 signed by CA `ca`: server.pem / server.key.
 pub fn make_server_cert(dir: &Path, ca: &str) {
+    make_cert(
+        dir,
+        ca,
+        "server",
+        "/CN=127.0.0.1",
+        "subjectAltName = IP:127.0.0.1\n",
+    );
+}
+
+/// A client certificate signed by CA `ca`: `name`.pem / `name`.key.
+pub fn make_client_cert(dir: &Path, ca: &str, name: &str) {
+    make_cert(
+        dir,
+        ca,
+        name,
+        &format!("/CN={name}"),
+        "extendedKeyUsage = clientAuth\n",
+    );
+}
+
+/// A certificate `name`.pem / `name`.key for `subject` with the extensions `extensions`,
+/// signed by CA `ca`.
+fn make_cert(dir: &Path, ca: &str, name: &str, subject: &str, extensions: &str) {
+    let (key, csr, pem, ext) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("{name}.ext"),
+    );
     openssl(
         dir,
         &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", &key, "-out", &csr,
         ],
     );
-    std::fs::write(dir.join("san.ext"), "subjectAltName = IP:127.0.0.1\n").unwrap();
+    std::fs::write(dir.join(&ext), extensions).unwrap();
     openssl(
         dir,
         &[
             "x509",
             "-req",
             "-in",
-            "server.csr",
+            &csr,
             "-CA",
             &format!("{ca}.pem"),
             "-CAkey",
@@ -77,9 +97,9 @@ pub fn make_server_cert(dir: &Path, ca: &str) {
             "-days",
             "2",
             "-extfile",
-            "san.ext",
+            &ext,
             "-out",
-            "server.pem",
+            &pem,
         ],
     );
 }

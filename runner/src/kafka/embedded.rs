@@ -7,6 +7,7 @@
 //! an error that says so.
 
 use super::broker_users::BrokerUser;
+use crate::serve::tls::{TlsError, server_config};
 use crate::serve::{ListenError, listen_address};
 use crate::stage::OptionIssue;
 use serde::Deserialize;
@@ -31,6 +32,9 @@ pub enum EmbeddedError {
     /// A user's password could not be read.
     #[error("embedded broker: {0}")]
     Password(String),
+    /// The TLS certificate, key or client CA cannot be used.
+    #[error("embedded broker: {0}")]
+    Tls(#[from] TlsError),
     /// Something else listens on the address.
     #[error(
         "cannot start the embedded broker: {address} is already in use (another broker, or another weir?); set `embedded.listen` (e.g. in [kafka]) to a free address, or point `brokers` at the broker that is running"
@@ -100,6 +104,46 @@ pub struct EmbeddedOptions {
     /// (SCRAM-SHA-256 or SCRAM-SHA-512).
     #[serde(default)]
     pub users: Vec<BrokerUser>,
+    /// Serve TLS on the listen address (and only TLS), optionally requiring client
+    /// certificates.
+    #[serde(default)]
+    pub tls: Option<BrokerTls>,
+}
+
+/// `tls = { cert, key, ca }` of the embedded broker: its listener speaks TLS only, with this
+/// certificate chain and key (PEM); with `ca`, every client must show a certificate that CA
+/// signed (mutual TLS). SASL logins then run inside TLS (SASL_SSL).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerTls {
+    /// PEM file: the broker's certificate, then any intermediates.
+    pub cert: String,
+    /// PEM file: the broker's private key.
+    pub key: String,
+    /// PEM file: the CA that signs client certificates; with it, clients must show one.
+    #[serde(default)]
+    pub ca: Option<String>,
+}
+
+impl BrokerTls {
+    /// Checks that the files exist; issues name `tls.cert`, `tls.key`, `tls.ca`.
+    pub fn check(&self) -> Vec<OptionIssue> {
+        [
+            ("tls.cert", Some(&self.cert)),
+            ("tls.key", Some(&self.key)),
+            ("tls.ca", self.ca.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(key, file)| Some((key, file?)))
+        .filter(|(_, file)| !std::path::Path::new(file).is_file())
+        .map(|(key, file)| OptionIssue::new(key, format!("{file} is not a readable file")))
+        .collect()
+    }
+
+    /// The broker's TLS configuration.
+    pub fn server_config(&self) -> Result<rustls::ServerConfig, TlsError> {
+        server_config(&self.cert, &self.key, self.ca.as_deref())
+    }
 }
 
 /// The default listen address, Kafka's usual port on loopback.
@@ -119,6 +163,7 @@ impl Default for EmbeddedOptions {
             storage: default_storage(),
             advertise: None,
             users: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -148,6 +193,9 @@ impl EmbeddedOptions {
             ));
         }
         issues.extend(super::broker_users::check(&self.users));
+        if let Some(tls) = &self.tls {
+            issues.extend(tls.check());
+        }
         issues
     }
 
@@ -165,7 +213,7 @@ pub async fn ensure(options: &EmbeddedOptions) -> Result<String, EmbeddedError> 
 
 #[cfg(feature = "embedded-broker")]
 mod imp {
-    use super::{EmbeddedError, EmbeddedOptions};
+    use super::{BrokerTls, EmbeddedError, EmbeddedOptions};
     use crate::kafka::broker_users::{self, ScramHash};
     use crate::kafka::security::Secret;
     use std::collections::HashMap;
@@ -207,14 +255,21 @@ mod imp {
         Ok(told(options, addr))
     }
 
-    /// What must agree for two stages to share one broker: storage and user names.
+    /// What must agree for two stages to share one broker: storage, user names and TLS.
     fn settings(options: &EmbeddedOptions) -> String {
         let names: Vec<_> = options.users.iter().map(|u| u.username.as_str()).collect();
-        if names.is_empty() {
-            format!("storage {}", options.storage)
-        } else {
-            format!("storage {} and users {}", options.storage, names.join(", "))
+        let mut settings = format!("storage {}", options.storage);
+        if !names.is_empty() {
+            settings += &format!(" and users {}", names.join(", "));
         }
+        match &options.tls {
+            Some(BrokerTls { cert, ca: None, .. }) => settings += &format!(" over TLS ({cert})"),
+            Some(BrokerTls {
+                cert, ca: Some(ca), ..
+            }) => settings += &format!(" over mutual TLS ({cert}, clients of {ca})"),
+            None => {}
+        }
+        settings
     }
 
     /// The address clients are told: `advertise`, or the listen address.
@@ -241,6 +296,12 @@ mod imp {
     ) -> Result<JoinHandle<()>, EmbeddedError> {
         let storage = options.storage.as_str();
         let users = broker_users::passwords(&options.users).map_err(EmbeddedError::Password)?;
+        let tls = options
+            .tls
+            .as_ref()
+            .map(BrokerTls::server_config)
+            .transpose()?;
+        let serves_tls = tls.is_some();
         // tansu binds inside `serve`; check first so a taken port gets a clear message.
         match std::net::TcpListener::bind(addr) {
             Ok(probe) => drop(probe),
@@ -273,6 +334,7 @@ mod imp {
             .storage(storage_url)
             .listener(url(addr))
             .authentication(!users.is_empty())
+            .tls_server_config(tls)
             .silent(true)
             .build()
             .await
@@ -288,7 +350,8 @@ mod imp {
             }
         });
         wait_until_listening(addr, &task).await?;
-        tracing::info!("embedded Kafka broker listening on {addr} (storage {storage})");
+        let protocol = if serves_tls { "TLS only" } else { "plaintext" };
+        tracing::info!("embedded Kafka broker listening on {addr} ({protocol}, storage {storage})");
         if !users.is_empty() {
             tracing::info!(
                 "the broker requires SASL SCRAM-SHA-256/512 as one of {} user(s)",

@@ -84,7 +84,7 @@ crate::stage_options! {
         brokers: Option<String> => OptionDoc::of("\"embedded\" | \"host:port,...\"", "[kafka] brokers, or WEIR_KAFKA_BROKERS", "the cluster; \"embedded\" starts a broker inside weir"),
         /// The broker `brokers = "embedded"` starts.
         #[serde(default)]
-        embedded: EmbeddedOptions => OptionDoc::of("{ listen, storage }", "{ listen = \"127.0.0.1:9092\", storage = \"memory://\" }", "where the embedded broker listens and keeps data (\"sqlite://FILE\" is durable)"),
+        embedded: EmbeddedOptions => OptionDoc::of("{ listen, storage, advertise, users, tls }", "{ listen = \"127.0.0.1:9092\", storage = \"memory://\" }", "where the embedded broker listens and keeps data (\"sqlite://FILE\" is durable), its SCRAM users, and TLS on its listener (`tls = { cert, key, ca }`)"),
         /// Connect over TLS (see `kafka::security`).
         tls: Option<super::security::TlsOptions> => OptionDoc::of("{ ca, cert, key, key_password }", "none (plaintext)", "connect over TLS; `ca` checks the brokers' certificates (else the system's store), `cert`/`key` for client certificates"),
         /// Authenticate with SASL (see `kafka::security`).
@@ -245,6 +245,16 @@ impl KafkaOptions {
             key: format!("embedded.{}", issue.key),
             ..issue
         }));
+        if self.brokers() == "embedded" && self.embedded.tls.is_some() && self.tls.is_none() {
+            issues.push(
+                OptionIssue::new(
+                    "tls",
+                    "the embedded broker speaks only TLS (`embedded.tls`), but this stage's \
+                     clients would connect in plaintext",
+                )
+                .hint("tls = { ca = \"ca.pem\" } (the CA that signed `embedded.tls.cert`)"),
+            );
+        }
         for key in self.options.keys() {
             if key == "bootstrap.servers" {
                 issues.push(

@@ -1,6 +1,8 @@
-//! Optional TLS for weir's HTTP listeners (the dashboard, `/metrics`): `tls = { cert, key }`,
-//! PEM files, served with rustls. Handshakes run beside the accept loop, each with a deadline and
-//! a bounded number at a time, so a client that stalls mid-handshake holds up no one else.
+//! Optional TLS for weir's listeners: `tls = { cert, key }`, PEM files, served with rustls — for
+//! the HTTP listeners (the dashboard, `/metrics`) through [`TlsListener`], and for the embedded
+//! Kafka broker, which also may require client certificates signed by a CA ([`server_config`]).
+//! Handshakes run beside the accept loop, each with a deadline and a bounded number at a time, so
+//! a client that stalls mid-handshake holds up no one else.
 
 use crate::stage::OptionIssue;
 use rustls::pki_types::pem::PemObject;
@@ -39,10 +41,20 @@ pub enum TlsError {
         message: String,
     },
     /// The certificate file holds no certificate.
-    #[error("tls.cert: {file} holds no PEM certificate")]
+    #[error("tls.{key}: {file} holds no PEM certificate")]
     NoCertificate {
+        /// `cert` or `ca`.
+        key: &'static str,
         /// The file.
         file: String,
+    },
+    /// rustls refused the client CA (e.g. not a CA certificate).
+    #[error("tls.ca: cannot check client certificates against {file}: {message}")]
+    ClientCa {
+        /// The CA file.
+        file: String,
+        /// rustls' reason.
+        message: String,
     },
     /// rustls refused the pair (e.g. the key does not match the certificate).
     #[error("tls: cannot use {cert} with {key}: {message}")]
@@ -68,37 +80,71 @@ impl ServerTls {
 
     /// Reads the files into a server configuration (HTTP/1.1 only, as the servers speak).
     pub fn load(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-        let read = |key: &'static str, file: &str, e: &dyn std::fmt::Display| TlsError::Read {
-            key,
-            file: file.to_string(),
-            message: e.to_string(),
-        };
-        let chain = CertificateDer::pem_file_iter(&self.cert)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| read("cert", &self.cert, &e))?;
-        if chain.is_empty() {
-            return Err(TlsError::NoCertificate {
-                file: self.cert.clone(),
-            });
-        }
-        let key =
-            PrivateKeyDer::from_pem_file(&self.key).map_err(|e| read("key", &self.key, &e))?;
-        let refused = |e: rustls::Error| TlsError::Refused {
-            cert: self.cert.clone(),
-            key: self.key.clone(),
-            message: e.to_string(),
-        };
-        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(refused)?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(refused)?;
+        let mut config = server_config(&self.cert, &self.key, None)?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
+}
+
+/// A rustls server configuration from PEM files: the certificate chain `cert`, its private key
+/// `key`, and, with `client_ca`, a requirement that every client shows a certificate that CA
+/// signed (mutual TLS). TLS 1.2 and 1.3 with rustls' safe defaults.
+pub fn server_config(
+    cert: &str,
+    key: &str,
+    client_ca: Option<&str>,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let read = |option: &'static str, file: &str, e: &dyn std::fmt::Display| TlsError::Read {
+        key: option,
+        file: file.to_string(),
+        message: e.to_string(),
+    };
+    let certificates = |option: &'static str, file: &str| {
+        let chain = CertificateDer::pem_file_iter(file)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| read(option, file, &e))?;
+        if chain.is_empty() {
+            return Err(TlsError::NoCertificate {
+                key: option,
+                file: file.to_string(),
+            });
+        }
+        Ok(chain)
+    };
+    let chain = certificates("cert", cert)?;
+    let private_key = PrivateKeyDer::from_pem_file(key).map_err(|e| read("key", key, &e))?;
+    let refused = |e: rustls::Error| TlsError::Refused {
+        cert: cert.to_string(),
+        key: key.to_string(),
+        message: e.to_string(),
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(refused)?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for certificate in certificates("ca", ca)? {
+                roots.add(certificate).map_err(|e| TlsError::ClientCa {
+                    file: ca.to_string(),
+                    message: e.to_string(),
+                })?;
+            }
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+                    .build()
+                    .map_err(|e| TlsError::ClientCa {
+                        file: ca.to_string(),
+                        message: e.to_string(),
+                    })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    builder
+        .with_single_cert(chain, private_key)
+        .map_err(refused)
 }
 
 /// Longest a client may take over its handshake.

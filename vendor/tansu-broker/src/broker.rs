@@ -18,8 +18,11 @@ use crate::{
     CancelKind, Error, Result,
     coordinator::group::{Coordinator, administrator::Controller},
     otel,
-    service::services,
+    service::{login_gate::Connection, services},
 };
+
+/// weir patch: longest a client may take over its TLS handshake.
+const TLS_HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 use console::Term;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use rama::{Context, Service};
@@ -277,7 +280,7 @@ where
             Some(ls)
         };
 
-        let _acceptor = self.tls_server_config.clone().map(TlsAcceptor::from);
+        let acceptor = self.tls_server_config.clone().map(TlsAcceptor::from);
 
         let mut connections = 0;
 
@@ -316,8 +319,32 @@ where
                         self.sasl_config.clone()
                     )?;
 
+                    // weir patch: TLS on the broker's own listener. With a TLS configuration
+                    // the listener is TLS only: each connection shakes hands first (in its own
+                    // task, within TLS_HANDSHAKE_DEADLINE, so a stalling client holds up no
+                    // one), and a client that does not speak TLS is dropped.
+                    let acceptor = acceptor.clone();
                     let handle = set.spawn(async move {
-                            match service.serve(c, stream).await {
+                            let connection = match acceptor {
+                                None => Some(Connection::Plain(stream)),
+                                Some(acceptor) => {
+                                    match time::timeout(TLS_HANDSHAKE_DEADLINE, acceptor.accept(stream)).await {
+                                        Ok(Ok(tls)) => Some(Connection::Tls(Box::new(tls))),
+                                        Ok(Err(err)) => {
+                                            debug!(%addr, %err, "TLS handshake failed");
+                                            None
+                                        }
+                                        Err(_) => {
+                                            debug!(%addr, "TLS handshake timed out");
+                                            None
+                                        }
+                                    }
+                                }
+                            };
+
+                            match connection {
+                                None => {}
+                                Some(connection) => match service.serve(c, connection).await {
                                 Err(Error::Io(ref io))
                                     if io.kind() == ErrorKind::UnexpectedEof
                                         || io.kind() == ErrorKind::BrokenPipe
@@ -330,7 +357,8 @@ where
                                 Ok(response) => {
                                     debug!(?response)
                                 }
-                        }
+                                },
+                            }
 
                         if let Some(ref pb) = pb {
                             pb.finish_and_clear();

@@ -1,4 +1,5 @@
-// weir patch (new file): close a connection once its SASL exchange has failed.
+// weir patch (new file): close a connection once its SASL exchange has failed; serve plaintext
+// and TLS connections alike.
 //
 // Licensed under the Apache License, Version 2.0 (the "License"); see the crate's LICENSE.
 
@@ -7,7 +8,7 @@
 //! stream that reads as ended once it is set. So the failure is answered (the answer is written
 //! before the next read) and the connection is then closed: nothing more is read from it, let
 //! alone served. It also puts the [`TcpContext`] into the request context, as `TcpContextLayer`
-//! does.
+//! does. A connection is plaintext or TLS ([`Connection`]); the services cannot tell.
 
 use std::{
     fmt::{self, Debug},
@@ -23,6 +24,14 @@ use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
 };
+use tokio_rustls::server::TlsStream;
+
+/// An accepted connection: plaintext, or TLS after a completed handshake.
+#[derive(Debug)]
+pub enum Connection {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
 
 /// A [`Layer`] making [`LoginGateService`]s.
 #[derive(Clone, Debug, Default)]
@@ -60,7 +69,7 @@ impl<S> Debug for LoginGateService<S> {
     }
 }
 
-impl<State, S> Service<State, TcpStream> for LoginGateService<S>
+impl<State, S> Service<State, Connection> for LoginGateService<S>
 where
     S: Service<TcpContext, GatedStream>,
     State: Clone + Send + Sync + 'static,
@@ -71,7 +80,7 @@ where
     async fn serve(
         &self,
         ctx: Context<State>,
-        stream: TcpStream,
+        stream: Connection,
     ) -> Result<Self::Response, Self::Error> {
         let (mut ctx, _) = ctx.swap_state(self.state.clone());
         let failure = LoginFailure::default();
@@ -83,7 +92,7 @@ where
 /// A connection's stream that reads as ended once the connection's login has failed.
 #[derive(Debug)]
 pub struct GatedStream {
-    stream: TcpStream,
+    stream: Connection,
     failure: LoginFailure,
 }
 
@@ -97,7 +106,10 @@ impl AsyncRead for GatedStream {
             // end of stream: the reader stops and the connection is dropped (closed)
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        match &mut self.stream {
+            Connection::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
+            Connection::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
+        }
     }
 }
 
@@ -107,14 +119,23 @@ impl AsyncWrite for GatedStream {
         cx: &mut TaskContext<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        match &mut self.stream {
+            Connection::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
+            Connection::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
+        }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        match &mut self.stream {
+            Connection::Plain(stream) => Pin::new(stream).poll_flush(cx),
+            Connection::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        match &mut self.stream {
+            Connection::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
+            Connection::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
+        }
     }
 }
