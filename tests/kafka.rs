@@ -65,6 +65,53 @@ fn the_shipped_pipeline_runs_through_the_embedded_broker_and_ends_by_itself() {
     assert!(stderr.contains("sources.shoppers: 9999 out"), "{stderr}");
 }
 
+/// The shipped job at real size: a generated log of 1,000,000 rows at `rate = "max"` (10 rows per
+/// event second, so its stamps end 28 hours ahead of the clock). Every row is counted — the
+/// recount of the file equals the sums of the windows printed, one line per event second — and
+/// nothing is dropped (before, everything past the first hour of event time was dropped as a
+/// clock in the future, and the run still exited 0).
+#[test]
+fn the_shipped_pipeline_at_max_rate_counts_a_million_row_log_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("user_log.csv");
+    let generated = weir()
+        .args([
+            "gen", "user-log", "--rows", "1000000", "--seed", "7", "--out",
+        ])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{}", text(&generated).1);
+    let kafka = free_port();
+    let output = shipped(r#""max""#)
+        .args(["--set", &format!("kafka.embedded.listen=127.0.0.1:{kafka}")])
+        .env("WEIR_USER_LOG", &csv)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stderr}");
+    let expected = count_genders(&csv);
+    assert_eq!(expected.values().sum::<u64>(), 1_000_000);
+    assert_eq!(sum_seed(&stdout), expected, "{stderr}");
+    assert_eq!(
+        stdout.lines().count(),
+        100_000,
+        "one window per event second"
+    );
+    assert!(stderr.contains("sources.shoppers: 1000000 out"), "{stderr}");
+    // The run summary names no stage with drops (the dashboard's "0 updates dropped" aside).
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.contains(" dropped") && !l.contains("updates dropped")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("sources.shoppers: 1000000 out, "),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn an_independent_consumer_reads_the_same_counts_from_topic_result() {
     let dir = tempfile::tempdir().unwrap();

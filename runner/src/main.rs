@@ -339,6 +339,9 @@ fn run(plan: Plan, reloading: Reloading, api: Option<observe::ApiSettings>) -> E
             };
             tracing::info!("{}: {flow}{dropped}{bytes}", c.path);
         }
+        for warning in report.counts.iter().filter_map(|c| c.heavy_drops()) {
+            tracing::warn!("{warning}");
+        }
         if let Some(kib) = peak_rss_kib() {
             tracing::info!("peak memory (RSS): {:.1} MB", kib as f64 / 1024.0);
         }

@@ -70,6 +70,18 @@ pub enum KafkaError {
         /// The broker's error code.
         code: RDKafkaErrorCode,
     },
+    /// Exactly once cannot have the topic it keeps its progress marks in.
+    #[error(
+        "exactly once keeps its progress in topic {topic} (1 partition, replication factor {replication_factor}), which could not be created: {why}; create it with an admin client, or let weir's Kafka user create topics"
+    )]
+    ProgressTopic {
+        /// The progress topic.
+        topic: String,
+        /// The replication factor it is created with.
+        replication_factor: i32,
+        /// What went wrong.
+        why: String,
+    },
     /// A topic to read does not exist and may not be created.
     #[error(
         "topic {topic} does not exist (waited {waited:?}); create it, or leave `create_topic` on"

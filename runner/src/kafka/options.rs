@@ -151,7 +151,7 @@ crate::stage_options! {
         with_origin: bool => OptionDoc::of("boolean", "false", "each record also carries `_partition`, `_tenure` (this process's grant of that partition) and `_partitions` (the topic's count)"),
         /// Source: a message timestamp more than this past the wall clock is not believed.
         #[serde(default = "default_future_tolerance")]
-        future_tolerance: DurationSpec => OptionDoc::of("duration", "\"1h\"", "a message timestamped more than this past the wall clock is dropped and counted instead of moving the watermark"),
+        future_tolerance: DurationSpec => OptionDoc::of("duration", "\"1h\"", "a message timestamped more than this past the wall clock and past its partition's latest event time is dropped and counted instead of moving the watermark (a replay running ahead of the clock by steps is kept)"),
     }
 }
 

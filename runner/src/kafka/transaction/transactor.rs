@@ -263,12 +263,20 @@ impl Transactor {
             id: self.transactional_id.clone(),
             why: format!("connecting: {e}"),
         })??;
-        if self.options.create_topic {
-            let mut single = self.options.clone();
-            single.partitions = 1;
-            single.topic_config.clear();
-            topics::ensure_topics(&config, &single, &[self.progress_topic()]).await?;
-        }
+        // The progress topic is weir's own state, not one of the user's topics: it is created
+        // whatever `create_topic` says (that option is about the topics the user names), and a
+        // cluster that refuses gets an error that says what to create.
+        let mut single = self.options.clone();
+        single.partitions = 1;
+        single.topic_config.clear();
+        let progress_topic = self.progress_topic();
+        topics::ensure_topics(&config, &single, std::slice::from_ref(&progress_topic))
+            .await
+            .map_err(|e| KafkaError::ProgressTopic {
+                topic: progress_topic,
+                replication_factor: single.replication_factor,
+                why: e.to_string(),
+            })?;
         let deliveries = TxnDeliveries {
             brokers: self.options.brokers().to_string(),
             links: Arc::clone(&self.links),

@@ -287,6 +287,8 @@ impl KafkaSource {
             future_messages: 0,
             bytes_read: 0,
             future_limit: Millis::MAX,
+            future_tolerance: Millis::try_from(self.options.future_tolerance.0.as_millis())
+                .unwrap_or(Millis::MAX),
             path: &self.path,
             metrics: &self.metrics,
             rejects: &self.rejects,

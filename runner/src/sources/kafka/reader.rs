@@ -19,6 +19,28 @@ pub(super) const LOGGED_BAD_MESSAGES: u64 = 10;
 /// watermark back.
 const QUIET_WITHOUT_END: Duration = Duration::from_secs(30);
 
+/// Whether a message stamped `time` is believed, or dropped as a broken clock (one years ahead
+/// would drag the watermark along, close every window and make all later records late). It is
+/// believed if it is at most `tolerance` past the clock (`clock_limit`) — or at most `tolerance`
+/// past its partition's `latest` believed event time, since a stream that already runs ahead of
+/// the clock by steps (a log replayed faster than its event time passes) is not a broken clock;
+/// a broken clock shows as a jump. The first message read from a partition in this run is
+/// judged by the clock only when the partition starts there (`past_start` false); one further
+/// in is believed, as where the stream already is (a replay resumed hours ahead of the clock).
+pub(super) fn believable(
+    time: Millis,
+    clock_limit: Millis,
+    latest: Option<Millis>,
+    tolerance: Millis,
+    past_start: bool,
+) -> bool {
+    time <= clock_limit
+        || match latest {
+            Some(latest) => time <= latest.saturating_add(tolerance),
+            None => past_start,
+        }
+}
+
 /// Per-partition reading state.
 #[derive(Debug)]
 pub(super) struct PartitionState {
@@ -68,8 +90,12 @@ pub(super) struct Reader<'a> {
     pub(super) future_messages: u64,
     /// Bytes (keys and values) of the messages taken since the stage's counters last got them.
     pub(super) bytes_read: u64,
-    /// The latest believable event time (the clock plus `future_tolerance`), set per poll round.
+    /// The latest believable event time by the clock (the clock plus `future_tolerance`), set
+    /// per poll round.
     pub(super) future_limit: Millis,
+    /// `future_tolerance` in milliseconds: how far a message may also run ahead of its
+    /// partition's latest event time.
+    pub(super) future_tolerance: Millis,
     pub(super) path: &'a str,
     pub(super) metrics: &'a StageMetrics,
     /// Where undecodable and out-of-range messages go (`<id>.errors`).
@@ -92,19 +118,28 @@ impl Reader<'_> {
             state.topic_partitions,
         ]);
         let time = message.timestamp().to_millis().unwrap_or_else(now_millis);
-        let believable = time <= self.future_limit;
+        let believable = believable(
+            time,
+            self.future_limit,
+            state.latest,
+            self.future_tolerance,
+            message.offset() > 0,
+        );
         if !believable {
             // A clock years ahead would drag the watermark along: drop the message, count it.
             self.future_messages += 1;
             self.metrics.add_dropped(DropReason::OutOfRange, 1);
             self.reject(
                 message,
-                &format!("its timestamp {time} is more than `future_tolerance` past the clock"),
+                &format!(
+                    "its timestamp {time} is more than `future_tolerance` past the clock and \
+                     past the partition's latest event time"
+                ),
             );
             if self.future_messages <= LOGGED_BAD_MESSAGES {
                 tracing::warn!(
                     "{}: dropped message {}/{}@{}: its timestamp {time} is more than \
-                     `future_tolerance` past the clock",
+                     `future_tolerance` past the clock and past the partition's latest event time",
                     self.path,
                     message.topic(),
                     message.partition(),
@@ -292,5 +327,69 @@ impl Reader<'_> {
         } else {
             states().filter_map(|p| p.latest).max()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::believable;
+    use proptest::prelude::*;
+
+    const HOUR: i64 = 3_600_000;
+    const NOW: i64 = 1_765_000_000_000;
+
+    /// Runs `stamps` through the check as the reader does (each believed stamp raises the
+    /// partition's latest); returns how many were believed.
+    fn believed(stamps: &[i64], first_offset: i64) -> usize {
+        let mut latest = None;
+        let mut count = 0;
+        for (i, &time) in stamps.iter().enumerate() {
+            if believable(time, NOW + HOUR, latest, HOUR, first_offset + i as i64 > 0) {
+                latest = Some(latest.map_or(time, |l: i64| l.max(time)));
+                count += 1;
+            }
+        }
+        count
+    }
+
+    proptest! {
+        /// A replay whose stamps run ahead of the clock by steps within the tolerance is
+        /// believed whole, however far ahead it gets, from the start of a partition (starting
+        /// near the clock) or resumed anywhere further in (starting anywhere).
+        #[test]
+        fn a_replay_running_ahead_by_steps_is_believed(
+            ahead in 0i64..HOUR,
+            resumed_ahead in 0i64..(400 * 24 * HOUR),
+            steps in prop::collection::vec(0i64..HOUR, 1..200),
+        ) {
+            let mut from_start = vec![NOW + ahead];
+            let mut resumed = vec![NOW + resumed_ahead];
+            for step in &steps {
+                from_start.push(from_start.last().unwrap() + step);
+                resumed.push(resumed.last().unwrap() + step);
+            }
+            prop_assert_eq!(believed(&from_start, 0), from_start.len());
+            prop_assert_eq!(believed(&resumed, 1_000), resumed.len());
+        }
+
+        /// A message that jumps more than the tolerance past both the clock and its partition's
+        /// latest stamp is dropped, and the stream goes on being believed after it.
+        #[test]
+        fn a_jump_past_clock_and_stream_is_dropped(
+            jump in (HOUR + 1)..(1_000 * 24 * HOUR),
+            before in 1usize..50,
+        ) {
+            let mut stamps: Vec<i64> = (0..before as i64).map(|i| NOW + i * 100).collect();
+            let last = *stamps.last().unwrap();
+            stamps.push(last.max(NOW) + jump);
+            stamps.push(last + 100);
+            prop_assert_eq!(believed(&stamps, 0), stamps.len() - 1);
+        }
+    }
+
+    #[test]
+    fn the_first_message_of_a_partition_is_judged_by_the_clock() {
+        assert!(!believable(NOW + 2 * HOUR, NOW + HOUR, None, HOUR, false));
+        assert!(believable(NOW + HOUR / 2, NOW + HOUR, None, HOUR, false));
     }
 }
