@@ -100,7 +100,7 @@ def one_run(weir, pipeline, duration, tap):
     port = None
     if tap:
         port = free_port()
-        cmd[2:2] = ["--api", f"127.0.0.1:{port}"]
+        cmd[2:2] = [f"--api=127.0.0.1:{port}"]
     start = time.perf_counter()
     run = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     reader = None

@@ -206,7 +206,7 @@ fn the_control_api_over_https_wants_its_token() {
     let port = free_port();
     let mut cmd = weir();
     cmd.args(["run", "pipelines/shopping_gender_local.toml"])
-        .args(["--api", &format!("127.0.0.1:{port}")])
+        .arg(format!("--api=127.0.0.1:{port}"))
         .arg("--api-tls-cert")
         .arg(dir.join("server.pem"))
         .arg("--api-tls-key")

@@ -73,9 +73,16 @@ path = "{}"
 }
 
 fn run_pipeline(dir: &Path, pipeline: &Path) -> (bool, String) {
+    run_with_password(dir, pipeline, "")
+}
+
+/// `weir run` of `pipeline` in `dir` with `KAFKA_PASSWORD` set to `password`: whether it
+/// succeeded, and its log.
+fn run_with_password(dir: &Path, pipeline: &Path, password: &str) -> (bool, String) {
     let out = weir()
         .arg("run")
         .arg(pipeline)
+        .env("KAFKA_PASSWORD", password)
         .current_dir(dir)
         .output()
         .unwrap();
@@ -85,13 +92,27 @@ fn run_pipeline(dir: &Path, pipeline: &Path) -> (bool, String) {
     )
 }
 
+/// How many records the pipeline `name` of `dir` read back (its file sink's lines).
+fn read_back(dir: &Path, name: &str) -> usize {
+    std::fs::read_to_string(dir.join(format!("{name}.out.jsonl")))
+        .unwrap()
+        .lines()
+        .count()
+}
+
+/// A temporary directory with a CA `ca` and a server certificate for 127.0.0.1 it signed.
+fn with_server_certificate() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    make_ca(dir.path(), "ca");
+    make_server_cert(dir.path(), "ca");
+    dir
+}
+
 #[test]
 fn a_pipeline_writes_and_reads_through_tls_and_refuses_an_unknown_ca_or_plaintext() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = with_server_certificate();
     let dir = dir.path();
-    make_ca(dir, "ca");
     make_ca(dir, "other-ca");
-    make_server_cert(dir, "ca");
     let (_broker, address) = tls_broker(dir, &[]);
     let ca = dir.join("ca.pem");
 
@@ -105,9 +126,8 @@ fn a_pipeline_writes_and_reads_through_tls_and_refuses_an_unknown_ca_or_plaintex
     );
     let (ok, stderr) = run_pipeline(dir, &good);
     assert!(ok, "{stderr}");
-    let read_back = std::fs::read_to_string(dir.join("good.toml.out.jsonl")).unwrap();
     assert_eq!(
-        read_back.lines().count(),
+        read_back(dir, "good.toml"),
         9_999,
         "the sample has 9,999 rows: {stderr}"
     );
@@ -162,10 +182,8 @@ fn a_pipeline_writes_and_reads_through_tls_and_refuses_an_unknown_ca_or_plaintex
 /// `weir validate` refuses a stage that would speak plaintext to an embedded TLS broker.
 #[test]
 fn sasl_runs_inside_tls_on_the_brokers_own_listener() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = with_server_certificate();
     let dir = dir.path();
-    make_ca(dir, "ca");
-    make_server_cert(dir, "ca");
     let ca = dir.join("ca.pem");
     let password = "tls and scram";
     std::fs::write(dir.join("weir.password"), format!("{password}\n")).unwrap();
@@ -181,22 +199,11 @@ fn sasl_runs_inside_tls_on_the_brokers_own_listener() {
                 ca.display()
             ),
         );
-        let out = weir()
-            .arg("run")
-            .arg(&path)
-            .env("KAFKA_PASSWORD", secret)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        run_with_password(dir, &path, secret)
     };
     let (ok, stderr) = login("sasl-ssl.toml", password);
     assert!(ok, "{stderr}");
-    let read_back = std::fs::read_to_string(dir.join("sasl-ssl.toml.out.jsonl")).unwrap();
-    assert_eq!(read_back.lines().count(), 9_999, "{stderr}");
+    assert_eq!(read_back(dir, "sasl-ssl.toml"), 9_999, "{stderr}");
     let consumer = reader(
         &address,
         "sasl-ssl-reader",
@@ -249,17 +256,9 @@ fn sasl_runs_inside_tls_on_the_brokers_own_listener() {
             ca.display()
         ),
     );
-    let out = weir()
-        .arg("run")
-        .arg(&path)
-        .env("KAFKA_PASSWORD", password)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let read_back = std::fs::read_to_string(dir.join("embedded-sasl-ssl.toml.out.jsonl")).unwrap();
-    assert_eq!(read_back.lines().count(), 9_999, "{stderr}");
+    let (ok, stderr) = run_with_password(dir, &path, password);
+    assert!(ok, "{stderr}");
+    assert_eq!(read_back(dir, "embedded-sasl-ssl.toml"), 9_999, "{stderr}");
 
     // A stage that would speak plaintext to it is refused before anything starts.
     let path = pipeline(
@@ -288,10 +287,8 @@ fn sasl_runs_inside_tls_on_the_brokers_own_listener() {
 /// signed, and refuses one without a certificate and one whose certificate another CA signed.
 #[test]
 fn a_mutual_tls_broker_serves_only_clients_with_a_certificate_from_its_ca() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = with_server_certificate();
     let dir = dir.path();
-    make_ca(dir, "ca");
-    make_server_cert(dir, "ca");
     make_ca(dir, "clients-ca");
     make_client_cert(dir, "clients-ca", "client");
     make_ca(dir, "rogue-ca");
@@ -329,8 +326,7 @@ fn a_mutual_tls_broker_serves_only_clients_with_a_certificate_from_its_ca() {
 
     let (ok, stderr) = with_cert("mtls.toml", Some("client"));
     assert!(ok, "{stderr}");
-    let read_back = std::fs::read_to_string(dir.join("mtls.toml.out.jsonl")).unwrap();
-    assert_eq!(read_back.lines().count(), 9_999, "{stderr}");
+    assert_eq!(read_back(dir, "mtls.toml"), 9_999, "{stderr}");
     let consumer = reader(
         &address,
         "mtls-reader",
@@ -458,23 +454,9 @@ fn a_broker_with_scram_users_serves_them_and_refuses_everyone_else() {
              sasl = {{ mechanism = \"SCRAM-SHA-256\", username = \"weir\", password = \"${{KAFKA_PASSWORD}}\" }}"
         ),
     );
-    let out = weir()
-        .arg("run")
-        .arg(&good)
-        .env("KAFKA_PASSWORD", password)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert_eq!(
-        std::fs::read_to_string(dir.join("scram.toml.out.jsonl"))
-            .unwrap()
-            .lines()
-            .count(),
-        9_999,
-        "{stderr}"
-    );
+    let (ok, stderr) = run_with_password(dir, &good, password);
+    assert!(ok, "{stderr}");
+    assert_eq!(read_back(dir, "scram.toml"), 9_999, "{stderr}");
 
     // Another user, with SCRAM-SHA-512, reads the same records independently.
     let consumer = reader(

@@ -89,7 +89,7 @@ fn top_tap_and_metrics_of_a_running_kafka_pipeline() {
     let port = free_port();
     let api = format!("127.0.0.1:{port}");
     let mut cmd = weir();
-    cmd.args(["run", "--api", &api])
+    cmd.args(["run", &format!("--api={api}")])
         .arg(&pipeline)
         .env("WEIR_API_TOKEN", TOKEN);
     let counter = Background::start(cmd, &dir.join("count.out"), &dir.join("count.log"));
@@ -306,22 +306,26 @@ fn the_graph_page_shows_live_rates_in_a_real_browser() {
     let port = free_port();
     let api = format!("127.0.0.1:{port}");
     let mut cmd = weir();
-    cmd.args(["run", "--api", &api, "pipelines/shopping_gender_local.toml"])
-        .args([
-            "--set",
-            "sources.user_log.rate=1500",
-            "--set",
-            "sources.user_log.loop=true",
-        ])
-        .args([
-            "--set",
-            "sinks.out.type=\"blackhole\"",
-            "--unset",
-            "sinks.out.format",
-        ])
-        .env("WEIR_USER_LOG", &csv)
-        .env("WEIR_API_TOKEN", TOKEN)
-        .current_dir(repo());
+    cmd.args([
+        "run",
+        &format!("--api={api}"),
+        "pipelines/shopping_gender_local.toml",
+    ])
+    .args([
+        "--set",
+        "sources.user_log.rate=1500",
+        "--set",
+        "sources.user_log.loop=true",
+    ])
+    .args([
+        "--set",
+        "sinks.out.type=\"blackhole\"",
+        "--unset",
+        "sinks.out.format",
+    ])
+    .env("WEIR_USER_LOG", &csv)
+    .env("WEIR_API_TOKEN", TOKEN)
+    .current_dir(repo());
     let run = Background::start(cmd, &dir.join("run.out"), &dir.join("run.log"));
     common::kafka::wait_for_port(port);
     let py = python("WEIR_TEST_PYTHON", "venv-sio5");

@@ -462,7 +462,7 @@ path = "{}"
         assert!(output.status.success(), "seed {seed}: {stderr}");
         let dropped: Vec<String> = stderr
             .lines()
-            .filter(|l| l.contains("transforms.sliding") && l.contains("dropped"))
+            .filter(|l| l.contains("transforms.sliding:") && l.contains("dropped"))
             .map(|l| {
                 l.split("transforms.sliding")
                     .nth(1)

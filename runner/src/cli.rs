@@ -64,9 +64,9 @@ pub enum Command {
         #[arg(long)]
         watch: bool,
         /// Serve the control API (/health, /metrics, /graph, /tap/STAGE) for `weir top` and
-        /// `weir tap`, on ADDR (default 127.0.0.1:8686). A token, if $WEIR_API_TOKEN is set, is
-        /// required as `Authorization: Bearer`.
-        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = weir::api::DEFAULT_LISTEN)]
+        /// `weir tap`: `--api` on 127.0.0.1:8686, `--api=ADDR` elsewhere. A token, if
+        /// $WEIR_API_TOKEN is set, is required as `Authorization: Bearer`.
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, require_equals = true, default_missing_value = weir::api::DEFAULT_LISTEN)]
         api: Option<String>,
         /// Serve the control API over HTTPS with this certificate chain (PEM; with
         /// --api-tls-key).
@@ -199,4 +199,91 @@ pub enum GraphFormat {
     Dot,
     /// A table for the terminal.
     Text,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cli, Command};
+    use clap::Parser;
+    use std::path::Path;
+
+    /// Every `weir run` command in a shell block of the README and docs/ (`cargo run --release
+    /// --` ones too), as the shell would split it.
+    fn documented_runs() -> Vec<(String, Vec<String>)> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let mut files = vec![root.join("README.md")];
+        for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "md") {
+                files.push(path);
+            }
+        }
+        let mut runs = Vec::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let mut in_block = false;
+            let mut pending = String::new();
+            for line in text.lines() {
+                if line.trim_start().starts_with("```") {
+                    in_block = matches!(line.trim(), "```sh" | "```bash");
+                    continue;
+                }
+                let line = line.trim();
+                if !in_block || line.starts_with('#') {
+                    continue;
+                }
+                if let Some(start) = line.strip_suffix('\\') {
+                    pending.push_str(start);
+                    continue;
+                }
+                let command = std::mem::take(&mut pending) + line;
+                let Some(words) = shlex::split(&command) else {
+                    continue;
+                };
+                let args = match words.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+                    ["weir", "run", ..] => words[1..].to_vec(),
+                    ["cargo", "run", "--release", "--", "run", ..] => words[4..].to_vec(),
+                    _ => continue,
+                };
+                runs.push((format!("{}: {command}", file.display()), args));
+            }
+        }
+        runs
+    }
+
+    /// The doc-command test runs `weir validate` for each `weir run` it finds (a run would go on
+    /// for long), without the run's own flags; here each documented run command is parsed as
+    /// written, so a flag that swallows the pipeline file (`--api FILE`) cannot hide.
+    #[test]
+    fn every_documented_run_command_parses_with_its_pipeline_file() {
+        let runs = documented_runs();
+        assert!(runs.len() > 5, "found only {runs:?}");
+        for (place, args) in runs {
+            let cli = Cli::try_parse_from(std::iter::once("weir".to_string()).chain(args))
+                .unwrap_or_else(|e| panic!("{place}: {e}"));
+            let Command::Run { pipeline, .. } = cli.command else {
+                panic!("{place}: not a run");
+            };
+            assert!(
+                pipeline.file.extension().is_some_and(|e| e == "toml"),
+                "{place}: the pipeline file is {:?}",
+                pipeline.file
+            );
+        }
+    }
+
+    #[test]
+    fn api_alone_takes_the_default_address_and_leaves_the_file_alone() {
+        let cli = Cli::try_parse_from(["weir", "run", "--api", "p.toml"]).unwrap();
+        let Command::Run { pipeline, api, .. } = cli.command else {
+            panic!("not a run");
+        };
+        assert_eq!(pipeline.file, Path::new("p.toml"));
+        assert_eq!(api.as_deref(), Some(weir::api::DEFAULT_LISTEN));
+        let cli = Cli::try_parse_from(["weir", "run", "p.toml", "--api=0.0.0.0:9000"]).unwrap();
+        let Command::Run { api, .. } = cli.command else {
+            panic!("not a run");
+        };
+        assert_eq!(api.as_deref(), Some("0.0.0.0:9000"));
+    }
 }

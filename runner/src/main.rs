@@ -319,6 +319,7 @@ fn run(plan: Plan, reloading: Reloading, api: Option<observe::ApiSettings>) -> E
         let (reloads, reload_requests) = tokio::sync::mpsc::channel(1);
         tokio::spawn(reload_on_edits(reloading, reloads));
         let report = topology::run_reloadable(plan, &trigger, reload_requests, &view).await;
+        weir::kafka::run_over();
         for c in &report.counts {
             let dropped = if c.dropped > 0 {
                 format!(", {} dropped", c.dropped)

@@ -33,7 +33,9 @@ pub const EMBEDDED: &str = "embedded";
 ///
 /// Offsets are committed by the source itself once records are delivered, so librdkafka must not
 /// commit or store them; partition ends are reported so a finite run can tell it is caught up;
-/// short fetch waits and queue back-off keep latency and small-message throughput up; fetches
+/// a fetch waits at the broker up to 500 ms for new data (Kafka's default: a broker answers as
+/// soon as data comes, so the wait costs no latency, and a quiet partition costs two requests a
+/// second instead of ten); a short queue back-off keeps small-message throughput up; fetches
 /// of at most 512 KiB bound memory, since librdkafka keeps ~300 bytes per fetched message and a
 /// 50 MB fetch of one-byte messages would hold millions (a larger message still comes whole);
 /// prefetching stops at 50,000 queued messages (librdkafka's default, 100,000, holds two such
@@ -46,7 +48,7 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("enable.auto.offset.store", "false"),
     ("enable.partition.eof", "true"),
     ("session.timeout.ms", "6000"),
-    ("fetch.wait.max.ms", "100"),
+    ("fetch.wait.max.ms", "500"),
     ("fetch.queue.backoff.ms", "10"),
     ("topic.metadata.refresh.interval.ms", "10000"),
 ];
@@ -63,6 +65,48 @@ pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("linger.ms", "5"),
     ("delivery.timeout.ms", "120000"),
 ];
+
+/// Settings librdkafka applies to producers only (with the aliases it knows them by). A
+/// consumer made from a producer's settings — the metadata probe every producer starts with —
+/// leaves them out, where librdkafka would warn for each that it ignores it.
+const PRODUCER_ONLY: &[&str] = &[
+    "acks",
+    "request.required.acks",
+    "linger.ms",
+    "queue.buffering.max.ms",
+    "queue.buffering.max.messages",
+    "queue.buffering.max.kbytes",
+    "batch.num.messages",
+    "batch.size",
+    "compression.type",
+    "compression.codec",
+    "compression.level",
+    "enable.idempotence",
+    "enable.gapless.guarantee",
+    "delivery.timeout.ms",
+    "message.timeout.ms",
+    "retries",
+    "message.send.max.retries",
+    "request.timeout.ms",
+    "transactional.id",
+    "transaction.timeout.ms",
+    "partitioner",
+    "sticky.partitioning.linger.ms",
+    "queuing.strategy",
+    "produce.offset.report",
+    "delivery.report.only.error",
+];
+
+/// `config` without its producer-only settings, for a consumer made from it. (A copy with keys
+/// taken out, not one built from `config_map()`, which shows secrets such as `sasl.password` as
+/// a placeholder.)
+pub fn consumer_config(config: &ClientConfig) -> ClientConfig {
+    let mut consumer = config.clone();
+    for key in PRODUCER_ONLY {
+        consumer.remove(key);
+    }
+    consumer
+}
 
 impl KafkaOptions {
     /// The bootstrap address list, starting the embedded broker first when `brokers` says
@@ -105,13 +149,12 @@ pub fn wait_for_cluster(
     bootstrap: &str,
     timeout: Duration,
 ) -> Result<(), KafkaError> {
-    let probe: BaseConsumer<Probe> =
-        config
-            .create_with_context(Probe::default())
-            .map_err(|source| KafkaError::Client {
-                role: "client",
-                source,
-            })?;
+    let probe: BaseConsumer<Probe> = consumer_config(config)
+        .create_with_context(Probe::default())
+        .map_err(|source| KafkaError::Client {
+            role: "client",
+            source,
+        })?;
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -313,7 +356,7 @@ impl ConsumerContext for ClientLog {}
 /// [`ClientLog`]'s handling of a librdkafka log line, for other client contexts.
 pub fn report_log(level: RDKafkaLogLevel, facility: &str, message: &str) {
     use RDKafkaLogLevel::{Alert, Critical, Emerg, Error, Warning};
-    if matches!(level, Emerg | Alert | Critical | Error | Warning) {
+    if matches!(level, Emerg | Alert | Critical | Error | Warning) && !run_is_over() {
         tracing::warn!("kafka client: {facility}: {message}");
     } else {
         tracing::debug!("kafka client: {facility}: {message}");
@@ -322,10 +365,55 @@ pub fn report_log(level: RDKafkaLogLevel, facility: &str, message: &str) {
 
 /// [`ClientLog`]'s handling of a librdkafka error report, for other client contexts.
 pub fn report_error(error: &ClientError, reason: &str) {
-    if !matches!(
+    if matches!(
         error,
         ClientError::Global(RDKafkaErrorCode::PartitionEOF) | ClientError::PartitionEOF(_)
     ) {
+        return;
+    }
+    if run_is_over() {
+        tracing::debug!("kafka client: {reason}");
+    } else {
         tracing::warn!("kafka client: {reason}");
+    }
+}
+
+/// Set once a run has ended and reported; see [`run_over`].
+static RUN_OVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Tells the client log that the run has ended: every stage has finished and its results are
+/// delivered and committed. The process is exiting; clients that still exist (a transactional
+/// producer's commit thread lets go of it a moment later) may find the embedded broker already
+/// gone, and their reports of that are logged at debug level instead of as warnings.
+pub fn run_over() {
+    RUN_OVER.store(true, std::sync::atomic::Ordering::Release);
+}
+
+fn run_is_over() -> bool {
+    RUN_OVER.load(std::sync::atomic::Ordering::Acquire)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PRODUCER_DEFAULTS, consumer_config};
+    use rdkafka::ClientConfig;
+
+    #[test]
+    fn a_consumer_made_from_producer_settings_keeps_the_rest_secrets_included() {
+        let mut producer = ClientConfig::new();
+        for (key, value) in PRODUCER_DEFAULTS {
+            producer.set(*key, *value);
+        }
+        producer
+            .set("transactional.id", "weir.job")
+            .set("bootstrap.servers", "127.0.0.1:9092")
+            .set("sasl.password", "hunter2");
+        let consumer = consumer_config(&producer);
+        for (key, _) in PRODUCER_DEFAULTS {
+            assert_eq!(consumer.get(key), None, "{key}");
+        }
+        assert_eq!(consumer.get("transactional.id"), None);
+        assert_eq!(consumer.get("bootstrap.servers"), Some("127.0.0.1:9092"));
+        assert_eq!(consumer.get("sasl.password"), Some("hunter2"));
     }
 }

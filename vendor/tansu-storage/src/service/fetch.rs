@@ -29,9 +29,16 @@ use tracing::{debug, error, instrument};
 
 use crate::{Error, Result, Storage, Topition};
 
-/// weir patch: how often a fetch that has not yet reached its `min_bytes` looks for new data
-/// while it waits (up to the request's `max_wait_ms`).
+/// weir patch: how soon a fetch that has not yet reached its `min_bytes` looks for new data
+/// again while it waits (up to the request's `max_wait_ms`); each further look waits twice as
+/// long, up to POLL_STEP_MAX. Data that comes right after a fetch started is found within
+/// milliseconds; a consumer waiting on a quiet partition costs a few looks per wait instead of
+/// one every POLL_STEP (an idle live pipeline spent most of its CPU on those looks).
 const POLL_STEP: Duration = Duration::from_millis(5);
+
+/// weir patch: the longest pause between two looks of a waiting fetch: what new data may wait
+/// at most before a waiting fetch finds it.
+const POLL_STEP_MAX: Duration = Duration::from_millis(40);
 
 /// weir patch: how long a fetch keeps reading a partition once it has some of its records.
 const GATHER_FOR: Duration = Duration::from_millis(50);
@@ -324,6 +331,7 @@ impl FetchService {
             let mut iteration = 0;
             let mut elapsed = Duration::from_millis(0);
             let mut bytes = 0;
+            let mut step = POLL_STEP;
 
             while elapsed <= max_wait && bytes <= min_bytes {
                 debug!(?elapsed, ?max_wait, ?bytes, ?min_bytes);
@@ -365,7 +373,8 @@ impl FetchService {
                 );
 
                 // weir patch: answer as soon as the fetch has its minimum; while it has not, look
-                // again every POLL_STEP instead of sleeping through half or all of max_wait. The
+                // again after POLL_STEP, then after pauses doubling up to POLL_STEP_MAX, instead
+                // of sleeping through half or all of max_wait. The
                 // loop used to sleep the rest of max_wait after every fetch, data or not, which
                 // capped a consumer at one answer (at most max_bytes) per max_wait and delayed
                 // new data by up to max_wait.
@@ -373,7 +382,8 @@ impl FetchService {
                     break;
                 }
 
-                sleep(remaining.min(POLL_STEP)).await;
+                sleep(remaining.min(step)).await;
+                step = (step * 2).min(POLL_STEP_MAX);
 
                 iteration += 1;
             }
