@@ -368,3 +368,75 @@ fn dead_producers_transaction_is_aborted(storage: &str) {
         committed_at.elapsed()
     );
 }
+
+/// A transaction's records stay hidden from read_committed readers until it commits: a
+/// transactional producer writes and flushes 100 records; a read_committed reader polling for
+/// 3 s gets none of them (the partition's last stable offset stays before them) and, once the
+/// producer commits, all 100.
+fn an_open_transaction_is_invisible_to_read_committed_readers(storage: &str) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, bootstrap) = broker(dir.path(), storage);
+    create_topic(&bootstrap, "open");
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("transactional.id", "weir-test-open")
+        .create()
+        .unwrap();
+    producer.init_transactions(Duration::from_secs(30)).unwrap();
+    producer.begin_transaction().unwrap();
+    for i in 0..100 {
+        producer
+            .send(BaseRecord::<(), _>::to("open").payload(&format!("m{i}")))
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+
+    // Assigned, not subscribed: no group join to wait for, so the 3 s below are all reading.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "open-reader")
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment
+        .add_partition_offset("open", 0, rdkafka::Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let read_for = |limit: Duration, want: usize| {
+        let mut values = Vec::new();
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline && values.len() < want {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+                values.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+            }
+        }
+        values
+    };
+    let before = read_for(Duration::from_secs(3), 100);
+    assert!(
+        before.is_empty(),
+        "{storage}: read_committed saw {} records of an open transaction",
+        before.len()
+    );
+    producer
+        .commit_transaction(Duration::from_secs(30))
+        .unwrap();
+    let after = read_for(Duration::from_secs(30), 100);
+    assert_eq!(after.len(), 100, "{storage}: the committed records");
+}
+
+#[test]
+fn an_open_transaction_is_invisible_to_read_committed_readers_in_memory() {
+    an_open_transaction_is_invisible_to_read_committed_readers("memory://");
+}
+
+#[test]
+fn an_open_transaction_is_invisible_to_read_committed_readers_in_sqlite() {
+    an_open_transaction_is_invisible_to_read_committed_readers("sqlite://broker.db");
+}

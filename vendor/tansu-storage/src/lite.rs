@@ -2550,8 +2550,12 @@ impl Storage for Delegate {
             .inspect_err(|err| error!(?topition, ?err))?
             .unwrap_or_default();
 
+        // weir patch: the last stable offset is the query's third column (the first offset of
+        // a transaction not yet ended), not the second (the high watermark): read_committed
+        // readers were shown the records of open transactions, and of transactions later
+        // aborted.
         let last_stable = row
-            .get::<Option<i64>>(1)
+            .get::<Option<i64>>(2)
             .inspect_err(|err| error!(?topition, ?err))?
             .unwrap_or(high_watermark);
 
