@@ -363,6 +363,39 @@ struct Sent {
 /// file: a consumer with small fetches gets each record back exactly as sent, in order. Guards the
 /// patched `sqlite://` fetch (records read in bounded slices, headers in one query per fetch, a
 /// record larger than the fetch size still delivered).
+/// `sqlite:///abs/path` is that absolute path (the broker used to put it under its working
+/// directory, as `./abs/path`), and a directory that does not exist is named before anything
+/// starts.
+#[test]
+fn an_absolute_sqlite_path_is_where_the_database_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let file = elsewhere.path().join("abs.db");
+    let storage = format!("sqlite://{}", file.display());
+    assert!(storage.starts_with("sqlite:///"), "{storage}");
+    let (_broker, bootstrap) = broker(dir.path(), &storage);
+    common::kafka::create_topic(&bootstrap, "kept");
+    assert!(file.is_file(), "no database at {}", file.display());
+    let misplaced = dir.path().join(file.strip_prefix("/").unwrap());
+    assert!(
+        !misplaced.exists(),
+        "the database went to {}",
+        misplaced.display()
+    );
+
+    let out = weir()
+        .args(["broker", "--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--storage", "sqlite:///no/such/dir/x.db"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("the directory /no/such/dir does not exist"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn records_come_back_whole_from_sqlite_storage() {
     use rdkafka::consumer::{BaseConsumer, Consumer};

@@ -138,7 +138,8 @@ pub enum Command {
         /// Listen address (clients are told to connect to it).
         #[arg(long, default_value = weir::kafka::embedded::DEFAULT_LISTEN)]
         listen: String,
-        /// Storage: memory:// (gone on exit) or sqlite://FILE (durable).
+        /// Storage: memory:// (gone on exit) or sqlite://FILE (durable; relative to the working
+        /// directory, sqlite:///abs/path for an absolute one).
         #[arg(long, default_value = "memory://")]
         storage: String,
         /// The address clients are told to connect to, if not --listen (e.g. a TLS terminator's).

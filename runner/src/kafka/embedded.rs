@@ -7,6 +7,7 @@
 //! an error that says so.
 
 use super::broker_users::BrokerUser;
+use super::storage::{Storage, StorageError};
 use crate::serve::tls::{TlsError, server_config};
 use crate::serve::{ListenError, listen_address};
 use crate::stage::OptionIssue;
@@ -60,6 +61,9 @@ pub enum EmbeddedError {
         /// What the URL parser said.
         message: String,
     },
+    /// `storage` names no usable storage.
+    #[error("embedded broker: {0}")]
+    Storage(#[from] super::storage::StorageError),
     /// The broker refused its configuration.
     #[error("cannot start the embedded broker: {message}")]
     Broker {
@@ -180,23 +184,22 @@ impl EmbeddedOptions {
             )),
             Ok(_) => {}
         }
-        if !matches!(
-            self.storage.split_once("://"),
-            Some(("memory" | "sqlite", _))
-        ) {
-            issues.push(OptionIssue::new(
-                "storage",
-                format!(
-                    "storage `{}` is not \"memory://\" or \"sqlite://FILE\"",
-                    self.storage
-                ),
-            ));
+        if let Err(e) = self.resolved_storage() {
+            issues.push(OptionIssue::new("storage", e.to_string()));
         }
         issues.extend(super::broker_users::check(&self.users));
         if let Some(tls) = &self.tls {
             issues.extend(tls.check());
         }
         issues
+    }
+
+    /// The storage as it resolves from the working directory, its directory checked.
+    pub fn resolved_storage(&self) -> Result<Storage, StorageError> {
+        let working_dir = std::env::current_dir().unwrap_or_default();
+        let storage = Storage::parse(&self.storage, &working_dir)?;
+        storage.check_directory(&self.storage)?;
+        Ok(storage)
     }
 
     /// The listen address.
@@ -318,7 +321,8 @@ mod imp {
         let url = |a: SocketAddr| {
             url::Url::parse(&format!("tcp://{a}")).expect("a socket address makes a tcp:// URL")
         };
-        let storage_url = url::Url::parse(storage).map_err(|e| EmbeddedError::StorageUrl {
+        let broker_url = options.resolved_storage()?.broker_url();
+        let storage_url = url::Url::parse(&broker_url).map_err(|e| EmbeddedError::StorageUrl {
             storage: storage.to_string(),
             message: e.to_string(),
         })?;

@@ -10,6 +10,7 @@ mod error;
 pub mod link;
 pub mod options;
 pub mod security;
+pub mod storage;
 pub mod topics;
 pub mod transaction;
 
