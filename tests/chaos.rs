@@ -300,7 +300,7 @@ fn a_transaction_left_open_by_a_dead_producer_is_aborted_after_its_timeout_in_me
 
 #[test]
 fn a_transaction_left_open_by_a_dead_producer_is_aborted_after_its_timeout_in_sqlite() {
-    dead_producers_transaction_is_aborted("sqlite:///broker.db");
+    dead_producers_transaction_is_aborted("sqlite://broker.db");
 }
 
 fn dead_producers_transaction_is_aborted(storage: &str) {

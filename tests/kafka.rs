@@ -406,7 +406,7 @@ fn records_come_back_whole_from_sqlite_storage() {
 
     let (seed, mut random) = common::kafka::seeded();
     let dir = tempfile::tempdir().unwrap();
-    let storage = "sqlite:///records.db";
+    let storage = "sqlite://records.db";
     let big = 600 * 1024;
     let sent: Vec<Sent> = (0..3000)
         .map(|i| Sent {
@@ -518,7 +518,7 @@ fn a_read_from_inside_a_batch_starts_at_that_record() {
     use rdkafka::message::Message;
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-    for storage in ["memory://", "sqlite:///batches.db"] {
+    for storage in ["memory://", "sqlite://batches.db"] {
         let dir = tempfile::tempdir().unwrap();
         let (_broker, bootstrap) = broker(dir.path(), storage);
         common::kafka::create_topic(&bootstrap, "batched");
