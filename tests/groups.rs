@@ -106,6 +106,15 @@ enum Guarantee {
 /// dead member's session is still running), the stopped member's partitions must move to the
 /// others, and the output must hold every input record.
 fn members_share_partitions_and_lose_nothing(signal: &str, guarantee: Guarantee) {
+    // One group of members at a time: each test is one cluster (a broker, four members, a
+    // writer) on the machine's two cores; three at once starved each other's heartbeats, and the
+    // SIGKILL tests then lost or doubled records (2026-12-07: 9,901 missing once, 3,464 copied
+    // twice once, in 6 full-suite runs; docs/kafka.md). That is a fault under load, still open
+    // (issue #37's class), not one these tests are built to find.
+    static ONE_GROUP_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_GROUP_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let (seed, mut random) = seeded();
     let temp = tempfile::tempdir().unwrap();
     // WEIR_KEEP_LOGS=1 keeps the members' logs for a look after a failure.
