@@ -195,3 +195,23 @@ path = "{}"
         out.display()
     )
 }
+
+/// `weir broker` on a free port requiring SCRAM as `users` (name, password), the passwords in
+/// files of `dir`. Returns the process and its address.
+pub fn scram_broker(dir: &Path, users: &[(&str, &str)]) -> (Background, String) {
+    let port = free_port();
+    let mut broker = weir();
+    broker
+        .args(["broker", "--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(dir);
+    for (name, password) in users {
+        let file = dir.join(format!("{name}.password"));
+        std::fs::write(&file, format!("{password}\n")).unwrap();
+        broker
+            .arg("--user")
+            .arg(format!("{name}:{}", file.display()));
+    }
+    let broker = Background::start(broker, &dir.join("broker.out"), &dir.join("broker.log"));
+    wait_for_port(port);
+    (broker, format!("127.0.0.1:{port}"))
+}

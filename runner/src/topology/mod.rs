@@ -2,6 +2,7 @@
 //! (`run`; a keyed transform with several instances through `parallel`; edits through `reload`;
 //! rejected records through `errors`) and watching it run (`view`).
 
+pub mod counts;
 pub mod errors;
 pub mod graph;
 pub mod inputs;
@@ -13,7 +14,8 @@ pub mod share;
 pub mod spec;
 pub mod view;
 
+pub use counts::StageCounts;
 pub use plan::{Plan, PlannedStage, plan};
-pub use run::{RunReport, StageCounts, StageFailure, run, run_reloadable};
+pub use run::{RunReport, StageFailure, run, run_reloadable};
 pub use spec::{ComponentSpec, InputRef, PipelineSpec};
 pub use view::{GraphSnapshot, RunView, StageSnapshot, TapError};
