@@ -8,7 +8,7 @@
 
 use super::broker_users::BrokerUser;
 use super::storage::{Storage, StorageError};
-use crate::serve::tls::{TlsError, server_config};
+use crate::serve::tls::{TlsError, check_files, server_config};
 use crate::serve::{ListenError, listen_address};
 use crate::stage::OptionIssue;
 use serde::Deserialize;
@@ -63,7 +63,7 @@ pub enum EmbeddedError {
     },
     /// `storage` names no usable storage.
     #[error("embedded broker: {0}")]
-    Storage(#[from] super::storage::StorageError),
+    Storage(#[from] StorageError),
     /// The broker refused its configuration.
     #[error("cannot start the embedded broker: {message}")]
     Broker {
@@ -132,16 +132,11 @@ pub struct BrokerTls {
 impl BrokerTls {
     /// Checks that the files exist; issues name `tls.cert`, `tls.key`, `tls.ca`.
     pub fn check(&self) -> Vec<OptionIssue> {
-        [
+        check_files(&[
             ("tls.cert", Some(&self.cert)),
             ("tls.key", Some(&self.key)),
             ("tls.ca", self.ca.as_ref()),
-        ]
-        .into_iter()
-        .filter_map(|(key, file)| Some((key, file?)))
-        .filter(|(_, file)| !std::path::Path::new(file).is_file())
-        .map(|(key, file)| OptionIssue::new(key, format!("{file} is not a readable file")))
-        .collect()
+        ])
     }
 
     /// The broker's TLS configuration.

@@ -71,11 +71,7 @@ pub enum TlsError {
 impl ServerTls {
     /// Checks that both files exist; issues name `tls.cert` / `tls.key`.
     pub fn check(&self) -> Vec<OptionIssue> {
-        [("tls.cert", &self.cert), ("tls.key", &self.key)]
-            .into_iter()
-            .filter(|(_, file)| !Path::new(file).is_file())
-            .map(|(key, file)| OptionIssue::new(key, format!("{file} is not a readable file")))
-            .collect()
+        check_files(&[("tls.cert", Some(&self.cert)), ("tls.key", Some(&self.key))])
     }
 
     /// Reads the files into a server configuration (HTTP/1.1 only, as the servers speak).
@@ -84,6 +80,16 @@ impl ServerTls {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
+}
+
+/// An issue for each given file (option key, path) that is not a readable file.
+pub fn check_files(files: &[(&str, Option<&String>)]) -> Vec<OptionIssue> {
+    files
+        .iter()
+        .filter_map(|(key, file)| Some((*key, (*file)?)))
+        .filter(|(_, file)| !Path::new(file).is_file())
+        .map(|(key, file)| OptionIssue::new(key, format!("{file} is not a readable file")))
+        .collect()
 }
 
 /// A rustls server configuration from PEM files: the certificate chain `cert`, its private key
