@@ -8,10 +8,11 @@ mod common;
 
 use common::Background;
 use common::kafka::{broker, create_topic_with, member, reader, seeded};
-use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -74,8 +75,94 @@ fn read_partials(bootstrap: &str, topic: &str, start: i64) -> Vec<String> {
     lines
 }
 
+/// The counting job shared by a group: 1 s windows by gender over `events`, to `result`.
+fn shared_pipeline(bootstrap: &str, lateness_ms: i64) -> String {
+    format!(
+        r#"[kafka]
+brokers = "{bootstrap}"
+
+[sources.events]
+type = "kafka"
+topic = "events"
+fields = ["gender"]
+codec = "json"
+assignment = "group"
+group_id = "counters"
+create_topic = false
+
+[transforms.per_second]
+type = "window"
+inputs = ["events"]
+size = "1s"
+allowed_lateness = "{lateness_ms}ms"
+group_by = ["gender"]
+
+[sinks.result]
+type = "kafka"
+inputs = ["per_second"]
+topic = "result"
+codec = "json"
+fields = ["window_start", "gender", "count"]
+"#
+    )
+}
+
+/// Missing, conflicting and duplicate counts of `results` against `expected`, reported; true
+/// when there are none.
+fn judge(
+    seed: u64,
+    expected: &BTreeMap<(i64, String), u64>,
+    results: &BTreeMap<(i64, String), Vec<u64>>,
+) -> Verdict {
+    let missing: Vec<_> = expected
+        .keys()
+        .filter(|k| !results.contains_key(*k))
+        .cloned()
+        .collect();
+    let conflicting: Vec<_> = results
+        .iter()
+        .filter(|(k, counts)| counts.iter().any(|c| Some(c) != expected.get(*k)))
+        .map(|(k, counts)| (k.clone(), counts.clone(), expected.get(k).copied()))
+        .collect();
+    let duplicates: usize = results.values().map(|c| c.len() - 1).sum();
+    println!(
+        "seed {seed}: result: {} (window, gender) counts read; {} missing, {} conflicting, \
+         {duplicates} duplicates",
+        results.len(),
+        missing.len(),
+        conflicting.len()
+    );
+    Verdict {
+        missing,
+        conflicting,
+        duplicates,
+    }
+}
+
+/// A (window start, gender) whose count was wrong: the counts written and the true count.
+type Conflict = ((i64, String), Vec<u64>, Option<u64>);
+
+/// What [`judge`] found.
+struct Verdict {
+    missing: Vec<(i64, String)>,
+    conflicting: Vec<Conflict>,
+    duplicates: usize,
+}
+
+impl Verdict {
+    fn exact(&self) -> bool {
+        self.missing.is_empty() && self.conflicting.is_empty() && self.duplicates == 0
+    }
+}
+
+/// The two tests here each run four members on two cores: one at a time.
+static ONE_CLUSTER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn members_sharing_a_window_write_each_window_once_with_its_true_count_through_a_kill_and_a_join() {
+    let _alone = ONE_CLUSTER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     let (seed, mut random) = seeded();
     let temp = tempfile::tempdir().unwrap();
     // WEIR_KEEP_LOGS=1 keeps the members' logs for a look after a failure.
@@ -148,38 +235,7 @@ fn members_sharing_a_window_write_each_window_once_with_its_true_count_through_a
     );
 
     let pipeline = dir.join("shared.toml");
-    std::fs::write(
-        &pipeline,
-        format!(
-            r#"[kafka]
-brokers = "{bootstrap}"
-
-[sources.events]
-type = "kafka"
-topic = "events"
-fields = ["gender"]
-codec = "json"
-assignment = "group"
-group_id = "counters"
-create_topic = false
-
-[transforms.per_second]
-type = "window"
-inputs = ["events"]
-size = "1s"
-allowed_lateness = "{LATENESS_MS}ms"
-group_by = ["gender"]
-
-[sinks.result]
-type = "kafka"
-inputs = ["per_second"]
-topic = "result"
-codec = "json"
-fields = ["window_start", "gender", "count"]
-"#
-        ),
-    )
-    .unwrap();
+    std::fs::write(&pipeline, shared_pipeline(&bootstrap, LATENESS_MS)).unwrap();
 
     let mut members: Vec<Option<Background>> = (0..3)
         .map(|i| Some(member(dir, &pipeline, &format!("member{i}"))))
@@ -207,42 +263,240 @@ fields = ["window_start", "gender", "count"]
     let complete =
         |seen: &BTreeMap<(i64, String), Vec<u64>>| expected.keys().all(|k| seen.contains_key(k));
     let results = read_results(&bootstrap, "result", complete, Duration::from_secs(240));
-    let missing: Vec<_> = expected
-        .keys()
-        .filter(|k| !results.contains_key(*k))
-        .collect();
-    let conflicting: Vec<_> = results
-        .iter()
-        .filter(|(k, counts)| counts.iter().any(|c| Some(c) != expected.get(*k)))
-        .map(|(k, counts)| (k.clone(), counts.clone(), expected.get(k).copied()))
-        .collect();
-    let duplicates: usize = results.values().map(|c| c.len() - 1).sum();
-    println!(
-        "result: {} (window, gender) counts read; {} missing, {} conflicting, {duplicates} \
-         duplicates",
-        results.len(),
-        missing.len(),
-        conflicting.len()
-    );
+    let verdict = judge(seed, &expected, &results);
     for (i, m) in members.into_iter().enumerate() {
         if let Some(m) = m {
             let (status, log) = m.signal("TERM");
             assert!(status.success(), "member{i} failed on SIGTERM:\n{log}");
         }
     }
-    if let Some(((start, _), _, _)) = conflicting.first() {
+    if let Some(((start, _), _, _)) = verdict.conflicting.first() {
         // What the members wrote for the first wrong window, for the failure report.
         for line in read_partials(&bootstrap, "counters.per_second.partials", *start) {
             println!("partials: {line}");
         }
     }
     assert!(
-        missing.is_empty() && conflicting.is_empty() && duplicates == 0,
-        "seed {seed}: {} missing (e.g. {:?}), conflicting {:?}, {duplicates} duplicates; logs in \
-         {}",
-        missing.len(),
-        missing.iter().take(5).collect::<Vec<_>>(),
-        conflicting.iter().take(5).collect::<Vec<_>>(),
+        verdict.exact(),
+        "seed {seed}: {} missing (e.g. {:?}), conflicting {:?}, {} duplicates; logs in {}",
+        verdict.missing.len(),
+        verdict.missing.iter().take(5).collect::<Vec<_>>(),
+        verdict.conflicting.iter().take(5).collect::<Vec<_>>(),
+        verdict.duplicates,
+        dir.display()
+    );
+}
+
+/// Every record of `topic`'s `partitions` partitions, read from the beginning to the end:
+/// (event time, gender, partition, offset) per record.
+fn read_input(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i64, String, i32, i64)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "input-recount")
+        .set("enable.partition.eof", "true")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut records = Vec::new();
+    let mut ended = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ended.len() < partitions as usize {
+        assert!(
+            Instant::now() < deadline,
+            "could not read {topic} to its end"
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let record: serde_json::Value =
+                    serde_json::from_slice(m.payload().unwrap_or_default()).unwrap();
+                let gender = record["gender"].as_str().unwrap_or("").to_string();
+                records.push((
+                    m.timestamp().to_millis().unwrap(),
+                    gender,
+                    m.partition(),
+                    m.offset(),
+                ));
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                ended.insert(partition);
+            }
+            Some(Err(e)) => println!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    records
+}
+
+/// Milliseconds since the epoch.
+fn wall_clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Writes `rate` events a second to `events` until `stop`, timestamped by the wall clock (each
+/// partition in time order), genders at random; then, a moment later, one record per partition
+/// that closes every window before it. Returns how many records it wrote.
+fn write_live(bootstrap: &str, rate: u64, seed: u64, stop: &std::sync::atomic::AtomicBool) -> u64 {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    let mut state = seed | 1;
+    let mut gender = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % 3
+    };
+    let send = |partition: i32, time: i64, value: &str| loop {
+        match producer.send(
+            BaseRecord::<(), _>::to("events")
+                .partition(partition)
+                .payload(value)
+                .timestamp(time),
+        ) {
+            Ok(()) => break,
+            Err(_) => {
+                producer.poll(Duration::from_millis(10));
+            }
+        }
+    };
+    let started = Instant::now();
+    let mut written = 0u64;
+    let mut time = wall_clock();
+    while !stop.load(std::sync::atomic::Ordering::Acquire) {
+        let due = started.elapsed().as_millis() as u64 * rate / 1000;
+        while written < due {
+            time = time.max(wall_clock());
+            let partition = (written % INPUT_PARTITIONS as u64) as i32;
+            send(partition, time, &format!("{{\"gender\":\"{}\"}}", gender()));
+            written += 1;
+        }
+        producer.poll(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let closing = wall_clock().max(time + 1500);
+    for partition in 0..INPUT_PARTITIONS {
+        send(partition, closing, "{\"gender\":\"0\"}");
+        written += 1;
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    written
+}
+
+/// The issue-37 scenario: records arrive *while* partitions are handed over, many times. Three
+/// members count a topic a producer writes live; a fourth joins and leaves again and again, in
+/// turn stopped with SIGTERM and SIGKILL. Judged by an independent read_committed reader of
+/// `result` against a recount of the input topic itself.
+#[test]
+fn members_sharing_a_window_stay_exact_while_a_member_comes_and_goes_under_live_traffic() {
+    let _alone = ONE_CLUSTER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    const RATE: u64 = 2_000;
+    const VISITS: u64 = 6;
+    let (seed, mut random) = seeded();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = &if std::env::var_os("WEIR_KEEP_LOGS").is_some() {
+        temp.keep()
+    } else {
+        temp.path().to_path_buf()
+    };
+    println!("seed {seed}; members' logs in {}", dir.display());
+    let (_broker, bootstrap) = broker(dir, "memory://");
+    create_topic_with(&bootstrap, "events", INPUT_PARTITIONS);
+    let pipeline = dir.join("shared.toml");
+    std::fs::write(&pipeline, shared_pipeline(&bootstrap, 0)).unwrap();
+    let mut members: Vec<Background> = (0..3)
+        .map(|i| member(dir, &pipeline, &format!("member{i}")))
+        .collect();
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let written = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| write_live(&bootstrap, RATE, seed, &stop));
+        std::thread::sleep(Duration::from_secs(4));
+        for visit in 0..VISITS {
+            let visitor = member(dir, &pipeline, &format!("visitor{visit}"));
+            std::thread::sleep(Duration::from_millis(3000 + random(3000)));
+            let signal = if visit % 2 == 0 { "TERM" } else { "KILL" };
+            let (status, log) = visitor.signal(signal);
+            if signal == "TERM" {
+                assert!(status.success(), "visitor{visit} failed on SIGTERM:\n{log}");
+            }
+            println!("visitor{visit} joined and left (SIG{signal})");
+            std::thread::sleep(Duration::from_millis(500 + random(2500)));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        writer.join().unwrap()
+    });
+
+    let input = read_input(&bootstrap, "events", INPUT_PARTITIONS);
+    assert_eq!(
+        input.len() as u64,
+        written,
+        "the input topic holds what was written"
+    );
+    let closes_through = input.iter().map(|(t, ..)| *t).max().unwrap();
+    let mut expected: BTreeMap<(i64, String), u64> = BTreeMap::new();
+    for (time, gender, ..) in &input {
+        let window = time.div_euclid(1000) * 1000;
+        if window + 1000 <= closes_through {
+            *expected.entry((window, gender.clone())).or_default() += 1;
+        }
+    }
+    println!(
+        "{written} events written live; {} (window, gender) counts must close",
+        expected.len()
+    );
+    let complete =
+        |seen: &BTreeMap<(i64, String), Vec<u64>>| expected.keys().all(|k| seen.contains_key(k));
+    let results = read_results(&bootstrap, "result", complete, Duration::from_secs(180));
+    let verdict = judge(seed, &expected, &results);
+    for (i, m) in members.drain(..).enumerate() {
+        let (status, log) = m.signal("TERM");
+        assert!(status.success(), "member{i} failed on SIGTERM:\n{log}");
+    }
+    if let Some(((start, _), _, _)) = verdict.conflicting.first() {
+        for line in read_partials(&bootstrap, "counters.per_second.partials", *start) {
+            println!("partials: {line}");
+        }
+        let mut per_partition: BTreeMap<(i32, &str), (u64, i64, i64)> = BTreeMap::new();
+        for (time, gender, partition, offset) in &input {
+            if time.div_euclid(1000) * 1000 == *start {
+                let at =
+                    per_partition
+                        .entry((*partition, gender))
+                        .or_insert((0, i64::MAX, i64::MIN));
+                at.0 += 1;
+                at.1 = at.1.min(*offset);
+                at.2 = at.2.max(*offset);
+            }
+        }
+        for ((partition, gender), (count, first, last)) in per_partition {
+            println!(
+                "recount: window {start} partition {partition} gender {gender}: {count} \
+                 (offsets {first}..={last})"
+            );
+        }
+    }
+    assert!(
+        verdict.exact(),
+        "seed {seed}: {} missing (e.g. {:?}), conflicting {:?}, {} duplicates; logs in {}",
+        verdict.missing.len(),
+        verdict.missing.iter().take(5).collect::<Vec<_>>(),
+        verdict.conflicting.iter().take(10).collect::<Vec<_>>(),
+        verdict.duplicates,
         dir.display()
     );
 }

@@ -19,8 +19,8 @@
 //! stage knows which of the records it reads again were already accounted for.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Where a source learns that the tickets it handed out have settled.
 pub trait Ledger: Send + Sync {
@@ -35,6 +35,15 @@ pub trait Ledger: Send + Sync {
     fn abandon(&self, seq: u64) {
         self.settle(seq, false);
     }
+
+    /// Ticket `seq` settled, but the records it covers that were read in the consumer-group
+    /// `tenures` (each ended: the member is handing those partitions over) were dropped
+    /// uncounted, so those positions must not be committed here; the rest were delivered. A
+    /// ledger that cannot tell this apart gives the whole ticket up.
+    fn abandon_tenures(&self, seq: u64, tenures: &[u64]) {
+        let _ = tenures;
+        self.abandon(seq);
+    }
 }
 
 /// One ticket: settles with its ledger when the last holder lets go.
@@ -42,15 +51,25 @@ struct Ticket {
     seq: u64,
     failed: AtomicBool,
     abandoned: AtomicBool,
+    /// Tenures whose records in this ticket were dropped (see [`Acks::abandon_tenure`]).
+    abandoned_tenures: Mutex<Vec<u64>>,
     ledger: Arc<dyn Ledger>,
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
+        let tenures = std::mem::take(
+            &mut *self
+                .abandoned_tenures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
         if std::thread::panicking() || self.failed.load(Ordering::Acquire) {
             self.ledger.settle(self.seq, false);
         } else if self.abandoned.load(Ordering::Acquire) {
             self.ledger.abandon(self.seq);
+        } else if !tenures.is_empty() {
+            self.ledger.abandon_tenures(self.seq, &tenures);
         } else {
             self.ledger.settle(self.seq, true);
         }
@@ -82,6 +101,7 @@ impl Acks {
                 seq,
                 failed: AtomicBool::new(false),
                 abandoned: AtomicBool::new(false),
+                abandoned_tenures: Mutex::new(Vec::new()),
                 ledger,
             })],
             marks: Vec::new(),
@@ -137,6 +157,22 @@ impl Acks {
     pub fn abandon(&self) {
         for ticket in &self.tickets {
             ticket.abandoned.store(true, Ordering::Release);
+        }
+    }
+
+    /// Gives up the records of consumer-group tenure `tenure` in every ticket (see
+    /// [`Ledger::abandon_tenures`]): for a stage that drops the records of a partition being
+    /// handed over, which its next owner reads again. The other records' positions still count
+    /// as delivered once the tickets settle.
+    pub fn abandon_tenure(&self, tenure: u64) {
+        for ticket in &self.tickets {
+            let mut tenures = ticket
+                .abandoned_tenures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if !tenures.contains(&tenure) {
+                tenures.push(tenure);
+            }
         }
     }
 
@@ -257,6 +293,36 @@ mod tests {
         both.fail();
         drop(both);
         assert_eq!(*ledger.0.lock().unwrap(), [(1, "abandoned"), (2, "failed")]);
+    }
+
+    #[derive(Default)]
+    struct TenureAbandons(Mutex<Vec<(u64, Vec<u64>)>>);
+
+    impl Ledger for TenureAbandons {
+        fn settle(&self, seq: u64, delivered: bool) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((seq, vec![u64::from(delivered)]));
+        }
+
+        fn abandon_tenures(&self, seq: u64, tenures: &[u64]) {
+            self.0.lock().unwrap().push((seq, tenures.to_vec()));
+        }
+    }
+
+    #[test]
+    fn a_ticket_given_up_for_some_tenures_reports_them_once_when_it_settles() {
+        let ledger = Arc::new(TenureAbandons::default());
+        let acks = Acks::issue(ledger.clone(), 3);
+        let copy = acks.clone();
+        acks.abandon_tenure(7);
+        copy.abandon_tenure(9);
+        copy.abandon_tenure(7);
+        drop(acks);
+        assert!(ledger.0.lock().unwrap().is_empty(), "a copy still holds it");
+        drop(copy);
+        assert_eq!(*ledger.0.lock().unwrap(), [(3, vec![7, 9])]);
     }
 
     #[test]

@@ -90,6 +90,10 @@ pub fn count_to_end(consumer: &BaseConsumer) -> usize {
 pub fn member(dir: &Path, pipeline: &Path, name: &str) -> Background {
     let mut cmd = weir();
     cmd.arg("run").arg(pipeline).current_dir(dir);
+    // WEIR_TEST_MEMBER_LOG=<filter> sets the members' log filter (e.g. `weir=debug`).
+    if let Ok(filter) = std::env::var("WEIR_TEST_MEMBER_LOG") {
+        cmd.env("RUST_LOG", filter);
+    }
     Background::start(
         cmd,
         &dir.join(format!("{name}.out")),

@@ -116,12 +116,20 @@ struct State {
     /// Group members only: the partitions owned now, each with its tenure. `None`: every
     /// partition read is owned for good (the source assigned itself its partitions).
     owned: Option<HashMap<Partition, u64>>,
+    /// Tenures some of whose records were dropped uncounted (see `Settled::Delivered`): no
+    /// position read in them is committed any more.
+    given_up: HashSet<u64>,
 }
 
 /// How a ticket settled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Settled {
-    Delivered,
+    /// Delivered, except the records read in these tenures (ended), which were dropped for the
+    /// partitions' next owners: their positions are never committed here, nor any later
+    /// position in those tenures.
+    Delivered {
+        except: Vec<u64>,
+    },
     Failed,
     Abandoned,
 }
@@ -211,6 +219,9 @@ impl Checkpoints {
         state.advance();
         let owned = state.owned.get_or_insert_with(HashMap::new);
         let ended: Vec<u64> = partitions.iter().filter_map(|p| owned.remove(p)).collect();
+        for tenure in &ended {
+            state.given_up.remove(tenure);
+        }
         self.tenures.end(ended);
         for partition in partitions {
             state.committable.remove(partition);
@@ -280,20 +291,23 @@ impl State {
     fn advance(&mut self) {
         while let Some(front) = self.pending.front() {
             let bygone = || self.all_bygone(front);
-            match front.settled {
+            match &front.settled {
                 Some(Settled::Abandoned | Settled::Failed) if bygone() => {
                     self.pending.pop_front();
                     self.first += 1;
                 }
-                Some(Settled::Delivered) if !self.stuck => {
+                Some(Settled::Delivered { .. }) if !self.stuck => {
                     let done = self.pending.pop_front().expect("front exists");
                     self.first += 1;
+                    if let Some(Settled::Delivered { except }) = done.settled {
+                        self.given_up.extend(except);
+                    }
                     for (partition, offset, tenure) in done.resume_at {
                         let current = match &self.owned {
                             None => true,
                             Some(owned) => owned.get(&partition) == Some(&tenure),
                         };
-                        if current {
+                        if current && !self.given_up.contains(&tenure) {
                             let at = self.committable.entry(partition).or_insert(offset);
                             *at = (*at).max(offset);
                         }
@@ -344,7 +358,7 @@ impl Ledger for Checkpoints {
         self.record(
             seq,
             if delivered {
-                Settled::Delivered
+                Settled::Delivered { except: Vec::new() }
             } else {
                 Settled::Failed
             },
@@ -353,6 +367,17 @@ impl Ledger for Checkpoints {
 
     fn abandon(&self, seq: u64) {
         self.record(seq, Settled::Abandoned);
+    }
+
+    fn abandon_tenures(&self, seq: u64, tenures: &[u64]) {
+        let settled = if self.health.has_failed() {
+            Settled::Failed
+        } else {
+            Settled::Delivered {
+                except: tenures.to_vec(),
+            }
+        };
+        self.record(seq, settled);
     }
 }
 
@@ -484,5 +509,40 @@ mod tests {
             Some(in_partition(0, 7)),
             "after the tenure ended, the next one commits on its own"
         );
+    }
+
+    #[test]
+    fn records_dropped_for_an_ending_tenure_are_never_committed_while_the_others_are() {
+        let tenures = Arc::new(Tenures::default());
+        let ledger = Checkpoints::sharing(RunHealth::default(), Arc::clone(&tenures));
+        let p0: Partition = (Arc::from("t"), 0);
+        let p1: Partition = (Arc::from("t"), 1);
+        let granted = ledger.grant(&[p0.clone(), p1.clone()]);
+        let (t0, t1) = (granted[0], granted[1]);
+        drop(ledger.issue(vec![(p0.clone(), 5), (p1.clone(), 50)]));
+        let mut point = ledger.take_commit().expect("moved");
+        point.sort();
+        assert_eq!(point, vec![(p0.clone(), 5), (p1.clone(), 50)]);
+        // p0 is being handed over; a batch with records of both partitions comes through a
+        // stage that drops p0's (its tenure ended) and counts p1's.
+        ledger.hand_over(std::slice::from_ref(&p0));
+        let mixed = ledger.issue(vec![(p0.clone(), 9), (p1.clone(), 60)]);
+        mixed.abandon_tenure(t0);
+        drop(mixed);
+        // A later batch of p0 counted by a stage that did not see the tenure end in time.
+        drop(ledger.issue(vec![(p0.clone(), 12)]));
+        let mut point = ledger.take_commit().expect("p1 moved");
+        point.sort();
+        assert_eq!(
+            point,
+            vec![(p0.clone(), 5), (p1.clone(), 60)],
+            "p0 stays before the dropped records; p1 moves on"
+        );
+        assert_eq!(ledger.outstanding(), 0);
+        assert!(!ledger.is_stuck());
+        ledger.revoke(std::slice::from_ref(&p0));
+        drop(ledger.issue(vec![(p1.clone(), 70)]));
+        assert_eq!(ledger.take_commit(), Some(vec![(p1, 70)]));
+        assert!(tenures.is_current(t1));
     }
 }

@@ -285,6 +285,7 @@ impl KafkaSource {
             partitions,
             bad_messages: 0,
             future_messages: 0,
+            repeated_offsets: 0,
             bytes_read: 0,
             future_limit: Millis::MAX,
             future_tolerance: Millis::try_from(self.options.future_tolerance.0.as_millis())

@@ -88,6 +88,8 @@ pub(super) struct Reader<'a> {
     pub(super) bad_messages: u64,
     /// Messages dropped for a timestamp past `future_limit`.
     pub(super) future_messages: u64,
+    /// Records answered again within one read of their partition (a broker fault).
+    pub(super) repeated_offsets: u64,
     /// Bytes (keys and values) of the messages taken since the stage's counters last got them.
     pub(super) bytes_read: u64,
     /// The latest believable event time by the clock (the clock plus `future_tolerance`), set
@@ -164,6 +166,22 @@ impl Reader<'_> {
             }
         }
         let state = &mut self.partitions[index].1;
+        if message.offset() < state.next_offset {
+            // Offsets only rise within a read of a partition: the broker answered records this
+            // reader already had, which would be counted twice (the embedded broker did so while
+            // a partition was written to; vendor/README.md).
+            self.repeated_offsets += 1;
+            if self.repeated_offsets <= LOGGED_BAD_MESSAGES {
+                tracing::warn!(
+                    "{}: {}/{} answered record {} again after {} (a broker fault)",
+                    self.path,
+                    message.topic(),
+                    message.partition(),
+                    message.offset(),
+                    state.next_offset - 1
+                );
+            }
+        }
         state.next_offset = message.offset() + 1;
         if believable {
             state.latest = Some(state.latest.map_or(time, |t| t.max(time)));

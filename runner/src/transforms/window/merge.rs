@@ -277,11 +277,19 @@ impl Transform for MergeWindow {
         };
         let mut span: Option<(Millis, Millis)> = None;
         let mut progress_through: Option<Millis> = None;
+        let mut bygone: Vec<u64> = Vec::new();
         for row in batch.rows() {
-            let tenure = int(row.get(fields.tenure)).and_then(|t| u64::try_from(t).ok());
-            let Some(tenure) = tenure.filter(|t| self.tenures.is_current(*t)) else {
+            let Some(tenure) = int(row.get(fields.tenure)).and_then(|t| u64::try_from(t).ok())
+            else {
                 continue;
             };
+            if !self.tenures.is_current(tenure) {
+                // Handed over: the next merger reads this row again.
+                if !bygone.contains(&tenure) {
+                    bygone.push(tenure);
+                }
+                continue;
+            }
             if self.tenure != Some(tenure) {
                 self.take_over(tenure);
             }
@@ -310,6 +318,9 @@ impl Transform for MergeWindow {
             }
             self.state.add(row, start);
             span = Some(span.map_or((start, start), |(a, b)| (a.min(start), b.max(start))));
+        }
+        for tenure in bygone {
+            acks.abandon_tenure(tenure);
         }
         if let Some((earliest, latest)) = span {
             self.state.hold(acks.clone(), earliest, latest);

@@ -353,4 +353,6 @@ impl Window {
 }
 
 #[cfg(test)]
+mod handover_tests;
+#[cfg(test)]
 mod tests;

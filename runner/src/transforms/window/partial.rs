@@ -8,8 +8,10 @@
 //! own windows and closes them on its own watermark (its latest event time minus
 //! `allowed_lateness`), so a partial is a function of that partition's records from the offset
 //! the tenure started at, whatever the other partitions do. A tenure that is no longer current
-//! (its partition is being handed over) is dropped: its open windows unemitted, their tickets
-//! abandoned, so their offsets are not committed and the next owner counts those records.
+//! (its partition is being handed over) is dropped: its open windows unemitted and its records
+//! that arrive later skipped, their tickets given up for that tenure
+//! ([`Acks::abandon_tenure`]), so their offsets are not committed and the next owner counts
+//! those records; the other partitions' records in the same tickets commit as usual.
 //!
 //! A partition read to its end with nothing new (idle) closes through the newest event time of
 //! this member's partitions, so it does not hold the merged windows back.
@@ -122,7 +124,7 @@ impl PartialWindow {
         self.by_tenure.retain(|tenure, held| {
             let current = tenures.is_current(*tenure);
             if !current {
-                let windows = held.state.abandon();
+                let windows = held.state.abandon_with(|acks| acks.abandon_tenure(*tenure));
                 tracing::debug!(
                     "dropped tenure {tenure} of partition {} ({windows} open windows): its next \
                      owner counts them",
@@ -197,6 +199,7 @@ impl Transform for PartialWindow {
         let acks = batch.take_acks();
         // Per tenure: the span of event times its rows had in this batch.
         let mut spans: HashMap<u64, (Millis, Millis)> = HashMap::new();
+        let mut bygone: Vec<u64> = Vec::new();
         for row in batch.rows() {
             let int = |at: usize| match row.get(at) {
                 FieldRef::Int(i) => i,
@@ -205,6 +208,9 @@ impl Transform for PartialWindow {
             let tenure = u64::try_from(int(tenure_at)).unwrap_or(u64::MAX);
             if !self.tenures.is_current(tenure) {
                 self.bygone_rows += 1;
+                if !bygone.contains(&tenure) {
+                    bygone.push(tenure);
+                }
                 continue;
             }
             let held = self.by_tenure.entry(tenure).or_insert_with(|| Tenure {
@@ -224,6 +230,11 @@ impl Transform for PartialWindow {
             let span = spans.entry(tenure).or_insert((t, t));
             span.0 = span.0.min(t);
             span.1 = span.1.max(t);
+        }
+        // Rows of a partition being handed over are left to its next owner: their positions
+        // must not be committed as if they had been counted.
+        for tenure in bygone {
+            acks.abandon_tenure(tenure);
         }
         for (tenure, (earliest, latest)) in spans {
             if let Some(held) = self.by_tenure.get_mut(&tenure) {

@@ -431,10 +431,16 @@ impl WindowState {
     /// Drops every open window unemitted and gives up the tickets it held (another process
     /// counts those records: see `Acks::abandon`). Returns how many windows there were.
     pub fn abandon(&mut self) -> usize {
+        self.abandon_with(Acks::abandon)
+    }
+
+    /// As [`abandon`](Self::abandon), giving each window's tickets up with `give_up` (e.g. only
+    /// the records of one consumer-group tenure, [`Acks::abandon_tenure`]).
+    pub fn abandon_with(&mut self, give_up: impl Fn(&Acks)) -> usize {
         let starts: Vec<Millis> = self.open.iter().map(|(start, _)| *start).collect();
         for start in &starts {
             if let Some(mut groups) = self.open.remove(*start) {
-                groups.acks.abandon();
+                give_up(&groups.acks);
                 groups.clear();
             }
         }
