@@ -659,3 +659,91 @@ fn a_reader_resuming_inside_batches_of_a_partition_being_written_gets_every_reco
         );
     }
 }
+
+/// The tutorial's producer pattern: a few rows a second, stamped by the clock, then nothing. Every
+/// window of them comes out, the last one too, without a row after it (issue 30, item 4): a
+/// quiet partition's event time follows the clock once its records have (`follow_clock`).
+#[test]
+fn the_last_window_of_a_live_input_that_goes_quiet_comes_out_without_new_data() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    const ROWS: u64 = 30;
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, bootstrap) = broker(dir.path(), "memory://");
+    common::kafka::create_topic(&bootstrap, "sex");
+    let pipeline = dir.path().join("quiet.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            r#"[kafka]
+brokers = "{bootstrap}"
+
+[sources.sex]
+type = "kafka"
+topic = "sex"
+fields = ["gender"]
+codec = "json"
+create_topic = false
+
+[transforms.per_second]
+type = "window"
+inputs = ["sex"]
+size = "1s"
+group_by = ["gender"]
+
+[sinks.console]
+type = "console"
+inputs = ["per_second"]
+"#
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("quiet.out");
+    let mut cmd = weir();
+    cmd.arg("run").arg(&pipeline);
+    let counting = Background::start(cmd, &out, &dir.path().join("quiet.log"));
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("linger.ms", "0")
+        .create()
+        .unwrap();
+    let mut expected: BTreeMap<(i64, String), u64> = BTreeMap::new();
+    for i in 0..ROWS {
+        let stamped = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let gender = (i % 3).to_string();
+        *expected
+            .entry((stamped.div_euclid(1000) * 1000, gender.clone()))
+            .or_default() += 1;
+        producer
+            .send(
+                BaseRecord::<(), _>::to("sex")
+                    .payload(&format!("{{\"gender\":\"{gender}\"}}"))
+                    .timestamp(stamped),
+            )
+            .unwrap();
+        producer.poll(Duration::from_millis(100));
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    // Nothing more is written. The last window must come out on its own (a generous bound; how
+    // soon is measured in BENCHMARKS.md, "The last window of a quiet input").
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut counted: BTreeMap<(i64, String), u64> = BTreeMap::new();
+    while Instant::now() < deadline && counted != expected {
+        std::thread::sleep(Duration::from_millis(200));
+        counted.clear();
+        for line in std::fs::read_to_string(&out).unwrap_or_default().lines() {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            let start = record["window_start"].as_i64().unwrap();
+            let gender = record["gender"].as_str().unwrap().to_string();
+            *counted.entry((start, gender)).or_default() += record["count"].as_u64().unwrap();
+        }
+    }
+    let (status, log) = counting.signal("TERM");
+    assert!(status.success(), "{log}");
+    assert_eq!(
+        counted, expected,
+        "every window of the quiet input, the last one too, with its true count; log:\n{log}"
+    );
+}

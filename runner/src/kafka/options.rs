@@ -146,6 +146,9 @@ crate::stage_options! {
         /// Source: how long a partition read to its end may hold the watermark back.
         #[serde(default = "default_idle_timeout")]
         idle_timeout: DurationSpec => OptionDoc::of("duration", "\"5s\"", "a partition read to its end stops holding the watermark back after this long"),
+        /// Source: event time follows the clock on a quiet live input (see the reader's watermark).
+        #[serde(default = "default_true")]
+        follow_clock: bool => OptionDoc::of("boolean", "true", "when a partition's records trail the clock by under 10 s (a live stream), once it is read to its end and quiet for 1 s its event time follows the clock (less that lag and 1 s), so the last windows close without new data; rows that come later for a window closed this way are late"),
         /// Source: each record also carries where it came from (see [`ORIGIN_FIELDS`]).
         #[serde(default)]
         with_origin: bool => OptionDoc::of("boolean", "false", "each record also carries `_partition`, `_tenure` (this process's grant of that partition) and `_partitions` (the topic's count)"),
@@ -196,6 +199,7 @@ pub const SOURCE_ONLY: &[&str] = &[
     "batch_size",
     "idle_timeout",
     "future_tolerance",
+    "follow_clock",
 ];
 
 /// The options a `kafka` sink documents: all but [`SOURCE_ONLY`].
@@ -343,6 +347,7 @@ impl KafkaOptions {
             "idle_timeout" => self.idle_timeout.0 != default_idle_timeout().0,
             "with_origin" => self.with_origin,
             "future_tolerance" => self.future_tolerance.0 != default_future_tolerance().0,
+            "follow_clock" => !self.follow_clock,
             _ => false,
         }
     }

@@ -286,6 +286,7 @@ impl KafkaSource {
             bad_messages: 0,
             future_messages: 0,
             repeated_offsets: 0,
+            follow_clock: self.options.follow_clock,
             bytes_read: 0,
             future_limit: Millis::MAX,
             future_tolerance: Millis::try_from(self.options.future_tolerance.0.as_millis())

@@ -19,6 +19,27 @@ pub(super) const LOGGED_BAD_MESSAGES: u64 = 10;
 /// watermark back.
 const QUIET_WITHOUT_END: Duration = Duration::from_secs(30);
 
+/// How long a partition read to its end stays quiet before its event time follows the clock
+/// (`follow_clock`).
+const CLOCK_QUIET: Duration = Duration::from_secs(1);
+
+/// A partition's records follow the clock when the newest trailed it by at most this.
+const FOLLOWS_CLOCK_WITHIN: Millis = 10_000;
+
+/// How far behind the clock, beyond the partition's own lag, a quiet partition's event time
+/// stays: a record delivered this much slower than the last ones is still on time.
+const CLOCK_MARGIN: Millis = 1_000;
+
+/// The event time a quiet partition has reached when its records follow the clock: the clock
+/// less the lag its newest record (`latest`, which arrived at wall time `arrived`) had, less
+/// [`CLOCK_MARGIN`]; never behind `latest`. None when the records do not follow the clock (a
+/// replay of old data, whose event time has nothing to do with when it is read).
+pub(super) fn clock_follower(latest: Millis, arrived: Millis, now: Millis) -> Option<Millis> {
+    let lag = arrived.saturating_sub(latest);
+    (lag <= FOLLOWS_CLOCK_WITHIN)
+        .then(|| latest.max(now.saturating_sub(lag.max(0)).saturating_sub(CLOCK_MARGIN)))
+}
+
 /// Whether a message stamped `time` is believed, or dropped as a broken clock (one years ahead
 /// would drag the watermark along, close every window and make all later records late). It is
 /// believed if it is at most `tolerance` past the clock (`clock_limit`) — or at most `tolerance`
@@ -90,6 +111,8 @@ pub(super) struct Reader<'a> {
     pub(super) future_messages: u64,
     /// Records answered again within one read of their partition (a broker fault).
     pub(super) repeated_offsets: u64,
+    /// A quiet partition's event time follows the clock when its records do (`follow_clock`).
+    pub(super) follow_clock: bool,
     /// Bytes (keys and values) of the messages taken since the stage's counters last got them.
     pub(super) bytes_read: u64,
     /// The latest believable event time by the clock (the clock plus `future_tolerance`), set
@@ -338,20 +361,50 @@ impl Reader<'_> {
             p.last_activity.elapsed() < silent_for
                 && p.idle_since.is_none_or(|t| t.elapsed() < idle_timeout)
         };
+        // A live stream gone quiet: event time moves on with the clock, so its last windows
+        // close (issue 30, item 4; docs/kafka.md, "Event time on a quiet input").
+        let now = now_millis();
+        let follow_clock = self.follow_clock;
+        let reached = |p: &PartitionState| -> Option<Millis> {
+            let latest = p.latest?;
+            let quiet = p.idle_since.is_some_and(|t| t.elapsed() >= CLOCK_QUIET);
+            if !(follow_clock && quiet) {
+                return Some(latest);
+            }
+            let silent = Millis::try_from(p.last_activity.elapsed().as_millis()).unwrap_or(0);
+            clock_follower(latest, now.saturating_sub(silent), now).or(Some(latest))
+        };
         let states = || self.partitions.iter().map(|(_, state)| state);
         let mut holding = states().filter(active).peekable();
         if holding.peek().is_some() {
-            holding.map(|p| p.latest).min().flatten()
+            holding.map(|p| reached(p)).min().flatten()
         } else {
-            states().filter_map(|p| p.latest).max()
+            states().filter_map(reached).max()
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::believable;
+    use super::{CLOCK_MARGIN, believable, clock_follower};
     use proptest::prelude::*;
+
+    #[test]
+    fn a_quiet_live_stream_follows_the_clock_and_a_replay_does_not() {
+        // The newest record, stamped at 10:00:00.000, arrived 80 ms later; 3 s have passed.
+        let stamped = NOW - 3_000;
+        let arrived = stamped + 80;
+        assert_eq!(
+            clock_follower(stamped, arrived, NOW),
+            Some(NOW - 80 - CLOCK_MARGIN)
+        );
+        // Just after it arrived, event time does not go back behind what was read.
+        assert_eq!(clock_follower(stamped, arrived, arrived), Some(stamped));
+        // A replay of last year's log: event time has nothing to do with the clock.
+        assert_eq!(clock_follower(NOW - 365 * 24 * HOUR, NOW, NOW), None);
+        // Stamped ahead of the clock: it stays where the records are.
+        assert_eq!(clock_follower(NOW + HOUR, NOW, NOW + 5), Some(NOW + HOUR));
+    }
 
     const HOUR: i64 = 3_600_000;
     const NOW: i64 = 1_765_000_000_000;
