@@ -377,7 +377,7 @@ impl Reader<'_> {
         let states = || self.partitions.iter().map(|(_, state)| state);
         let mut holding = states().filter(active).peekable();
         if holding.peek().is_some() {
-            holding.map(|p| reached(p)).min().flatten()
+            holding.map(&reached).min().flatten()
         } else {
             states().filter_map(reached).max()
         }
