@@ -320,7 +320,17 @@ fn run(plan: Plan, reloading: Reloading, api: Option<observe::ApiSettings>) -> E
         tokio::spawn(reload_on_edits(reloading, reloads));
         let report = topology::run_reloadable(plan, &trigger, reload_requests, &view).await;
         weir::kafka::run_over();
-        for c in &report.counts {
+        // A run that failed before any record moved has nothing to count: its error says it all.
+        let moved = report
+            .counts
+            .iter()
+            .any(|c| c.received + c.emitted + c.dropped > 0);
+        let counts = if moved || report.failures.is_empty() {
+            &report.counts[..]
+        } else {
+            &[]
+        };
+        for c in counts {
             let dropped = if c.dropped > 0 {
                 format!(", {} dropped", c.dropped)
             } else {

@@ -311,16 +311,19 @@ impl Probe {
 }
 
 impl ClientContext for Probe {
+    // The probe's reports are the reason in its own error if the cluster stays out of reach,
+    // and noise if it answers a moment later: debug level either way (an unreachable broker
+    // used to print ~390 warnings in 10 s, the same few lines again and again).
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         if facility == "FAIL" {
             *self.connection.lock().unwrap_or_else(|p| p.into_inner()) = Some(message.to_string());
         }
-        report_log(level, facility, message);
+        tracing::debug!("kafka client ({level:?}): {facility}: {message}");
     }
 
     fn error(&self, error: ClientError, reason: &str) {
         self.note(reason);
-        report_error(&error, reason);
+        tracing::debug!("kafka client: {error}: {reason}");
     }
 }
 

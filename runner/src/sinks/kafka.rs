@@ -346,6 +346,19 @@ impl Sink for KafkaSink {
         })
     }
 
+    async fn finish_failed_run(&mut self) -> StageResult {
+        let started = match &self.transactor {
+            Some(transactor) => transactor.is_started().await,
+            None => self.producer.is_some(),
+        };
+        if !started {
+            // Nothing was written: connecting now would only wait out `connect_timeout` for
+            // a cluster the run has already given up on.
+            return Ok(());
+        }
+        self.finish().await
+    }
+
     async fn finish(&mut self) -> StageResult {
         if let Some(transactor) = &self.transactor {
             transactor.start().await?;

@@ -107,6 +107,13 @@ pub trait Sink: Send {
 
     /// Called once when every input has ended: flush and close.
     async fn finish(&mut self) -> StageResult;
+
+    /// Called instead of [`finish`](Self::finish) when another stage has already failed the
+    /// run: flush what is held and close, but start nothing new (a sink that never connected
+    /// need not wait for its cluster only to report the same failure). By default, `finish`.
+    async fn finish_failed_run(&mut self) -> StageResult {
+        self.finish().await
+    }
 }
 
 /// A built stage, ready to run.

@@ -994,7 +994,11 @@ async fn run_sink(
             },
         }
     }
-    let finished = sink.finish().await;
+    let finished = if health.has_failed() {
+        sink.finish_failed_run().await
+    } else {
+        sink.finish().await
+    };
     if finished.is_err() {
         health.fail();
     }

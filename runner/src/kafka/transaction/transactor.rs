@@ -228,6 +228,11 @@ impl Transactor {
             .clone()
     }
 
+    /// True once [`start`](Self::start) has connected the producer.
+    pub async fn is_started(&self) -> bool {
+        *self.started.lock().await
+    }
+
     /// Connects, creates the progress topic, fences any older producer with the same id and
     /// starts the periodic committer (once; later calls return at once). Every other method
     /// blocks (it may wait for a commit): call them on a blocking thread.
