@@ -3,7 +3,8 @@
 //! the real binary from the repository root — a `run` is replaced by `validate` with the same
 //! arguments but `--watch` and `--api` (a run would go on for a long time or need a network;
 //! the binary's `cli::tests` parse each documented run command as written);
-//! `top` and `tap`, which need a running pipeline, are run by tests/observe.rs; every other
+//! `top` and `tap`, which need a running pipeline, are run by tests/observe.rs, `consume` and
+//! `produce`, which need a broker, by tests/topic_io.rs; every other
 //! subcommand runs as written — and must exit 0. Other commands (set-up, tests, installs) must be on a short
 //! list of known ones, so a new kind of command gets a decision instead of being skipped
 //! silently. Also: the README's pipeline tour is the shipped pipeline file, byte for byte.
@@ -18,6 +19,7 @@ const NOT_RUN_HERE: &[&str] = &[
     "cargo test",            // the suite itself
     "cargo install --path",  // a second release build
     "cargo build --release", // the build the suite already did
+    "printf ",               // lines piped into `weir produce`: tests/topic_io.rs runs them
 ];
 
 /// Every command in the ```sh blocks of `text`: continuation lines joined, comments dropped.
@@ -98,8 +100,12 @@ fn every_documented_command_works() {
                 continue;
             };
             // `weir top` and `weir tap` need a running pipeline: tests/observe.rs runs both
-            // against one.
-            if matches!(args.first().map(String::as_str), Some("top" | "tap")) {
+            // against one. `weir consume` and `weir produce` need a broker: tests/topic_io.rs
+            // runs the documented ones against one.
+            if matches!(
+                args.first().map(String::as_str),
+                Some("top" | "tap" | "consume" | "produce")
+            ) {
                 continue;
             }
             if args.first().map(String::as_str) == Some("run") {

@@ -159,9 +159,57 @@ pub enum Command {
         #[arg(long, value_name = "FILE", requires = "tls_cert")]
         tls_ca: Option<String>,
     },
+    /// Print a topic's records, one per line (as kcat -C does): from the end (new records) or
+    /// the beginning, until Ctrl-C, --count records or the end (--to-end).
+    Consume {
+        /// The topic.
+        topic: String,
+        /// The cluster (default: $WEIR_KAFKA_BROKERS, else 127.0.0.1:9092).
+        #[arg(long, value_name = "ADDR")]
+        brokers: Option<String>,
+        /// Start at the first record instead of the end.
+        #[arg(long)]
+        from_beginning: bool,
+        /// Which records: only those of committed transactions (and non-transactional ones), or
+        /// also those of open and aborted transactions.
+        #[arg(long, value_enum, default_value_t = Isolation::Committed)]
+        isolation: Isolation,
+        /// JSON lines ({"partition","offset","timestamp","key","value"}), or aligned columns.
+        #[arg(long, value_enum, default_value_t = TapFormat::Json)]
+        format: TapFormat,
+        /// Stop after this many records.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// Stop at the end of every partition.
+        #[arg(long)]
+        to_end: bool,
+    },
+    /// Write each line of standard input to a topic as one record (as kcat -P does).
+    Produce {
+        /// The topic.
+        topic: String,
+        /// The cluster (default: $WEIR_KAFKA_BROKERS, else 127.0.0.1:9092).
+        #[arg(long, value_name = "ADDR")]
+        brokers: Option<String>,
+        /// Split each line at the first SEP: the key before it, the value after.
+        #[arg(long, value_name = "SEP")]
+        key_separator: Option<String>,
+        /// Create the topic (one partition) if it does not exist.
+        #[arg(long)]
+        create: bool,
+    },
     /// Generate synthetic input data.
     #[command(subcommand)]
     Gen(GenCommand),
+}
+
+/// `weir consume --isolation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Isolation {
+    /// read_committed.
+    Committed,
+    /// read_uncommitted.
+    Uncommitted,
 }
 
 /// `weir gen` data sets.

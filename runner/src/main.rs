@@ -3,6 +3,7 @@
 mod cli;
 mod observe;
 mod tap_table;
+mod topic_io;
 mod user_log_gen;
 
 use clap::Parser;
@@ -196,6 +197,34 @@ fn main() -> ExitCode {
             ),
             None => ExitCode::FAILURE,
         },
+        Command::Consume {
+            topic,
+            brokers,
+            from_beginning,
+            isolation,
+            format,
+            count,
+            to_end,
+        } => topic_io::consume(topic_io::Consume {
+            topic,
+            brokers: topic_io::brokers(brokers),
+            from_beginning,
+            committed_only: isolation == cli::Isolation::Committed,
+            format,
+            count,
+            to_end,
+        }),
+        Command::Produce {
+            topic,
+            brokers,
+            key_separator,
+            create,
+        } => topic_io::produce(
+            &topic,
+            &topic_io::brokers(brokers),
+            key_separator.as_deref(),
+            create,
+        ),
         Command::Top { api, count } => match runtime() {
             Some(runtime) => runtime.block_on(observe::top(&api, count)),
             None => ExitCode::FAILURE,

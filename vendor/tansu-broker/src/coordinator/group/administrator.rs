@@ -432,6 +432,18 @@ where
         }
     }
 
+    /// weir patch: `member_id` was heard from at `now` (see `Controller::join`).
+    fn contact(mut self, member_id: &str, now: SystemTime) -> Self {
+        let members = match &mut self {
+            Self::Forming(inner) => &mut inner.members,
+            Self::Formed(inner) => &mut inner.members,
+        };
+        if let Some(member) = members.get_mut(member_id) {
+            _ = member.last_contact.replace(now);
+        }
+        self
+    }
+
     fn missed_heartbeat(self, group_id: &str, now: SystemTime) -> Self {
         debug!(?group_id, ?now);
 
@@ -765,6 +777,17 @@ where
                     (Wrapper::Forming(inner), None)
                 })
             })?;
+
+            // weir patch: a join request is contact from its member. A follower's join waits
+            // PAUSE_MS before it is served, and the member was only marked alive once served: a
+            // member rejoining again and again (its sync kept failing) was last seen two pauses
+            // back, past a 6 s session timeout, so each join dropped the others as expired and
+            // started a new generation, which failed their syncs in turn — the group
+            // rebalanced for good (generation 220 after 3 minutes, no partition read; seen as a
+            // consumer group stuck after members came and went, `tests/shared_window.rs`).
+            if iteration == 0 && !member_id.is_empty() {
+                original = original.contact(member_id, now);
+            }
 
             if group_instance_id.is_none() {
                 original = original.missed_heartbeat(group_id, now);
