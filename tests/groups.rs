@@ -6,7 +6,7 @@
 mod common;
 
 use common::Background;
-use common::kafka::{broker, create_topic_with, member, reader, seeded};
+use common::kafka::{broker, create_topic_with, member, reader, scratch, seeded};
 use rdkafka::ClientConfig;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -116,13 +116,8 @@ fn members_share_partitions_and_lose_nothing(signal: &str, guarantee: Guarantee)
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let (seed, mut random) = seeded();
-    let temp = tempfile::tempdir().unwrap();
-    // WEIR_KEEP_LOGS=1 keeps the members' logs for a look after a failure.
-    let dir = &if std::env::var_os("WEIR_KEEP_LOGS").is_some() {
-        temp.keep()
-    } else {
-        temp.path().to_path_buf()
-    };
+    let scratch = scratch(); // WEIR_KEEP_LOGS=1 keeps the members' logs
+    let dir = &scratch.path;
     println!("members' logs in {}", dir.display());
     let (_broker, bootstrap) = broker(dir, "memory://");
     create_topic_with(&bootstrap, "events", INPUT_PARTITIONS);

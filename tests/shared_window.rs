@@ -7,7 +7,7 @@
 mod common;
 
 use common::Background;
-use common::kafka::{broker, create_topic_with, member, reader, seeded};
+use common::kafka::{broker, create_topic_with, member, reader, scratch, seeded};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -164,13 +164,8 @@ fn members_sharing_a_window_write_each_window_once_with_its_true_count_through_a
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     let (seed, mut random) = seeded();
-    let temp = tempfile::tempdir().unwrap();
-    // WEIR_KEEP_LOGS=1 keeps the members' logs for a look after a failure.
-    let dir = &if std::env::var_os("WEIR_KEEP_LOGS").is_some() {
-        temp.keep()
-    } else {
-        temp.path().to_path_buf()
-    };
+    let scratch = scratch(); // WEIR_KEEP_LOGS=1 keeps the members' logs
+    let dir = &scratch.path;
     println!("seed {seed}; members' logs in {}", dir.display());
     let (_broker, bootstrap) = broker(dir, "memory://");
     create_topic_with(&bootstrap, "events", INPUT_PARTITIONS);
@@ -407,12 +402,8 @@ fn members_sharing_a_window_stay_exact_while_a_member_comes_and_goes_under_live_
     const RATE: u64 = 2_000;
     const VISITS: u64 = 6;
     let (seed, mut random) = seeded();
-    let temp = tempfile::tempdir().unwrap();
-    let dir = &if std::env::var_os("WEIR_KEEP_LOGS").is_some() {
-        temp.keep()
-    } else {
-        temp.path().to_path_buf()
-    };
+    let scratch = scratch(); // WEIR_KEEP_LOGS=1 keeps the members' logs
+    let dir = &scratch.path;
     println!("seed {seed}; members' logs in {}", dir.display());
     let (_broker, bootstrap) = broker(dir, "memory://");
     create_topic_with(&bootstrap, "events", INPUT_PARTITIONS);

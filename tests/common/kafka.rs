@@ -219,3 +219,27 @@ pub fn scram_broker(dir: &Path, users: &[(&str, &str)]) -> (Background, String) 
     wait_for_port(port);
     (broker, format!("127.0.0.1:{port}"))
 }
+
+/// A scratch directory for a test's broker and members, removed after the test unless
+/// WEIR_KEEP_LOGS=1 asks to keep their logs for a look after a failure.
+pub struct Scratch {
+    _temp: Option<tempfile::TempDir>,
+    /// The directory.
+    pub path: std::path::PathBuf,
+}
+
+/// A new [`Scratch`] directory.
+pub fn scratch() -> Scratch {
+    let temp = tempfile::tempdir().unwrap();
+    if std::env::var_os("WEIR_KEEP_LOGS").is_some() {
+        Scratch {
+            path: temp.keep(),
+            _temp: None,
+        }
+    } else {
+        Scratch {
+            path: temp.path().to_path_buf(),
+            _temp: Some(temp),
+        }
+    }
+}
