@@ -345,3 +345,39 @@ fn graph_text(pipeline: &str) -> String {
     assert!(out.status.success(), "{}", text(&out).1);
     text(&out).0
 }
+
+/// Mistakes a newcomer makes on the command line and in a file get weir's words, not a
+/// library's: a negative duration, one value where a list belongs (with the list to write), and
+/// a broken table in `--set` (the TOML error and its column, not "found string").
+#[test]
+fn common_value_mistakes_say_what_to_write() {
+    let cases = [
+        (
+            r#"transforms.per_second.size="-1s""#,
+            r#"transforms.per_second.size: invalid duration "-1s": a duration cannot be negative"#,
+        ),
+        (
+            r#"transforms.per_second.group_by="gender""#,
+            "transforms.per_second.group_by: expected a sequence, found string \"gender\"\n  hint: a list: [\"gender\"]",
+        ),
+        (
+            r#"sinks.console={format="json""#,
+            "sinks.console: the value is not valid TOML: unclosed inline table, expected `}` (column 15 of the value)",
+        ),
+        (
+            "sinks.console={format=json}",
+            "sinks.console: the value is not valid TOML: string values must be quoted",
+        ),
+    ];
+    for (set, expected) in cases {
+        let out = run(&[
+            "validate",
+            "pipelines/shopping_gender_local.toml",
+            "--set",
+            set,
+        ]);
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "--set {set}: {stderr}");
+        assert!(stderr.contains(expected), "--set {set}:\n{stderr}");
+    }
+}

@@ -27,6 +27,11 @@ impl<'de> Deserialize<'de> for DurationSpec {
                 f.write_str("a duration like \"1s\" or \"250ms\"")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<DurationSpec, E> {
+                if s.trim().starts_with('-') {
+                    return Err(E::custom(format!(
+                        "invalid duration \"{s}\": a duration cannot be negative"
+                    )));
+                }
                 humantime::parse_duration(s.trim())
                     .map(DurationSpec)
                     .map_err(|e| {

@@ -116,7 +116,16 @@ impl de::Error for DeError {
     }
 
     fn invalid_type(unexpected: de::Unexpected<'_>, expected: &dyn de::Expected) -> Self {
-        DeError::new(format!("expected {expected}, found {unexpected}"))
+        let mut e = DeError::new(format!("expected {expected}, found {unexpected}"));
+        // One value where a list is wanted (`group_by = "gender"`): show the list.
+        let wants_list = expected.to_string().contains("sequence");
+        e.hint = match unexpected {
+            de::Unexpected::Str(s) if wants_list => Some(format!("a list: [\"{s}\"]")),
+            de::Unexpected::Signed(n) if wants_list => Some(format!("a list: [{n}]")),
+            de::Unexpected::Unsigned(n) if wants_list => Some(format!("a list: [{n}]")),
+            _ => None,
+        };
+        e
     }
 
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {

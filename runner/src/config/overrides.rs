@@ -95,17 +95,34 @@ pub fn apply(root: &mut Node, arg: &str) -> Result<(), Diagnostic> {
         return Err(Diagnostic::error(origin, key, "empty segment in key path")
             .with_hint("keys are dotted, like sinks.out.format"));
     }
-    let node = parse_value(raw.trim(), &origin);
+    let node = parse_value(raw.trim(), &origin, key.trim())?;
     set(root, &path, node, &origin, key.trim())
 }
 
-fn parse_value(raw: &str, origin: &Origin) -> Node {
+/// `raw` as a TOML value, or as a plain string when it is not one — except that a value that
+/// opens a table or a list (`{`, `[`) must be a whole one: its TOML error is reported, with the
+/// column, instead of the text being taken as a string.
+fn parse_value(raw: &str, origin: &Origin, key: &str) -> Result<Node, Diagnostic> {
     match DeValue::parse(raw) {
-        Ok(value) => from_value(value.get_ref(), 0, &|_| origin.clone()),
-        Err(_) => Node {
+        Ok(value) => Ok(from_value(value.get_ref(), 0, &|_| origin.clone())),
+        Err(e) if raw.starts_with('{') || raw.starts_with('[') => {
+            let column = e.span().map_or(String::new(), |span| {
+                format!(" (column {} of the value)", span.start + 1)
+            });
+            Err(Diagnostic::error(
+                origin.clone(),
+                key,
+                format!(
+                    "the value is not valid TOML: {}{column}",
+                    e.message().trim()
+                ),
+            )
+            .with_hint("a table is written { key = \"text\", n = 1 }, a list [\"a\", \"b\"]"))
+        }
+        Err(_) => Ok(Node {
             origin: origin.clone(),
             value: NodeValue::Str(raw.to_string()),
-        },
+        }),
     }
 }
 
