@@ -23,6 +23,10 @@ const QUIET_WITHOUT_END: Duration = Duration::from_secs(30);
 /// (`follow_clock`).
 const CLOCK_QUIET: Duration = Duration::from_secs(1);
 
+/// How long the broker's word that a partition has nothing new counts (it is asked again about
+/// every second while the partition stays quiet).
+const CONFIRMED_FOR: Duration = Duration::from_secs(2);
+
 /// A partition's records follow the clock when the newest trailed it by at most this.
 const FOLLOWS_CLOCK_WITHIN: Millis = 10_000;
 
@@ -83,6 +87,9 @@ pub(super) struct PartitionState {
     pub(super) topic_partitions: i64,
     /// Told the run's tenures that it is idle.
     pub(super) reported_idle: bool,
+    /// When the broker last confirmed that nothing follows what was read (see
+    /// [`Reader::confirm_quiet`]): a quiet partition follows the clock only while it does.
+    pub(super) quiet_confirmed: Option<Instant>,
 }
 
 impl Default for PartitionState {
@@ -97,6 +104,7 @@ impl Default for PartitionState {
             tenure: 0,
             topic_partitions: 0,
             reported_idle: false,
+            quiet_confirmed: None,
         }
     }
 }
@@ -210,6 +218,7 @@ impl Reader<'_> {
             state.latest = Some(state.latest.map_or(time, |t| t.max(time)));
         }
         state.idle_since = None;
+        state.quiet_confirmed = None;
         if state.reported_idle {
             state.reported_idle = false;
             self.tenures.set_idle(state.tenure, false);
@@ -324,6 +333,32 @@ impl Reader<'_> {
         }
     }
 
+    /// Partitions that may follow the clock (`follow_clock`: read to their end, quiet for
+    /// [`CLOCK_QUIET`], not asked in the last second) are checked with `has_more`, which asks the
+    /// broker whether anything follows what was read (true or false) or fails to reach it
+    /// (None). Only a partition the broker answered for follows the clock: while a broker is
+    /// down, records its producers hold back must not be made late.
+    pub(super) fn confirm_quiet(
+        &mut self,
+        mut has_more: impl FnMut(&str, i32, i64) -> Option<bool>,
+    ) {
+        if !self.follow_clock {
+            return;
+        }
+        for ((topic, partition), state) in &mut self.partitions {
+            let quiet = state.idle_since.is_some_and(|t| t.elapsed() >= CLOCK_QUIET);
+            let due = state
+                .quiet_confirmed
+                .is_none_or(|t| t.elapsed() >= CONFIRMED_FOR / 2);
+            if quiet && due && state.latest.is_some() {
+                state.quiet_confirmed = match has_more(topic, *partition, state.next_offset) {
+                    Some(false) => Some(Instant::now()),
+                    Some(true) | None => None,
+                };
+            }
+        }
+    }
+
     /// The oldest latest-event-time among the partitions that are not idle (read to their end,
     /// or sent nothing at all, for `idle_timeout`); when every partition is idle, the newest. A
     /// partition that goes quiet without reporting its end is named in a warning once, and stops
@@ -367,7 +402,9 @@ impl Reader<'_> {
         let follow_clock = self.follow_clock;
         let reached = |p: &PartitionState| -> Option<Millis> {
             let latest = p.latest?;
-            let quiet = p.idle_since.is_some_and(|t| t.elapsed() >= CLOCK_QUIET);
+            let quiet = p.idle_since.is_some_and(|t| t.elapsed() >= CLOCK_QUIET)
+                && p.quiet_confirmed
+                    .is_some_and(|t| t.elapsed() < CONFIRMED_FOR);
             if !(follow_clock && quiet) {
                 return Some(latest);
             }
