@@ -2223,6 +2223,22 @@ where
             self.generation_id += 1;
         }
 
+        // weir patch: a leader that leaves while the group forms is no longer its leader. It
+        // stayed named as leader, so no member was ever made leader again (one is only when
+        // there is none), every follower's sync was answered RebalanceInProgress and the group
+        // never formed again: seen as a consumer group that read nothing for good after a
+        // member stopped with SIGTERM mid-rebalance (`tests/shared_window.rs`, live churn, 1
+        // run in ~30). The Formed state's leave already dropped a departed leader.
+        if self
+            .state
+            .leader
+            .as_ref()
+            .is_some_and(|leader| !self.members.contains_key(leader))
+        {
+            info!(?self.state.leader, group_id, "the leader left while the group was forming");
+            _ = self.state.leader.take();
+        }
+
         let body = LeaveGroupResponse::default()
             .throttle_time_ms(Some(0))
             .error_code(ErrorCode::None.into())
