@@ -314,3 +314,52 @@ options = {{ "linger.ms" = 300 }}
         }
     }
 }
+
+/// The group coordinator on its own (plain rdkafka consumers, no weir members): the member that
+/// leads a group leaves while the group is forming again (a second member has just joined). The
+/// other must become leader and get every partition. Before the fix the departed member stayed
+/// named as leader and the group never formed again (seen in the live churn test of
+/// tests/shared_window.rs).
+#[test]
+fn a_group_whose_leader_leaves_while_it_forms_still_forms() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let scratch = scratch();
+    let (_broker, bootstrap) = broker(&scratch.path, "memory://");
+    create_topic_with(&bootstrap, "shared", 4);
+    let consumer = |name: &str| -> BaseConsumer {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "leaving-leader")
+            .set("client.id", name)
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "500")
+            .create()
+            .unwrap();
+        consumer.subscribe(&["shared"]).unwrap();
+        consumer
+    };
+    let owned = |c: &BaseConsumer| c.assignment().map(|a| a.count()).unwrap_or(0);
+    // The first member forms the group alone and leads it.
+    let leader = consumer("first");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while owned(&leader) < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "the first member never got the partitions"
+        );
+        leader.poll(Duration::from_millis(100));
+    }
+    // A second member joins (the group forms again), and the leader leaves at once.
+    let second = consumer("second");
+    second.poll(Duration::from_millis(300));
+    drop(leader); // closes: LeaveGroup
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while owned(&second) < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "the remaining member never got the partitions ({} of 4)",
+            owned(&second)
+        );
+        second.poll(Duration::from_millis(100));
+    }
+}
