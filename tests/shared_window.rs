@@ -153,6 +153,27 @@ impl Verdict {
     fn exact(&self) -> bool {
         self.missing.is_empty() && self.conflicting.is_empty() && self.duplicates == 0
     }
+
+    /// Prints what the members wrote to the partials topic for the first wrong window.
+    fn show_partials(&self, bootstrap: &str) {
+        if let Some(((start, _), _, _)) = self.conflicting.first() {
+            for line in read_partials(bootstrap, "counters.per_second.partials", *start) {
+                println!("partials: {line}");
+            }
+        }
+    }
+
+    fn assert_exact(&self, seed: u64, logs: &std::path::Path) {
+        assert!(
+            self.exact(),
+            "seed {seed}: {} missing (e.g. {:?}), conflicting {:?}, {} duplicates; logs in {}",
+            self.missing.len(),
+            self.missing.iter().take(5).collect::<Vec<_>>(),
+            self.conflicting.iter().take(10).collect::<Vec<_>>(),
+            self.duplicates,
+            logs.display()
+        );
+    }
 }
 
 /// The two tests here each run four members on two cores: one at a time.
@@ -265,21 +286,8 @@ fn members_sharing_a_window_write_each_window_once_with_its_true_count_through_a
             assert!(status.success(), "member{i} failed on SIGTERM:\n{log}");
         }
     }
-    if let Some(((start, _), _, _)) = verdict.conflicting.first() {
-        // What the members wrote for the first wrong window, for the failure report.
-        for line in read_partials(&bootstrap, "counters.per_second.partials", *start) {
-            println!("partials: {line}");
-        }
-    }
-    assert!(
-        verdict.exact(),
-        "seed {seed}: {} missing (e.g. {:?}), conflicting {:?}, {} duplicates; logs in {}",
-        verdict.missing.len(),
-        verdict.missing.iter().take(5).collect::<Vec<_>>(),
-        verdict.conflicting.iter().take(5).collect::<Vec<_>>(),
-        verdict.duplicates,
-        dir.display()
-    );
+    verdict.show_partials(&bootstrap);
+    verdict.assert_exact(seed, dir);
 }
 
 /// Every record of `topic`'s `partitions` partitions, read from the beginning to the end:
@@ -458,10 +466,8 @@ fn members_sharing_a_window_stay_exact_while_a_member_comes_and_goes_under_live_
         let (status, log) = m.signal("TERM");
         assert!(status.success(), "member{i} failed on SIGTERM:\n{log}");
     }
+    verdict.show_partials(&bootstrap);
     if let Some(((start, _), _, _)) = verdict.conflicting.first() {
-        for line in read_partials(&bootstrap, "counters.per_second.partials", *start) {
-            println!("partials: {line}");
-        }
         let mut per_partition: BTreeMap<(i32, &str), (u64, i64, i64)> = BTreeMap::new();
         for (time, gender, partition, offset) in &input {
             if time.div_euclid(1000) * 1000 == *start {
@@ -481,13 +487,5 @@ fn members_sharing_a_window_stay_exact_while_a_member_comes_and_goes_under_live_
             );
         }
     }
-    assert!(
-        verdict.exact(),
-        "seed {seed}: {} missing (e.g. {:?}), conflicting {:?}, {} duplicates; logs in {}",
-        verdict.missing.len(),
-        verdict.missing.iter().take(5).collect::<Vec<_>>(),
-        verdict.conflicting.iter().take(10).collect::<Vec<_>>(),
-        verdict.duplicates,
-        dir.display()
-    );
+    verdict.assert_exact(seed, dir);
 }
