@@ -221,3 +221,69 @@ fn the_stage_reference_names_every_option_weir_list_shows() {
         "options weir list shows that the reference does not mention: {missing:?}"
     );
 }
+
+/// Every `WEIR_…` environment variable the code, the shipped pipelines, the tests, the benches
+/// and CI read is in README.md's table of environment variables.
+#[test]
+fn every_weir_environment_variable_is_in_the_readme_table() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let table = readme
+        .split("### Environment variables")
+        .nth(1)
+        .expect("README.md has the table")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let mut files = Vec::new();
+    for dir in [
+        "runner/src",
+        "tests",
+        "tests/common",
+        "pipelines",
+        "bench",
+        ".ci",
+    ] {
+        let mut stack = vec![repo().join(dir)];
+        while let Some(path) = stack.pop() {
+            if path.is_dir() {
+                for entry in std::fs::read_dir(&path).unwrap() {
+                    let entry = entry.unwrap().path();
+                    // Only this directory's own files for tests/, whose subfolders hold data.
+                    if entry.is_file() || dir == "runner/src" {
+                        stack.push(entry);
+                    }
+                }
+            } else if path
+                .extension()
+                .is_some_and(|e| ["rs", "toml", "py", "sh"].iter().any(|x| e == *x))
+                || path.file_name().is_some_and(|n| n == "run")
+            {
+                files.push(path);
+            }
+        }
+    }
+    let mut missing = std::collections::BTreeSet::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("WEIR_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len().max(5)..];
+            let name = name.trim_end_matches('_').to_string();
+            // A name made up to be unset, in tests/config_errors.rs.
+            if name.len() > "WEIR_".len()
+                && name != "WEIR_TEST_SURELY_UNSET"
+                && !table.contains(&format!("`{name}`"))
+            {
+                missing.insert(format!("{name} ({})", file.display()));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "not in README.md's environment variables: {missing:?}"
+    );
+}

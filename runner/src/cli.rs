@@ -17,9 +17,20 @@ fn version() -> &'static str {
     })
 }
 
+/// Examples under `weir --help` (each parses as a command line: `cli::tests`).
+const EXAMPLES: &str = "\
+Examples:
+  weir run pipelines/shopping_gender.toml          the tutorial's stack: replay, Kafka, count, chart
+  weir run pipelines/shopping_gender_local.toml --set sources.user_log.rate='\"max\"'
+  weir validate my.toml                            every mistake at once, with file:line
+  weir test pipelines/                             run the pipelines' [[tests]]
+  weir run my.toml --api   then   weir top         watch a running pipeline
+  weir consume result --from-beginning --to-end    print a topic's records
+  weir gen user-log --rows 1000000 --out log.csv   a synthetic input";
+
 /// weir runs streaming pipelines described in TOML files.
 #[derive(Debug, Parser)]
-#[command(name = "weir", version = version(), about, propagate_version = true)]
+#[command(name = "weir", version = version(), about, propagate_version = true, after_help = EXAMPLES)]
 pub struct Cli {
     /// More log output (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -334,5 +345,24 @@ mod tests {
             panic!("not a run");
         };
         assert_eq!(api.as_deref(), Some("0.0.0.0:9000"));
+    }
+
+    #[test]
+    fn the_examples_in_help_are_command_lines_weir_takes() {
+        let mut checked = 0;
+        for line in super::EXAMPLES.lines().skip(1) {
+            // "COMMAND   description", and "A   then   B" for two commands.
+            let commands = line.trim().split("   then   ");
+            for command in commands {
+                let command = command.split("  ").next().unwrap();
+                let words = shlex::split(command).unwrap();
+                assert_eq!(words[0], "weir", "{line}");
+                if let Err(e) = Cli::try_parse_from(&words) {
+                    panic!("`{command}` does not parse: {e}");
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 7, "{checked}");
     }
 }
