@@ -507,3 +507,31 @@ path = "{}"
         );
     }
 }
+
+/// `--log-format json`: every line the run logs is one JSON object with its level and message,
+/// for a log collector.
+#[test]
+fn the_log_as_json_is_one_object_per_line() {
+    let out = common::run(&[
+        "--log-format",
+        "json",
+        "run",
+        "pipelines/shopping_gender_local.toml",
+        "--set",
+        r#"sources.user_log.rate="max""#,
+    ]);
+    let (_, stderr) = common::text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.len() >= 3, "{stderr}");
+    for line in lines {
+        let entry: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(entry["level"].is_string(), "{line}");
+        assert!(entry["fields"]["message"].is_string(), "{line}");
+    }
+    assert!(
+        stderr.contains("\"message\":\"transforms.per_second: 9999 in, 2957 out\""),
+        "{stderr}"
+    );
+}

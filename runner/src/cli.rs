@@ -40,6 +40,11 @@ pub struct Cli {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 
+    /// The log's form on stderr: lines for people, or one JSON object per line for a log
+    /// collector ({"timestamp","level","fields":{"message",...}}).
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -241,6 +246,15 @@ pub enum GenCommand {
         #[arg(long)]
         no_header: bool,
     },
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Lines for a terminal or a file.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `weir tap` output formats.

@@ -524,12 +524,14 @@ fn init_logging(cli: &Cli) {
     let others = if cli.verbose >= 2 { "trace" } else { "warn" };
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{others},weir={level}")));
-    tracing_subscriber::fmt()
+    let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(weir::progress::StderrAroundBars)
-        .with_target(false)
-        .with_ansi(weir::progress::stderr_is_terminal())
-        .init();
+        .with_target(false);
+    match cli.log_format {
+        cli::LogFormat::Text => log.with_ansi(weir::progress::stderr_is_terminal()).init(),
+        cli::LogFormat::Json => log.json().with_ansi(false).init(),
+    }
 }
 
 /// Panics inside stages are caught by the engine and reported as that stage's failure; the hook
