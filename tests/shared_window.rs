@@ -179,17 +179,38 @@ impl Verdict {
 /// The two tests here each run four members on two cores: one at a time.
 static ONE_CLUSTER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// A test's own broker with a 6-partition `events` topic, in a scratch directory for the
+/// members' logs (kept with WEIR_KEEP_LOGS=1); the other test waits until it is dropped.
+struct Cluster {
+    _alone: std::sync::MutexGuard<'static, ()>,
+    _broker: Background,
+    bootstrap: String,
+    scratch: common::kafka::Scratch,
+}
+
+impl Cluster {
+    fn start(seed: u64) -> Cluster {
+        let alone = ONE_CLUSTER_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let scratch = scratch();
+        println!("seed {seed}; members' logs in {}", scratch.path.display());
+        let (broker, bootstrap) = broker(&scratch.path, "memory://");
+        create_topic_with(&bootstrap, "events", INPUT_PARTITIONS);
+        Cluster {
+            _alone: alone,
+            _broker: broker,
+            bootstrap,
+            scratch,
+        }
+    }
+}
+
 #[test]
 fn members_sharing_a_window_write_each_window_once_with_its_true_count_through_a_kill_and_a_join() {
-    let _alone = ONE_CLUSTER_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
     let (seed, mut random) = seeded();
-    let scratch = scratch(); // WEIR_KEEP_LOGS=1 keeps the members' logs
-    let dir = &scratch.path;
-    println!("seed {seed}; members' logs in {}", dir.display());
-    let (_broker, bootstrap) = broker(dir, "memory://");
-    create_topic_with(&bootstrap, "events", INPUT_PARTITIONS);
+    let cluster = Cluster::start(seed);
+    let (dir, bootstrap) = (&cluster.scratch.path, cluster.bootstrap.clone());
 
     // Preload: event times rise through SPAN_MS with up to 1.5 s of disorder (less than the
     // allowed lateness, so no record is late), genders at random; the recount is kept aside.
@@ -404,17 +425,11 @@ fn write_live(bootstrap: &str, rate: u64, seed: u64, stop: &std::sync::atomic::A
 /// `result` against a recount of the input topic itself.
 #[test]
 fn members_sharing_a_window_stay_exact_while_a_member_comes_and_goes_under_live_traffic() {
-    let _alone = ONE_CLUSTER_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
     const RATE: u64 = 2_000;
     const VISITS: u64 = 6;
     let (seed, mut random) = seeded();
-    let scratch = scratch(); // WEIR_KEEP_LOGS=1 keeps the members' logs
-    let dir = &scratch.path;
-    println!("seed {seed}; members' logs in {}", dir.display());
-    let (_broker, bootstrap) = broker(dir, "memory://");
-    create_topic_with(&bootstrap, "events", INPUT_PARTITIONS);
+    let cluster = Cluster::start(seed);
+    let (dir, bootstrap) = (&cluster.scratch.path, cluster.bootstrap.clone());
     let pipeline = dir.join("shared.toml");
     std::fs::write(&pipeline, shared_pipeline(&bootstrap, 0)).unwrap();
     let mut members: Vec<Background> = (0..3)

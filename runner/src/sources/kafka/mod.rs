@@ -385,23 +385,7 @@ impl KafkaSource {
                 self.rejects.blocking_flush();
             }
             reader.confirm_quiet(|topic, partition, next| {
-                // The consumer's position is past transaction markers, which are no records.
-                let position = consumer
-                    .position()
-                    .ok()
-                    .and_then(|list| {
-                        list.find_partition(topic, partition)
-                            .map(|element| element.offset())
-                    })
-                    .and_then(|offset| match offset {
-                        rdkafka::Offset::Offset(at) => Some(at),
-                        _ => None,
-                    })
-                    .unwrap_or(next);
-                consumer
-                    .fetch_watermarks(topic, partition, QUIET_CHECK_TIMEOUT)
-                    .ok()
-                    .map(|(_, high)| high > position.max(next))
+                more_follows(consumer, topic, partition, next)
             });
             if let Some(watermark) = reader.watermark(self.options.idle_timeout.0)
                 && output.blocking_send_watermark(watermark).is_err()
@@ -583,6 +567,33 @@ fn apply_changes<C: ConsumerContext + Changes>(
 
 /// How long the read loop waits for the broker's answer about a quiet partition.
 const QUIET_CHECK_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Whether the broker holds more of `topic`/`partition` than this consumer has read (`next`:
+/// the offset after its last record; its position is past transaction markers, which are no
+/// records), or None when the broker does not answer.
+fn more_follows<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+    next: i64,
+) -> Option<bool> {
+    let position = consumer
+        .position()
+        .ok()
+        .and_then(|list| {
+            list.find_partition(topic, partition)
+                .map(|element| element.offset())
+        })
+        .and_then(|offset| match offset {
+            rdkafka::Offset::Offset(at) => Some(at),
+            _ => None,
+        })
+        .unwrap_or(next);
+    consumer
+        .fetch_watermarks(topic, partition, QUIET_CHECK_TIMEOUT)
+        .ok()
+        .map(|(_, high)| high > position.max(next))
+}
 
 /// How the read loop's progress is committed.
 struct Commits<'a> {
