@@ -287,3 +287,46 @@ fn every_weir_environment_variable_is_in_the_readme_table() {
         "not in README.md's environment variables: {missing:?}"
     );
 }
+
+/// The README states speed and memory only in its generated block (bench/tables.py writes it
+/// from the last benchmark run), never typed into the prose, where it goes stale: no rate of a
+/// thousand rows, events or messages a second or more, and no size in MB, outside it. (Rates
+/// below a thousand a second are settings, like the tutorial's 10 rows/s.)
+#[test]
+fn the_readmes_speed_and_memory_figures_all_come_from_the_benchmark_run() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let mut prose = String::new();
+    let mut generated = false;
+    for line in readme.lines() {
+        if line.starts_with("<!-- generated") {
+            generated = true;
+        } else if line.starts_with("<!-- /generated") {
+            generated = false;
+        } else if !generated {
+            prose.push_str(line);
+            prose.push('\n');
+        }
+    }
+    let figure = regex::Regex::new(
+        r"(?i)\b(\d[\d,.]*)\s*(million|M)?\s*(rows|events|records|messages|msgs)\s*(/s|a second|per second)|\b\d[\d,.]*\s*(MB|MiB|GB|GiB)\b",
+    )
+    .unwrap();
+    let typed: Vec<&str> = figure
+        .captures_iter(&prose)
+        .filter(|c| {
+            let is_rate = c.get(3).is_some();
+            let number: f64 = c
+                .get(1)
+                .map_or("0", |m| m.as_str())
+                .replace(',', "")
+                .parse()
+                .unwrap_or(0.0);
+            !is_rate || c.get(2).is_some() || number >= 1000.0
+        })
+        .map(|c| c.get(0).unwrap().as_str())
+        .collect();
+    assert!(
+        typed.is_empty(),
+        "README.md states these figures outside its generated block: {typed:?}"
+    );
+}

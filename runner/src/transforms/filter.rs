@@ -15,7 +15,7 @@ crate::stage_options! {
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct FilterConfig, documented in OPTIONS {
-        field: String => OptionDoc::of("string", "required", "field to test (a missing field never matches)"),
+        field: String => OptionDoc::of("string", "required", "field to test (a missing or null field equals nothing: equals/in drop it, not_equals/not_in keep it)"),
         equals: Option<Scalar> => OptionDoc::of("scalar", "-", "keep records whose field equals this"),
         r#in: Option<Vec<Scalar>> => OptionDoc::of("[scalar]", "-", "keep records whose field is one of these"),
         not_equals: Option<Scalar> => OptionDoc::of("scalar", "-", "keep records whose field is not this"),

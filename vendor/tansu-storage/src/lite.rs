@@ -2081,7 +2081,16 @@ impl Storage for Delegate {
                 .and_then(|id| Uuid::parse_str(id.as_str()).map_err(Into::into))
         }
         .inspect(|uuid| debug!(?uuid))
-        .inspect_err(|err| error!(?err))?;
+        // weir patch: a topic that exists already is the client's answer (CreateTopics'
+        // TOPIC_ALREADY_EXISTS), not the broker's error; every client that creates its topics
+        // on start meets it on each rerun.
+        .inspect_err(|err| {
+            if matches!(err, Error::Api(ErrorCode::TopicAlreadyExists)) {
+                debug!(?err)
+            } else {
+                error!(?err)
+            }
+        })?;
 
         for partition in 0..topic.num_partitions {
             let params = (self.cluster.as_str(), topic.name.as_str(), partition);

@@ -418,6 +418,16 @@ impl Transactor {
     pub fn finish_writer(&self) -> Result<(), KafkaError> {
         let finished = self.finished.fetch_add(1, Ordering::AcqRel) + 1;
         if finished < self.writers.load(Ordering::Acquire) {
+            // Readers of its topics in this run end at the offsets it delivered
+            // (`kafka::link`): wait for the delivery reports of what is in flight, or a reader
+            // could end before it read them.
+            let state = self.state();
+            if let Some(producer) = &state.producer {
+                while producer.in_flight_count() > 0 && self.delivery_failure(&state).is_none() {
+                    let _ = producer.flush(Duration::from_millis(200));
+                }
+            }
+            drop(state);
             return self.check();
         }
         let mut state = self.state();

@@ -17,14 +17,14 @@ crate::stage_options! {
         #[serde(default)]
         rate: Rate => OptionDoc::of("number | \"max\"", "\"max\"", "rows per second to replay at, or as fast as possible"),
         event_rate: Option<f64> => OptionDoc::of("number", "rate, or 1000 when rate is \"max\"", "rows per second of event time: row n is stamped start_time + n/event_rate"),
-        start_time: Option<TimePoint> => OptionDoc::of("epoch ms | RFC 3339", "now, rounded down to the second", "event time of the first row"),
+        start_time: Option<TimePoint> => OptionDoc::of("epoch ms | RFC 3339", "now, rounded down to the second (a resumed run: the earlier run's)", "event time of the first row"),
         timestamp_field: Option<String> => OptionDoc::of("string", "none", "take each row's event time from this column instead (integer)"),
         #[serde(default)]
         timestamp_unit: TimeUnit => OptionDoc::of("\"ms\" | \"s\"", "\"ms\"", "unit of timestamp_field"),
         #[serde(default = "default_future_tolerance")]
         future_tolerance: DurationSpec => OptionDoc::of("duration", "\"1h\"", "a timestamp_field more than this past the wall clock makes the row bad (dropped, counted, logged) instead of moving the watermark"),
         #[serde(default)]
-        header: AutoBool => OptionDoc::of("bool | \"auto\"", "\"auto\"", "whether the first row names the columns (auto: it does if no field is empty or numeric)"),
+        header: AutoBool => OptionDoc::of("bool | \"auto\"", "\"auto\"", "whether the first row names the columns (auto: it does if its fields are non-empty, distinct and not numbers)"),
         columns: Option<Vec<String>> => OptionDoc::of("[string]", "the header, else field_1..N", "column names"),
         #[serde(default = "default_delimiter")]
         delimiter: String => OptionDoc::of("string (1 byte)", "\",\"", "field separator"),

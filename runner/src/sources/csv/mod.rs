@@ -45,7 +45,7 @@ pub fn read_bytes(
 }
 
 use super::checkpoint::{Checkpoints, Partition};
-use crate::kafka::transaction::{CommitPoint, Transactions, Transactor};
+use crate::kafka::transaction::{CommitPoint, Offsets, Transactions, Transactor};
 use crate::progress;
 use crate::record::Millis;
 use crate::stage::DropReason;
@@ -61,7 +61,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How many bad rows are logged one by one before only the count is kept.
@@ -81,6 +81,7 @@ impl StageConfig for CsvConfig {
             Rate::PerSecond(r) => r,
             Rate::Max => 1000.0,
         });
+        let start_time_from_clock = self.start_time.is_none() && self.timestamp_field.is_none();
         let start_time = self
             .start_time
             .map_or_else(|| now_millis() / 1000 * 1000, |t| t.0);
@@ -120,6 +121,7 @@ impl StageConfig for CsvConfig {
             repeat: self.r#loop,
             batch_size: self.batch_size,
             timestamps,
+            start_time_from_clock,
             progress,
             file_len: meta.len(),
             // By default one core is left to the stages downstream: on two cores a second parser
@@ -142,6 +144,10 @@ struct CsvSource {
     repeat: bool,
     batch_size: usize,
     timestamps: Timestamps,
+    /// The replay's first event time was taken from the clock (no `start_time` in the file): a
+    /// resumed run must take the earlier run's, kept as a progress mark, or it would stamp the
+    /// rows it reads again with other times.
+    start_time_from_clock: bool,
     progress: bool,
     file_len: u64,
     /// Threads parsing the file when it is read flat out.
@@ -186,6 +192,34 @@ impl Rows {
     }
 }
 
+/// The suffix of the progress mark that keeps a clock-stamped replay's first event time.
+const START_TIME_MARK: &str = "@start_time";
+
+/// A progress mark that never moves: handed to the transactor once, committed with the first
+/// transaction.
+struct ConstantMark {
+    value: i64,
+    taken: AtomicBool,
+}
+
+impl ConstantMark {
+    fn new(value: i64) -> ConstantMark {
+        ConstantMark {
+            value,
+            taken: AtomicBool::new(false),
+        }
+    }
+}
+
+impl CommitPoint for ConstantMark {
+    fn take_commit(&self) -> Option<Offsets> {
+        if self.taken.swap(true, Ordering::Relaxed) {
+            return None;
+        }
+        Some(vec![((Arc::from(START_TIME_MARK), 0), self.value)])
+    }
+}
+
 /// Where the source resumes and how it records its position.
 struct Position {
     /// Good rows an earlier run already delivered: read again (same stamps) but not sent.
@@ -206,8 +240,9 @@ impl Source for CsvSource {
         }
         // File reading and pacing block; keep them off the async workers.
         tokio::task::spawn_blocking(move || {
-            let position = self.position(transactor.as_deref(), &cx);
-            self.replay(cx, position)
+            let mut source = self;
+            let position = source.position(transactor.as_deref(), &cx);
+            source.replay(cx, position)
         })
         .await
         .map_err(|e| StageError::joined("the reader thread", e))?
@@ -216,7 +251,7 @@ impl Source for CsvSource {
 
 impl CsvSource {
     /// The position to resume from and the ledger for the next one (blocking).
-    fn position(&self, transactor: Option<&Transactor>, cx: &SourceContext) -> Position {
+    fn position(&mut self, transactor: Option<&Transactor>, cx: &SourceContext) -> Position {
         let partition: Partition = (Arc::from(self.label.as_str()), 0);
         let Some(transactor) = transactor else {
             return Position {
@@ -235,6 +270,7 @@ impl CsvSource {
                 self.label
             );
         }
+        self.resume_start_time(transactor);
         let ledger = Checkpoints::new(cx.health.clone());
         transactor.register_position(&self.label, Arc::clone(&ledger) as Arc<dyn CommitPoint>);
         Position {
@@ -242,6 +278,28 @@ impl CsvSource {
             ledger: Some(ledger),
             partition,
         }
+    }
+
+    /// A replay stamped from the clock keeps its first event time as a progress mark of its own
+    /// (`<id>@start_time`), and a resumed run stamps with the earlier run's: the rows it reads
+    /// again get the times they had, so the window left open by a stopped run is completed, not
+    /// cut short by rows stamped from the new clock.
+    fn resume_start_time(&mut self, transactor: &Transactor) {
+        let Timestamps::Replay { start_time, .. } = &mut self.timestamps else {
+            return;
+        };
+        if !self.start_time_from_clock {
+            return;
+        }
+        let key = format!("{}{START_TIME_MARK}", self.label);
+        if let Some(&earlier) = transactor.committed_marks().get(&key) {
+            tracing::info!(
+                "{}: stamping rows from {earlier} ms, as the earlier run did",
+                self.label
+            );
+            *start_time = earlier;
+        }
+        transactor.register_position(&key, Arc::new(ConstantMark::new(*start_time)));
     }
 
     fn replay(mut self, mut cx: SourceContext, position: Position) -> StageResult {

@@ -501,6 +501,21 @@ mod tests {
     use proptest::prelude::*;
     use std::io::Write;
 
+    /// The docs that state the piece size state this one.
+    #[test]
+    fn the_docs_state_the_piece_size() {
+        let size = format!("{} KiB", PIECE_BYTES / 1024);
+        for (name, text) in [
+            ("docs/stages.md", include_str!("../../../../docs/stages.md")),
+            (
+                "docs/scaling.md",
+                include_str!("../../../../docs/scaling.md"),
+            ),
+        ] {
+            assert!(text.contains(&size), "{name} does not say {size}");
+        }
+    }
+
     /// Each good row: its fields' text and its event time.
     type GoodRows = Vec<(Vec<String>, i64)>;
 

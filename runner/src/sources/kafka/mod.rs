@@ -397,7 +397,14 @@ impl KafkaSource {
                 last_commit = Instant::now();
             }
             if self.caught_up_with_writers(topics, reader) {
-                tracing::debug!("{}: read everything the pipeline wrote", self.path);
+                tracing::debug!(
+                    "{}: read everything the pipeline wrote ({:?})",
+                    self.path,
+                    topics
+                        .iter()
+                        .map(|t| self.links.progress(self.options.brokers(), t))
+                        .collect::<Vec<_>>()
+                );
                 break;
             }
         }
