@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::kafka::{broker, create_topic, expected_windows, read_topic, scratch, seeded};
+use common::kafka::{
+    broker, create_topic, expected_windows, read_topic, scratch, seeded, written_windows,
+};
 use common::*;
 use rdkafka::ClientConfig;
 use std::collections::BTreeMap;
@@ -12,23 +14,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 const SAMPLE: &str = "data/user_log_sample.csv";
-
-/// Window results written as JSON records: per (window start, gender), every count written.
-fn written_windows(bootstrap: &str) -> BTreeMap<(i64, String), Vec<u64>> {
-    let mut windows: BTreeMap<(i64, String), Vec<u64>> = BTreeMap::new();
-    for (_, value) in read_topic(bootstrap, "result") {
-        let r: serde_json::Value = serde_json::from_str(&value).unwrap();
-        let key = (
-            r["window_start"].as_i64().unwrap(),
-            r["gender"].as_str().unwrap().to_string(),
-        );
-        windows
-            .entry(key)
-            .or_default()
-            .push(r["count"].as_u64().unwrap());
-    }
-    windows
-}
 
 /// Topics made by an admin client before any pipeline runs, and weir told not to create topics
 /// (`create_topic = false`), as on clusters without topic auto-creation.
@@ -109,7 +94,7 @@ fn chaos(signal: &str, stops: usize, made_elsewhere: bool) {
     let last_closed = last - 1000;
     let last_run = start_counter(dir.path(), &bootstrap, "last", made_elsewhere);
     let deadline = Instant::now() + Duration::from_secs(90);
-    while !written_windows(&bootstrap)
+    while !written_windows(&bootstrap, "result")
         .keys()
         .any(|(w, _)| *w == last_closed)
     {
@@ -122,7 +107,7 @@ fn chaos(signal: &str, stops: usize, made_elsewhere: bool) {
     let (status, log) = last_run.signal("TERM");
     assert!(status.success(), "{log}");
 
-    let written = written_windows(&bootstrap);
+    let written = written_windows(&bootstrap, "result");
     let missing: Vec<_> = expected
         .keys()
         .filter(|k| !written.contains_key(*k))

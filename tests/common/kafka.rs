@@ -120,6 +120,27 @@ pub fn read_topic(bootstrap: &str, topic: &str) -> Vec<(i64, String)> {
     panic!("did not reach the end of {topic} within 30 s");
 }
 
+/// Window results written to `topic` as JSON records: per (window start, gender), every count
+/// written (more than one is a duplicate).
+pub fn written_windows(
+    bootstrap: &str,
+    topic: &str,
+) -> std::collections::BTreeMap<(i64, String), Vec<u64>> {
+    let mut windows: std::collections::BTreeMap<(i64, String), Vec<u64>> = Default::default();
+    for (_, value) in read_topic(bootstrap, topic) {
+        let r: serde_json::Value = serde_json::from_str(&value).unwrap();
+        let key = (
+            r["window_start"].as_i64().unwrap(),
+            r["gender"].as_str().unwrap().to_string(),
+        );
+        windows
+            .entry(key)
+            .or_default()
+            .push(r["count"].as_u64().unwrap());
+    }
+    windows
+}
+
 /// A seeded xorshift generator; the seed comes from `WEIR_TEST_SEED` or the clock and is printed
 /// so a failing run can be replayed.
 pub fn seeded() -> (u64, impl FnMut(u64) -> u64) {
