@@ -66,7 +66,11 @@ fn a_chain_of_two_exactly_once_jobs_killed_at_random_writes_each_10_second_sum_o
     }
     // Closes for sure: a window ending at least two 1-second results before the last closed one.
     let surely_closed = |ten: i64| ten + TEN_SECONDS <= last - 2000;
-    let last_sure = expected.keys().map(|(w, _)| *w).filter(|w| surely_closed(*w)).max();
+    let last_sure = expected
+        .keys()
+        .map(|(w, _)| *w)
+        .filter(|w| surely_closed(*w))
+        .max();
     let last_sure = last_sure.expect("the sample spans more than 10 s of event time");
 
     let counter = start("tests/fixtures/count_sex.toml", "count-last");

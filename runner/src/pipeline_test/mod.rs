@@ -2,7 +2,7 @@
 //! records at any component, moves event time and a virtual processing-time clock, and states
 //! what must come out of any component; the transforms are the ones `weir run` builds, driven one
 //! step at a time, so windows, lateness and timeouts close exactly when the test says, in
-//! milliseconds of real time. Above `topology` (it uses plans), beside `topology::run`.
+//! milliseconds of real time. Above `topology` (it uses plans), beside `topology::engine`.
 
 mod compare;
 mod harness;
