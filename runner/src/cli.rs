@@ -28,6 +28,75 @@ Examples:
   weir consume result --from-beginning --to-end    print a topic's records
   weir gen user-log --rows 1000000 --out log.csv   a synthetic input";
 
+/// Examples under each subcommand's help (`weir run --help`), checked to parse like
+/// [`EXAMPLES`].
+const RUN_EXAMPLES: &str = "\
+Examples:
+  weir run pipelines/shopping_gender.toml          the tutorial's job, until Ctrl-C
+  weir run my.toml --watch                         apply edits of the file while it runs
+  weir run my.toml --api                           serve /metrics, /graph and taps on 127.0.0.1:8686
+  weir run my.toml --set sources.log.rate='\"max\"'  override one option (a TOML value)
+  weir run my.toml --unset sinks.dashboard         run without one component";
+const TOP_EXAMPLES: &str = "\
+Examples:
+  weir top                                         the pipeline started with `weir run FILE --api`
+  weir top --api 127.0.0.1:9000 --count 1          another address; print once";
+const TAP_EXAMPLES: &str = "\
+Examples:
+  weir tap per_second                              what leaves the window, as JSON lines
+  weir tap user_log --sample 100 --limit 20        one row in 100, stop after 20
+  weir tap per_second --format table               aligned columns";
+const VALIDATE_EXAMPLES: &str = "\
+Examples:
+  weir validate my.toml                            every mistake at once, with file:line
+  weir validate my.toml --set kafka.brokers=host:9092";
+const TEST_EXAMPLES: &str = "\
+Examples:
+  weir test pipelines/                             every pipeline's [[tests]] in a directory
+  weir test my.toml                                one file (and my.test.toml beside it)";
+const GRAPH_EXAMPLES: &str = "\
+Examples:
+  weir graph my.toml | dot -Tsvg > graph.svg       draw it with Graphviz
+  weir graph my.toml --format text                 the stages and their inputs as text";
+const PLUGINS_EXAMPLES: &str = "\
+Examples:
+  weir plugins target/release/libweir_shop.so      what one library offers
+  weir plugins ~/.local/lib/weir                   every library in a directory";
+const BROKER_EXAMPLES: &str = "\
+Examples:
+  weir broker                                      in memory on 127.0.0.1:9092
+  weir broker --storage sqlite://weir-broker.db    durable
+  weir broker --listen 0.0.0.0:9092 --user app:app.password --tls-cert c.pem --tls-key k.pem";
+const CONSUME_EXAMPLES: &str = "\
+Examples:
+  weir consume result                              new records, until Ctrl-C
+  weir consume result --from-beginning --to-end    everything there is, then exit
+  weir consume sex --count 10 --format table       ten records, in columns";
+const PRODUCE_EXAMPLES: &str = "\
+Examples:
+  weir produce sex --create                        each line typed becomes a record
+  weir produce sex --key-separator :               key:value lines";
+const GEN_EXAMPLES: &str = "\
+Examples:
+  weir gen user-log --rows 1000000 --out log.csv   a synthetic Double-11 log
+  weir gen user-log --rows 10 --seed 7             ten rows on standard output";
+
+/// Every subcommand's examples, for the test that parses them.
+#[cfg(test)]
+const SUBCOMMAND_EXAMPLES: &[&str] = &[
+    RUN_EXAMPLES,
+    TOP_EXAMPLES,
+    TAP_EXAMPLES,
+    VALIDATE_EXAMPLES,
+    TEST_EXAMPLES,
+    GRAPH_EXAMPLES,
+    PLUGINS_EXAMPLES,
+    BROKER_EXAMPLES,
+    CONSUME_EXAMPLES,
+    PRODUCE_EXAMPLES,
+    GEN_EXAMPLES,
+];
+
 /// weir runs streaming pipelines described in TOML files.
 #[derive(Debug, Parser)]
 #[command(name = "weir", version = version(), about, propagate_version = true, after_help = EXAMPLES)]
@@ -71,6 +140,7 @@ pub struct PipelineArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a pipeline until its input ends or Ctrl-C / SIGTERM.
+    #[command(after_help = RUN_EXAMPLES)]
     Run {
         /// The pipeline.
         #[command(flatten)]
@@ -94,6 +164,7 @@ pub enum Command {
     },
     /// Watch a running pipeline (started with --api): per stage rate, totals, drops, input
     /// queue fill with the bottleneck marked, and watermark lag; refreshed every second.
+    #[command(after_help = TOP_EXAMPLES)]
     Top {
         /// The pipeline's control API.
         #[arg(long, value_name = "ADDR", default_value = weir::api::DEFAULT_LISTEN)]
@@ -104,6 +175,7 @@ pub enum Command {
     },
     /// Print the records leaving stages of a running pipeline (started with --api), as JSON
     /// lines; a tap that cannot keep up misses records, the pipeline never waits for it.
+    #[command(after_help = TAP_EXAMPLES)]
     Tap {
         /// Stage ids (or key paths) whose output to print.
         #[arg(required = true)]
@@ -123,9 +195,11 @@ pub enum Command {
     },
     /// Check a pipeline file and report every problem (opens nothing but the file and the plugin
     /// libraries it names, whose descriptors are read).
+    #[command(after_help = VALIDATE_EXAMPLES)]
     Validate(PipelineArgs),
     /// Run the tests of pipelines ([[tests]] in the file or in NAME.test.toml beside it) without
     /// opening their sources and sinks; exit 1 when one fails.
+    #[command(after_help = TEST_EXAMPLES)]
     Test {
         /// Pipeline files, or directories of them.
         #[arg(required = true)]
@@ -134,6 +208,7 @@ pub enum Command {
     /// Print a JSON Schema of pipeline files, for editors (docs/editor.md).
     Schema,
     /// Print the pipeline's graph.
+    #[command(after_help = GRAPH_EXAMPLES)]
     Graph {
         /// The pipeline.
         #[command(flatten)]
@@ -145,11 +220,13 @@ pub enum Command {
     /// List every stage type with its options.
     List,
     /// Show what plugin libraries offer (files, or directories of shared libraries).
+    #[command(after_help = PLUGINS_EXAMPLES)]
     Plugins {
         /// Plugin files or directories; default: $WEIR_PLUGIN_PATH (colon-separated).
         paths: Vec<PathBuf>,
     },
     /// Run only the embedded Kafka-compatible broker, until Ctrl-C / SIGTERM.
+    #[command(after_help = BROKER_EXAMPLES)]
     Broker {
         /// Listen address (clients are told to connect to it).
         #[arg(long, default_value = weir::kafka::embedded::DEFAULT_LISTEN)]
@@ -177,6 +254,7 @@ pub enum Command {
     },
     /// Print a topic's records, one per line (as kcat -C does): from the end (new records) or
     /// the beginning, until Ctrl-C, --count records or the end (--to-end).
+    #[command(after_help = CONSUME_EXAMPLES)]
     Consume {
         /// The topic.
         topic: String,
@@ -201,6 +279,7 @@ pub enum Command {
         to_end: bool,
     },
     /// Write each line of standard input to a topic as one record (as kcat -P does).
+    #[command(after_help = PRODUCE_EXAMPLES)]
     Produce {
         /// The topic.
         topic: String,
@@ -215,7 +294,7 @@ pub enum Command {
         create: bool,
     },
     /// Generate synthetic input data.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = GEN_EXAMPLES)]
     Gen(GenCommand),
 }
 
@@ -364,11 +443,20 @@ mod tests {
     #[test]
     fn the_examples_in_help_are_command_lines_weir_takes() {
         let mut checked = 0;
-        for line in super::EXAMPLES.lines().skip(1) {
+        let every =
+            std::iter::once(super::EXAMPLES).chain(super::SUBCOMMAND_EXAMPLES.iter().copied());
+        for line in every.flat_map(|examples| examples.lines().skip(1)) {
             // "COMMAND   description", and "A   then   B" for two commands.
             let commands = line.trim().split("   then   ");
             for command in commands {
-                let command = command.split("  ").next().unwrap();
+                // A pipe to another program ends the weir command.
+                let command = command
+                    .split("  ")
+                    .next()
+                    .unwrap()
+                    .split(" | ")
+                    .next()
+                    .unwrap();
                 let words = shlex::split(command).unwrap();
                 assert_eq!(words[0], "weir", "{line}");
                 if let Err(e) = Cli::try_parse_from(&words) {
@@ -377,6 +465,6 @@ mod tests {
                 checked += 1;
             }
         }
-        assert!(checked >= 7, "{checked}");
+        assert!(checked >= 30, "{checked}");
     }
 }
