@@ -429,7 +429,8 @@ fn an_open_transaction_is_invisible_to_read_committed_readers_in_sqlite() {
 /// The README's promise for the shipped job on a durable broker: stopped with Ctrl-C twice and
 /// run again, it goes on where it stopped. Topic `result` (read back with read_committed from the
 /// sqlite file) holds every window once, in order, each with its true count: recounted from the
-/// CSV file as ten rows per event second. The rows a resumed run reads again get the times they
+/// CSV file as ten rows per event second. So does a `file` sink added to the job: each resumed
+/// run appends to what the runs before wrote (before, it emptied the file on every start). The rows a resumed run reads again get the times they
 /// had (the replay's first event time is kept with its progress), so the window a stop left open
 /// is completed, not cut short.
 #[test]
@@ -439,11 +440,17 @@ fn the_shipped_job_on_sqlite_stopped_with_ctrl_c_resumes_with_the_same_windows()
     let listen = format!("127.0.0.1:{}", free_port());
     let dashboard = format!("127.0.0.1:{}", free_port());
     let storage = format!("sqlite://{}", dir.path.join("weir-broker.db").display());
+    let windows_file = dir.path.join("windows.txt");
+    let file_sink = format!(
+        "sinks.file={{ type = \"file\", inputs = [\"per_second\"], format = \"seed\", path = \"{}\" }}",
+        windows_file.display()
+    );
     let shipped_job = |name: &str, rate: &str| {
         let mut job = weir();
         job.args(["run", "pipelines/shopping_gender.toml"])
             .args(["--set", &format!("kafka.embedded.storage=\"{storage}\"")])
             .args(["--set", &format!("sources.user_log.rate={rate}")])
+            .args(["--set", &file_sink])
             .env("WEIR_KAFKA_LISTEN", &listen)
             .env("WEIR_DASHBOARD", &dashboard);
         Background::start(
@@ -487,6 +494,73 @@ fn the_shipped_job_on_sqlite_stopped_with_ctrl_c_resumes_with_the_same_windows()
     );
     assert_eq!(first_wrong, None, "seed {seed}");
     assert_eq!(written.len(), expected.len(), "seed {seed}");
+    let in_file: Vec<BTreeMap<String, u64>> = std::fs::read_to_string(&windows_file)
+        .unwrap()
+        .lines()
+        .map(seed_counts)
+        .collect();
+    assert!(
+        in_file == expected,
+        "seed {seed}: the file sink holds {} windows, {} expected",
+        in_file.len(),
+        expected.len()
+    );
+}
+
+/// A `file` sink beside an exactly-once csv replay keeps what earlier runs wrote: the loader,
+/// with a file sink added on its rows, stopped with Ctrl-C twice and run to the end, leaves every
+/// row in the file once, in file order (before, a resumed csv source did not count as resuming,
+/// so each run emptied the file and only the last run's rows stayed).
+#[test]
+fn a_file_beside_an_exactly_once_csv_replay_keeps_each_row_once_across_ctrl_c() {
+    let dir = scratch();
+    let (_broker, bootstrap) = broker(&dir.path, "sqlite://broker.db");
+    let (seed, mut random) = seeded();
+    let csv = repo().join(SAMPLE);
+    let rows_file = dir.path.join("rows.jsonl");
+    let file_sink = format!(
+        "sinks.copy={{ type = \"file\", inputs = [\"user_log\"], path = \"{}\" }}",
+        rows_file.display()
+    );
+    let loader = |name: &str| {
+        let mut load = weir();
+        load.args(["run", "tests/fixtures/load_sex.toml", "--set", &file_sink])
+            .env("BROKERS", &bootstrap)
+            .env("CSV", &csv)
+            .env("RATE", "2000");
+        Background::start(
+            load,
+            &dir.path.join(format!("{name}.out")),
+            &dir.path.join(format!("{name}.log")),
+        )
+    };
+    for n in 0..2 {
+        let run = loader(&format!("load{n}"));
+        std::thread::sleep(Duration::from_millis(1500 + random(1500)));
+        let (status, log) = run.signal("INT");
+        assert!(status.success(), "seed {seed}, run {n}: {log}");
+    }
+    let (status, log) = loader("last").wait(Duration::from_secs(60));
+    assert!(status.success(), "seed {seed}: {log}");
+    let genders: Vec<String> = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').nth(9).unwrap().to_string())
+        .collect();
+    let in_file: Vec<String> = std::fs::read_to_string(&rows_file)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let row: serde_json::Value = serde_json::from_str(line).unwrap();
+            row["gender"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(in_file.len(), genders.len(), "seed {seed}");
+    assert!(
+        in_file == genders,
+        "seed {seed}: the file's rows differ from the CSV file's"
+    );
 }
 
 /// A window as the tutorial's codec writes it, `[{"0":1},{"1":5},{"2":4}]`, as counts by gender.

@@ -1,8 +1,11 @@
 //! Sink `file`: writes records to a file, one line each.
 //!
 //! `append` defaults to "auto": a run that resumes from committed progress (a `kafka` source with
-//! `start = "committed"`) appends, so a restart does not erase results whose offsets were already
-//! committed; any other run replaces the file, since it writes everything again.
+//! `start = "committed"`, or a `csv` source whose position an earlier exactly-once run committed)
+//! appends, so a restart does not erase results whose input was already committed; any other run
+//! replaces the file, since it writes everything again. The file is opened when the sink is built
+//! (so a path that cannot be written fails the start) and emptied, or not, before the first write:
+//! by then every source has said whether it resumes.
 
 use crate::format::lines::{Encoder, Format};
 use crate::record::Batch;
@@ -27,7 +30,7 @@ crate::stage_options! {
         #[serde(default)]
         format: Format => OptionDoc::of("\"json\" | \"seed\"", "\"json\"", "as for console"),
         #[serde(default)]
-        append: Option<bool> => OptionDoc::of("bool", "auto", "append instead of replacing the file; by default, appends when a source resumes from committed offsets (kafka, start = \"committed\")"),
+        append: Option<bool> => OptionDoc::of("bool", "auto", "append instead of replacing the file; by default, appends when a source resumes from committed progress (kafka with start = \"committed\", or csv after an exactly-once run)"),
     }
 }
 
@@ -56,14 +59,9 @@ impl BuiltinConfig for FileConfig {
 
 impl StageConfig for FileConfig {
     fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
-        let append = self
-            .append
-            .unwrap_or_else(|| cx.resources.get::<Resumed>().any_source_resumes());
         let file = OpenOptions::new()
             .create(true)
-            .write(true)
-            .append(append)
-            .truncate(!append)
+            .append(true)
             .open(&self.path)
             .map_err(|e| StageError::open_for_writing(&self.path, e))?;
         Ok(Stage::Sink(Box::new(FileSink {
@@ -72,6 +70,10 @@ impl StageConfig for FileConfig {
             encoder: Encoder::new(self.format),
             buffer: Vec::with_capacity(64 * 1024),
             metrics: Arc::clone(&cx.metrics),
+            keep: Keep::Undecided {
+                append: self.append,
+                resumed: cx.resources.get::<Resumed>(),
+            },
         })))
     }
 }
@@ -82,17 +84,44 @@ struct FileSink {
     encoder: Encoder,
     buffer: Vec<u8>,
     metrics: Arc<StageMetrics>,
+    keep: Keep,
+}
+
+/// Whether what the file held before this run stays.
+enum Keep {
+    /// Not yet decided: `append` as configured, else whether a source resumes.
+    Undecided {
+        append: Option<bool>,
+        resumed: Arc<Resumed>,
+    },
+    Decided,
 }
 
 impl FileSink {
     fn error(&self, e: std::io::Error) -> StageError {
         StageError::io("write", &self.path, e)
     }
+
+    /// Empties the file before the first write, unless it is to be appended to.
+    fn settle_keep(&mut self) -> std::io::Result<()> {
+        if let Keep::Undecided { append, resumed } = &self.keep {
+            let append = append.unwrap_or_else(|| resumed.any_source_resumes());
+            if !append {
+                self.writer.get_ref().set_len(0)?;
+            }
+            self.keep = Keep::Decided;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl Sink for FileSink {
     async fn write(&mut self, batch: Batch) -> StageResult {
+        if let Err(e) = self.settle_keep() {
+            batch.acks().fail();
+            return Err(self.error(e));
+        }
         self.buffer.clear();
         self.encoder.encode(&batch, &mut self.buffer);
         let (writer, buffer) = (&mut self.writer, &self.buffer);
@@ -107,6 +136,7 @@ impl Sink for FileSink {
     }
 
     async fn finish(&mut self) -> StageResult {
+        self.settle_keep().map_err(|e| self.error(e))?;
         let writer = &mut self.writer;
         tokio::task::block_in_place(|| writer.flush().and_then(|()| writer.get_ref().sync_data()))
             .map_err(|e| self.error(e))

@@ -48,6 +48,7 @@ use super::checkpoint::{Checkpoints, Partition};
 use crate::kafka::transaction::{CommitPoint, Offsets, Transactions, Transactor};
 use crate::progress;
 use crate::record::Millis;
+use crate::resume::Resumed;
 use crate::stage::DropReason;
 use crate::stage::{
     BuildContext, Rejected, Rejects, Source, SourceContext, Stage, StageConfig, StageError,
@@ -130,6 +131,7 @@ impl StageConfig for CsvConfig {
                 std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
             }),
             transactions: cx.resources.get::<Transactions>(),
+            resumed: cx.resources.get::<Resumed>(),
             metrics: Arc::clone(&cx.metrics),
             rejects: cx.rejects.clone(),
         })))
@@ -153,6 +155,9 @@ struct CsvSource {
     /// Threads parsing the file when it is read flat out.
     parallelism: usize,
     transactions: Arc<Transactions>,
+    /// Told, before anything is sent, when this run continues from a committed position (so
+    /// file sinks keep what earlier runs wrote).
+    resumed: Arc<Resumed>,
     metrics: Arc<StageMetrics>,
     /// Where bad rows go (`<id>.errors`), with the tickets of the cell they were read in.
     rejects: Rejects,
@@ -265,6 +270,7 @@ impl CsvSource {
             .get(&self.label)
             .map_or(0, |&rows| u64::try_from(rows).unwrap_or(0));
         if skip > 0 {
+            self.resumed.source_resumes();
             tracing::info!(
                 "{}: resuming after the {skip} rows an earlier run delivered",
                 self.label
