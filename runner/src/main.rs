@@ -27,87 +27,22 @@ fn main() -> ExitCode {
             print!("{}", list(&registry));
             ExitCode::SUCCESS
         }
-        Command::Validate(args) => match checked_plan(&args, &registry) {
-            Some(_) => {
-                println!("{}: ok", args.file.display());
-                ExitCode::SUCCESS
-            }
-            None => ExitCode::FAILURE,
-        },
-        Command::Graph { pipeline, format } => match checked_plan(&pipeline, &registry) {
-            Some(plan) => {
-                let text = match format {
-                    GraphFormat::Dot => graph::to_dot(&plan),
-                    GraphFormat::Text => graph::to_text(&plan),
-                };
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
-            None => ExitCode::FAILURE,
-        },
+        Command::Validate(args) => validate(&args, &registry),
+        Command::Graph { pipeline, format } => draw_graph(&pipeline, format, &registry),
         Command::Gen(GenCommand::UserLog {
             rows,
             seed,
             out,
             no_header,
-        }) => {
-            let spec = user_log_gen::UserLogSpec {
+        }) => generate_user_log(
+            user_log_gen::UserLogSpec {
                 rows,
                 seed,
                 header: !no_header,
-            };
-            let result = match &out {
-                Some(path) => std::fs::File::create(path).and_then(|f| {
-                    user_log_gen::write_user_log(
-                        spec,
-                        &mut std::io::BufWriter::with_capacity(1 << 20, f),
-                    )
-                }),
-                None => user_log_gen::write_user_log(
-                    spec,
-                    &mut std::io::BufWriter::new(std::io::stdout().lock()),
-                ),
-            };
-            match result {
-                Ok(genders) => {
-                    tracing::info!(
-                        "wrote {rows} rows; gender 0: {}, 1: {}, 2: {}",
-                        genders[0],
-                        genders[1],
-                        genders[2]
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!(
-                        "error: cannot write {}: {e}",
-                        out.as_ref()
-                            .map_or("standard output".into(), |p| p.display().to_string())
-                    );
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Command::Plugins { paths } => {
-            let paths = if paths.is_empty() {
-                std::env::var_os("WEIR_PLUGIN_PATH")
-                    .map(|p| std::env::split_paths(&p).collect())
-                    .unwrap_or_default()
-            } else {
-                paths
-            };
-            if paths.is_empty() {
-                eprintln!("error: name plugin files or directories, or set WEIR_PLUGIN_PATH");
-                return ExitCode::FAILURE;
-            }
-            let (text, ok) = weir::plugins::describe(&paths);
-            print!("{text}");
-            if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
+            },
+            out,
+        ),
+        Command::Plugins { paths } => describe_plugins(paths),
         Command::Broker {
             listen,
             storage,
@@ -116,64 +51,22 @@ fn main() -> ExitCode {
             tls_cert,
             tls_key,
             tls_ca,
-        } => {
-            let mut parsed = Vec::new();
-            for user in &users {
-                match user.split_once(':') {
-                    Some((name, file)) if !file.is_empty() => {
-                        parsed.push(BrokerUser::from_file(name, file))
-                    }
-                    _ => {
-                        eprintln!(
-                            "error: --user {user}: expected NAME:FILE (FILE holds the password)"
-                        );
-                        return ExitCode::FAILURE;
-                    }
-                }
-            }
-            broker(EmbeddedOptions {
+        } => match broker_users(&users) {
+            Some(users) => broker(EmbeddedOptions {
                 listen,
                 storage,
                 advertise,
-                users: parsed,
+                users,
                 tls: tls_cert.zip(tls_key).map(|(cert, key)| BrokerTls {
                     cert,
                     key,
                     ca: tls_ca,
                 }),
-            })
-        }
-        Command::Schema => {
-            let schema = weir::schema::pipeline_schema(&registry);
-            match serde_json::to_string_pretty(&schema) {
-                Ok(text) => {
-                    println!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Command::Test { paths } => {
-            let started = std::time::Instant::now();
-            let mut out = String::new();
-            let summary = weir::pipeline_test::run(&paths, &registry, &mut out);
-            print!("{out}");
-            println!(
-                "{} passed, {} failed, {} pipeline(s) without tests ({:.0?})",
-                summary.passed,
-                summary.failed,
-                summary.untested.len(),
-                started.elapsed()
-            );
-            if summary.failed == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
+            }),
+            None => ExitCode::FAILURE,
+        },
+        Command::Schema => print_schema(&registry),
+        Command::Test { paths } => test_pipelines(&paths, &registry),
         Command::Run {
             pipeline,
             watch,
@@ -240,6 +133,136 @@ fn main() -> ExitCode {
             None => ExitCode::FAILURE,
         },
     }
+}
+
+/// Success or failure as an exit code.
+fn exit_code(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `weir validate`: every problem of the file, or "ok".
+fn validate(args: &PipelineArgs, registry: &Registry) -> ExitCode {
+    let valid = checked_plan(args, registry).is_some();
+    if valid {
+        println!("{}: ok", args.file.display());
+    }
+    exit_code(valid)
+}
+
+/// `weir graph`: the checked plan as DOT or text.
+fn draw_graph(pipeline: &PipelineArgs, format: GraphFormat, registry: &Registry) -> ExitCode {
+    let Some(plan) = checked_plan(pipeline, registry) else {
+        return ExitCode::FAILURE;
+    };
+    let text = match format {
+        GraphFormat::Dot => graph::to_dot(&plan),
+        GraphFormat::Text => graph::to_text(&plan),
+    };
+    print!("{text}");
+    ExitCode::SUCCESS
+}
+
+/// `weir gen user-log`: to `out`, or standard output.
+fn generate_user_log(spec: user_log_gen::UserLogSpec, out: Option<std::path::PathBuf>) -> ExitCode {
+    let rows = spec.rows;
+    let result = match &out {
+        Some(path) => std::fs::File::create(path).and_then(|f| {
+            user_log_gen::write_user_log(spec, &mut std::io::BufWriter::with_capacity(1 << 20, f))
+        }),
+        None => user_log_gen::write_user_log(
+            spec,
+            &mut std::io::BufWriter::new(std::io::stdout().lock()),
+        ),
+    };
+    match result {
+        Ok(genders) => {
+            tracing::info!(
+                "wrote {rows} rows; gender 0: {}, 1: {}, 2: {}",
+                genders[0],
+                genders[1],
+                genders[2]
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "error: cannot write {}: {e}",
+                out.as_ref()
+                    .map_or("standard output".into(), |p| p.display().to_string())
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `weir plugins`: what the named libraries (or those on `WEIR_PLUGIN_PATH`) offer.
+fn describe_plugins(paths: Vec<std::path::PathBuf>) -> ExitCode {
+    let paths = if paths.is_empty() {
+        std::env::var_os("WEIR_PLUGIN_PATH")
+            .map(|p| std::env::split_paths(&p).collect())
+            .unwrap_or_default()
+    } else {
+        paths
+    };
+    if paths.is_empty() {
+        eprintln!("error: name plugin files or directories, or set WEIR_PLUGIN_PATH");
+        return ExitCode::FAILURE;
+    }
+    let (text, ok) = weir::plugins::describe(&paths);
+    print!("{text}");
+    exit_code(ok)
+}
+
+/// `weir broker --user NAME:FILE`s; `None` (after saying why) when one is malformed.
+fn broker_users(users: &[String]) -> Option<Vec<BrokerUser>> {
+    let mut parsed = Vec::with_capacity(users.len());
+    for user in users {
+        match user.split_once(':') {
+            Some((name, file)) if !file.is_empty() => {
+                parsed.push(BrokerUser::from_file(name, file))
+            }
+            _ => {
+                eprintln!("error: --user {user}: expected NAME:FILE (FILE holds the password)");
+                return None;
+            }
+        }
+    }
+    Some(parsed)
+}
+
+/// `weir schema`: the JSON Schema of pipeline files.
+fn print_schema(registry: &Registry) -> ExitCode {
+    let schema = weir::schema::pipeline_schema(registry);
+    match serde_json::to_string_pretty(&schema) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `weir test`: the pipelines' tests, and a summary line.
+fn test_pipelines(paths: &[std::path::PathBuf], registry: &Registry) -> ExitCode {
+    let started = std::time::Instant::now();
+    let mut out = String::new();
+    let summary = weir::pipeline_test::run(paths, registry, &mut out);
+    print!("{out}");
+    println!(
+        "{} passed, {} failed, {} pipeline(s) without tests ({:.0?})",
+        summary.passed,
+        summary.failed,
+        summary.untested.len(),
+        started.elapsed()
+    );
+    exit_code(summary.failed == 0)
 }
 
 /// Environment variable that points every Kafka stage at another cluster (as
