@@ -3,11 +3,15 @@
 //! a step injects them and flow through the graph at once; event time moves only when a step sets
 //! the watermark, processing time only when a step advances the virtual clock (timers due on the
 //! way fire at their due time). What each component puts out is kept until a step checks it.
+//! Each transform is driven by the engine's own rule (`stage::TransformDriver`): watermarks per
+//! input, the smallest of them passed on when it advances.
 
 use super::compare::{Row, check};
 use super::spec::{Action, Step, TIME_FIELD, TestCase};
 use crate::record::{Batch, BatchBuilder, FieldRef, Millis, Schema};
-use crate::stage::{BuildContext, RunResources, Stage, StageKind, Transform};
+use crate::stage::{
+    BuildContext, Happening, RunResources, Stage, StageKind, Transform, TransformDriver,
+};
 use crate::time::VirtualClock;
 use crate::topology::plan::Plan;
 use std::collections::VecDeque;
@@ -33,8 +37,8 @@ struct Harness<'p> {
     produced: Vec<Vec<Batch>>,
     /// The watermark each stage's output carries.
     watermark_out: Vec<Option<Millis>>,
-    /// The last input watermark each transform was told.
-    watermark_in: Vec<Option<Millis>>,
+    /// Each transform's driver (by plan index; sources and sinks have one too, unused).
+    drivers: Vec<TransformDriver>,
     /// When each ticking transform's timer fires next.
     next_tick: Vec<Option<Millis>>,
     clock: VirtualClock,
@@ -98,7 +102,11 @@ impl<'p> Harness<'p> {
             transforms,
             produced: vec![Vec::new(); stages],
             watermark_out: vec![None; stages],
-            watermark_in: vec![None; stages],
+            drivers: plan
+                .stages
+                .iter()
+                .map(|stage| TransformDriver::new(stage.inputs.len()))
+                .collect(),
             next_tick,
             clock,
             now: test.start,
@@ -135,9 +143,7 @@ impl<'p> Harness<'p> {
                 self.ended = true;
                 for &i in &self.order.clone() {
                     let mut out = Vec::new();
-                    self.transform(i)
-                        .finish(&mut out)
-                        .map_err(|e| format!("{} failed: {e}", self.plan.stages[i].path))?;
+                    self.drive(i, Happening::Finish, &mut out)?;
                     self.flow(out.into_iter().map(|b| (i, b)).collect())?;
                 }
                 Ok(())
@@ -186,6 +192,22 @@ impl<'p> Harness<'p> {
             .expect("only transforms are driven")
     }
 
+    /// Hands `happening` to transform `index` by the engine's rule; returns the watermark its
+    /// output passes on, when it moved.
+    fn drive(
+        &mut self,
+        index: usize,
+        happening: Happening,
+        out: &mut Vec<Batch>,
+    ) -> Result<Option<Millis>, String> {
+        let transform = self.transforms[index]
+            .as_deref_mut()
+            .expect("only transforms are driven");
+        self.drivers[index]
+            .handle(transform, happening, out)
+            .map_err(|e| format!("{} failed: {e}", self.plan.stages[index].path))
+    }
+
     /// Hands each batch (leaving stage `from`) to the stages that read `from`, and what they
     /// produce on to theirs, until nothing moves.
     fn flow(&mut self, mut queue: VecDeque<(usize, Batch)>) -> Result<(), String> {
@@ -194,11 +216,7 @@ impl<'p> Harness<'p> {
                 match self.plan.stages[consumer].kind {
                     StageKind::Transform => {
                         let mut out = Vec::new();
-                        self.transform(consumer)
-                            .process(batch.clone(), &mut out)
-                            .map_err(|e| {
-                                format!("{} failed: {e}", self.plan.stages[consumer].path)
-                            })?;
+                        self.drive(consumer, Happening::Batch(batch.clone()), &mut out)?;
                         queue.extend(out.into_iter().map(|b| (consumer, b)));
                     }
                     StageKind::Sink => self.produced[consumer].push(batch.clone()),
@@ -210,28 +228,22 @@ impl<'p> Harness<'p> {
         Ok(())
     }
 
-    /// Tells each transform, inputs first, the smallest watermark of its inputs when it moved.
+    /// Tells each transform, inputs first, each input's watermark; the driver passes the
+    /// smallest on when it moves, as the engine does.
     fn propagate_watermarks(&mut self) -> Result<(), String> {
         for &i in &self.order.clone() {
-            let inputs = &self.plan.stages[i].inputs;
-            let Some(watermark) = inputs
-                .iter()
-                .map(|&input| self.watermark_out[input])
-                .collect::<Option<Vec<_>>>()
-                .and_then(|w| w.into_iter().min())
-            else {
-                continue;
-            };
-            if self.watermark_in[i].is_some_and(|w| w >= watermark) {
-                continue;
+            for port in 0..self.plan.stages[i].inputs.len() {
+                let Some(at) = self.watermark_out[self.plan.stages[i].inputs[port]] else {
+                    continue;
+                };
+                let mut out = Vec::new();
+                if let Some(passed_on) =
+                    self.drive(i, Happening::Watermark { port, at }, &mut out)?
+                {
+                    self.watermark_out[i] = Some(passed_on);
+                }
+                self.flow(out.into_iter().map(|b| (i, b)).collect())?;
             }
-            self.watermark_in[i] = Some(watermark);
-            let mut out = Vec::new();
-            self.transform(i)
-                .on_watermark(watermark, &mut out)
-                .map_err(|e| format!("{} failed: {e}", self.plan.stages[i].path))?;
-            self.watermark_out[i] = Some(self.transform(i).output_watermark(watermark));
-            self.flow(out.into_iter().map(|b| (i, b)).collect())?;
         }
         Ok(())
     }
@@ -249,9 +261,7 @@ impl<'p> Harness<'p> {
             self.now = at;
             self.clock.set(at);
             let mut out = Vec::new();
-            self.transform(i)
-                .tick(&mut out)
-                .map_err(|e| format!("{} failed: {e}", self.plan.stages[i].path))?;
+            self.drive(i, Happening::Tick, &mut out)?;
             let period = self
                 .transform(i)
                 .tick_interval()

@@ -12,6 +12,7 @@
 //! This module and its children name no stage, no registry and no engine part: they sit on
 //! `config` (option documents) and `record` (batches) only.
 
+mod drive;
 mod error;
 mod factory;
 mod kind;
@@ -21,6 +22,7 @@ mod rejects;
 mod runtime;
 mod signals;
 
+pub use drive::{Happening, TransformDriver, Watermarks};
 pub use error::{StageError, StageResult, panic_message};
 pub use factory::{
     BuildContext, Builtin, BuiltinConfig, Configured, OptionDoc, OptionIssue, Parallel,

@@ -3,6 +3,7 @@
 //! advances to the latest event time seen, as with one input), and read what it emitted as JSON
 //! lines. Only compiled for tests.
 
+use super::drive::{Happening, TransformDriver};
 use super::error::StageResult;
 use super::factory::{BuildContext, RunResources, StageFactory};
 use super::metrics::StageMetrics;
@@ -69,19 +70,20 @@ pub fn transform_in(
     match build_in(factory, options, Arc::clone(&metrics), resources) {
         Stage::Transform(transform) => Driver {
             transform,
+            driver: TransformDriver::new(1),
             latest: Millis::MIN,
-            watermark: Millis::MIN,
             metrics,
         },
         _ => panic!("{} does not build a transform", factory.type_name()),
     }
 }
 
-/// A transform under test, driven as the engine drives a transform with one input.
+/// A transform under test, driven by the engine's rule ([`TransformDriver`]) with one input
+/// whose watermark follows the latest event time of the batches it was given, as a source's does.
 pub struct Driver {
     transform: Box<dyn Transform>,
+    driver: TransformDriver,
     latest: Millis,
-    watermark: Millis,
     /// The stage's counters.
     pub metrics: Arc<StageMetrics>,
 }
@@ -91,11 +93,14 @@ impl Driver {
     pub fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> StageResult {
         let latest = batch.times().iter().copied().max().unwrap_or(Millis::MIN);
         self.latest = self.latest.max(latest);
-        self.transform.process(batch, out)?;
-        if self.latest > self.watermark {
-            self.watermark = self.latest;
-            self.transform.on_watermark(self.watermark, out)?;
-        }
+        self.driver
+            .handle(self.transform.as_mut(), Happening::Batch(batch), out)?;
+        let at = self.latest;
+        self.driver.handle(
+            self.transform.as_mut(),
+            Happening::Watermark { port: 0, at },
+            out,
+        )?;
         Ok(())
     }
 
@@ -108,7 +113,9 @@ impl Driver {
 
     /// The transform's clock-driven work.
     pub fn tick(&mut self, out: &mut Vec<Batch>) -> StageResult {
-        self.transform.tick(out)
+        self.driver
+            .handle(self.transform.as_mut(), Happening::Tick, out)
+            .map(drop)
     }
 
     /// How often the engine would call [`tick`](Self::tick).
@@ -118,12 +125,16 @@ impl Driver {
 
     /// End of input.
     pub fn finish(&mut self, out: &mut Vec<Batch>) -> StageResult {
-        self.transform.finish(out)
+        self.driver
+            .handle(self.transform.as_mut(), Happening::Finish, out)
+            .map(drop)
     }
 
     /// The run was asked to stop before the input ended.
     pub fn stop(&mut self, out: &mut Vec<Batch>) -> StageResult {
-        self.transform.stop(out)
+        self.driver
+            .handle(self.transform.as_mut(), Happening::Stop, out)
+            .map(drop)
     }
 
     /// Processes `batch` and returns what came out as JSON lines.

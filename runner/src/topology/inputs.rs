@@ -1,6 +1,5 @@
-//! A stage's inputs: one bounded channel per incoming edge, read fairly, plus the event-time
-//! watermark across them (the smallest of each live input's latest event time), so a fast input
-//! cannot make a slow one's records late.
+//! A stage's inputs: one bounded channel per incoming edge, read fairly. (The event-time
+//! watermark across them, the smallest of each live input's latest, is `stage::Watermarks`.)
 
 use crate::record::{Batch, Millis};
 use crate::stage::Message;
@@ -81,51 +80,6 @@ impl Inputs {
     }
 }
 
-/// Event-time progress per input port: the combined watermark is the smallest over the ports
-/// still open.
-#[derive(Debug)]
-pub struct Watermarks {
-    latest: Vec<Millis>,
-    ended: Vec<bool>,
-    current: Millis,
-}
-
-impl Watermarks {
-    /// Tracking for `ports` inputs, none seen yet.
-    pub fn new(ports: usize) -> Self {
-        Watermarks {
-            latest: vec![Millis::MIN; ports],
-            ended: vec![false; ports],
-            current: Millis::MIN,
-        }
-    }
-
-    /// Notes a watermark from `port`; returns the combined watermark if it advanced.
-    pub fn observe(&mut self, port: usize, watermark: Millis) -> Option<Millis> {
-        self.latest[port] = self.latest[port].max(watermark);
-        self.advance()
-    }
-
-    /// Notes that `port` ended; returns the new watermark if it advanced.
-    pub fn end(&mut self, port: usize) -> Option<Millis> {
-        self.ended[port] = true;
-        self.advance()
-    }
-
-    fn advance(&mut self) -> Option<Millis> {
-        let live = self
-            .latest
-            .iter()
-            .zip(&self.ended)
-            .filter(|(_, ended)| !**ended);
-        let watermark = live.map(|(t, _)| *t).min()?;
-        (watermark > self.current).then(|| {
-            self.current = watermark;
-            watermark
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,20 +93,6 @@ mod tests {
             b.end_row(t);
         }
         b.build()
-    }
-
-    #[test]
-    fn watermark_is_the_slowest_live_input() {
-        let mut w = Watermarks::new(2);
-        assert_eq!(w.observe(0, 300), None, "port 1 has not spoken");
-        assert_eq!(w.observe(1, 50), Some(50));
-        assert_eq!(w.observe(1, 500), Some(300));
-        assert_eq!(w.observe(0, 200), None, "never goes back");
-        assert_eq!(
-            w.end(0),
-            Some(500),
-            "an ended input no longer holds it back"
-        );
     }
 
     #[tokio::test]

@@ -17,8 +17,9 @@
 //! instead (a restart counts windows up to the mark as emitted, and the instances that were ahead
 //! had not been handed on yet).
 
-use super::inputs::{InputEvent, Inputs, Watermarks};
+use super::inputs::{InputEvent, Inputs};
 use crate::record::{Batch, FieldRef, Millis, Row, Schema};
+use crate::stage::Watermarks;
 use crate::stage::{Output, Parallel, StageResult};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;

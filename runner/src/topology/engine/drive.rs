@@ -2,13 +2,14 @@
 //! transform, between a router and a merge) and sink. Each owns its stage and its channels; a
 //! failing or panicking stage marks the run failed before what it holds is dropped.
 
-use super::super::inputs::{InputEvent, Inputs, Watermarks};
+use super::super::inputs::{InputEvent, Inputs};
 use super::super::parallel;
 use super::super::reload::{Discard, SinkSwap, TransformControl};
 use crate::record::Batch;
 use crate::stage::{
-    Message, Output, Parallel, Rejects, RunHealth, Shutdown, ShutdownTrigger, Sink, Source,
-    SourceContext, Stage, StageError, StageMetrics, StageResult, Transform,
+    Happening, Message, Output, Parallel, Rejects, RunHealth, Shutdown, ShutdownTrigger, Sink,
+    Source, SourceContext, Stage, StageError, StageMetrics, StageResult, Transform,
+    TransformDriver,
 };
 use futures_util::FutureExt;
 use std::future::Future;
@@ -123,7 +124,7 @@ async fn drive_transform(
         rejects,
     } = ports;
     let mut edits_open = true;
-    let mut watermarks = Watermarks::new(input.ports());
+    let mut driver = TransformDriver::new(input.ports());
     let mut ticker = transform.tick_interval().map(|period| {
         let mut t = tokio::time::interval(period);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -157,33 +158,28 @@ async fn drive_transform(
                 continue;
             }
         };
-        let mut advanced = None;
-        match next {
+        let happening = match next {
             Some(Some(InputEvent::Batch(_, batch))) => {
                 metrics
                     .received
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 let acks = batch.acks().clone();
                 let started = std::time::Instant::now();
-                if let Err(e) = transform.process(batch, produced) {
+                if let Err(e) = driver.handle(transform, Happening::Batch(batch), produced) {
                     return fail_with(health, &acks, e);
                 }
                 metrics.add_batch(started.elapsed());
+                None
             }
-            Some(Some(InputEvent::Watermark(port, t))) => {
-                advanced = watermarks.observe(port, t);
-            }
-            Some(Some(InputEvent::Ended(port))) => {
-                advanced = watermarks.end(port);
-            }
-            Some(None) => transform.tick(produced)?,
+            Some(Some(InputEvent::Watermark(port, at))) => Some(Happening::Watermark { port, at }),
+            Some(Some(InputEvent::Ended(port))) => Some(Happening::Ended { port }),
+            Some(None) => Some(Happening::Tick),
             None => break,
-        }
-        let mut forward = None;
-        if let Some(watermark) = advanced {
-            transform.on_watermark(watermark, produced)?;
-            forward = Some(transform.output_watermark(watermark));
-        }
+        };
+        let forward = match happening {
+            Some(happening) => driver.handle(transform, happening, produced)?,
+            None => None,
+        };
         for batch in produced.drain(..) {
             if output.send(batch).await.is_err() {
                 // Everything downstream is gone, so a stage after this one failed: what is
@@ -200,11 +196,12 @@ async fn drive_transform(
         }
         rejects.flush().await;
     }
-    if shutdown.is_requested() {
-        transform.stop(produced)?;
+    let end = if shutdown.is_requested() {
+        Happening::Stop
     } else {
-        transform.finish(produced)?;
-    }
+        Happening::Finish
+    };
+    driver.handle(transform, end, produced)?;
     for batch in produced.drain(..) {
         if output.send(batch).await.is_err() {
             health.fail();
