@@ -5,10 +5,12 @@
 
 mod common;
 
-use common::kafka::{broker, expected_windows, scratch, seeded, written_windows};
+use common::kafka::{
+    WindowVerdict, broker, expected_windows, scratch, seeded, wait_for_window, written_windows,
+};
 use common::*;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SAMPLE: &str = "data/user_log_sample.csv";
 
@@ -75,43 +77,28 @@ fn a_chain_of_two_exactly_once_jobs_killed_at_random_writes_each_10_second_sum_o
 
     let counter = start("tests/fixtures/count_sex.toml", "count-last");
     let summer = start("tests/fixtures/sum_result.toml", "sum-last");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !written_windows(&bootstrap, "result10")
-        .keys()
-        .any(|(w, _)| *w == last_sure)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "seed {seed}: the chain did not catch up"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_for_window(
+        &bootstrap,
+        "result10",
+        last_sure,
+        Duration::from_secs(120),
+        &format!("seed {seed}: the chain"),
+    );
     for job in [counter, summer] {
         let (status, log) = job.signal("TERM");
         assert!(status.success(), "seed {seed}: {log}");
     }
 
     let written = written_windows(&bootstrap, "result10");
-    let missing: Vec<_> = expected
-        .keys()
-        .filter(|(w, _)| surely_closed(*w))
-        .filter(|k| !written.contains_key(*k))
-        .collect();
-    let conflicting: Vec<_> = written
-        .iter()
-        .filter(|(key, counts)| counts.iter().any(|c| expected.get(*key) != Some(c)))
-        .collect();
-    let duplicates: usize = written.values().map(|c| c.len() - 1).sum();
+    let verdict = WindowVerdict::of(&expected, &written, surely_closed);
     eprintln!(
         "chain (KILL x 6 each, seed {seed}): {} 10-second windows expected, {} written, missing {}, \
-         conflicting {}, duplicates {duplicates}",
+         conflicting {}, duplicates {}",
         expected.len(),
         written.len(),
-        missing.len(),
-        conflicting.len()
+        verdict.missing.len(),
+        verdict.conflicting.len(),
+        verdict.duplicates
     );
-    assert!(
-        missing.is_empty() && conflicting.is_empty() && duplicates == 0,
-        "seed {seed}: missing {missing:?}, conflicting {conflicting:?}, duplicates {duplicates}"
-    );
+    verdict.assert_exact(seed);
 }

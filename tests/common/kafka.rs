@@ -141,6 +141,84 @@ pub fn written_windows(
     windows
 }
 
+/// Waits (at most `limit`) until `topic` holds a window starting at `start`; panics saying
+/// `what` did not catch up.
+pub fn wait_for_window(bootstrap: &str, topic: &str, start: i64, limit: Duration, what: &str) {
+    let deadline = Instant::now() + limit;
+    while !written_windows(bootstrap, topic)
+        .keys()
+        .any(|(w, _)| *w == start)
+    {
+        assert!(Instant::now() < deadline, "{what} did not catch up");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Written windows against a recount: those `required` that are missing, those written with
+/// another count (or not expected at all), and how many were written more than once.
+pub struct WindowVerdict {
+    pub missing: Vec<(i64, String)>,
+    pub conflicting: Vec<(i64, String)>,
+    pub duplicates: usize,
+}
+
+impl WindowVerdict {
+    pub fn of(
+        expected: &std::collections::BTreeMap<(i64, String), u64>,
+        written: &std::collections::BTreeMap<(i64, String), Vec<u64>>,
+        required: impl Fn(i64) -> bool,
+    ) -> WindowVerdict {
+        WindowVerdict {
+            missing: expected
+                .keys()
+                .filter(|(w, _)| required(*w))
+                .filter(|k| !written.contains_key(*k))
+                .cloned()
+                .collect(),
+            conflicting: written
+                .iter()
+                .filter(|(key, counts)| counts.iter().any(|c| expected.get(*key) != Some(c)))
+                .map(|(key, _)| key.clone())
+                .collect(),
+            duplicates: written.values().map(|c| c.len() - 1).sum(),
+        }
+    }
+
+    /// Panics unless nothing is missing, conflicting or doubled.
+    pub fn assert_exact(&self, seed: u64) {
+        assert!(
+            self.missing.is_empty() && self.conflicting.is_empty() && self.duplicates == 0,
+            "seed {seed}: missing {:?}, conflicting {:?}, duplicates {}",
+            self.missing,
+            self.conflicting,
+            self.duplicates
+        );
+    }
+}
+
+/// The loader (tests/fixtures/load_sex.toml: `csv` → topic `sex`, exactly once) at `rate` rows
+/// a second, with `extra` arguments, its output and log in `dir` as `<name>.out`/`.log`.
+pub fn start_loader(
+    dir: &Path,
+    bootstrap: &str,
+    csv: &Path,
+    rate: &str,
+    name: &str,
+    extra: &[&str],
+) -> Background {
+    let mut load = weir();
+    load.args(["run", "tests/fixtures/load_sex.toml"])
+        .args(extra)
+        .env("BROKERS", bootstrap)
+        .env("CSV", csv)
+        .env("RATE", rate);
+    Background::start(
+        load,
+        &dir.join(format!("{name}.out")),
+        &dir.join(format!("{name}.log")),
+    )
+}
+
 /// A seeded xorshift generator; the seed comes from `WEIR_TEST_SEED` or the clock and is printed
 /// so a failing run can be replayed.
 pub fn seeded() -> (u64, impl FnMut(u64) -> u64) {
