@@ -210,6 +210,29 @@ fn no_broker_at_start_is_a_clear_error_after_a_bounded_wait() {
     assert!(!stderr.contains("WARN"), "{stderr}");
 }
 
+/// A producer setting in a sink's `options` reaches the producer only: the exactly-once sink's
+/// progress reader (a consumer) was made from the same settings, and librdkafka warned
+/// "CONFWARN: ... queue.buffering.max.ms is a producer property and will be ignored by this
+/// consumer instance" for it.
+#[test]
+fn a_producer_option_on_an_exactly_once_sink_draws_no_client_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, bootstrap) = broker(dir.path(), "memory://");
+    let output = weir()
+        .args(["run", "tests/fixtures/load_sex.toml"])
+        .args(["--set", r#"sinks.sex.options={ "linger.ms" = 50 }"#])
+        .env("BROKERS", &bootstrap)
+        .env("CSV", repo().join(SAMPLE))
+        .env("RATE", r#""max""#)
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("sinks.sex: 9999 in"), "{stderr}");
+    assert!(!stderr.contains("CONFWARN"), "{stderr}");
+    assert!(!stderr.contains(" WARN "), "{stderr}");
+}
+
 #[test]
 fn a_taken_port_for_the_embedded_broker_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

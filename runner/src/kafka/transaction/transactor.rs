@@ -311,9 +311,12 @@ impl Transactor {
         })??;
         tracing::debug!("transactional producer {} ready", self.transactional_id);
         // Fenced and the old transaction aborted: what is committed now is final.
-        let mut reader = self
-            .options
-            .client_config(&bootstrap, crate::kafka::CONSUMER_DEFAULTS)?;
+        // A consumer: producer settings in the stage's `options` stay with the producer.
+        let mut reader = crate::kafka::consumer_config(
+            &self
+                .options
+                .client_config(&bootstrap, crate::kafka::CONSUMER_DEFAULTS)?,
+        );
         reader.set(
             "group.id",
             format!("{}.progress-reader", self.transactional_id),
