@@ -2357,6 +2357,19 @@ impl Storage for DynoStore {
 
                 let txn_detail = current_epoch.get_mut();
 
+                // weir patch: a transaction that only commits offsets begins here. Only
+                // AddPartitionsToTxn put a transaction in Begin, so one without records that
+                // followed an ended transaction kept the ended state, and its EndTxn skipped it:
+                // the offsets were not committed (until some later transaction with records
+                // committed them along) and, with stable offsets, read as pending meanwhile.
+                if matches!(
+                    txn_detail.state,
+                    None | Some(TxnState::Committed) | Some(TxnState::Aborted)
+                ) {
+                    txn_detail.state = Some(TxnState::Begin);
+                    _ = txn_detail.started_at.get_or_insert_with(SystemTime::now);
+                }
+
                 let mut responses = vec![];
 
                 for topic in &offsets.topics {
@@ -2612,7 +2625,13 @@ impl Storage for DynoStore {
                             }
 
                             txn_detail.produces.clear();
-                            txn_detail.offsets.clear();
+                            // weir patch: stable offsets. A committed transaction's offsets stay
+                            // pending (`pending_transactional_offsets`) until they are written to
+                            // the group below; cleared here, a new owner asking for stable offsets
+                            // in between read the offsets from before the transaction.
+                            if txn_id.state != TxnState::PrepareCommit {
+                                txn_detail.offsets.clear();
+                            }
                             _ = txn_detail.started_at.take();
                         }
                     }
@@ -2646,7 +2665,44 @@ impl Storage for DynoStore {
             _ = self.offset_commit(group, None, &offsets[..]).await?;
         }
 
+        // weir patch: stable offsets (see above): written, they are no longer pending.
+        if !offsets_to_commit.is_empty() {
+            self.meta
+                .with_mut(&self.object_store, |meta| {
+                    if let Some(detail) = meta
+                        .transactions
+                        .get_mut(transaction_id)
+                        .and_then(|txn| txn.epochs.get_mut(&producer_epoch))
+                    {
+                        detail.offsets.clear();
+                    }
+                    Ok(())
+                })
+                .await?;
+        }
+
         Ok(ErrorCode::None)
+    }
+
+    // weir patch: stable offsets (see `Storage::pending_transactional_offsets`). A transaction's
+    // offsets stay in its detail until `txn_end` has written them to the group.
+    async fn pending_transactional_offsets(&self, group_id: &str) -> Result<BTreeSet<Topition>> {
+        self.meta
+            .with(&self.object_store, |meta| {
+                let mut pending = BTreeSet::new();
+                for txn in meta.transactions.values() {
+                    for detail in txn.epochs.values() {
+                        for (topic, partitions) in detail.offsets.get(group_id).into_iter().flatten()
+                        {
+                            for partition in partitions.keys() {
+                                _ = pending.insert(Topition::new(topic.clone(), *partition));
+                            }
+                        }
+                    }
+                }
+                Ok(pending)
+            })
+            .await
     }
 
     // weir patch: transaction timeouts (see `Storage::abort_expired_transactions`).

@@ -144,7 +144,7 @@ use serde::{Deserialize, Serialize};
 use std::error;
 use std::{
     array::TryFromSliceError,
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     ffi::OsString,
     fmt::{self, Debug, Display, Formatter},
     fs::DirEntry,
@@ -1025,6 +1025,15 @@ impl NamedGroupDetail {
             response: GroupDetailResponse::Found(found),
         }
     }
+
+    // weir patch: fencing of zombie TxnOffsetCommits (`service::txn::offset_commit`).
+    /// The group's stored state, if it was found.
+    pub fn detail(&self) -> Option<&GroupDetail> {
+        match &self.response {
+            GroupDetailResponse::Found(detail) => Some(detail),
+            GroupDetailResponse::ErrorCode(_) => None,
+        }
+    }
 }
 
 impl From<&NamedGroupDetail> for consumer_group_describe_response::DescribedGroup {
@@ -1501,6 +1510,17 @@ pub trait Storage: Clone + Debug + Send + Sync + 'static {
     /// new epoch); returns how many. Engines that do not track start times abort nothing.
     async fn abort_expired_transactions(&self, _now: SystemTime) -> Result<u32> {
         Ok(0)
+    }
+
+    // weir patch: stable offsets (KIP-447). An OffsetFetch that requires stable offsets (a
+    // read_committed consumer taking partitions over) is answered UNSTABLE_OFFSET_COMMIT for a
+    // partition whose offset another member has committed inside a transaction that has not
+    // ended, so the new owner waits for that transaction instead of starting from the offset
+    // before it and reading its records a second time.
+    /// The partitions of `group_id` with an offset committed in a transaction that has not ended
+    /// yet. Engines that do not track them answer none.
+    async fn pending_transactional_offsets(&self, _group_id: &str) -> Result<BTreeSet<Topition>> {
+        Ok(BTreeSet::new())
     }
 
     async fn cluster_id(&self) -> Result<String>;
@@ -2875,6 +2895,28 @@ impl Storage for StorageContainer {
         .inspect_err(|_| {
             STORAGE_CONTAINER_ERRORS.add(1, &attributes);
         })
+    }
+
+    #[instrument(skip_all)]
+    async fn pending_transactional_offsets(&self, group_id: &str) -> Result<BTreeSet<Topition>> {
+        match self {
+            #[cfg(feature = "dynostore")]
+            Self::DynoStore(engine) => engine.pending_transactional_offsets(group_id).await,
+
+            #[cfg(feature = "libsql")]
+            Self::Lite(engine) => engine.pending_transactional_offsets(group_id).await,
+
+            Self::Null(engine) => engine.pending_transactional_offsets(group_id).await,
+
+            #[cfg(feature = "postgres")]
+            Self::Postgres(engine) => engine.pending_transactional_offsets(group_id).await,
+
+            #[cfg(feature = "slatedb")]
+            Self::Slate(engine) => engine.pending_transactional_offsets(group_id).await,
+
+            #[cfg(feature = "turso")]
+            Self::Turso(engine) => engine.pending_transactional_offsets(group_id).await,
+        }
     }
 
     #[instrument(skip_all)]

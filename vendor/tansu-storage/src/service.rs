@@ -38,7 +38,7 @@ mod produce;
 mod txn;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     fmt::{self, Debug, Display, Formatter},
     sync::LazyLock,
     time::{Duration, SystemTime},
@@ -188,6 +188,8 @@ pub enum Request {
     Maintain(SystemTime),
     // weir patch: transaction timeouts (see `Storage::abort_expired_transactions`).
     AbortExpiredTransactions(SystemTime),
+    // weir patch: stable offsets (see `Storage::pending_transactional_offsets`).
+    PendingTransactionalOffsets(String),
     ClusterId,
     Node,
     AdvertisedListener,
@@ -228,6 +230,10 @@ impl Display for Request {
             Self::ListOffsets { .. } => f.write_str("ListOffsets"),
             Self::Maintain(_) => f.write_str("Maintain"),
             Self::AbortExpiredTransactions(_) => f.write_str("AbortExpiredTransactions"),
+            Self::PendingTransactionalOffsets(group_id) => f
+                .debug_tuple("PendingTransactionalOffsets")
+                .field(group_id)
+                .finish(),
             Self::Metadata(_) => f.write_str("Metadata"),
             Self::Node => f.write_str("Node"),
             Self::OffsetCommit { .. } => f.write_str("OffsetCommit"),
@@ -269,6 +275,7 @@ pub enum Response {
     ListOffsets(Result<Vec<(Topition, ListOffsetResponse)>>),
     Maintain(Result<()>),
     AbortExpiredTransactions(Result<u32>),
+    PendingTransactionalOffsets(Result<BTreeSet<Topition>>),
     Metadata(Result<MetadataResponse>),
     Node(Result<i32>),
     OffsetCommit(Result<Vec<(Topition, ErrorCode)>>),
@@ -1055,6 +1062,23 @@ impl Storage for RequestChannelService {
     }
 
     #[instrument(skip_all)]
+    async fn pending_transactional_offsets(&self, group_id: &str) -> Result<BTreeSet<Topition>> {
+        self.serve(
+            Context::default(),
+            Request::PendingTransactionalOffsets(group_id.to_owned()),
+        )
+        .await
+        .and_then(|response| {
+            if let Response::PendingTransactionalOffsets(inner) = response {
+                inner.map_err(Into::into)
+            } else {
+                Err(Error::UnexpectedServiceResponse(Box::new(response)).into())
+            }
+        })
+        .map_err(Into::into)
+    }
+
+    #[instrument(skip_all)]
     async fn abort_expired_transactions(&self, now: SystemTime) -> Result<u32> {
         self.serve(Context::default(), Request::AbortExpiredTransactions(now))
             .await
@@ -1473,6 +1497,11 @@ where
             Request::AbortExpiredTransactions(now) => Ok(Response::AbortExpiredTransactions(
                 self.storage.abort_expired_transactions(now).await,
             )),
+            Request::PendingTransactionalOffsets(group_id) => {
+                Ok(Response::PendingTransactionalOffsets(
+                    self.storage.pending_transactional_offsets(&group_id).await,
+                ))
+            }
             Request::ClusterId => Ok(Response::ClusterId(self.storage.cluster_id().await)),
             Request::Node => Ok(Response::Node(self.storage.node().await)),
             Request::AdvertisedListener => Ok(Response::AdvertisedListener(

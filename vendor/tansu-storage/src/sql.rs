@@ -289,6 +289,10 @@ pub(crate) static SQL: LazyLock<Cache> = LazyLock::new(|| {
             include_sql!("sql/txn_detail_update_started_at.sql"),
         ),
         ("txn_expired.sql", include_sql!("sql/txn_expired.sql")),
+        (
+            "txn_offset_commit_pending.sql",
+            include_sql!("sql/txn_offset_commit_pending.sql"),
+        ),
         ("txn_insert.sql", include_sql!("sql/txn_insert.sql")),
         (
             "txn_offset_commit_delete_by_txn.sql",

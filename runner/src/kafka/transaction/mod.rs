@@ -12,13 +12,20 @@
 //! 4. `commit_transaction`.
 //!
 //! If any step fails the transaction is aborted and the run fails; nothing of it is visible to a
-//! `read_committed` reader and the next run resumes from the previous commit. A restarted or
+//! `read_committed` reader and the next run resumes from the previous commit. One failure is not
+//! the end of the run: a consumer-group member whose offsets the broker refuses because the group
+//! has moved on (it gave a partition to another member before this one heard of the rebalance)
+//! aborts, writes nothing more until the group grants it partitions again (each from its
+//! committed offset), and goes on — what the aborted transaction held is read again by the
+//! partitions' owners. A restarted or
 //! duplicate process with the same transactional id fences this one (`init_transactions`), and the
 //! broker aborts whatever transaction the old one left open.
 
 mod progress;
+mod standing;
 mod transactor;
 
+pub use standing::GroupStanding;
 pub use transactor::{CommitPoint, Offsets, Transactor};
 
 use super::KafkaOptions;

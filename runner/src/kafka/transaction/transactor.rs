@@ -1,6 +1,7 @@
 //! The [`Transactor`]: one run's transactional producer on one cluster — writing, the commit
 //! sequence described in the parent module, aborting, and the periodic committer.
 
+use super::GroupStanding;
 use crate::ack::Acks;
 use crate::kafka::codec::Message;
 use crate::kafka::link::TopicLinks;
@@ -9,8 +10,7 @@ use crate::kafka::{
 };
 use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::ConsumerGroupMetadata;
-use rdkafka::error::KafkaError as ClientError;
+use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -56,7 +56,7 @@ const COMMIT_ATTEMPTS: u32 = 3;
 /// its consumer group), or another source's position (kept as a progress mark under its name).
 enum Registered {
     Offsets {
-        group: ConsumerGroupMetadata,
+        group: Arc<GroupStanding>,
         point: Arc<dyn CommitPoint>,
     },
     Position {
@@ -102,6 +102,10 @@ struct State {
     failure: Option<String>,
     /// Transactions committed (for the log at the end).
     committed: u64,
+    /// The broker refused this member's offsets because its group moved on (see the module
+    /// documentation): until the group grants it partitions again, every transaction is aborted
+    /// and no commit point or mark goes anywhere.
+    fenced: bool,
 }
 
 /// Delivery reports of the transactional producer.
@@ -132,6 +136,15 @@ impl ProducerContext for TxnDeliveries {
                 message.partition(),
                 message.offset(),
             ),
+            // An abort purges the transaction's unsent messages: that is the abort working, and
+            // whatever called for it is dealt with there (a fence is sat out, a failure ends the
+            // run), so a purge is no delivery failure of its own.
+            Err((
+                ClientError::MessageProduction(
+                    RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight,
+                ),
+                _,
+            )) => {}
             Err((error, message)) => {
                 let partition = Some(message.partition()).filter(|&p| p >= 0);
                 let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
@@ -198,9 +211,9 @@ impl Transactor {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a Kafka source whose commit points go into the transactions, under consumer group
-    /// `group`.
-    pub fn register_source(&self, group: ConsumerGroupMetadata, point: Arc<dyn CommitPoint>) {
+    /// Adds a Kafka source whose commit points go into the transactions, under the consumer
+    /// group standing `group` (kept current by the source).
+    pub fn register_source(&self, group: Arc<GroupStanding>, point: Arc<dyn CommitPoint>) {
         self.sources
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -509,6 +522,41 @@ impl Transactor {
         }
     }
 
+    /// This member lost its partitions without handing them over (it missed its session timeout,
+    /// and their new owners start from the committed offsets): what the open transaction wrote
+    /// from them must never be seen. The transaction is aborted and the member sits the fence out
+    /// as if the broker had refused its offsets (or, where that cannot be sat out, the run ends).
+    pub fn partitions_lost(&self) {
+        let mut state = self.state();
+        if state.producer.is_none() || state.failure.is_some() {
+            return;
+        }
+        // Settled, not failed: a failed ticket would hold the ledger back for good, and the
+        // partitions are forgotten anyway; fenced, no commit point goes anywhere.
+        drop(std::mem::take(&mut state.held));
+        let recoverable =
+            fencing_recoverable(&self.sources.lock().unwrap_or_else(|p| p.into_inner()));
+        if !recoverable {
+            state.failure.get_or_insert_with(|| {
+                "this consumer-group member lost its partitions mid-transaction".to_string()
+            });
+        }
+        self.abort(&mut state);
+        state.fenced = recoverable;
+    }
+
+    /// The group has granted partitions again (each starts from its committed offset): a fenced
+    /// member may commit again.
+    pub fn regranted(&self) {
+        let mut state = self.state();
+        if std::mem::take(&mut state.fenced) {
+            tracing::info!(
+                "{}: partitions granted again after the fence; committing again",
+                self.transactional_id
+            );
+        }
+    }
+
     /// Commits the open transaction now, after any commit under way has finished (a group
     /// member handing partitions over: the next owner must find the offsets of everything
     /// written here committed). Blocking.
@@ -555,20 +603,42 @@ impl Transactor {
                 }
             }
         }
+        if state.fenced {
+            // What was read since the fence is read again from the committed offsets once the
+            // group grants partitions again; what was written of it must not be seen.
+            state.marks.clear();
+            drop(sources);
+            self.abort(state);
+            return Ok(());
+        }
         if !state.open && points.is_empty() && state.marks.is_empty() {
             return Ok(());
         }
         self.begin(state)?;
         let result = self.commit_open(state, &sources, &points);
-        drop(sources);
         match result {
             Ok(()) => {
+                drop(sources);
                 state.open = false;
                 state.written = 0;
                 state.committed += 1;
                 Ok(())
             }
+            Err((_, source)) if is_fencing(&source) && fencing_recoverable(&sources) => {
+                drop(sources);
+                tracing::warn!(
+                    "{}: the broker refused this member's offsets ({source}): its consumer group \
+                     gave a partition to another member before this one heard of the rebalance. \
+                     The transaction is aborted and nothing is written until the group grants \
+                     partitions again; their owners read the aborted records again",
+                    self.transactional_id
+                );
+                self.abort(state);
+                state.fenced = true;
+                Ok(())
+            }
             Err((step, source)) => {
+                drop(sources);
                 let error = match self.delivery_failure(state) {
                     // The commit failed because a message could not be delivered: say which.
                     Some((topic, partition, source)) => KafkaError::Delivery {
@@ -617,8 +687,12 @@ impl Transactor {
                     .map_err(|e| ("listing offsets", e))?;
             }
             if let Registered::Offsets { group, .. } = &sources[*i] {
+                let metadata = group.lock();
+                let Some(metadata) = metadata.as_ref() else {
+                    return Err(("send_offsets_to_transaction", ClientError::Canceled));
+                };
                 producer
-                    .send_offsets_to_transaction(&offsets, group, TXN_TIMEOUT)
+                    .send_offsets_to_transaction(&offsets, metadata, TXN_TIMEOUT)
                     .map_err(|e| ("send_offsets_to_transaction", e))?;
             }
         }
@@ -669,4 +743,28 @@ impl Transactor {
             }
         }
     }
+}
+
+/// True when `error` is the broker refusing a group member's offsets because the group moved on.
+fn is_fencing(error: &ClientError) -> bool {
+    matches!(
+        error,
+        ClientError::Transaction(e) if matches!(
+            e.code(),
+            RDKafkaErrorCode::IllegalGeneration
+                | RDKafkaErrorCode::UnknownMemberId
+                | RDKafkaErrorCode::FencedInstanceId
+        )
+    )
+}
+
+/// A fence can be sat out only when every source of the transactions is an eager group member:
+/// each then gives all its partitions up at the rebalance and reads them again from the committed
+/// offsets. A cooperative member keeps some partitions, and any other source's position would have
+/// moved past what the aborted transaction wrote.
+fn fencing_recoverable(sources: &[Registered]) -> bool {
+    sources.iter().all(|source| match source {
+        Registered::Offsets { group, .. } => !group.is_cooperative(),
+        Registered::Position { .. } => false,
+    })
 }

@@ -14,7 +14,7 @@
 //! committed: another member already owns it. Either way the ledger forgets the partition, so a
 //! ticket that settles later can never move its committed offset back.
 
-use crate::kafka::transaction::Transactor;
+use crate::kafka::transaction::{GroupStanding, Transactor};
 use crate::kafka::{ClientLog, report_error, report_log};
 use crate::resume::Resumed;
 use crate::sources::checkpoint::{Checkpoints, Partition};
@@ -58,6 +58,9 @@ pub(super) struct Membership {
     /// Exactly once: where the progress marks committed by other members are read again on each
     /// grant (a stage resuming on a partition another member gave up continues from its marks).
     pub(super) marks: Option<(Arc<Transactor>, Arc<Resumed>)>,
+    /// Exactly once: the generation and member id the transactions commit offsets under,
+    /// refreshed at each grant.
+    pub(super) standing: Arc<GroupStanding>,
     /// Where the partition figures go (see `ClientLog`).
     pub(super) partitions: Option<Arc<crate::stage::StageMetrics>>,
     changes: Mutex<Vec<Change>>,
@@ -77,6 +80,7 @@ impl Membership {
             commits_itself,
             handover_timeout,
             marks: None,
+            standing: Arc::new(GroupStanding::default()),
             partitions: None,
             changes: Mutex::new(Vec::new()),
             changed: AtomicBool::new(false),
@@ -219,6 +223,9 @@ impl ConsumerContext for Membership {
                 self.path,
                 names(&revoked)
             );
+            if let Some((transactor, _)) = &self.marks {
+                transactor.partitions_lost();
+            }
         } else {
             if !self.wait_for_delivery() {
                 tracing::warn!(
@@ -236,7 +243,8 @@ impl ConsumerContext for Membership {
                 // next owner's only once that transaction is committed.
                 if let Err(e) = transactor.commit_now() {
                     tracing::warn!(
-                        "{}: committing before a hand-over failed: {e}; the new owner reads the                          records since the last commit again",
+                        "{}: committing before a hand-over failed: {e}; the new owner reads the \
+                         records since the last commit again",
                         self.path
                     );
                 }
@@ -256,6 +264,12 @@ impl ConsumerContext for Membership {
                 }
                 tracing::info!("{}: reads {}", self.path, names(&granted));
                 if let Some((transactor, resumed)) = &self.marks {
+                    let cooperative = matches!(
+                        consumer.rebalance_protocol(),
+                        RebalanceProtocol::Cooperative
+                    );
+                    self.standing.update(consumer.group_metadata(), cooperative);
+                    transactor.regranted();
                     match transactor.read_marks() {
                         Ok(marks) => {
                             for (stage, through) in marks {

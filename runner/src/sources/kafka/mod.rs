@@ -27,7 +27,7 @@ use super::checkpoint::{Checkpoints, Partition, Tenures};
 use crate::kafka::codec::Decoder;
 use crate::kafka::link::{Progress, TopicLinks};
 use crate::kafka::options::{Assignment, KAFKA_OPTIONS, ORIGIN_FIELDS};
-use crate::kafka::transaction::{CommitPoint, Transactions, Transactor};
+use crate::kafka::transaction::{CommitPoint, GroupStanding, Transactions, Transactor};
 use crate::kafka::{
     CONSUMER_DEFAULTS, ClientLog, Guarantee, KafkaError, KafkaOptions, Start, topics,
     wait_for_cluster,
@@ -184,7 +184,13 @@ impl KafkaSource {
                     partitions: Some(Arc::clone(&self.metrics)),
                 };
                 let consumer = crate::kafka::consumer_with(config, "consumer", log)?;
-                self.prepare_transactions(&consumer, transactor.as_deref(), checkpoints)?;
+                let standing = Arc::new(GroupStanding::default());
+                self.prepare_transactions(
+                    &consumer,
+                    transactor.as_deref(),
+                    checkpoints,
+                    &standing,
+                )?;
                 let assignment = self.assignment(&consumer, topics)?;
                 consumer
                     .assign(&assignment)
@@ -215,13 +221,19 @@ impl KafkaSource {
                 membership.marks = transactor
                     .as_ref()
                     .map(|t| (Arc::clone(t), Arc::clone(&self.resumed)));
+                let standing = Arc::clone(&membership.standing);
                 let consumer: BaseConsumer<Membership> = config
                     .create_with_context(membership)
                     .map_err(|source| KafkaError::Client {
                         role: "consumer",
                         source,
                     })?;
-                self.prepare_transactions(&consumer, transactor.as_deref(), checkpoints)?;
+                self.prepare_transactions(
+                    &consumer,
+                    transactor.as_deref(),
+                    checkpoints,
+                    &standing,
+                )?;
                 let names: Vec<&str> = topics.iter().map(String::as_str).collect();
                 consumer
                     .subscribe(&names)
@@ -238,6 +250,7 @@ impl KafkaSource {
         consumer: &BaseConsumer<C>,
         transactor: Option<&Transactor>,
         checkpoints: &Arc<Checkpoints>,
+        standing: &Arc<GroupStanding>,
     ) -> StageResult {
         let Some(transactor) = transactor else {
             return Ok(());
@@ -245,13 +258,17 @@ impl KafkaSource {
         if self.options.start == Start::Committed {
             self.resume(transactor);
         }
-        let group = consumer
+        let metadata = consumer
             .group_metadata()
             .ok_or_else(|| KafkaError::TransactionFailed {
                 id: transactor.progress_topic(),
                 why: format!("consumer group {} has no metadata", self.group_id),
             })?;
-        transactor.register_source(group, Arc::clone(checkpoints) as Arc<dyn CommitPoint>);
+        standing.update(Some(metadata), false);
+        transactor.register_source(
+            Arc::clone(standing),
+            Arc::clone(checkpoints) as Arc<dyn CommitPoint>,
+        );
         Ok(())
     }
 

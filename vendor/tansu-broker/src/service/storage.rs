@@ -601,6 +601,15 @@ where
                 req.committed,
             )
             .await
+            // weir patch: an EndTxn the storage refuses (a producer fenced by a newer epoch, an
+            // unknown transactional id) is answered with that error code. Returned as an error,
+            // it ended the request without an answer and the client waited out its timeout and
+            // asked again, for ever: a member paused past its transaction timeout hung in
+            // `commit_transaction` instead of learning it was fenced.
+            .or_else(|error| match error {
+                tansu_storage::Error::Api(error_code) => Ok(error_code),
+                other => Err(other),
+            })
             .map(|error_code| {
                 EndTxnResponse::default()
                     .throttle_time_ms(0)

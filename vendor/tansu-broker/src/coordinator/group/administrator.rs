@@ -1468,6 +1468,24 @@ where
     O: Storage,
     S: Debug,
 {
+    // weir patch: stable offsets (KIP-447; see `Storage::pending_transactional_offsets`).
+    /// The partitions of `group_id` whose committed offset is not stable yet, when the request
+    /// asks for stable offsets.
+    async fn unstable_offsets(
+        &self,
+        group_id: Option<&str>,
+        require_stable: Option<bool>,
+    ) -> Result<BTreeSet<Topition>> {
+        match group_id {
+            Some(group_id) if require_stable == Some(true) => self
+                .storage
+                .pending_transactional_offsets(group_id)
+                .await
+                .map_err(Into::into),
+            _ => Ok(BTreeSet::new()),
+        }
+    }
+
     async fn fetch_offset(
         &mut self,
         group_id: Option<&str>,
@@ -1496,6 +1514,7 @@ where
                 })
                 .collect();
 
+            let unstable = self.unstable_offsets(group_id, require_stable).await?;
             self.storage
                 .offset_fetch(group_id, topics.deref(), require_stable)
                 .await
@@ -1515,13 +1534,15 @@ where
                                         .iter()
                                         .filter_map(|(topition, offset)| {
                                             if topition.topic() == *topic_name {
+                                                let (offset, error) =
+                                                    stable_or_not(&unstable, topition, *offset);
                                                 Some(
                                                     OffsetFetchResponsePartition::default()
                                                         .partition_index(topition.partition())
-                                                        .committed_offset(*offset)
+                                                        .committed_offset(offset)
                                                         .committed_leader_epoch(Some(-1))
                                                         .metadata(Some("".into()))
-                                                        .error_code(ErrorCode::None.into()),
+                                                        .error_code(error.into()),
                                                 )
                                             } else {
                                                 None
@@ -1543,6 +1564,9 @@ where
             for group in groups {
                 debug!(?group);
 
+                let unstable = self
+                    .unstable_offsets(Some(group.group_id.as_str()), require_stable)
+                    .await?;
                 let response = if let Some(topics) = group.topics.as_ref().map(|topics| {
                     topics
                         .iter()
@@ -1597,14 +1621,17 @@ where
                                                 .iter()
                                                 .filter_map(|(topition, offset)| {
                                                     if topition.topic() == *topic_name {
+                                                        let (offset, error) = stable_or_not(
+                                                            &unstable, topition, *offset,
+                                                        );
                                                         Some(
                                                             OffsetFetchResponsePartitions::default(
                                                             )
                                                             .partition_index(topition.partition())
-                                                            .committed_offset(*offset)
+                                                            .committed_offset(offset)
                                                             .committed_leader_epoch(-1)
                                                             .metadata(None)
-                                                            .error_code(ErrorCode::None.into()),
+                                                            .error_code(error.into()),
                                                         )
                                                     } else {
                                                         None
@@ -2921,6 +2948,17 @@ where
                 todo!()
             }
         }
+    }
+}
+
+// weir patch: stable offsets (see `unstable_offsets`).
+/// The answer for one partition: its committed offset, or none and UNSTABLE_OFFSET_COMMIT while a
+/// transaction that commits a new one has not ended (the client asks again).
+fn stable_or_not(unstable: &BTreeSet<Topition>, topition: &Topition, offset: i64) -> (i64, ErrorCode) {
+    if unstable.contains(topition) {
+        (-1, ErrorCode::UnstableOffsetCommit)
+    } else {
+        (offset, ErrorCode::None)
     }
 }
 
