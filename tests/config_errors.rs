@@ -381,3 +381,40 @@ fn common_value_mistakes_say_what_to_write() {
         assert!(stderr.contains(expected), "--set {set}:\n{stderr}");
     }
 }
+
+#[test]
+fn expressions_naming_missing_fields_are_errors_at_the_name() {
+    let out = run(&["validate", "tests/fixtures/expression_mistakes.toml"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let file = "tests/fixtures/expression_mistakes.toml";
+    for e in [
+        format!(
+            "{file}:11:10: error: transforms.purchases.where: no field `acton` in the records of user_log\n  hint: did you mean `action`?"
+        ),
+        format!(
+            "{file}:17:25: error: transforms.banded.compute.band: no field `age` in the records of purchases\n  hint: its input has user_id, item_id, cat_id, merchant_id, brand_id, month, day, action, age_range, gender, province"
+        ),
+        format!(
+            "{file}:28:23: error: transforms.big.where: no field `gender` in the records of w\n  hint: its input has window_start, window_end, band, count"
+        ),
+    ] {
+        assert!(
+            stderr.contains(&e),
+            "missing:\n{e}\n--- in stderr:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("3 errors found"), "{stderr}");
+}
+
+#[test]
+fn a_syntax_mistake_in_an_expression_is_reported_at_its_column() {
+    let (code, stderr) = validate_text(
+        "[sources.s]\ntype = \"csv\"\npath = \"x.csv\"\n\n[transforms.f]\ntype = \"filter\"\ninputs = [\"s\"]\nwhere = \"a == 1 && (b > 2\"\n\n[sinks.o]\ntype = \"console\"\ninputs = [\"f\"]\n",
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(":8:26: error: transforms.f.where: expected `)` to close the parenthesis"),
+        "{stderr}"
+    );
+}

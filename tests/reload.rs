@@ -466,3 +466,86 @@ fn http_get(port: u16) -> String {
     stream.read_to_string(&mut answer).unwrap();
     answer
 }
+
+/// A filter's `where` edited while records flow: records before the edit are judged by the old
+/// expression and records after it by the new one, each exactly once — the output is the
+/// input's gender-0 rows up to some row and its gender-1 rows from that row on, nothing else.
+#[test]
+fn an_edited_where_judges_the_records_after_the_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let csv = repo().join("data/user_log_sample.csv");
+    let out = dir.join("out.jsonl");
+    let version = |wanted: &str| {
+        format!(
+            "{CSV_SOURCE}
+[transforms.chosen]
+type = \"filter\"
+inputs = [\"user_log\"]
+where = \"gender == '{wanted}'\"
+
+[sinks.out]
+type = \"file\"
+inputs = [\"chosen\"]
+path = \"{}\"
+",
+            out.display()
+        )
+        .replace("CSV", &csv.display().to_string())
+    };
+    let (run, pipeline, log) = watching(dir, &version("0"));
+    std::thread::sleep(Duration::from_millis(1500));
+    edit(&pipeline, &version("1"), &log, 1);
+    let (status, text) = run.wait(Duration::from_secs(60));
+    assert!(status.success(), "{text}");
+
+    let rows: Vec<(String, String)> = {
+        let mut reader = csv::Reader::from_path(&csv).unwrap();
+        reader
+            .records()
+            .map(|r| {
+                let r = r.unwrap();
+                (format!("{}/{}/{}", &r[0], &r[1], &r[4]), r[9].to_string())
+            })
+            .collect()
+    };
+    let written: Vec<(String, String)> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let r: serde_json::Value = serde_json::from_str(l).unwrap();
+            let field = |k: &str| r[k].as_str().unwrap().to_string();
+            (
+                format!(
+                    "{}/{}/{}",
+                    field("user_id"),
+                    field("item_id"),
+                    field("brand_id")
+                ),
+                field("gender"),
+            )
+        })
+        .collect();
+    let zeros = written.iter().take_while(|(_, g)| g == "0").count();
+    assert!(
+        zeros > 0 && zeros < written.len(),
+        "both expressions judged records: {zeros} of {}",
+        written.len()
+    );
+    // The cut lies after the last gender-0 row written and before the next gender-0 row.
+    let zero_rows: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].1 == "0").collect();
+    let after = zero_rows[zeros - 1] + 1;
+    let before = zero_rows.get(zeros).copied().unwrap_or(rows.len());
+    let fits = (after..=before).any(|cut| {
+        let expected: Vec<&(String, String)> = rows[..cut]
+            .iter()
+            .filter(|(_, g)| g == "0")
+            .chain(rows[cut..].iter().filter(|(_, g)| g == "1"))
+            .collect();
+        expected.len() == written.len() && expected.iter().zip(&written).all(|(a, b)| *a == b)
+    });
+    assert!(
+        fits,
+        "the output is not the old filter's rows up to a cut and the new one's after it"
+    );
+}

@@ -18,6 +18,7 @@ pub mod ack;
 pub mod api;
 pub mod builtins;
 pub mod config;
+pub mod expr;
 pub mod format;
 pub mod kafka;
 pub mod pipeline_test;

@@ -58,6 +58,30 @@ fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
     offset
 }
 
+impl Origin {
+    /// The origin of byte `at` of the string `value` written here, when the file shows that
+    /// string as written (a quoted string whose text up to `at` has no escape, `${VAR}` or line
+    /// break); otherwise the string's own origin.
+    pub fn within_string(&self, value: &str, at: usize) -> Origin {
+        let Origin::File { file, offset } = self else {
+            return self.clone();
+        };
+        let raw = &file.text[(*offset).min(file.text.len())..];
+        let open = ["\"\"\"", "'''", "\"", "'"]
+            .into_iter()
+            .find(|quote| raw.starts_with(quote))
+            .map_or(0, str::len);
+        let prefix = value.get(..at).unwrap_or(value);
+        if open == 0 || prefix.contains('\n') || !raw[open..].starts_with(prefix) {
+            return self.clone();
+        }
+        Origin::File {
+            file: Arc::clone(file),
+            offset: offset + open + prefix.len(),
+        }
+    }
+}
+
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

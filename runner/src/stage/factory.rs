@@ -10,7 +10,7 @@ use super::metrics::StageMetrics;
 use super::rejects::Rejects;
 use super::runtime::Stage;
 use crate::config::de::from_node;
-use crate::config::{Diagnostic, Node, Origin};
+use crate::config::{Diagnostic, Node, NodeValue, Origin};
 use serde::de::DeserializeOwned;
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -137,6 +137,9 @@ pub struct OptionIssue {
     pub message: String,
     /// How to fix it.
     pub hint: Option<String>,
+    /// For an option whose value is a string (an expression): the byte of that string the issue
+    /// is at, so the diagnostic points into it.
+    pub within: Option<usize>,
 }
 
 impl OptionIssue {
@@ -146,7 +149,14 @@ impl OptionIssue {
             key: key.into(),
             message: message.into(),
             hint: None,
+            within: None,
         }
+    }
+
+    /// Points the issue at byte `at` of the option's string value.
+    pub fn within(mut self, at: usize) -> Self {
+        self.within = Some(at);
+        self
     }
 
     /// Adds a hint.
@@ -167,10 +177,35 @@ pub struct Parallel {
     pub key_fields: Vec<String>,
 }
 
+/// A record field named in an option's expression (see [`StageConfig::fields_read`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldUse {
+    /// The option's key path, e.g. `where` or `compute.band`.
+    pub key: String,
+    /// The field's name.
+    pub name: String,
+    /// Where the option's string names it (a byte offset into that string).
+    pub at: usize,
+}
+
 /// A component's checked options, able to build the stage.
 pub trait StageConfig: Send + Sync + Debug {
     /// Builds the stage. May open files or connections; `weir validate` never calls it.
     fn build(&self, cx: &BuildContext) -> Result<Stage, StageError>;
+
+    /// The fields of the records the stage emits, in order, when the pipeline file says them
+    /// (`inputs`: its inputs' fields, each `None` when not known before records flow). `None`,
+    /// the default: not known (the stage's output depends on what it reads at run time).
+    fn output_fields(&self, inputs: &[Option<Vec<String>>]) -> Option<Vec<String>> {
+        let _ = inputs;
+        None
+    }
+
+    /// The record fields its expressions read, checked against its inputs' fields where those
+    /// are known (a misspelt field would read as null and silently change the result).
+    fn fields_read(&self) -> Vec<FieldUse> {
+        Vec::new()
+    }
 
     /// For a transform that keeps state per key and may run as several instances: how (see
     /// [`Parallel`]). `None`, the default: one instance.
@@ -359,9 +394,15 @@ impl<C: BuiltinConfig> StageFactory for Builtin<C> {
                 issues
                     .into_iter()
                     .map(|issue| {
-                        let origin = options
-                            .find(&issue.key)
-                            .map_or_else(|| options.origin.clone(), |n| n.origin.clone());
+                        let origin = match options.find(&issue.key) {
+                            None => options.origin.clone(),
+                            Some(node) => match (&node.value, issue.within) {
+                                (NodeValue::Str(text), Some(at)) => {
+                                    node.origin.within_string(text, at)
+                                }
+                                _ => node.origin.clone(),
+                            },
+                        };
                         severity(origin, format!("{path}.{}", issue.key), issue.message)
                             .with_optional_hint(issue.hint)
                     })

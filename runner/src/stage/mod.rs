@@ -25,7 +25,7 @@ mod signals;
 pub use drive::{Happening, TransformDriver, Watermarks};
 pub use error::{StageError, StageResult, panic_message};
 pub use factory::{
-    BuildContext, Builtin, BuiltinConfig, Configured, OptionDoc, OptionIssue, Parallel,
+    BuildContext, Builtin, BuiltinConfig, Configured, FieldUse, OptionDoc, OptionIssue, Parallel,
     RunResources, StageConfig, StageFactory, option_key,
 };
 pub use kind::StageKind;

@@ -89,6 +89,10 @@ pub struct ErrorStreamConfig {
 }
 
 impl StageConfig for ErrorStreamConfig {
+    fn output_fields(&self, _inputs: &[Option<Vec<String>>]) -> Option<Vec<String>> {
+        Some(crate::stage::ERROR_FIELDS.map(String::from).into())
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
         let stream = cx
             .resources

@@ -5,6 +5,7 @@
 pub mod counts;
 pub mod engine;
 pub mod errors;
+pub mod fields;
 pub mod graph;
 pub mod inputs;
 pub mod parallel;

@@ -116,6 +116,7 @@ pub fn plan(doc: &Document, registry: &Registry) -> (Option<Plan>, Diagnostics) 
     check_graph(&spec, &inputs, &flows, &mut diagnostics);
     if !diagnostics.has_errors() {
         check_shares(&spec, &configs, &inputs, &mut diagnostics);
+        super::fields::check_fields_read(&spec, &configs, &inputs, &mut diagnostics);
     }
     if diagnostics.has_errors() {
         return (None, diagnostics);

@@ -21,6 +21,7 @@
 //! duplicate process with the same transactional id fences this one (`init_transactions`), and the
 //! broker aborts whatever transaction the old one left open.
 
+mod producer;
 mod progress;
 mod standing;
 mod transactor;

@@ -2,17 +2,13 @@
 //! sequence described in the parent module, aborting, and the periodic committer.
 
 use super::GroupStanding;
+use super::producer::{TXN_TIMEOUT, TxnDeliveries};
 use crate::ack::Acks;
 use crate::kafka::codec::Message;
 use crate::kafka::link::TopicLinks;
-use crate::kafka::{
-    KafkaError, KafkaOptions, PRODUCER_DEFAULTS, produce_waiting, report_error, report_log, topics,
-};
-use rdkafka::ClientContext;
-use rdkafka::config::RDKafkaLogLevel;
+use crate::kafka::{KafkaError, KafkaOptions, produce_waiting};
 use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
-use rdkafka::message::Message as _;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -27,23 +23,6 @@ pub trait CommitPoint: Send + Sync {
     /// The commit point, if it moved since the last call.
     fn take_commit(&self) -> Option<Offsets>;
 }
-
-/// How long one transactional call may take before it counts as failed (a commit that times out
-/// is tried again, up to [`COMMIT_ATTEMPTS`] times: rides out a broker away for ~20 s, and gives up
-/// within about half a minute when it does not come back).
-const TXN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Settings a transactional producer adds to [`PRODUCER_DEFAULTS`]: a transaction may stay open
-/// as long as a message may take to be delivered (librdkafka requires it).
-const TRANSACTIONAL_DEFAULTS: &[(&str, &str)] = &[("transaction.timeout.ms", "120000")];
-
-/// A consumer-group member's transactions: when a member dies mid-transaction nobody takes its
-/// transactional id over, so the broker aborts what it left open only after this timeout, and
-/// until then read_committed readers of what it wrote (the merging half of a shared window) wait.
-const MEMBER_TRANSACTIONAL_DEFAULTS: &[(&str, &str)] = &[
-    ("transaction.timeout.ms", "10000"),
-    ("delivery.timeout.ms", "10000"),
-];
 
 /// How long an abort may take: it is best effort (the broker aborts an open transaction anyway
 /// when the next producer with the id starts), and it runs when something already went wrong.
@@ -106,53 +85,6 @@ struct State {
     /// documentation): until the group grants it partitions again, every transaction is aborted
     /// and no commit point or mark goes anywhere.
     fenced: bool,
-}
-
-/// Delivery reports of the transactional producer.
-struct TxnDeliveries {
-    brokers: String,
-    links: Arc<TopicLinks>,
-    failure: Mutex<Option<(String, Option<i32>, ClientError)>>,
-}
-
-impl ClientContext for TxnDeliveries {
-    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        report_log(level, facility, message);
-    }
-
-    fn error(&self, error: ClientError, reason: &str) {
-        report_error(&error, reason);
-    }
-}
-
-impl ProducerContext for TxnDeliveries {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(message) => self.links.delivered(
-                &self.brokers,
-                message.topic(),
-                message.partition(),
-                message.offset(),
-            ),
-            // An abort purges the transaction's unsent messages: that is the abort working, and
-            // whatever called for it is dealt with there (a fence is sat out, a failure ends the
-            // run), so a purge is no delivery failure of its own.
-            Err((
-                ClientError::MessageProduction(
-                    RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight,
-                ),
-                _,
-            )) => {}
-            Err((error, message)) => {
-                let partition = Some(message.partition()).filter(|&p| p >= 0);
-                let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
-                failure
-                    .get_or_insert_with(|| (message.topic().to_string(), partition, error.clone()));
-            }
-        }
-    }
 }
 
 impl Transactor {
@@ -256,72 +188,15 @@ impl Transactor {
             // while a commit holds it could starve the embedded broker that commit waits for.
             return Ok(());
         }
-        let bootstrap = self.options.bootstrap().await?;
         let member = self.progress_id != self.transactional_id;
-        let defaults = if member {
-            [
-                PRODUCER_DEFAULTS,
-                TRANSACTIONAL_DEFAULTS,
-                MEMBER_TRANSACTIONAL_DEFAULTS,
-            ]
-            .concat()
-        } else {
-            [PRODUCER_DEFAULTS, TRANSACTIONAL_DEFAULTS].concat()
-        };
-        let mut config = self.options.client_config(&bootstrap, &defaults)?;
-        config.set("transactional.id", &self.transactional_id);
-        let timeout = self.options.connect_timeout();
-        let probe = config.clone();
-        let address = bootstrap.clone();
-        tokio::task::spawn_blocking(move || {
-            crate::kafka::wait_for_cluster(&probe, &address, timeout)
-        })
-        .await
-        .map_err(|e| KafkaError::TransactionFailed {
-            id: self.transactional_id.clone(),
-            why: format!("connecting: {e}"),
-        })??;
-        // The progress topic is weir's own state, not one of the user's topics: it is created
-        // whatever `create_topic` says (that option is about the topics the user names), and a
-        // cluster that refuses gets an error that says what to create.
-        let mut single = self.options.clone();
-        single.partitions = 1;
-        single.topic_config.clear();
-        let progress_topic = self.progress_topic();
-        topics::ensure_topics(&config, &single, std::slice::from_ref(&progress_topic))
-            .await
-            .map_err(|e| KafkaError::ProgressTopic {
-                topic: progress_topic,
-                replication_factor: single.replication_factor,
-                why: e.to_string(),
-            })?;
-        let deliveries = TxnDeliveries {
-            brokers: self.options.brokers().to_string(),
-            links: Arc::clone(&self.links),
-            failure: Mutex::new(None),
-        };
-        let producer: ThreadedProducer<TxnDeliveries> = config
-            .create_with_context(deliveries)
-            .map_err(|source| KafkaError::Client {
-                role: "transactional producer",
-                source,
-            })?;
-        let id = self.transactional_id.clone();
-        let producer = tokio::task::spawn_blocking(move || {
-            producer
-                .init_transactions(TXN_TIMEOUT)
-                .map(|()| producer)
-                .map_err(|source| KafkaError::Transaction {
-                    id,
-                    step: "starting transactions (init_transactions)",
-                    source,
-                })
-        })
-        .await
-        .map_err(|e| KafkaError::TransactionFailed {
-            id: self.transactional_id.clone(),
-            why: format!("starting transactions: {e}"),
-        })??;
+        let (producer, bootstrap) = super::producer::connect(
+            &self.options,
+            &self.transactional_id,
+            &self.progress_topic(),
+            member,
+            &self.links,
+        )
+        .await?;
         tracing::debug!("transactional producer {} ready", self.transactional_id);
         // Fenced and the old transaction aborted: what is committed now is final.
         // A consumer: producer settings in the stage's `options` stay with the producer.

@@ -69,6 +69,10 @@ use std::time::{Duration, Instant};
 const BAD_ROWS_LOGGED: u64 = 20;
 
 impl StageConfig for CsvConfig {
+    fn output_fields(&self, _inputs: &[Option<Vec<String>>]) -> Option<Vec<String>> {
+        self.columns.clone()
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
         let meta =
             std::fs::metadata(&self.path).map_err(|e| StageError::io("open", &self.path, e))?;

@@ -42,6 +42,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 impl StageConfig for WindowConfig {
+    fn output_fields(&self, _inputs: &[Option<Vec<String>>]) -> Option<Vec<String>> {
+        if self.part.is_some() {
+            return None;
+        }
+        let mut names: Vec<String> = ["window_start", "window_end"].map(String::from).into();
+        names.extend(self.group_by.iter().cloned());
+        names.extend(self.aggregates.iter().map(|a| a.output_name()));
+        Some(names)
+    }
+
     fn keeps_state(&self) -> bool {
         // Each half of a shared window is built to see only a share of the input.
         self.part.is_none()
