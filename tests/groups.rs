@@ -390,6 +390,21 @@ fn group_consumer(bootstrap: &str, group: &str, name: &str) -> rdkafka::consumer
     consumer
 }
 
+/// Runs `test` against a fresh embedded broker of each storage engine, with a topic `shared` of
+/// `partitions` partitions; `test` gets the engine's URL and the bootstrap address.
+fn on_each_engine(partitions: i32, test: impl Fn(&str, &str)) {
+    for engine in ["memory://", "sqlite"] {
+        let scratch = scratch();
+        let storage = match engine {
+            "sqlite" => format!("sqlite://{}", scratch.path.join("broker.db").display()),
+            other => other.to_string(),
+        };
+        let (_broker, bootstrap) = broker(&scratch.path, &storage);
+        create_topic_with(&bootstrap, "shared", partitions);
+        test(&storage, &bootstrap);
+    }
+}
+
 fn transactional_producer(bootstrap: &str, id: &str) -> BaseProducer {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -424,14 +439,7 @@ fn partitions_of(consumer: &rdkafka::consumer::BaseConsumer) -> BTreeSet<i32> {
 fn a_member_of_an_older_generation_cannot_commit_a_partition_now_read_by_another() {
     use rdkafka::consumer::Consumer;
     use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-    for storage in ["memory://", "sqlite"] {
-        let scratch = scratch();
-        let storage = match storage {
-            "sqlite" => format!("sqlite://{}", scratch.path.join("broker.db").display()),
-            other => other.to_string(),
-        };
-        let (_broker, bootstrap) = broker(&scratch.path, &storage);
-        create_topic_with(&bootstrap, "shared", 4);
+    on_each_engine(4, |storage, bootstrap| {
         let first = group_consumer(&bootstrap, "fencing", "first");
         wait_until(
             "the first member owning all 4 partitions",
@@ -503,7 +511,7 @@ fn a_member_of_an_older_generation_cannot_commit_a_partition_now_read_by_another
         let offset = |p: i32| committed.find_partition("shared", p).unwrap().offset();
         assert_eq!(offset(moved), rdkafka::Offset::Offset(9), "{storage}");
         assert_eq!(offset(kept), rdkafka::Offset::Offset(5), "{storage}");
-    }
+    });
 }
 
 /// KIP-447's other half: while a transaction that commits a group's offset is open, a
@@ -513,17 +521,10 @@ fn a_member_of_an_older_generation_cannot_commit_a_partition_now_read_by_another
 #[test]
 fn an_offset_committed_in_an_open_transaction_is_not_handed_out_until_it_ends() {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    for storage in ["memory://", "sqlite"] {
-        let scratch = scratch();
-        let storage = match storage {
-            "sqlite" => format!("sqlite://{}", scratch.path.join("broker.db").display()),
-            other => other.to_string(),
-        };
-        let (_broker, bootstrap) = broker(&scratch.path, &storage);
-        create_topic_with(&bootstrap, "shared", 1);
+    on_each_engine(1, |storage, bootstrap| {
         let asker = |isolation: &str| -> BaseConsumer {
             ClientConfig::new()
-                .set("bootstrap.servers", &bootstrap)
+                .set("bootstrap.servers", bootstrap)
                 .set("group.id", "stable")
                 .set("isolation.level", isolation)
                 .create()
@@ -563,7 +564,7 @@ fn an_offset_committed_in_an_open_transaction_is_not_handed_out_until_it_ends() 
             rdkafka::Offset::Offset(42),
             "{storage}"
         );
-    }
+    });
 }
 
 /// A zombie: one of two exactly-once members is paused (SIGSTOP) past its session timeout while

@@ -188,6 +188,20 @@ pub struct FieldUse {
     pub at: usize,
 }
 
+/// The fields of records coming from all of `inputs` (see [`StageConfig::output_fields`]), when
+/// each is known: each name once, in the order first seen.
+pub fn union_of_fields(inputs: &[Option<Vec<String>>]) -> Option<Vec<String>> {
+    let mut all: Vec<String> = Vec::new();
+    for input in inputs {
+        for name in input.as_ref()? {
+            if !all.contains(name) {
+                all.push(name.clone());
+            }
+        }
+    }
+    Some(all)
+}
+
 /// A component's checked options, able to build the stage.
 pub trait StageConfig: Send + Sync + Debug {
     /// Builds the stage. May open files or connections; `weir validate` never calls it.

@@ -26,7 +26,7 @@ pub use drive::{Happening, TransformDriver, Watermarks};
 pub use error::{StageError, StageResult, panic_message};
 pub use factory::{
     BuildContext, Builtin, BuiltinConfig, Configured, FieldUse, OptionDoc, OptionIssue, Parallel,
-    RunResources, StageConfig, StageFactory, option_key,
+    RunResources, StageConfig, StageFactory, option_key, union_of_fields,
 };
 pub use kind::StageKind;
 pub use metrics::{DropReason, Figures, PartitionFigures, StageMetrics};

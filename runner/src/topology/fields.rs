@@ -6,7 +6,7 @@
 //! flow (a Kafka source, a plugin), nothing is checked.
 
 use crate::config::{Diagnostic, Diagnostics, NodeValue, did_you_mean};
-use crate::stage::StageConfig;
+use crate::stage::{StageConfig, union_of_fields};
 use crate::topology::spec::PipelineSpec;
 
 /// Checks every expression's field names against the fields its stage's inputs are known to
@@ -28,7 +28,7 @@ pub fn check_fields_read(
             .iter()
             .map(|&input| fields_of(input, configs, inputs, &mut known))
             .collect();
-        let Some(available) = union(&from) else {
+        let Some(available) = union_of_fields(&from) else {
             continue;
         };
         let component = &spec.components[i];
@@ -82,16 +82,4 @@ fn fields_of(
     let fields = configs[i].as_ref().and_then(|c| c.output_fields(&from));
     known[i] = Some(fields.clone());
     fields
-}
-
-fn union(inputs: &[Option<Vec<String>>]) -> Option<Vec<String>> {
-    let mut all: Vec<String> = Vec::new();
-    for input in inputs {
-        for name in input.as_ref()? {
-            if !all.contains(name) {
-                all.push(name.clone());
-            }
-        }
-    }
-    Some(all)
 }

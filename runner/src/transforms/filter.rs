@@ -130,7 +130,7 @@ impl BuiltinConfig for FilterConfig {
 
 impl StageConfig for FilterConfig {
     fn output_fields(&self, inputs: &[Option<Vec<String>>]) -> Option<Vec<String>> {
-        super::union_of(inputs)
+        crate::stage::union_of_fields(inputs)
     }
 
     fn fields_read(&self) -> Vec<FieldUse> {

@@ -24,17 +24,3 @@ fn fields_read_by(key: &str, text: &str) -> Vec<FieldUse> {
         })
         .unwrap_or_default()
 }
-
-/// The fields of records coming from all of `inputs`, when each is known: each name once, in
-/// the order first seen.
-fn union_of(inputs: &[Option<Vec<String>>]) -> Option<Vec<String>> {
-    let mut all: Vec<String> = Vec::new();
-    for input in inputs {
-        for name in input.as_ref()? {
-            if !all.contains(name) {
-                all.push(name.clone());
-            }
-        }
-    }
-    Some(all)
-}

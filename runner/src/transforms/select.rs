@@ -81,7 +81,7 @@ impl BuiltinConfig for SelectConfig {
 
 impl StageConfig for SelectConfig {
     fn output_fields(&self, inputs: &[Option<Vec<String>>]) -> Option<Vec<String>> {
-        let input = super::union_of(inputs)?;
+        let input = crate::stage::union_of_fields(inputs)?;
         let kept: Vec<&String> = match &self.keep {
             Some(keep) => keep.iter().collect(),
             None => {
