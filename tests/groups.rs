@@ -440,7 +440,7 @@ fn a_member_of_an_older_generation_cannot_commit_a_partition_now_read_by_another
     use rdkafka::consumer::Consumer;
     use rdkafka::error::{KafkaError, RDKafkaErrorCode};
     on_each_engine(4, |storage, bootstrap| {
-        let first = group_consumer(&bootstrap, "fencing", "first");
+        let first = group_consumer(bootstrap, "fencing", "first");
         wait_until(
             "the first member owning all 4 partitions",
             Duration::from_secs(30),
@@ -450,7 +450,7 @@ fn a_member_of_an_older_generation_cannot_commit_a_partition_now_read_by_another
             },
         );
         let stale = first.group_metadata().unwrap();
-        let second = group_consumer(&bootstrap, "fencing", "second");
+        let second = group_consumer(bootstrap, "fencing", "second");
         wait_until(
             "the two members splitting the partitions",
             Duration::from_secs(60),
@@ -463,7 +463,7 @@ fn a_member_of_an_older_generation_cannot_commit_a_partition_now_read_by_another
         );
         let moved = *partitions_of(&second).first().unwrap();
         let kept = *partitions_of(&first).first().unwrap();
-        let producer = transactional_producer(&bootstrap, "zombie");
+        let producer = transactional_producer(bootstrap, "zombie");
 
         producer.begin_transaction().unwrap();
         let refused = producer.send_offsets_to_transaction(
@@ -532,7 +532,7 @@ fn an_offset_committed_in_an_open_transaction_is_not_handed_out_until_it_ends() 
         };
         let committed = asker("read_committed");
         let uncommitted = asker("read_uncommitted");
-        let producer = transactional_producer(&bootstrap, "committer");
+        let producer = transactional_producer(bootstrap, "committer");
         producer.begin_transaction().unwrap();
         producer
             .send_offsets_to_transaction(
