@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 seconds="${1:-600}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(pipeline csv kafka_codecs plugin_descriptor socketio)
+[ ${#targets[@]} -eq 0 ] && targets=(pipeline csv kafka_codecs plugin_descriptor socketio expression)
 
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
   echo "fuzz/run.sh: the nightly toolchain is missing (rustup toolchain install nightly)" >&2
@@ -40,6 +40,14 @@ printf '\x00\x00"0"' > corpus/kafka_codecs/seed-raw
 printf '\x01\x00{"gender":"1","count":3}' > corpus/kafka_codecs/seed-json
 printf '\x02\x00[{"0":1},{"2":3},{"1":6}]' > corpus/kafka_codecs/seed-seed
 printf '\x08\x0e{"user":"u1"}{"gender":"2"}' > corpus/kafka_codecs/seed-json-key
+mkdir -p corpus/expression
+n=0
+for e in "action == '2' && age_range != '' && int(age_range) >= 4" \
+  "int(a) >= 6 ? '40+' : int(a) == 5 ? '35-39' : '30-34'" "b.matches('^[0-9]+$') || c in [1, 'x', null]" \
+  "record['a'] + string(size(b)) + b.lowerAscii().trim()" "hour() < 6 && weekday(event_time()) != 0" \
+  "-a * 2 / (c % 3) - double(b)" "!has(a) || !(a != null)"; do
+  n=$((n + 1)); printf '%s' "$e" > "corpus/expression/seed-$n"
+done
 mkdir -p corpus/plugin_descriptor corpus/socketio
 # ABI as built, a plugin `shop` 0.1 with a transform `count` and one option.
 printf '\x00\x00\x00\x04shop\x030.1\x01\x02\x05count\x05count\x01\x03key\x06string\x02""\x03doc' \
