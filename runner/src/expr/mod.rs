@@ -34,6 +34,7 @@ impl Expression {
     pub fn parse(text: &str) -> Result<Expression, ExprError> {
         let tree = syntax::parse(text)?;
         eval::bind(&tree, &Schema::new(std::iter::empty::<&str>()))?;
+        check_constants(&tree)?;
         Ok(Expression {
             text: Arc::from(text),
             tree,
@@ -61,6 +62,64 @@ impl Expression {
     /// The whole expression's span.
     pub fn span(&self) -> Span {
         0..self.text.len()
+    }
+}
+
+/// Evaluates the parts of `node` that read no field and no event time (`'a' * 2`, `int('x')`),
+/// so a mistake that fails on every record is reported when the pipeline is checked, at its
+/// place, instead of rejecting every record at run time.
+fn check_constants(node: &syntax::Node) -> Result<(), ExprError> {
+    use syntax::Kind;
+    let children: Vec<&syntax::Node> = match &node.kind {
+        Kind::List(items) => items.iter().collect(),
+        Kind::Unary(_, x) => vec![x],
+        Kind::Binary(_, a, b) => vec![a, b],
+        Kind::Conditional(c, a, b) => vec![c, a, b],
+        Kind::Call { target, args, .. } => target.iter().map(|t| t.as_ref()).chain(args).collect(),
+        _ => Vec::new(),
+    };
+    if !is_constant(node) || matches!(node.kind, Kind::List(_)) {
+        // Check the constant parts inside it.
+        return children.into_iter().try_for_each(check_constants);
+    }
+    if children.is_empty() {
+        return Ok(());
+    }
+    let schema = Arc::new(Schema::new(std::iter::empty::<&str>()));
+    let bound = eval::bind(node, &schema)?;
+    let mut builder = crate::record::BatchBuilder::with_capacity(Arc::clone(&schema), 1);
+    builder.end_row(0);
+    let batch = builder.build();
+    match bound.eval(&batch.row(0)) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(ExprError::new(e.span, e.message)),
+    }
+}
+
+/// True when `node` reads no field and no event time.
+fn is_constant(node: &syntax::Node) -> bool {
+    use syntax::Kind;
+    match &node.kind {
+        Kind::Field(_) => false,
+        Kind::Null | Kind::Bool(_) | Kind::Int(_) | Kind::Double(_) | Kind::Str(_) => true,
+        Kind::List(items) => items.iter().all(is_constant),
+        Kind::Unary(_, x) => is_constant(x),
+        Kind::Binary(_, a, b) => is_constant(a) && is_constant(b),
+        Kind::Conditional(c, a, b) => is_constant(c) && is_constant(a) && is_constant(b),
+        Kind::Call { target, name, args } => {
+            let reads_time = args.is_empty()
+                && [
+                    "event_time",
+                    "year",
+                    "month",
+                    "day",
+                    "weekday",
+                    "hour",
+                    "minute",
+                ]
+                .contains(&name.as_str());
+            !reads_time && target.as_deref().is_none_or(is_constant) && args.iter().all(is_constant)
+        }
     }
 }
 
@@ -221,6 +280,9 @@ mod tests {
             ("brand == ['a']", 9..14, "only follow `in`"),
             ("brand in 'a'", 9..12, "`in` needs a list"),
             ("has('x')", 4..7, "`has` takes a field"),
+            ("a == 1 && 'a' * 2 > 1", 10..17, "`*` needs numbers"),
+            ("int('x') + a", 0..8, "int('x'): not an integer"),
+            ("a in [1, 2 / 0]", 9..14, "division by zero"),
         ] {
             let e = Expression::parse(text).unwrap_err();
             assert_eq!(e.span, span, "{text}: {e}");
