@@ -536,9 +536,9 @@ fn the_log_as_json_is_one_object_per_line() {
     );
 }
 
-/// The expression pipeline (`where` on a filter, `compute` on a select) through the binary on
-/// the real sample: each band's count over all windows equals a recount of the CSV done here,
-/// by hand, with the same rules.
+/// The expression pipeline (`where` on a filter, `compute` on a select, `count_distinct` in the
+/// window) through the binary on the real sample: each band's purchases and distinct buyers over
+/// all windows equal a recount of the CSV done here, by hand, with the same rules.
 #[test]
 fn the_purchases_pipeline_counts_each_band_as_a_recount_of_the_file() {
     let out = run(&[
@@ -549,16 +549,20 @@ fn the_purchases_pipeline_counts_each_band_as_a_recount_of_the_file() {
     ]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    let mut counted: BTreeMap<String, u64> = BTreeMap::new();
+    // Per band: purchases, and distinct buyers summed over the 1-second windows.
+    let mut counted: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for line in stdout.lines() {
         let window: serde_json::Value = serde_json::from_str(line).unwrap();
-        *counted
+        let entry = counted
             .entry(window["band"].as_str().unwrap().to_string())
-            .or_default() += window["count"].as_u64().unwrap();
+            .or_default();
+        entry.0 += window["count"].as_u64().unwrap();
+        entry.1 += window["buyers"].as_u64().unwrap();
     }
-    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    let mut purchases: BTreeMap<String, u64> = BTreeMap::new();
+    let mut buyers: std::collections::BTreeSet<(usize, String, String)> = Default::default();
     let mut reader = csv::Reader::from_path(repo().join("data/user_log_sample.csv")).unwrap();
-    for row in reader.records() {
+    for (i, row) in reader.records().enumerate() {
         let row = row.unwrap();
         let (action, age) = (&row[7], &row[8]);
         let Ok(age) = age.parse::<i64>() else {
@@ -572,9 +576,16 @@ fn the_purchases_pipeline_counts_each_band_as_a_recount_of_the_file() {
             5 => "35-39",
             _ => "30-34",
         };
-        *expected.entry(band.to_string()).or_default() += 1;
+        *purchases.entry(band.to_string()).or_default() += 1;
+        // 10 rows per event second (`event_rate`): row i falls in window i / 10.
+        buyers.insert((i / 10, band.to_string(), row[0].to_string()));
     }
-    assert!(expected.values().sum::<u64>() > 100, "{expected:?}");
+    let mut expected: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for (band, n) in &purchases {
+        let distinct = buyers.iter().filter(|(_, b, _)| b == band).count() as u64;
+        expected.insert(band.clone(), (*n, distinct));
+    }
+    assert!(purchases.values().sum::<u64>() > 100, "{expected:?}");
     assert_eq!(counted, expected);
 }
 

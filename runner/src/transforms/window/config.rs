@@ -22,7 +22,7 @@ crate::stage_options! {
         #[serde(default)]
         group_by: Vec<String> => OptionDoc::of("[string]", "[]", "fields whose values form the group key"),
         #[serde(default = "default_aggregates")]
-        aggregates: Vec<AggregateConfig> => OptionDoc::of("[{ op, field, as }]", "[{ op = \"count\" }]", "op: count | sum | min | max | avg; field: input field; as: output name"),
+        aggregates: Vec<AggregateConfig> => OptionDoc::of("[{ op, field, as }]", "[{ op = \"count\" }]", "op: count | sum | min | max | avg | count_distinct; field: input field; as: output name"),
         /// Set by the planner when the window's input is shared by a consumer group: which half of
         /// the shared window this stage is (docs/scaling.md).
         part: Option<SharedPart> => OptionDoc::of("\"partial\" | \"merge\"", "unset", "a half of a window shared by a consumer group; the planner sets it (docs/scaling.md)"),
@@ -150,6 +150,17 @@ impl BuiltinConfig for WindowConfig {
                 )
                 .hint("compute `sum` and `count` and divide downstream"),
             );
+        }
+        if self.part.is_some()
+            && self
+                .aggregates
+                .iter()
+                .any(|a| a.op == AggregateOp::CountDistinct)
+        {
+            issues.push(OptionIssue::new(
+                "aggregates",
+                "`count_distinct` cannot be merged across the members of a consumer group yet",
+            ));
         }
         if self.aggregates.is_empty() {
             issues.push(

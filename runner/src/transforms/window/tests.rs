@@ -490,3 +490,33 @@ proptest::proptest! {
         proptest::prop_assert_eq!(got, want);
     }
 }
+
+proptest::proptest! {
+    /// `count_distinct` per window and group equals a recount with a set, whatever the values,
+    /// their order and the batching (one batch per row here: the worst case for carrying state).
+    #[test]
+    fn count_distinct_equals_a_recount_with_a_set(
+        rows in proptest::collection::vec((0i64..5_000, 0usize..2, 0u8..12), 1..300),
+    ) {
+        let mut sorted = rows.clone();
+        sorted.sort_unstable_by_key(|r| r.0);
+        let mut want: std::collections::BTreeMap<(i64, String), std::collections::BTreeSet<u8>> =
+            std::collections::BTreeMap::new();
+        for &(t, g, v) in &sorted {
+            want.entry((t.div_euclid(1000) * 1000, ["a", "b"][g].to_string())).or_default().insert(v);
+        }
+        let mut w = window(
+            "size = \"1s\"\ngroup_by = [\"g\"]\naggregates = [{ op = \"count_distinct\", field = \"v\", as = \"count\" }]",
+        );
+        let mut out = Vec::new();
+        for &(t, g, v) in &sorted {
+            let value = v.to_string();
+            w.process(batch(&[(t, ["a", "b"][g], &value)]), &mut out).unwrap();
+        }
+        w.finish(&mut out).unwrap();
+        let got = counted(&out);
+        let want: std::collections::BTreeMap<(i64, String), u64> =
+            want.into_iter().map(|(k, set)| (k, set.len() as u64)).collect();
+        proptest::prop_assert_eq!(got, want);
+    }
+}
