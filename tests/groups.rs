@@ -336,18 +336,7 @@ fn a_group_whose_leader_leaves_while_it_forms_still_forms() {
     let scratch = scratch();
     let (_broker, bootstrap) = broker(&scratch.path, "memory://");
     create_topic_with(&bootstrap, "shared", 4);
-    let consumer = |name: &str| -> BaseConsumer {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", "leaving-leader")
-            .set("client.id", name)
-            .set("session.timeout.ms", "6000")
-            .set("heartbeat.interval.ms", "500")
-            .create()
-            .unwrap();
-        consumer.subscribe(&["shared"]).unwrap();
-        consumer
-    };
+    let consumer = |name: &str| group_consumer(&bootstrap, "leaving-leader", name);
     let owned = |c: &BaseConsumer| c.assignment().map(|a| a.count()).unwrap_or(0);
     // The first member forms the group alone and leads it.
     let leader = consumer("first");
