@@ -2,7 +2,8 @@
 //! ignores a refusal and keeps sending. A failed login — a wrong password, a made-up proof, an
 //! unknown user — is answered SASL_AUTHENTICATION_FAILED and the connection closed; nothing but
 //! ApiVersions and the SASL requests is answered before a login; an independent reader checks
-//! that nothing was written. (Library clients, TLS and SASL_SSL: tests/kafka_security.rs.)
+//! that nothing was written. A request the broker does not carry out is refused, not a crash.
+//! (Library clients, TLS and SASL_SSL: tests/kafka_security.rs.)
 
 mod common;
 
@@ -184,4 +185,47 @@ fn a_failed_or_missing_sasl_login_is_refused_and_the_connection_closed() {
         !topics.iter().any(|t| t.starts_with("intruder")),
         "an intruder created a topic: {topics:?}"
     );
+}
+
+/// A request the embedded broker does not carry out (DeleteRecords) is refused with an error
+/// code, on both storage engines: it used to panic the request's task (`todo!()`), with
+/// `sqlite://` the one task that serves every storage request. The connection and the broker
+/// go on serving: the same connection and a new one can still write and read.
+#[test]
+fn a_delete_records_request_is_refused_and_the_broker_goes_on() {
+    for engine in ["memory://", "sqlite"] {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = match engine {
+            "sqlite" => format!("sqlite://{}", dir.path().join("b.db").display()),
+            other => other.to_string(),
+        };
+        let (_broker, address) = common::kafka::broker(dir.path(), &storage);
+        let mut client = WireClient::connect(&address);
+        assert_eq!(client.create_topic("t"), Some(0), "{engine}");
+        // DeleteRecords v0: one topic `t`, partition 0 up to offset 0, a 1 s timeout.
+        let mut body = Vec::new();
+        body.extend_from_slice(&1i32.to_be_bytes());
+        body.extend_from_slice(&1i16.to_be_bytes());
+        body.extend_from_slice(b"t");
+        body.extend_from_slice(&1i32.to_be_bytes());
+        body.extend_from_slice(&0i32.to_be_bytes());
+        body.extend_from_slice(&0i64.to_be_bytes());
+        body.extend_from_slice(&1000i32.to_be_bytes());
+        let answer = client.request(21, 0, &body).body(engine);
+        // throttle, 1 topic `t`, 1 partition: index 0, low watermark, error POLICY_VIOLATION (44)
+        let error = i16::from_be_bytes([answer[answer.len() - 2], answer[answer.len() - 1]]);
+        assert_eq!(error, 44, "{engine}: {answer:?}");
+        let values: [&[u8]; 2] = [b"after", b"refusal"];
+        let mut written = false;
+        for _ in 0..50 {
+            if client.produce("t", &values) == Some(0) {
+                written = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(written, "{engine}: the connection no longer writes");
+        let mut fresh = WireClient::connect(&address);
+        assert_eq!(fresh.fetch("t"), Some((0, 2)), "{engine}");
+    }
 }

@@ -1532,6 +1532,36 @@ pub trait Storage: Clone + Debug + Send + Sync + 'static {
     async fn ping(&self) -> Result<()>;
 }
 
+// weir patch: DeleteRecords was `todo!()` in every engine, so any client that sent it (an admin
+// tool deleting old records) panicked the request's task — with `sqlite://`, the task that serves
+// all storage requests. It is refused instead, each partition answered POLICY_VIOLATION.
+/// The answer to a DeleteRecords request this storage does not carry out.
+pub fn delete_records_refused(
+    topics: &[DeleteRecordsTopic],
+) -> Vec<DeleteRecordsTopicResult> {
+    tracing::warn!("DeleteRecords is not supported: refused");
+    topics
+        .iter()
+        .map(|topic| {
+            DeleteRecordsTopicResult::default()
+                .name(topic.name.clone())
+                .partitions(Some(
+                    topic
+                        .partitions
+                        .iter()
+                        .flatten()
+                        .map(|partition| {
+                            tansu_sans_io::delete_records_response::DeleteRecordsPartitionResult::default()
+                                .partition_index(partition.partition_index)
+                                .low_watermark(-1)
+                                .error_code(ErrorCode::PolicyViolation.into())
+                        })
+                        .collect(),
+                ))
+        })
+        .collect()
+}
+
 /// Conditional Update Errors
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum UpdateError<T> {
