@@ -17,6 +17,9 @@ use std::sync::{Mutex, MutexGuard};
 pub struct GroupStanding {
     metadata: Mutex<Option<ConsumerGroupMetadata>>,
     cooperative: AtomicBool,
+    /// The source is a consumer-group member (it reads again from the committed offsets of
+    /// whatever the group grants it), not a reader of every partition.
+    member: AtomicBool,
 }
 
 impl GroupStanding {
@@ -32,6 +35,16 @@ impl GroupStanding {
     /// The metadata to commit offsets with (held while the commit uses it).
     pub(super) fn lock(&self) -> MutexGuard<'_, Option<ConsumerGroupMetadata>> {
         self.metadata.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks the source as a consumer-group member.
+    pub fn set_member(&self) {
+        self.member.store(true, Ordering::Release);
+    }
+
+    /// True for a consumer-group member.
+    pub(super) fn is_member(&self) -> bool {
+        self.member.load(Ordering::Acquire)
     }
 
     /// True when a rebalance takes only some partitions away: a member fenced mid-generation

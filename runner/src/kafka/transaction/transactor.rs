@@ -406,18 +406,19 @@ impl Transactor {
         if state.producer.is_none() || state.failure.is_some() {
             return;
         }
+        // Only where every source reads again from the group's committed offsets once it is
+        // granted partitions: another source (the merging half of a shared window reads every
+        // partition of its partials topic) would not read again what the abort threw away, so
+        // there the transaction goes on and commits as before — the shared window's progress
+        // rows already make a tenure's records count once (docs/scaling.md).
+        if !fencing_recoverable(&self.sources.lock().unwrap_or_else(|p| p.into_inner())) {
+            return;
+        }
         // Settled, not failed: a failed ticket would hold the ledger back for good, and the
         // partitions are forgotten anyway; fenced, no commit point goes anywhere.
         drop(std::mem::take(&mut state.held));
-        let recoverable =
-            fencing_recoverable(&self.sources.lock().unwrap_or_else(|p| p.into_inner()));
-        if !recoverable {
-            state.failure.get_or_insert_with(|| {
-                "this consumer-group member lost its partitions mid-transaction".to_string()
-            });
-        }
         self.abort(&mut state);
-        state.fenced = recoverable;
+        state.fenced = true;
     }
 
     /// The group has granted partitions again (each starts from its committed offset): a fenced
@@ -639,7 +640,7 @@ fn is_fencing(error: &ClientError) -> bool {
 /// moved past what the aborted transaction wrote.
 fn fencing_recoverable(sources: &[Registered]) -> bool {
     sources.iter().all(|source| match source {
-        Registered::Offsets { group, .. } => !group.is_cooperative(),
+        Registered::Offsets { group, .. } => group.is_member() && !group.is_cooperative(),
         Registered::Position { .. } => false,
     })
 }

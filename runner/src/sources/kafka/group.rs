@@ -80,7 +80,11 @@ impl Membership {
             commits_itself,
             handover_timeout,
             marks: None,
-            standing: Arc::new(GroupStanding::default()),
+            standing: {
+                let standing = GroupStanding::default();
+                standing.set_member();
+                Arc::new(standing)
+            },
             partitions: None,
             changes: Mutex::new(Vec::new()),
             changed: AtomicBool::new(false),
