@@ -562,7 +562,7 @@ fn an_offset_committed_in_an_open_transaction_is_not_handed_out_until_it_ends() 
 /// transaction's offsets, the member must abort it and carry on once the group grants it
 /// partitions again, and an independent reader must find every input record exactly once.
 #[test]
-#[ignore = "flaky in the full suite (2026-12-07: once in three runs the paused member was not reading again within 60 s, cause not found yet); run with --ignored: 13 of 13 alone"]
+#[ignore = "flaky in the full suite (2026-12-07: once in three runs the paused member was not reading again within 60 s, cause not found yet); run with --ignored: 6 of 6 alone since its last fix"]
 fn a_member_paused_past_its_session_is_fenced_and_goes_on_exactly_once() {
     let _turn = ONE_GROUP_AT_A_TIME
         .lock()
