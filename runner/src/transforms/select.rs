@@ -173,6 +173,8 @@ struct Projection {
     sources: Vec<Source>,
     /// The `compute` expressions bound to the input schema, in order.
     computed: Vec<Bound>,
+    /// Without `compute`: the input position of each output field, for `Batch::project`.
+    projected: Vec<Option<usize>>,
 }
 
 /// Where an output field comes from.
@@ -201,8 +203,15 @@ impl Select {
         Projection {
             input: Arc::clone(input),
             output: Arc::new(Schema::new(names.iter().map(String::as_str))),
-            sources,
             computed: self.compute.iter().map(|(_, e)| e.bind(input)).collect(),
+            projected: sources
+                .iter()
+                .map(|s| match s {
+                    Source::Input(i) => *i,
+                    Source::Computed(_) => None,
+                })
+                .collect(),
+            sources,
         }
     }
 
@@ -296,15 +305,7 @@ impl Transform for Select {
             return Ok(());
         };
         if plan.computed.is_empty() {
-            let sources: Vec<Option<usize>> = plan
-                .sources
-                .iter()
-                .map(|s| match s {
-                    Source::Input(i) => *i,
-                    Source::Computed(_) => None,
-                })
-                .collect();
-            out.push(batch.project(Arc::clone(&plan.output), &sources));
+            out.push(batch.project(Arc::clone(&plan.output), &plan.projected));
         } else {
             let computed = self.compute_rows(plan, batch);
             if !computed.is_empty() {
