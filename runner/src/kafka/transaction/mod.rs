@@ -7,7 +7,8 @@
 //! 1. the delivery tickets of everything written in the open transaction are let go, so each
 //!    source's ledger moves its commit point over records whose results are all in it;
 //! 2. the progress marks carried by what was written go to the run's progress topic
-//!    (`<transactional id>.progress`, key = stage, value = how far it had emitted);
+//!    (`<transactional id>.progress`, key = stage, value = how far it had emitted), now and then
+//!    with a snapshot of all of them, so a start reads only the topic's tail (`progress`);
 //! 3. each source's commit point goes in with `send_offsets_to_transaction`;
 //! 4. `commit_transaction`.
 //!
@@ -26,6 +27,7 @@ mod progress;
 mod standing;
 mod transactor;
 
+pub use progress::{progress_snapshot, read_progress_marks};
 pub use standing::GroupStanding;
 pub use transactor::{CommitPoint, Offsets, Transactor};
 

@@ -115,6 +115,12 @@ pub(super) async fn connect(
     let mut single = options.clone();
     single.partitions = 1;
     single.topic_config.clear();
+    // Marks must outlive any pause of the pipeline: a mark that expired would make a finished
+    // source read its input again. Snapshots keep reading it short however long it grows.
+    single.topic_config.insert(
+        "retention.ms".into(),
+        crate::kafka::options::ClientValue::Int(-1),
+    );
     let progress_topic = progress_topic.to_string();
     topics::ensure_topics(&config, &single, std::slice::from_ref(&progress_topic))
         .await

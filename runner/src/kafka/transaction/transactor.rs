@@ -3,6 +3,7 @@
 
 use super::GroupStanding;
 use super::producer::{TXN_TIMEOUT, TxnDeliveries};
+use super::progress::{MarkBook, SNAPSHOT_KEY};
 use crate::ack::Acks;
 use crate::kafka::codec::Message;
 use crate::kafka::link::TopicLinks;
@@ -74,6 +75,8 @@ struct State {
     held: Vec<Acks>,
     /// Progress marks written since the last commit, by stage.
     marks: BTreeMap<Arc<str>, i64>,
+    /// The committed marks known, for the snapshots (set by `start`).
+    book: Option<MarkBook>,
     /// Messages written in the open transaction.
     written: u64,
     last_commit: Option<Instant>,
@@ -132,11 +135,15 @@ impl Transactor {
                 id: self.transactional_id.clone(),
                 why: "the transactional producer was not started".into(),
             })?;
-        super::progress::read_progress(
+        let read = super::progress::read_progress(
             &reader,
             &self.progress_topic(),
             self.options.connect_timeout(),
-        )
+        )?;
+        if let Some(book) = &mut self.state().book {
+            book.reread(&read);
+        }
+        Ok(read.marks)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -215,7 +222,7 @@ impl Transactor {
             .unwrap_or_else(|p| p.into_inner()) = Some(reader.clone());
         let topic = self.progress_topic();
         let wait = self.options.connect_timeout();
-        let marks = tokio::task::spawn_blocking(move || {
+        let read = tokio::task::spawn_blocking(move || {
             super::progress::read_progress(&reader, &topic, wait)
         })
         .await
@@ -223,12 +230,20 @@ impl Transactor {
             id: self.transactional_id.clone(),
             why: format!("reading progress marks: {e}"),
         })??;
+        tracing::debug!(
+            "{}: {} progress marks from the last {} records of {}",
+            self.transactional_id,
+            read.marks.len(),
+            read.records_read,
+            self.progress_topic()
+        );
         *self
             .committed_marks
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = marks;
+            .unwrap_or_else(|p| p.into_inner()) = read.marks.clone();
         {
             let mut state = self.state();
+            state.book = Some(MarkBook::new(&read, !member));
             state.producer = Some(producer);
             state.last_commit = Some(Instant::now());
         }
@@ -491,10 +506,14 @@ impl Transactor {
             return Ok(());
         }
         self.begin(state)?;
-        let result = self.commit_open(state, &sources, &points);
+        let marks = std::mem::take(&mut state.marks);
+        let result = self.commit_open(state, &sources, &points, &marks);
         match result {
-            Ok(()) => {
+            Ok(snapshotted) => {
                 drop(sources);
+                if let Some(book) = &mut state.book {
+                    book.committed(marks.iter().map(|(k, v)| (&**k, *v)), snapshotted);
+                }
                 state.open = false;
                 state.written = 0;
                 state.committed += 1;
@@ -535,24 +554,35 @@ impl Transactor {
         }
     }
 
+    /// Steps 2–4 of a commit; true when a snapshot of the marks went in too.
     fn commit_open(
         &self,
-        state: &mut State,
+        state: &State,
         sources: &[Registered],
         points: &[(usize, Offsets)],
-    ) -> Result<(), (&'static str, ClientError)> {
+        marks: &BTreeMap<Arc<str>, i64>,
+    ) -> Result<bool, (&'static str, ClientError)> {
         let producer = state.producer.as_ref().expect("checked by usable");
-        // 2. The progress marks.
+        // 2. The progress marks, and now and then a snapshot of all of them.
         let progress = self.progress_topic();
-        for (stage, through) in std::mem::take(&mut state.marks) {
-            let value = through.to_string();
+        let write = |key: &str, value: &str| {
             let record = BaseRecord::to(&progress)
-                .key(stage.as_bytes())
+                .key(key.as_bytes())
                 .payload(value.as_bytes());
             produce_waiting(producer, record).map_err(|e| match e {
                 KafkaError::Produce { source, .. } => ("writing progress marks", source),
                 _ => ("writing progress marks", ClientError::Canceled),
-            })?;
+            })
+        };
+        for (stage, through) in marks {
+            write(stage, &through.to_string())?;
+        }
+        let snapshot = state
+            .book
+            .as_ref()
+            .and_then(|book| book.snapshot_with(marks.iter().map(|(k, v)| (&**k, *v))));
+        if let Some(snapshot) = &snapshot {
+            write(SNAPSHOT_KEY, snapshot)?;
         }
         // 3. The offsets.
         for (i, point) in points {
@@ -576,7 +606,7 @@ impl Transactor {
         let mut attempt = 1;
         loop {
             match producer.commit_transaction(TXN_TIMEOUT) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(snapshot.is_some()),
                 // A message that could not be delivered makes retrying pointless.
                 Err(ClientError::Transaction(e))
                     if e.is_retriable()
