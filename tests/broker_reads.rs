@@ -170,7 +170,7 @@ fn records_come_back_whole_from_sqlite_storage() {
 /// gets every record from that offset on, in both storage engines. The in-memory engine used to
 /// answer from the next batch on and skip the rest of the holding one (vendor/README.md).
 #[test]
-fn a_read_from_inside_a_batch_starts_at_that_record() {
+fn a_read_from_inside_a_batch_starts_at_that_record_and_the_watermarks_are_the_ends() {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::error::KafkaError;
     use rdkafka::message::Message;
@@ -193,6 +193,19 @@ fn a_read_from_inside_a_batch_starts_at_that_record() {
                 .unwrap();
         }
         producer.flush(Duration::from_secs(30)).unwrap();
+        // The watermarks (ListOffsets) give the partition's ends, whatever its batches: the
+        // in-memory engine answered the last batch's first offset + 1 as the latest.
+        for isolation in ["read_uncommitted", "read_committed"] {
+            let asking: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("isolation.level", isolation)
+                .create()
+                .unwrap();
+            let ends = asking
+                .fetch_watermarks("batched", 0, Duration::from_secs(10))
+                .unwrap();
+            assert_eq!(ends, (0, 1000), "{storage}, {isolation}: watermarks");
+        }
         for start in [1_i64, 317, 998] {
             let consumer: BaseConsumer = ClientConfig::new()
                 .set("bootstrap.servers", &bootstrap)

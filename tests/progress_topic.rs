@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::kafka::{broker, count_to_end, reader, scratch};
+use common::kafka::{
+    WindowVerdict, broker, count_to_end, read_topic, reader, scratch, start_loader, wait_for_window,
+};
 use common::{Background, repo, weir};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::BaseConsumer;
@@ -203,7 +205,11 @@ fn a_run_committing_often_leaves_snapshots_and_its_rerun_reads_only_the_tail() {
         records.len()
     );
     assert_eq!(marks, recount(&records));
-    assert_eq!(marks.get("sources.user_log").copied(), Some(rows as i64), "{marks:?}");
+    assert_eq!(
+        marks.get("sources.user_log").copied(),
+        Some(rows as i64),
+        "{marks:?}"
+    );
     // Offsets count the transactions' commit markers too: the first chunk of 256 offsets holds
     // about 128 records, and the newest snapshot is within it.
     assert!(
@@ -214,4 +220,124 @@ fn a_run_committing_often_leaves_snapshots_and_its_rerun_reads_only_the_tail() {
     load("again");
     let sent = count_to_end(&reader(&bootstrap, "sex", "sex", &[]));
     assert_eq!(sent, rows, "the rerun sent rows again");
+}
+
+/// Counts per (window start, gender) of `size_ms` windows over the sample as the loader stamps
+/// it (10 rows per event second from 2015-11-11T00:00:00Z), recounted from the file.
+fn recount_windows(size_ms: i64) -> BTreeMap<(i64, String), u64> {
+    let start = 1_447_200_000_000i64;
+    let text = std::fs::read_to_string(repo().join(SAMPLE)).unwrap();
+    let mut windows = BTreeMap::new();
+    for (n, line) in text.lines().skip(1).enumerate() {
+        let gender = line.split(',').nth(9).unwrap().to_string();
+        let window = (start + n as i64 * 100).div_euclid(size_ms) * size_ms;
+        *windows.entry((window, gender)).or_insert(0) += 1;
+    }
+    windows
+}
+
+/// Windows written to `result` after its first `skip` records, per (start, gender).
+fn windows_after(bootstrap: &str, skip: usize) -> BTreeMap<(i64, String), Vec<u64>> {
+    let mut windows: BTreeMap<(i64, String), Vec<u64>> = BTreeMap::new();
+    for (_, value) in read_topic(bootstrap, "result").into_iter().skip(skip) {
+        let r: serde_json::Value = serde_json::from_str(&value).unwrap();
+        windows
+            .entry((
+                r["window_start"].as_i64().unwrap(),
+                r["gender"].as_str().unwrap().to_string(),
+            ))
+            .or_default()
+            .push(r["count"].as_u64().unwrap());
+    }
+    windows
+}
+
+/// The counting job has emitted 1 s windows; rerun with `size = "2s"` it must refuse (its
+/// stored progress means "every 1 s window through T"), naming both sizes and `--reset`; with
+/// `--reset` it counts every 2 s window of the whole topic again, each once with its recounted
+/// count; and a later plain restart goes on from the reset run's progress.
+#[test]
+fn an_edited_window_size_is_refused_and_a_reset_run_starts_over() {
+    let dir = scratch();
+    let (_broker, bootstrap) = broker(&dir.path, "memory://");
+    let csv = repo().join(SAMPLE);
+    let (status, log) = start_loader(&dir.path, &bootstrap, &csv, "100000", "load", &[])
+        .wait(Duration::from_secs(120));
+    assert!(status.success(), "{log}");
+    let counter = |name: &str, extra: &[&str]| {
+        let mut count = weir();
+        count
+            .args(["run", "tests/fixtures/count_sex.toml"])
+            .args(extra)
+            .env("BROKERS", &bootstrap)
+            .env("GROUP", "edits")
+            .env("RESULT_CODEC", "json");
+        Background::start(
+            count,
+            &dir.path.join(format!("{name}.out")),
+            &dir.path.join(format!("{name}.log")),
+        )
+    };
+    let last_second = *recount_windows(1000).keys().map(|(w, _)| w).max().unwrap();
+    let run = counter("one-second", &[]);
+    wait_for_window(
+        &bootstrap,
+        "result",
+        last_second - 1000,
+        Duration::from_secs(60),
+        "1 s run",
+    );
+    let (status, log) = run.signal("TERM");
+    assert!(status.success(), "{log}");
+    let before = read_topic(&bootstrap, "result").len();
+
+    let two_seconds = ["--set", "transforms.per_second.size=\"2s\""];
+    let (status, log) = counter("edited", &two_seconds).wait(Duration::from_secs(60));
+    assert!(!status.success(), "the edited run went on: {log}");
+    for needed in [
+        "transforms.per_second",
+        "size=1000ms slide=1000ms",
+        "size=2000ms slide=2000ms",
+        "--reset",
+    ] {
+        assert!(log.contains(needed), "no `{needed}` in: {log}");
+    }
+    assert_eq!(
+        read_topic(&bootstrap, "result").len(),
+        before,
+        "the refused run wrote"
+    );
+
+    let last_two = last_second.div_euclid(2000) * 2000;
+    let reset = counter("reset", &[&two_seconds[..], &["--reset"]].concat());
+    wait_for_window(
+        &bootstrap,
+        "result",
+        last_two - 2000,
+        Duration::from_secs(60),
+        "reset run",
+    );
+    let (status, log) = reset.signal("TERM");
+    assert!(status.success(), "{log}");
+    let again = counter("again", &two_seconds);
+    std::thread::sleep(Duration::from_secs(4));
+    let (status, log) = again.signal("TERM");
+    assert!(status.success(), "the run after the reset: {log}");
+
+    let expected = recount_windows(2000);
+    let written = windows_after(&bootstrap, before);
+    let verdict = WindowVerdict::of(&expected, &written, |w| w < last_two - 2000);
+    eprintln!(
+        "after --reset: {} windows written, {} expected before {}; missing {}, conflicting {}, duplicates {}",
+        written.len(),
+        expected
+            .keys()
+            .filter(|(w, _)| *w < last_two - 2000)
+            .count(),
+        last_two - 2000,
+        verdict.missing.len(),
+        verdict.conflicting.len(),
+        verdict.duplicates
+    );
+    verdict.assert_exact(0);
 }

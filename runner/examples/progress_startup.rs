@@ -7,6 +7,8 @@
 //!     cargo run --release --example progress_startup -- 127.0.0.1:9092 1000000 [--runs 3]
 
 use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
@@ -44,6 +46,16 @@ fn fill(bootstrap: &str, topic: &str, commits: i64, snapshots: bool) -> BTreeMap
     let mut producer_config = config(bootstrap);
     for (k, v) in PRODUCER_DEFAULTS {
         producer_config.set(*k, *v);
+    }
+    let admin: AdminClient<DefaultClientContext> = config(bootstrap).create().expect("admin");
+    let made = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(admin.create_topics(
+            &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ));
+    for result in made.expect("create_topics") {
+        result.expect("the topic is created");
     }
     let producer: BaseProducer = producer_config.create().expect("producer");
     let mut known = BTreeMap::new();

@@ -149,6 +149,12 @@ pub enum Command {
         /// edit is reported and the pipeline keeps running; see docs/reload.md.
         #[arg(long)]
         watch: bool,
+        /// Start over: ignore the progress earlier runs committed (exactly once), read every
+        /// source from its beginning (a Kafka source's committed offsets move back there with the
+        /// first commit), and replace the stored progress; needed after editing an option the
+        /// stored progress depends on (a window's size). Output already written stays.
+        #[arg(long)]
+        reset: bool,
         /// Serve the control API (/health, /metrics, /graph, /tap/STAGE) for `weir top` and
         /// `weir tap`: `--api` on 127.0.0.1:8686, `--api=ADDR` elsewhere. A token, if
         /// $WEIR_API_TOKEN is set, is required as `Authorization: Bearer`.

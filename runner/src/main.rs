@@ -70,12 +70,16 @@ fn main() -> ExitCode {
         Command::Run {
             pipeline,
             watch,
+            reset,
             api,
             api_tls_cert,
             api_tls_key,
         } => match checked_plan(&pipeline, &registry) {
-            Some(plan) => run(
-                plan,
+            Some(mut plan) => run(
+                {
+                    plan.start_over = reset;
+                    plan
+                },
                 Reloading {
                     pipeline,
                     watch,

@@ -82,6 +82,20 @@ pub enum KafkaError {
         /// What went wrong.
         why: String,
     },
+    /// Committed progress was made under other options than the stage has now.
+    #[error(
+        "{stage}: the progress earlier runs committed (topic {topic}) was made with {before}, and this run has {now}; going on would mix the two. Put the option back, or start over with `weir run --reset` (every source reads again from its beginning; what earlier runs wrote stays in the output topics)"
+    )]
+    ProgressMeaning {
+        /// The stage.
+        stage: String,
+        /// The progress topic.
+        topic: String,
+        /// The meaning stored with its marks.
+        before: String,
+        /// The meaning it declares now.
+        now: String,
+    },
     /// A topic to read does not exist and may not be created.
     #[error(
         "topic {topic} does not exist (waited {waited:?}); create it, or leave `create_topic` on"

@@ -74,9 +74,12 @@ impl StageConfig for KafkaSinkConfig {
                 .transactional_id
                 .clone()
                 .unwrap_or_else(|| format!("weir.{}", cx.pipeline));
-            cx.resources
-                .get::<Transactions>()
-                .add_writer(&options, &id, Arc::clone(&links))
+            cx.resources.get::<Transactions>().add_writer(
+                &options,
+                &id,
+                Arc::clone(&links),
+                cx.resources.get::<crate::resume::Resumed>(),
+            )
         });
         let encoder = Encoder::new(
             options.codec,

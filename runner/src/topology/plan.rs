@@ -17,6 +17,9 @@ pub struct Plan {
     pub file: Arc<SourceFile>,
     /// Stages in declaration order (sources, transforms, sinks).
     pub stages: Vec<PlannedStage>,
+    /// The run ignores the progress earlier runs committed and starts every source over
+    /// (`weir run --reset`; see `resume`).
+    pub start_over: bool,
 }
 
 /// One checked component.
@@ -143,6 +146,7 @@ pub fn plan(doc: &Document, registry: &Registry) -> (Option<Plan>, Diagnostics) 
         Some(Plan {
             file: spec.file,
             stages,
+            start_over: false,
         }),
         diagnostics,
     )

@@ -1228,6 +1228,28 @@ impl Storage for DynoStore {
         let mut responses = vec![];
 
         for (topition, offset_request) in offsets {
+            // weir patch: the earliest and latest offsets come from the partition's watermarks
+            // (the latest: the high watermark, or the last stable offset for read_committed).
+            // Upstream answered with the most recently modified batch's *base* offset + 1,
+            // which falls short of the end by the last batch's other records.
+            if matches!(offset_request, ListOffset::Earliest | ListOffset::Latest) {
+                let stage = self.offset_stage(topition).await?;
+                let offset = match offset_request {
+                    ListOffset::Earliest => stage.log_start(),
+                    _ if isolation_level == IsolationLevel::ReadCommitted => stage.last_stable(),
+                    _ => stage.high_watermark(),
+                };
+                responses.push((
+                    topition.to_owned(),
+                    ListOffsetResponse {
+                        error_code: ErrorCode::None,
+                        offset: Some(offset),
+                        ..Default::default()
+                    },
+                ));
+                continue;
+            }
+
             let location = Path::from(format!(
                 "clusters/{}/topics/{}/partitions/{:0>10}/records",
                 self.cluster, topition.topic, topition.partition,

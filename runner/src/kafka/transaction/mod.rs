@@ -64,6 +64,7 @@ impl Transactions {
         options: &KafkaOptions,
         transactional_id: &str,
         links: Arc<TopicLinks>,
+        resumed: Arc<crate::resume::Resumed>,
     ) -> Arc<Transactor> {
         let mut all = self.all.lock().unwrap_or_else(|p| p.into_inner());
         let writer_id = match self.member.get() {
@@ -78,6 +79,7 @@ impl Transactions {
                     writer_id,
                     transactional_id.to_string(),
                     links,
+                    resumed,
                 ))
             });
         transactor.add_writer();

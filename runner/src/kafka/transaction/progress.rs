@@ -74,6 +74,11 @@ impl MarkBook {
         }
     }
 
+    /// A book for a run that starts over: its first snapshot replaces every earlier mark.
+    pub fn starting_over() -> Self {
+        Self::new(&ReadMarks::default(), true)
+    }
+
     /// The marks known (committed by anyone up to the last reading, or by this writer).
     #[cfg(test)]
     pub fn known(&self) -> &BTreeMap<String, i64> {
@@ -195,28 +200,31 @@ impl Entry {
 
 /// Folds the records read so far (`entries`, from offset `from` to the end) into marks, if they
 /// are enough: when `from` is the topic's beginning, or a snapshot among them covers every
-/// record before `from`.
+/// record before `from`. A sole writer's snapshot ([`Covers::Everything`]) replaces whatever
+/// came before it (what its writer knew then, or nothing after `weir run --reset`).
 pub(super) fn fold_if_complete(
     entries: &[(i64, Entry)],
     from: i64,
     at_beginning: bool,
 ) -> Option<BTreeMap<String, i64>> {
-    let covered = entries.iter().any(|(offset, entry)| match entry {
-        Entry::Snapshot {
-            covers: Covers::Everything,
-            ..
-        } => *offset >= from,
-        Entry::Snapshot {
-            covers: Covers::Below(below),
-            ..
-        } => *below >= from,
-        Entry::Mark { .. } => false,
+    let last_whole = entries.iter().rposition(|(_, entry)| {
+        matches!(
+            entry,
+            Entry::Snapshot {
+                covers: Covers::Everything,
+                ..
+            }
+        )
     });
+    let covered = last_whole.is_some()
+        || entries.iter().any(|(_, entry)| {
+            matches!(entry, Entry::Snapshot { covers: Covers::Below(below), .. } if *below >= from)
+        });
     if !(covered || at_beginning) {
         return None;
     }
     let mut marks = BTreeMap::new();
-    for (_, entry) in entries {
+    for (_, entry) in &entries[last_whole.unwrap_or(0)..] {
         match entry {
             Entry::Mark { stage, through } => {
                 merge(&mut marks, std::iter::once((stage.as_str(), *through)))
@@ -227,6 +235,38 @@ pub(super) fn fold_if_complete(
         }
     }
     Some(marks)
+}
+
+/// A mark's key in the topic: the stage, then `#` and the meaning it declared, if any (component
+/// ids have no `#`).
+pub(super) fn stored_key(stage: &str, meaning: Option<&str>) -> String {
+    match meaning {
+        Some(meaning) => format!("{stage}#{meaning}"),
+        None => stage.to_string(),
+    }
+}
+
+/// The committed marks by stage, and every meaning each stage's marks were stored with (none for
+/// marks of versions before meanings).
+pub(super) fn by_stage(
+    stored: &BTreeMap<String, i64>,
+) -> (BTreeMap<String, i64>, BTreeMap<String, Vec<String>>) {
+    let mut marks = BTreeMap::new();
+    let mut meanings: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (key, through) in stored {
+        let (stage, meaning) = match key.split_once('#') {
+            Some((stage, meaning)) => (stage, Some(meaning)),
+            None => (key.as_str(), None),
+        };
+        merge(&mut marks, std::iter::once((stage, *through)));
+        if let Some(meaning) = meaning {
+            meanings
+                .entry(stage.to_string())
+                .or_default()
+                .push(meaning.to_string());
+        }
+    }
+    (marks, meanings)
 }
 
 /// The progress marks committed to `topic`, read with `read_committed` using `config`: from the
@@ -267,7 +307,9 @@ pub(super) fn read_progress(
     let mut from = high;
     while from > low {
         from = (until - chunk).max(low);
-        let read = read_range(&consumer, topic, from, until, deadline)?;
+        // The newest chunk is read to the partition's end, wherever that is by now.
+        let to = if until == high { i64::MAX } else { until };
+        let read = read_range(&consumer, topic, from, to, deadline)?;
         if until == high {
             complete_below = read.last().map_or(from, |(offset, _, _)| offset + 1);
         }
@@ -406,6 +448,40 @@ mod tests {
         assert!(fold_if_complete(&sole, 10, false).is_some());
         assert!(fold_if_complete(&sole[1..], 11, false).is_none());
         assert!(fold_if_complete(&sole[1..], 11, true).is_some());
+    }
+
+    #[test]
+    fn a_sole_writers_snapshot_replaces_what_came_before_it() {
+        let topic = vec![
+            (0, mark("w", 900)),
+            (
+                1,
+                Entry::Snapshot {
+                    covers: Covers::Everything,
+                    marks: vec![],
+                },
+            ),
+            (2, mark("w", 5)),
+        ];
+        let folded = fold_if_complete(&topic, 0, true).expect("complete");
+        assert_eq!(folded.get("w"), Some(&5));
+        assert_eq!(fold_if_complete(&topic[1..], 1, false), Some(folded));
+    }
+
+    #[test]
+    fn stored_keys_carry_the_meaning_and_split_by_stage() {
+        let mut stored = BTreeMap::new();
+        stored.insert(stored_key("transforms.w", Some("size=1000ms")), 7);
+        stored.insert(stored_key("transforms.w", None), 9);
+        stored.insert(stored_key("sources.csv@start_time", None), -2);
+        let (marks, meanings) = by_stage(&stored);
+        assert_eq!(marks.get("transforms.w"), Some(&9));
+        assert_eq!(marks.get("sources.csv@start_time"), Some(&-2));
+        assert_eq!(
+            meanings.get("transforms.w"),
+            Some(&vec!["size=1000ms".to_string()])
+        );
+        assert_eq!(meanings.get("sources.csv@start_time"), None);
     }
 
     /// Several group members writing one topic, each reading it again at random moments (a

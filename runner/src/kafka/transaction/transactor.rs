@@ -3,11 +3,12 @@
 
 use super::GroupStanding;
 use super::producer::{TXN_TIMEOUT, TxnDeliveries};
-use super::progress::{MarkBook, SNAPSHOT_KEY};
+use super::progress::{MarkBook, SNAPSHOT_KEY, by_stage, stored_key};
 use crate::ack::Acks;
 use crate::kafka::codec::Message;
 use crate::kafka::link::TopicLinks;
 use crate::kafka::{KafkaError, KafkaOptions, produce_waiting};
+use crate::resume::Resumed;
 use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -64,6 +65,8 @@ pub struct Transactor {
     started: tokio::sync::Mutex<bool>,
     /// The progress marks the last committed transaction left, by stage (read at start).
     committed_marks: Mutex<BTreeMap<String, i64>>,
+    /// What the run's marking stages declared their marks mean, and whether it starts over.
+    resumed: Arc<Resumed>,
 }
 
 #[derive(Default)]
@@ -96,8 +99,10 @@ impl Transactor {
         transactional_id: String,
         progress_id: String,
         links: Arc<TopicLinks>,
+        resumed: Arc<Resumed>,
     ) -> Self {
         Transactor {
+            resumed,
             options,
             transactional_id,
             progress_id,
@@ -143,7 +148,7 @@ impl Transactor {
         if let Some(book) = &mut self.state().book {
             book.reread(&read);
         }
-        Ok(read.marks)
+        Ok(by_stage(&read.marks).0)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -220,30 +225,52 @@ impl Transactor {
             .progress_reader
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(reader.clone());
-        let topic = self.progress_topic();
-        let wait = self.options.connect_timeout();
-        let read = tokio::task::spawn_blocking(move || {
-            super::progress::read_progress(&reader, &topic, wait)
-        })
-        .await
-        .map_err(|e| KafkaError::TransactionFailed {
-            id: self.transactional_id.clone(),
-            why: format!("reading progress marks: {e}"),
-        })??;
-        tracing::debug!(
-            "{}: {} progress marks from the last {} records of {}",
-            self.transactional_id,
-            read.marks.len(),
-            read.records_read,
-            self.progress_topic()
-        );
+        let (read, book) = if self.resumed.starts_over() {
+            if member {
+                return Err(KafkaError::TransactionFailed {
+                    id: self.transactional_id.clone(),
+                    why: "`--reset` cannot start a consumer group's member over (the others go \
+                          on from the group's offsets): stop every member, then reset the group \
+                          with Kafka's tools and delete the progress topic"
+                        .into(),
+                });
+            }
+            tracing::info!(
+                "{}: starting over (--reset): the progress earlier runs committed is ignored, \
+                 and the first commit replaces it",
+                self.transactional_id
+            );
+            (Default::default(), MarkBook::starting_over())
+        } else {
+            let topic = self.progress_topic();
+            let wait = self.options.connect_timeout();
+            let read = tokio::task::spawn_blocking(move || {
+                super::progress::read_progress(&reader, &topic, wait)
+            })
+            .await
+            .map_err(|e| KafkaError::TransactionFailed {
+                id: self.transactional_id.clone(),
+                why: format!("reading progress marks: {e}"),
+            })??;
+            tracing::debug!(
+                "{}: {} progress marks from the last {} records of {}",
+                self.transactional_id,
+                read.marks.len(),
+                read.records_read,
+                self.progress_topic()
+            );
+            let book = MarkBook::new(&read, !member);
+            (read, book)
+        };
+        let (marks, meanings) = by_stage(&read.marks);
+        self.check_meanings(&meanings)?;
         *self
             .committed_marks
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = read.marks.clone();
+            .unwrap_or_else(|p| p.into_inner()) = marks;
         {
             let mut state = self.state();
-            state.book = Some(MarkBook::new(&read, !member));
+            state.book = Some(book);
             state.producer = Some(producer);
             state.last_commit = Some(Instant::now());
         }
@@ -506,13 +533,13 @@ impl Transactor {
             return Ok(());
         }
         self.begin(state)?;
-        let marks = std::mem::take(&mut state.marks);
+        let marks = self.stored_marks(std::mem::take(&mut state.marks));
         let result = self.commit_open(state, &sources, &points, &marks);
         match result {
             Ok(snapshotted) => {
                 drop(sources);
                 if let Some(book) = &mut state.book {
-                    book.committed(marks.iter().map(|(k, v)| (&**k, *v)), snapshotted);
+                    book.committed(marks.iter().map(|(k, v)| (k.as_str(), *v)), snapshotted);
                 }
                 state.open = false;
                 state.written = 0;
@@ -554,13 +581,44 @@ impl Transactor {
         }
     }
 
+    /// `marks` by the keys they are stored under: each with the meaning its stage declared.
+    fn stored_marks(&self, marks: BTreeMap<Arc<str>, i64>) -> Vec<(String, i64)> {
+        let meanings = self.resumed.meanings();
+        marks
+            .into_iter()
+            .map(|(stage, through)| {
+                let meaning = meanings.get(&*stage).map(String::as_str);
+                (stored_key(&stage, meaning), through)
+            })
+            .collect()
+    }
+
+    /// Refuses to go on from marks stored with another meaning than the one their stage now
+    /// declares (an edited window size, a csv source reading another file).
+    fn check_meanings(&self, stored: &BTreeMap<String, Vec<String>>) -> Result<(), KafkaError> {
+        for (stage, now) in self.resumed.meanings() {
+            let Some(before) = stored.get(&stage) else {
+                continue;
+            };
+            if let Some(other) = before.iter().find(|m| **m != now) {
+                return Err(KafkaError::ProgressMeaning {
+                    stage,
+                    topic: self.progress_topic(),
+                    before: other.clone(),
+                    now,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Steps 2–4 of a commit; true when a snapshot of the marks went in too.
     fn commit_open(
         &self,
         state: &State,
         sources: &[Registered],
         points: &[(usize, Offsets)],
-        marks: &BTreeMap<Arc<str>, i64>,
+        marks: &[(String, i64)],
     ) -> Result<bool, (&'static str, ClientError)> {
         let producer = state.producer.as_ref().expect("checked by usable");
         // 2. The progress marks, and now and then a snapshot of all of them.
@@ -574,13 +632,13 @@ impl Transactor {
                 _ => ("writing progress marks", ClientError::Canceled),
             })
         };
-        for (stage, through) in marks {
-            write(stage, &through.to_string())?;
+        for (key, through) in marks {
+            write(key, &through.to_string())?;
         }
         let snapshot = state
             .book
             .as_ref()
-            .and_then(|book| book.snapshot_with(marks.iter().map(|(k, v)| (&**k, *v))));
+            .and_then(|book| book.snapshot_with(marks.iter().map(|(k, v)| (k.as_str(), *v))));
         if let Some(snapshot) = &snapshot {
             write(SNAPSHOT_KEY, snapshot)?;
         }

@@ -103,6 +103,16 @@ impl StageConfig for CsvConfig {
                 row: 0,
             },
         };
+        // The position kept as its progress is a row number of this file (and, for a replay,
+        // the rows' stamps follow from the event rate).
+        let file = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        let meaning = match &timestamps {
+            Timestamps::Replay { .. } => {
+                format!("file={} event_rate={event_rate}/s", file.display())
+            }
+            Timestamps::Field { .. } => format!("file={}", file.display()),
+        };
+        cx.resources.get::<Resumed>().declare(&cx.path, meaning);
         let progress = match self.progress {
             AutoBool::Auto => progress::stderr_is_terminal(),
             AutoBool::Yes => true,

@@ -76,14 +76,30 @@ impl StageConfig for KafkaSourceConfig {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
-        if self.0.start == Start::Committed {
-            cx.resources.get::<Resumed>().source_resumes();
+        let resumed = cx.resources.get::<Resumed>();
+        let mut options = self.0.clone();
+        let start_over = resumed.starts_over() && options.start == Start::Committed;
+        if start_over {
+            if options.assignment == Assignment::Group {
+                return Err(StageError::Input(
+                    "`--reset` cannot start a consumer group's member over (the others go on \
+                     from the group's offsets): stop every member, then reset the group with \
+                     Kafka's tools"
+                        .into(),
+                ));
+            }
+            // Starting over: from the beginning, and the first commit moves every partition's
+            // committed offset back there (see `seed_beginnings`).
+            options.start = Start::Earliest;
+        } else if options.start == Start::Committed {
+            resumed.source_resumes();
         }
-        if self.0.assignment == Assignment::Group {
+        if options.assignment == Assignment::Group {
             cx.resources.get::<Transactions>().joins_a_group();
         }
         Ok(Stage::Source(Box::new(KafkaSource {
-            options: self.0.clone(),
+            start_over,
+            options,
             group_id: self
                 .0
                 .group_id
@@ -102,6 +118,9 @@ impl StageConfig for KafkaSourceConfig {
 
 struct KafkaSource {
     options: KafkaOptions,
+    /// `weir run --reset` with `start = "committed"`: reads from the beginning instead, and
+    /// moves the group's offsets back there.
+    start_over: bool,
     group_id: String,
     path: String,
     links: Arc<TopicLinks>,
@@ -195,6 +214,9 @@ impl KafkaSource {
                 consumer
                     .assign(&assignment)
                     .map_err(|source| KafkaError::Assign { source })?;
+                if self.start_over {
+                    self.seed_beginnings(&consumer, &assignment, checkpoints)?;
+                }
                 let elements = assignment.elements();
                 let count =
                     |topic: &str| elements.iter().filter(|e| e.topic() == topic).count() as i64;
@@ -484,6 +506,36 @@ impl KafkaSource {
             tracing::debug!("{}: {stage} had emitted through {through}", self.path);
             self.resumed.restore(&stage, through);
         }
+    }
+
+    /// A run starting over (`weir run --reset`): every partition's commit point is set to its
+    /// beginning, so the first commit moves the group's offsets there even for partitions that
+    /// deliver nothing before a crash (the next run must not go on from the old offsets).
+    fn seed_beginnings(
+        &self,
+        consumer: &BaseConsumer<ClientLog>,
+        assignment: &TopicPartitionList,
+        checkpoints: &Arc<Checkpoints>,
+    ) -> StageResult {
+        let timeout = self.options.connect_timeout();
+        for element in assignment.elements() {
+            let (low, _) = consumer
+                .fetch_watermarks(element.topic(), element.partition(), timeout)
+                .map_err(|source| KafkaError::CommittedOffsets {
+                    group: self.group_id.clone(),
+                    source,
+                })?;
+            // Settled at once: nothing is held back for it.
+            drop(checkpoints.issue(vec![(
+                (Arc::from(element.topic()), element.partition()),
+                low,
+            )]));
+        }
+        tracing::info!(
+            "{}: starting over (--reset): reading every partition from its beginning",
+            self.path
+        );
+        Ok(())
     }
 
     /// Every partition of `topics`, each starting where `start` says.

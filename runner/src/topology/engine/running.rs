@@ -65,6 +65,9 @@ impl<'a> RunningPipeline<'a> {
     ) -> Result<RunningPipeline<'a>, RunReport> {
         let metrics: Vec<Arc<StageMetrics>> = plan.stages.iter().map(|_| Arc::default()).collect();
         let resources = Arc::new(RunResources::default());
+        if plan.start_over {
+            resources.get::<crate::resume::Resumed>().start_over();
+        }
         let mut built = Vec::with_capacity(plan.stages.len());
         let mut rejects = Vec::with_capacity(plan.stages.len());
         let mut failures = Vec::new();

@@ -74,6 +74,12 @@ impl StageConfig for WindowConfig {
             size,
             slide: self.slide.map_or(size, DurationSpec::as_millis),
         };
+        // "Emitted every window ending at or before T" means other windows under another size
+        // or slide: a resumed run must have the same.
+        cx.resources.get::<Resumed>().declare(
+            &cx.path,
+            format!("size={}ms slide={}ms", geometry.size, geometry.slide),
+        );
         let aggregates = self
             .aggregates
             .iter()
