@@ -205,11 +205,12 @@ fn a_run_committing_often_leaves_snapshots_and_its_rerun_reads_only_the_tail() {
         records.len()
     );
     assert_eq!(marks, recount(&records));
-    assert_eq!(
-        marks.get("sources.user_log").copied(),
-        Some(rows as i64),
-        "{marks:?}"
-    );
+    // Stored under the stage and what its position means (the file, the event rate).
+    let position = marks
+        .iter()
+        .find(|(key, _)| key.starts_with("sources.user_log#file="))
+        .map(|(_, through)| *through);
+    assert_eq!(position, Some(rows as i64), "{marks:?}");
     // Offsets count the transactions' commit markers too: the first chunk of 256 offsets holds
     // about 128 records, and the newest snapshot is within it.
     assert!(
@@ -340,4 +341,110 @@ fn an_edited_window_size_is_refused_and_a_reset_run_starts_over() {
         verdict.duplicates
     );
     verdict.assert_exact(0);
+}
+
+/// One run with a csv → Kafka loader (the only Kafka sink, finite) and a Kafka source feeding a
+/// file sink: after the loader has finished, the source must go on committing its offsets (in
+/// transactions without records), or a restart would read everything since then again.
+#[test]
+fn a_source_keeps_committing_after_the_last_kafka_sink_finished() {
+    use rdkafka::consumer::Consumer;
+    let dir = scratch();
+    let (_broker, bootstrap) = broker(&dir.path, "memory://");
+    common::kafka::create_topic(&bootstrap, "sex");
+    let out = dir.path.join("seen.txt");
+    let pipeline = dir.path.join("two_parts.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            r#"
+[kafka]
+brokers = "{bootstrap}"
+
+[sources.orders]
+type = "csv"
+path = "{}"
+rate = "max"
+
+[sinks.orders_out]
+type = "kafka"
+inputs = ["orders"]
+topic = "orders"
+fields = ["gender"]
+
+[sources.sex]
+type = "kafka"
+topic = "sex"
+fields = ["gender"]
+group_id = "keeps-committing"
+
+[sinks.seen]
+type = "file"
+inputs = ["sex"]
+path = "{}"
+"#,
+            repo().join(SAMPLE).display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let mut run = weir();
+    run.args(["run", &pipeline.display().to_string()]);
+    let run = Background::start(run, &dir.path.join("run.out"), &dir.path.join("run.log"));
+    let orders = reader(&bootstrap, "orders", "orders", &[]);
+    let rows = std::fs::read_to_string(repo().join(SAMPLE))
+        .unwrap()
+        .lines()
+        .count()
+        - 1;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut loaded = 0;
+    while loaded < rows {
+        assert!(
+            Instant::now() < deadline,
+            "the loader wrote {loaded} of {rows} rows"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        loaded += count_to_end(&orders);
+    }
+    // The loader (the run's only Kafka sink) is done; now the source gets its records.
+    let (status, log) = start_loader(
+        &dir.path,
+        &bootstrap,
+        &repo().join(SAMPLE),
+        "100000",
+        "load",
+        &[],
+    )
+    .wait(Duration::from_secs(120));
+    assert!(status.success(), "{log}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let committed = || {
+        let consumer: BaseConsumer = client(&bootstrap)
+            .set("group.id", "keeps-committing")
+            .create()
+            .unwrap();
+        let mut list = rdkafka::TopicPartitionList::new();
+        list.add_partition("sex", 0);
+        let got = consumer
+            .committed_offsets(list, Duration::from_secs(10))
+            .unwrap();
+        match got.find_partition("sex", 0).map(|e| e.offset()) {
+            Some(rdkafka::Offset::Offset(n)) => n,
+            _ => 0,
+        }
+    };
+    let mut at = committed();
+    while at < rows as i64 {
+        assert!(
+            Instant::now() < deadline,
+            "the source's committed offset stayed at {at} of {rows} while it ran"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        at = committed();
+    }
+    let (status, log) = run.signal("TERM");
+    assert!(status.success(), "{log}");
+    let seen = std::fs::read_to_string(&out).unwrap().lines().count();
+    assert_eq!(seen, rows, "the file sink's records");
 }

@@ -58,7 +58,10 @@ pub struct Transactor {
     links: Arc<TopicLinks>,
     writers: AtomicUsize,
     finished: AtomicUsize,
-    /// Set once every writer finished (the committer thread then stops).
+    /// Kafka sources whose offsets go into the transactions and that have not finished: the
+    /// committer goes on for them after the last writer finished (their offsets still move).
+    sources_running: AtomicUsize,
+    /// Set once every writer and every Kafka source finished (the committer thread then stops).
     done: AtomicBool,
     sources: Mutex<Vec<Registered>>,
     state: Mutex<State>,
@@ -110,6 +113,7 @@ impl Transactor {
             links,
             writers: AtomicUsize::new(0),
             finished: AtomicUsize::new(0),
+            sources_running: AtomicUsize::new(0),
             done: AtomicBool::new(false),
             sources: Mutex::new(Vec::new()),
             state: Mutex::new(State::default()),
@@ -157,7 +161,9 @@ impl Transactor {
 
     /// Adds a Kafka source whose commit points go into the transactions, under the consumer
     /// group standing `group` (kept current by the source).
+    /// Call [`source_finished`](Self::source_finished) when the source ends.
     pub fn register_source(&self, group: Arc<GroupStanding>, point: Arc<dyn CommitPoint>) {
+        self.sources_running.fetch_add(1, Ordering::AcqRel);
         self.sources
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -347,6 +353,21 @@ impl Transactor {
         Ok(())
     }
 
+    /// A Kafka source registered with [`register_source`](Self::register_source) has ended and
+    /// what it read has settled; after the last writer and the last such source, what is left is
+    /// committed and the committer stops. Blocking.
+    pub fn source_finished(&self) -> Result<(), KafkaError> {
+        let left = self
+            .sources_running
+            .fetch_sub(1, Ordering::AcqRel)
+            .saturating_sub(1);
+        if left > 0 || self.finished.load(Ordering::Acquire) < self.writers.load(Ordering::Acquire)
+        {
+            return self.check();
+        }
+        self.finish_all()
+    }
+
     /// A writer has finished; the last one commits what is left. Blocking.
     pub fn finish_writer(&self) -> Result<(), KafkaError> {
         let finished = self.finished.fetch_add(1, Ordering::AcqRel) + 1;
@@ -363,6 +384,21 @@ impl Transactor {
             drop(state);
             return self.check();
         }
+        if self.sources_running.load(Ordering::Acquire) > 0 {
+            // A Kafka source still reads (feeding other sinks): its offsets go on being
+            // committed, in transactions without records, until it ends.
+            let mut state = self.state();
+            return if state.producer.is_some() {
+                self.commit(&mut state)
+            } else {
+                self.usable(&state).map(|_| ())
+            };
+        }
+        self.finish_all()
+    }
+
+    /// Commits what is left and stops the committer.
+    fn finish_all(&self) -> Result<(), KafkaError> {
         let mut state = self.state();
         let result = if state.producer.is_some() {
             self.commit(&mut state)

@@ -196,8 +196,10 @@ impl KafkaSource {
             health,
             commits_itself: transactor.is_none(),
         };
+        let ledger = Arc::clone(&run.checkpoints);
+        let run_health = run.health.clone();
         let checkpoints = &run.checkpoints;
-        match self.options.assignment {
+        let result = match self.options.assignment {
             Assignment::All => {
                 let log = ClientLog {
                     partitions: Some(Arc::clone(&self.metrics)),
@@ -262,6 +264,28 @@ impl KafkaSource {
                     .map_err(|source| KafkaError::Assign { source })?;
                 self.read_all(&consumer, topics, Vec::new(), run)
             }
+        };
+        if let Some(transactor) = &transactor {
+            // Its last offsets are committed once what it read has settled; the transactions go
+            // on for it even if every Kafka sink of the run has finished.
+            self.settle(&ledger, &run_health);
+            let finished = transactor.source_finished();
+            result?;
+            finished?;
+            return Ok(());
+        }
+        result
+    }
+
+    /// Waits (at most [`HANDOVER_TIMEOUT`]) until everything this source handed on has settled.
+    fn settle(&self, checkpoints: &Checkpoints, health: &RunHealth) {
+        let deadline = Instant::now() + HANDOVER_TIMEOUT;
+        while checkpoints.outstanding() > 0
+            && !checkpoints.is_stuck()
+            && !health.has_failed()
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
