@@ -106,6 +106,17 @@ pub enum KafkaError {
         /// How long it waited for the topic to appear.
         waited: Duration,
     },
+    /// Where a partition begins could not be read.
+    #[error("cannot read where {topic}/{partition} begins: {source}")]
+    Watermarks {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The client's error.
+        #[source]
+        source: ClientError,
+    },
     /// The group's committed offsets could not be read.
     #[error("cannot read the committed offsets of group {group}: {source}")]
     CommittedOffsets {

@@ -22,14 +22,19 @@
 //! duplicate process with the same transactional id fences this one (`init_transactions`), and the
 //! broker aborts whatever transaction the old one left open.
 
+mod loading;
+mod meaning;
+mod open;
 mod producer;
 mod progress;
+mod registered;
 mod standing;
 mod transactor;
 
 pub use progress::{progress_snapshot, read_progress_marks};
+pub use registered::{CommitPoint, Offsets};
 pub use standing::GroupStanding;
-pub use transactor::{CommitPoint, Offsets, Transactor};
+pub use transactor::Transactor;
 
 use super::KafkaOptions;
 use super::link::TopicLinks;

@@ -237,38 +237,6 @@ pub(super) fn fold_if_complete(
     Some(marks)
 }
 
-/// A mark's key in the topic: the stage, then `#` and the meaning it declared, if any (component
-/// ids have no `#`).
-pub(super) fn stored_key(stage: &str, meaning: Option<&str>) -> String {
-    match meaning {
-        Some(meaning) => format!("{stage}#{meaning}"),
-        None => stage.to_string(),
-    }
-}
-
-/// The committed marks by stage, and every meaning each stage's marks were stored with (none for
-/// marks of versions before meanings).
-pub(super) fn by_stage(
-    stored: &BTreeMap<String, i64>,
-) -> (BTreeMap<String, i64>, BTreeMap<String, Vec<String>>) {
-    let mut marks = BTreeMap::new();
-    let mut meanings: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (key, through) in stored {
-        let (stage, meaning) = match key.split_once('#') {
-            Some((stage, meaning)) => (stage, Some(meaning)),
-            None => (key.as_str(), None),
-        };
-        merge(&mut marks, std::iter::once((stage, *through)));
-        if let Some(meaning) = meaning {
-            meanings
-                .entry(stage.to_string())
-                .or_default()
-                .push(meaning.to_string());
-        }
-    }
-    (marks, meanings)
-}
-
 /// The progress marks committed to `topic`, read with `read_committed` using `config`: from the
 /// end back to the newest snapshot that covers the rest. A missing topic means none. Blocking.
 pub(super) fn read_progress(
@@ -466,22 +434,6 @@ mod tests {
         let folded = fold_if_complete(&topic, 0, true).expect("complete");
         assert_eq!(folded.get("w"), Some(&5));
         assert_eq!(fold_if_complete(&topic[1..], 1, false), Some(folded));
-    }
-
-    #[test]
-    fn stored_keys_carry_the_meaning_and_split_by_stage() {
-        let mut stored = BTreeMap::new();
-        stored.insert(stored_key("transforms.w", Some("size=1000ms")), 7);
-        stored.insert(stored_key("transforms.w", None), 9);
-        stored.insert(stored_key("sources.csv@start_time", None), -2);
-        let (marks, meanings) = by_stage(&stored);
-        assert_eq!(marks.get("transforms.w"), Some(&9));
-        assert_eq!(marks.get("sources.csv@start_time"), Some(&-2));
-        assert_eq!(
-            meanings.get("transforms.w"),
-            Some(&vec!["size=1000ms".to_string()])
-        );
-        assert_eq!(meanings.get("sources.csv@start_time"), None);
     }
 
     /// Several group members writing one topic, each reading it again at random moments (a

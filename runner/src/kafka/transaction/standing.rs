@@ -9,6 +9,7 @@
 //! rebalance callback refreshes it at every grant.
 
 use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -52,4 +53,17 @@ impl GroupStanding {
     pub(super) fn is_cooperative(&self) -> bool {
         self.cooperative.load(Ordering::Acquire)
     }
+}
+
+/// True when `error` is the broker refusing a group member's offsets because the group moved on.
+pub(super) fn is_fencing(error: &ClientError) -> bool {
+    matches!(
+        error,
+        ClientError::Transaction(e) if matches!(
+            e.code(),
+            RDKafkaErrorCode::IllegalGeneration
+                | RDKafkaErrorCode::UnknownMemberId
+                | RDKafkaErrorCode::FencedInstanceId
+        )
+    )
 }

@@ -2,49 +2,27 @@
 //! sequence described in the parent module, aborting, and the periodic committer.
 
 use super::GroupStanding;
-use super::producer::{TXN_TIMEOUT, TxnDeliveries};
-use super::progress::{MarkBook, SNAPSHOT_KEY, by_stage, stored_key};
+use super::meaning::{by_stage, stored_marks};
+use super::open::State;
+use super::producer::TXN_TIMEOUT;
+use super::progress::SNAPSHOT_KEY;
+use super::registered::{CommitPoint, Offsets, Registered, fencing_recoverable};
+use super::standing::is_fencing;
 use crate::ack::Acks;
 use crate::kafka::codec::Message;
 use crate::kafka::link::TopicLinks;
 use crate::kafka::{KafkaError, KafkaOptions, produce_waiting};
 use crate::resume::Resumed;
-use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::error::KafkaError as ClientError;
+use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Per topic and partition, the offset to resume from.
-pub type Offsets = Vec<((Arc<str>, i32), i64)>;
-
-/// Where a source's commit point comes from (its ledger of delivery tickets).
-pub trait CommitPoint: Send + Sync {
-    /// The commit point, if it moved since the last call.
-    fn take_commit(&self) -> Option<Offsets>;
-}
-
-/// How long an abort may take: it is best effort (the broker aborts an open transaction anyway
-/// when the next producer with the id starts), and it runs when something already went wrong.
-const ABORT_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// Attempts at a commit whose error librdkafka calls retriable.
 const COMMIT_ATTEMPTS: u32 = 3;
-
-/// A source whose progress goes into the transactions: a Kafka source's offsets (committed to
-/// its consumer group), or another source's position (kept as a progress mark under its name).
-enum Registered {
-    Offsets {
-        group: Arc<GroupStanding>,
-        point: Arc<dyn CommitPoint>,
-    },
-    Position {
-        stage: Arc<str>,
-        point: Arc<dyn CommitPoint>,
-    },
-}
 
 /// One run's transactional producer on one cluster, shared by the run's `kafka` sinks.
 pub struct Transactor {
@@ -70,30 +48,6 @@ pub struct Transactor {
     committed_marks: Mutex<BTreeMap<String, i64>>,
     /// What the run's marking stages declared their marks mean, and whether it starts over.
     resumed: Arc<Resumed>,
-}
-
-#[derive(Default)]
-struct State {
-    producer: Option<ThreadedProducer<TxnDeliveries>>,
-    /// A transaction has begun and not yet ended.
-    open: bool,
-    /// Tickets (and marks) of what was written in the open transaction.
-    held: Vec<Acks>,
-    /// Progress marks written since the last commit, by stage.
-    marks: BTreeMap<Arc<str>, i64>,
-    /// The committed marks known, for the snapshots (set by `start`).
-    book: Option<MarkBook>,
-    /// Messages written in the open transaction.
-    written: u64,
-    last_commit: Option<Instant>,
-    /// The failure that ended this transactor; every later call returns it.
-    failure: Option<String>,
-    /// Transactions committed (for the log at the end).
-    committed: u64,
-    /// The broker refused this member's offsets because its group moved on (see the module
-    /// documentation): until the group grants it partitions again, every transaction is aborted
-    /// and no commit point or mark goes anywhere.
-    fenced: bool,
 }
 
 impl Transactor {
@@ -231,45 +185,15 @@ impl Transactor {
             .progress_reader
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(reader.clone());
-        let (read, book) = if self.resumed.starts_over() {
-            if member {
-                return Err(KafkaError::TransactionFailed {
-                    id: self.transactional_id.clone(),
-                    why: "`--reset` cannot start a consumer group's member over (the others go \
-                          on from the group's offsets): stop every member, then reset the group \
-                          with Kafka's tools and delete the progress topic"
-                        .into(),
-                });
-            }
-            tracing::info!(
-                "{}: starting over (--reset): the progress earlier runs committed is ignored, \
-                 and the first commit replaces it",
-                self.transactional_id
-            );
-            (Default::default(), MarkBook::starting_over())
-        } else {
-            let topic = self.progress_topic();
-            let wait = self.options.connect_timeout();
-            let read = tokio::task::spawn_blocking(move || {
-                super::progress::read_progress(&reader, &topic, wait)
-            })
-            .await
-            .map_err(|e| KafkaError::TransactionFailed {
-                id: self.transactional_id.clone(),
-                why: format!("reading progress marks: {e}"),
-            })??;
-            tracing::debug!(
-                "{}: {} progress marks from the last {} records of {}",
-                self.transactional_id,
-                read.marks.len(),
-                read.records_read,
-                self.progress_topic()
-            );
-            let book = MarkBook::new(&read, !member);
-            (read, book)
-        };
-        let (marks, meanings) = by_stage(&read.marks);
-        self.check_meanings(&meanings)?;
+        let (marks, book) = super::loading::load_progress(
+            reader,
+            &self.transactional_id,
+            &self.progress_topic(),
+            self.options.connect_timeout(),
+            &self.resumed,
+            member,
+        )
+        .await?;
         *self
             .committed_marks
             .lock()
@@ -314,8 +238,8 @@ impl Transactor {
         ) -> Result<(), KafkaError>,
     ) -> Result<(), KafkaError> {
         let mut state = self.state();
-        self.usable(&state)?;
-        self.begin(&mut state)?;
+        state.usable(&self.transactional_id)?;
+        state.begin(&self.transactional_id)?;
         let State {
             producer, written, ..
         } = &mut *state;
@@ -341,7 +265,7 @@ impl Transactor {
         state.held.push(acks);
         if let Err(e) = result {
             state.failure = Some(e.to_string());
-            self.abort(&mut state);
+            state.abort(&self.transactional_id);
             return Err(e);
         }
         if state
@@ -377,7 +301,7 @@ impl Transactor {
             // could end before it read them.
             let state = self.state();
             if let Some(producer) = &state.producer {
-                while producer.in_flight_count() > 0 && self.delivery_failure(&state).is_none() {
+                while producer.in_flight_count() > 0 && state.delivery_failure().is_none() {
                     let _ = producer.flush(Duration::from_millis(200));
                 }
             }
@@ -391,7 +315,7 @@ impl Transactor {
             return if state.producer.is_some() {
                 self.commit(&mut state)
             } else {
-                self.usable(&state).map(|_| ())
+                state.usable(&self.transactional_id).map(|_| ())
             };
         }
         self.finish_all()
@@ -403,7 +327,7 @@ impl Transactor {
         let result = if state.producer.is_some() {
             self.commit(&mut state)
         } else {
-            self.usable(&state).map(|_| ())
+            state.usable(&self.transactional_id).map(|_| ())
         };
         self.done.store(true, Ordering::Release);
         if state.committed > 0 {
@@ -414,65 +338,6 @@ impl Transactor {
             );
         }
         result
-    }
-
-    fn usable(&self, state: &State) -> Result<(), KafkaError> {
-        if let Some(why) = &state.failure {
-            return Err(KafkaError::TransactionFailed {
-                id: self.transactional_id.clone(),
-                why: why.clone(),
-            });
-        }
-        if state.producer.is_none() {
-            return Err(KafkaError::TransactionFailed {
-                id: self.transactional_id.clone(),
-                why: "the transactional producer was not started".into(),
-            });
-        }
-        Ok(())
-    }
-
-    fn begin(&self, state: &mut State) -> Result<(), KafkaError> {
-        if state.open {
-            return Ok(());
-        }
-        let producer = state.producer.as_ref().expect("checked by usable");
-        producer
-            .begin_transaction()
-            .map_err(|source| self.fail(state, "begin_transaction", source))?;
-        state.open = true;
-        Ok(())
-    }
-
-    /// Records `source` as the failure that ends this transactor and returns it as an error.
-    fn fail(&self, state: &mut State, step: &'static str, source: ClientError) -> KafkaError {
-        let error = KafkaError::Transaction {
-            id: self.transactional_id.clone(),
-            step,
-            source,
-        };
-        state.failure.get_or_insert_with(|| error.to_string());
-        error
-    }
-
-    /// Aborts the open transaction (best effort: the broker aborts it anyway when the next
-    /// producer with this id starts).
-    fn abort(&self, state: &mut State) {
-        if !state.open {
-            return;
-        }
-        state.open = false;
-        for acks in state.held.drain(..) {
-            acks.fail();
-        }
-        if let Some(producer) = state.producer.as_ref()
-            && let Err(e) = producer.abort_transaction(ABORT_TIMEOUT)
-        {
-            tracing::warn!(
-                "{}: aborting the transaction failed: {e}",
-                self.transactional_id
-            );
-        }
     }
 
     /// This member lost its partitions without handing them over (it missed its session timeout,
@@ -495,7 +360,7 @@ impl Transactor {
         // Settled, not failed: a failed ticket would hold the ledger back for good, and the
         // partitions are forgotten anyway; fenced, no commit point goes anywhere.
         drop(std::mem::take(&mut state.held));
-        self.abort(&mut state);
+        state.abort(&self.transactional_id);
         state.fenced = true;
     }
 
@@ -517,18 +382,18 @@ impl Transactor {
     pub fn commit_now(&self) -> Result<(), KafkaError> {
         let mut state = self.state();
         if state.producer.is_none() {
-            return self.usable(&state);
+            return state.usable(&self.transactional_id);
         }
         self.commit(&mut state)
     }
 
     /// Commits the open transaction with the sources' offsets and the progress marks.
     fn commit(&self, state: &mut State) -> Result<(), KafkaError> {
-        self.usable(state)?;
+        state.usable(&self.transactional_id)?;
         state.last_commit = Some(Instant::now());
-        if let Some((topic, partition, source)) = self.delivery_failure(state) {
+        if let Some((topic, partition, source)) = state.delivery_failure() {
             state.failure = Some(format!("delivery to {topic} failed: {source}"));
-            self.abort(state);
+            state.abort(&self.transactional_id);
             return Err(KafkaError::Delivery {
                 topic,
                 partition,
@@ -562,14 +427,14 @@ impl Transactor {
             // group grants partitions again; what was written of it must not be seen.
             state.marks.clear();
             drop(sources);
-            self.abort(state);
+            state.abort(&self.transactional_id);
             return Ok(());
         }
         if !state.open && points.is_empty() && state.marks.is_empty() {
             return Ok(());
         }
-        self.begin(state)?;
-        let marks = self.stored_marks(std::mem::take(&mut state.marks));
+        state.begin(&self.transactional_id)?;
+        let marks = stored_marks(&self.resumed.meanings(), std::mem::take(&mut state.marks));
         let result = self.commit_open(state, &sources, &points, &marks);
         match result {
             Ok(snapshotted) => {
@@ -591,13 +456,13 @@ impl Transactor {
                      partitions again; their owners read the aborted records again",
                     self.transactional_id
                 );
-                self.abort(state);
+                state.abort(&self.transactional_id);
                 state.fenced = true;
                 Ok(())
             }
             Err((step, source)) => {
                 drop(sources);
-                let error = match self.delivery_failure(state) {
+                let error = match state.delivery_failure() {
                     // The commit failed because a message could not be delivered: say which.
                     Some((topic, partition, source)) => KafkaError::Delivery {
                         topic,
@@ -611,41 +476,10 @@ impl Transactor {
                     },
                 };
                 state.failure.get_or_insert_with(|| error.to_string());
-                self.abort(state);
+                state.abort(&self.transactional_id);
                 Err(error)
             }
         }
-    }
-
-    /// `marks` by the keys they are stored under: each with the meaning its stage declared.
-    fn stored_marks(&self, marks: BTreeMap<Arc<str>, i64>) -> Vec<(String, i64)> {
-        let meanings = self.resumed.meanings();
-        marks
-            .into_iter()
-            .map(|(stage, through)| {
-                let meaning = meanings.get(&*stage).map(String::as_str);
-                (stored_key(&stage, meaning), through)
-            })
-            .collect()
-    }
-
-    /// Refuses to go on from marks stored with another meaning than the one their stage now
-    /// declares (an edited window size, a csv source reading another file).
-    fn check_meanings(&self, stored: &BTreeMap<String, Vec<String>>) -> Result<(), KafkaError> {
-        for (stage, now) in self.resumed.meanings() {
-            let Some(before) = stored.get(&stage) else {
-                continue;
-            };
-            if let Some(other) = before.iter().find(|m| **m != now) {
-                return Err(KafkaError::ProgressMeaning {
-                    stage,
-                    topic: self.progress_topic(),
-                    before: other.clone(),
-                    now,
-                });
-            }
-        }
-        Ok(())
     }
 
     /// Steps 2–4 of a commit; true when a snapshot of the marks went in too.
@@ -705,7 +539,7 @@ impl Transactor {
                 Err(ClientError::Transaction(e))
                     if e.is_retriable()
                         && attempt < COMMIT_ATTEMPTS
-                        && self.delivery_failure(state).is_none() =>
+                        && state.delivery_failure().is_none() =>
                 {
                     tracing::warn!("{}: commit failed, retrying: {e}", self.transactional_id);
                     attempt += 1;
@@ -713,16 +547,6 @@ impl Transactor {
                 Err(e) => return Err(("commit_transaction", e)),
             }
         }
-    }
-
-    fn delivery_failure(&self, state: &State) -> Option<(String, Option<i32>, ClientError)> {
-        state.producer.as_ref().and_then(|p| {
-            p.context()
-                .failure
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
-        })
     }
 
     /// Commits every `commit_interval` while writers run, so results become visible when no
@@ -743,28 +567,4 @@ impl Transactor {
             }
         }
     }
-}
-
-/// True when `error` is the broker refusing a group member's offsets because the group moved on.
-fn is_fencing(error: &ClientError) -> bool {
-    matches!(
-        error,
-        ClientError::Transaction(e) if matches!(
-            e.code(),
-            RDKafkaErrorCode::IllegalGeneration
-                | RDKafkaErrorCode::UnknownMemberId
-                | RDKafkaErrorCode::FencedInstanceId
-        )
-    )
-}
-
-/// A fence can be sat out only when every source of the transactions is an eager group member:
-/// each then gives all its partitions up at the rebalance and reads them again from the committed
-/// offsets. A cooperative member keeps some partitions, and any other source's position would have
-/// moved past what the aborted transaction wrote.
-fn fencing_recoverable(sources: &[Registered]) -> bool {
-    sources.iter().all(|source| match source {
-        Registered::Offsets { group, .. } => group.is_member() && !group.is_cooperative(),
-        Registered::Position { .. } => false,
-    })
 }

@@ -363,22 +363,11 @@ fn commit_now(consumer: &BaseConsumer<Membership>, checkpoints: &Checkpoints) {
         return;
     };
     tracing::debug!("committing {point:?} before a hand-over");
-    let list = offsets_list(&point);
+    let list = super::committing::offsets_list(&point);
     if let Err(e) = consumer.commit(&list, CommitMode::Sync) {
         tracing::warn!(
             "committing offsets before a hand-over failed: {e}; the new owner reads the records \
              since the last commit again"
         );
     }
-}
-
-/// `point` as a list to commit.
-pub(super) fn offsets_list(point: &[(Partition, i64)]) -> TopicPartitionList {
-    let mut list = TopicPartitionList::new();
-    for ((topic, partition), offset) in point {
-        if let Err(e) = list.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
-            tracing::warn!("cannot commit {topic}/{partition}@{offset}: {e}");
-        }
-    }
-    list
 }

@@ -20,8 +20,10 @@
 //! A source whose topic a `kafka` sink of the same pipeline writes ends once that sink has
 //! finished and everything it wrote has been read (see `kafka::link`).
 
+mod committing;
 mod group;
 mod reader;
+mod start;
 
 use super::checkpoint::{Checkpoints, Partition, Tenures};
 use crate::kafka::codec::Decoder;
@@ -39,10 +41,10 @@ use crate::stage::{
     Source, SourceContext, Stage, StageConfig, StageError, StageKind, StageMetrics, StageResult,
 };
 use async_trait::async_trait;
-use group::{Change, Changes, Membership, offsets_list};
+use group::{Change, Changes, Membership};
+use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError as ClientError;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use reader::{LOGGED_BAD_MESSAGES, PartitionState, Reader};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -212,12 +214,24 @@ impl KafkaSource {
                     checkpoints,
                     &standing,
                 )?;
-                let assignment = self.assignment(&consumer, topics)?;
+                let assignment = start::assignment(
+                    &consumer,
+                    topics,
+                    self.options.start,
+                    &self.group_id,
+                    &self.path,
+                    self.options.connect_timeout(),
+                )?;
                 consumer
                     .assign(&assignment)
                     .map_err(|source| KafkaError::Assign { source })?;
                 if self.start_over {
-                    self.seed_beginnings(&consumer, &assignment, checkpoints)?;
+                    let timeout = self.options.connect_timeout();
+                    start::seed_beginnings(&consumer, &assignment, checkpoints, timeout)?;
+                    tracing::info!(
+                        "{}: starting over (--reset): reading every partition from its beginning",
+                        self.path
+                    );
                 }
                 let elements = assignment.elements();
                 let count =
@@ -268,25 +282,13 @@ impl KafkaSource {
         if let Some(transactor) = &transactor {
             // Its last offsets are committed once what it read has settled; the transactions go
             // on for it even if every Kafka sink of the run has finished.
-            self.settle(&ledger, &run_health);
+            committing::settle(&ledger, &run_health, HANDOVER_TIMEOUT);
             let finished = transactor.source_finished();
             result?;
             finished?;
             return Ok(());
         }
         result
-    }
-
-    /// Waits (at most [`HANDOVER_TIMEOUT`]) until everything this source handed on has settled.
-    fn settle(&self, checkpoints: &Checkpoints, health: &RunHealth) {
-        let deadline = Instant::now() + HANDOVER_TIMEOUT;
-        while checkpoints.outstanding() > 0
-            && !checkpoints.is_stuck()
-            && !health.has_failed()
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     /// Exactly once: loads the progress marks of an earlier run and registers the source's commit
@@ -373,7 +375,13 @@ impl KafkaSource {
         );
         drop(output); // downstream drains and delivers what it holds
         if commits_itself {
-            self.settle_and_commit(consumer, &checkpoints, &health);
+            committing::settle_and_commit(
+                consumer,
+                &checkpoints,
+                &health,
+                self.options.commit_interval.0,
+                &self.path,
+            );
         }
         if reader.future_messages > LOGGED_BAD_MESSAGES {
             tracing::warn!(
@@ -456,7 +464,7 @@ impl KafkaSource {
                 return Ok(());
             }
             if commits_itself && last_commit.elapsed() >= interval {
-                commit(consumer, checkpoints, CommitMode::Async);
+                committing::commit(consumer, checkpoints, CommitMode::Async);
                 last_commit = Instant::now();
             }
             if self.caught_up_with_writers(topics, reader) {
@@ -491,158 +499,12 @@ impl KafkaSource {
         )
     }
 
-    /// Waits until everything sent has been delivered downstream (or the run failed), then
-    /// commits the final point.
-    fn settle_and_commit<C: ConsumerContext>(
-        &self,
-        consumer: &BaseConsumer<C>,
-        checkpoints: &Arc<Checkpoints>,
-        health: &RunHealth,
-    ) {
-        let mut last_commit = Instant::now();
-        while checkpoints.outstanding() > 0 && !checkpoints.is_stuck() && !health.has_failed() {
-            consumer.poll(Duration::from_millis(20));
-            if last_commit.elapsed() >= self.options.commit_interval.0 {
-                commit(consumer, checkpoints, CommitMode::Async);
-                last_commit = Instant::now();
-            }
-        }
-        for attempt in 1..=FINAL_COMMIT_ATTEMPTS {
-            if commit(consumer, checkpoints, CommitMode::Sync) {
-                break;
-            }
-            if attempt == FINAL_COMMIT_ATTEMPTS {
-                tracing::warn!(
-                    "{}: the final offsets were not committed; a restart reads the records since \
-                     the last successful commit again",
-                    self.path
-                );
-            } else {
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        }
-    }
-
     /// Hands the progress marks committed with this source's offsets by an earlier run to the
     /// stages they belong to.
     fn resume(&self, transactor: &Transactor) {
         for (stage, through) in transactor.committed_marks() {
             tracing::debug!("{}: {stage} had emitted through {through}", self.path);
             self.resumed.restore(&stage, through);
-        }
-    }
-
-    /// A run starting over (`weir run --reset`): every partition's commit point is set to its
-    /// beginning, so the first commit moves the group's offsets there even for partitions that
-    /// deliver nothing before a crash (the next run must not go on from the old offsets).
-    fn seed_beginnings(
-        &self,
-        consumer: &BaseConsumer<ClientLog>,
-        assignment: &TopicPartitionList,
-        checkpoints: &Arc<Checkpoints>,
-    ) -> StageResult {
-        let timeout = self.options.connect_timeout();
-        for element in assignment.elements() {
-            let (low, _) = consumer
-                .fetch_watermarks(element.topic(), element.partition(), timeout)
-                .map_err(|source| KafkaError::CommittedOffsets {
-                    group: self.group_id.clone(),
-                    source,
-                })?;
-            // Settled at once: nothing is held back for it.
-            drop(checkpoints.issue(vec![(
-                (Arc::from(element.topic()), element.partition()),
-                low,
-            )]));
-        }
-        tracing::info!(
-            "{}: starting over (--reset): reading every partition from its beginning",
-            self.path
-        );
-        Ok(())
-    }
-
-    /// Every partition of `topics`, each starting where `start` says.
-    fn assignment(
-        &self,
-        consumer: &BaseConsumer<ClientLog>,
-        topics: &[String],
-    ) -> StageResult<TopicPartitionList> {
-        let timeout = self.options.connect_timeout();
-        let mut list = TopicPartitionList::new();
-        for topic in topics {
-            let partitions = partitions_of(consumer, topic, timeout)?;
-            for partition in partitions {
-                list.add_partition(topic, partition);
-            }
-        }
-        let committed = match self.options.start {
-            Start::Committed => {
-                consumer
-                    .committed_offsets(list.clone(), timeout)
-                    .map_err(|source| KafkaError::CommittedOffsets {
-                        group: self.group_id.clone(),
-                        source,
-                    })?
-            }
-            _ => TopicPartitionList::new(),
-        };
-        let mut assignment = TopicPartitionList::new();
-        for element in list.elements() {
-            let start = match self.options.start {
-                Start::Earliest => Offset::Beginning,
-                Start::Latest => Offset::End,
-                Start::Committed => committed
-                    .find_partition(element.topic(), element.partition())
-                    .map(|e| e.offset())
-                    .filter(|o| matches!(o, Offset::Offset(n) if *n >= 0))
-                    .unwrap_or(Offset::Beginning),
-            };
-            tracing::debug!(
-                "{}: {}/{} starts at {start:?}",
-                self.path,
-                element.topic(),
-                element.partition()
-            );
-            assignment
-                .add_partition_offset(element.topic(), element.partition(), start)
-                .map_err(|source| KafkaError::StartOffset {
-                    topic: element.topic().to_string(),
-                    partition: element.partition(),
-                    source,
-                })?;
-        }
-        Ok(assignment)
-    }
-}
-
-/// The partitions of `topic`, waiting up to `timeout` for it to appear.
-fn partitions_of(
-    consumer: &BaseConsumer<ClientLog>,
-    topic: &str,
-    timeout: Duration,
-) -> Result<Vec<i32>, KafkaError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let found = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(2))
-            .ok()
-            .and_then(|m| {
-                m.topics()
-                    .iter()
-                    .find(|t| t.name() == topic && t.error().is_none())
-                    .map(|t| t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>())
-            })
-            .filter(|p| !p.is_empty());
-        match found {
-            Some(partitions) => return Ok(partitions),
-            None if Instant::now() >= deadline => {
-                return Err(KafkaError::NoTopic {
-                    topic: topic.to_string(),
-                    waited: timeout,
-                });
-            }
-            None => std::thread::sleep(Duration::from_millis(100)),
         }
     }
 }
@@ -703,26 +565,6 @@ struct Commits<'a> {
     by_source: bool,
 }
 
-/// Commits the commit point if it moved; true unless the commit failed. A failed commit is
-/// offered again by the next call (the broker keeps the last successful one meanwhile).
-fn commit<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    checkpoints: &Checkpoints,
-    mode: CommitMode,
-) -> bool {
-    let Some(point) = checkpoints.take_commit() else {
-        return true;
-    };
-    match consumer.commit(&offsets_list(&point), mode) {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::warn!("committing offsets failed (will retry): {e}");
-            checkpoints.commit_failed();
-            false
-        }
-    }
-}
-
 /// The parts of a source's context the read loop works with.
 struct Consuming {
     output: Output,
@@ -743,6 +585,3 @@ const GROUP_DEFAULTS: &[(&str, &str)] = &[
 /// How long a group member giving partitions up waits for what it read from them to be
 /// delivered before it lets them go anyway (the new owner then reads those records again).
 const HANDOVER_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Attempts at the final, synchronous commit of a run, half a second apart.
-const FINAL_COMMIT_ATTEMPTS: u32 = 3;
