@@ -11,6 +11,7 @@ pub fn factories() -> Vec<Arc<dyn StageFactory>> {
     vec![
         Arc::new(sources::csv::factory()),
         Arc::new(sources::kafka::factory()),
+        Arc::new(transforms::dedupe::factory()),
         Arc::new(transforms::filter::factory()),
         Arc::new(transforms::select::factory()),
         Arc::new(transforms::window::factory()),
