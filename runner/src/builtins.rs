@@ -14,6 +14,7 @@ pub fn factories() -> Vec<Arc<dyn StageFactory>> {
         Arc::new(transforms::dedupe::factory()),
         Arc::new(transforms::filter::factory()),
         Arc::new(transforms::select::factory()),
+        Arc::new(transforms::window::session_factory()),
         Arc::new(transforms::window::factory()),
         Arc::new(sinks::blackhole::factory()),
         Arc::new(sinks::console::factory()),

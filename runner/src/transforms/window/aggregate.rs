@@ -130,6 +130,32 @@ impl Accumulator {
         Fed::Used
     }
 
+    /// Takes in everything `other` saw (two session windows becoming one).
+    pub fn merge(&mut self, other: Accumulator) {
+        self.count += other.count;
+        self.numeric += other.numeric;
+        match self.int_sum.checked_add(other.int_sum) {
+            Some(sum) if self.all_int && other.all_int => self.int_sum = sum,
+            _ => self.all_int = false,
+        }
+        self.float_sum += other.float_sum;
+        if let Some(m) = other.min
+            && self.min.is_none_or(|mine| m.as_f64() < mine.as_f64())
+        {
+            self.min = Some(m);
+        }
+        if let Some(m) = other.max
+            && self.max.is_none_or(|mine| m.as_f64() > mine.as_f64())
+        {
+            self.max = Some(m);
+        }
+        match (&mut self.distinct, other.distinct) {
+            (Some(mine), Some(theirs)) => mine.extend(theirs.into_iter()),
+            (mine @ None, theirs) => *mine = theirs,
+            (Some(_), None) => {}
+        }
+    }
+
     /// The aggregate's value; null when no numeric value was seen.
     pub fn result(&self, op: AggregateOp) -> FieldRef<'static> {
         let number = |n: Option<Number>| match n {
@@ -172,6 +198,40 @@ mod tests {
         assert_eq!(run(AggregateOp::Max, &v), FieldRef::Int(5));
         assert_eq!(run(AggregateOp::Avg, &v), FieldRef::Float(3.0));
         assert_eq!(run(AggregateOp::Count, &v), FieldRef::Int(3));
+    }
+
+    /// Feeding two accumulators and merging them gives what feeding one with everything gives.
+    #[test]
+    fn merged_accumulators_equal_one_fed_with_everything() {
+        let values = [
+            FieldRef::Str("3"),
+            FieldRef::Str("x"),
+            FieldRef::Int(-2),
+            FieldRef::Float(2.5),
+            FieldRef::Str(""),
+            FieldRef::Str("3"),
+        ];
+        for op in [
+            AggregateOp::Count,
+            AggregateOp::Sum,
+            AggregateOp::Min,
+            AggregateOp::Max,
+            AggregateOp::Avg,
+            AggregateOp::CountDistinct,
+        ] {
+            for cut in 0..=values.len() {
+                let mut left = Accumulator::default();
+                let mut right = Accumulator::default();
+                for v in &values[..cut] {
+                    left.feed(op, Some(*v));
+                }
+                for v in &values[cut..] {
+                    right.feed(op, Some(*v));
+                }
+                left.merge(right);
+                assert_eq!(left.result(op), run(op, &values), "{op:?} cut at {cut}");
+            }
+        }
     }
 
     #[test]

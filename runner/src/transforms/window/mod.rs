@@ -21,11 +21,13 @@ mod aggregate;
 mod config;
 mod merge;
 mod partial;
+mod session;
 mod state;
 
 pub use aggregate::AggregateOp;
 pub use config::{AggregateConfig, OPTIONS, SharedPart, TimeMode, WindowConfig, factory};
 pub use partial::PARTIAL_FIELDS;
+pub use session::{SESSION_OPTIONS, SessionConfig, session_factory};
 
 use crate::ack::Acks;
 use crate::record::json::row_json;

@@ -1,0 +1,313 @@
+//! The stateful transforms exactly once under kill -9: a loader replays the sample log into a
+//! topic (10 rows per event second), a job — a `dedupe` dropping each (user, item) seen in the
+//! 30 s before, or `session` windows per category closed after 2 s without a record — writes to
+//! another topic, and is SIGKILLed at random moments and restarted. The output, read with
+//! read_committed, must hold every record (or session) an independent recount of the CSV file
+//! gives — once — and nothing else.
+
+mod common;
+
+use common::kafka::{broker, read_topic, scratch, seeded};
+use common::{Background, repo, weir};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const SAMPLE: &str = "data/user_log_sample.csv";
+const START: i64 = 1_447_200_000_000; // 2015-11-11T00:00:00Z
+const WITHIN_MS: i64 = 30_000;
+const SESSION_GAP_MS: i64 = 2_000;
+
+const DEDUPE: &str = r#"
+[transforms.first]
+type = "dedupe"
+inputs = ["events"]
+keys = ["user_id", "item_id"]
+within = "30s"
+
+[sinks.kept]
+type = "kafka"
+inputs = ["first"]
+topic = "kept"
+codec = "json"
+fields = ["user_id", "item_id", "action"]
+"#;
+
+const SESSIONS: &str = r#"
+[transforms.visits]
+type = "session"
+inputs = ["events"]
+gap = "2s"
+group_by = ["cat_id"]
+aggregates = [{ op = "count" }, { op = "count_distinct", field = "item_id", as = "items" }]
+
+[sinks.kept]
+type = "kafka"
+inputs = ["visits"]
+topic = "kept"
+codec = "json"
+"#;
+
+fn pipelines(dir: &Path, bootstrap: &str, stage: &str) -> (String, String) {
+    let load = dir.join("load.toml");
+    std::fs::write(
+        &load,
+        format!(
+            r#"
+[kafka]
+brokers = "{bootstrap}"
+
+[sources.log]
+type = "csv"
+path = "{}"
+rate = 1000
+event_rate = 10
+start_time = "2015-11-11T00:00:00Z"
+
+[sinks.events]
+type = "kafka"
+inputs = ["log"]
+topic = "events"
+codec = "json"
+fields = ["user_id", "item_id", "cat_id", "action"]
+"#,
+            repo().join(SAMPLE).display()
+        ),
+    )
+    .unwrap();
+    let job = dir.join("dedupe.toml");
+    std::fs::write(
+        &job,
+        format!(
+            r#"
+[kafka]
+brokers = "{bootstrap}"
+
+[sources.events]
+type = "kafka"
+topic = "events"
+codec = "json"
+fields = ["user_id", "item_id", "cat_id", "action"]
+group_id = "stateful-chaos"
+
+{stage}
+"#
+        ),
+    )
+    .unwrap();
+    (load.display().to_string(), job.display().to_string())
+}
+
+/// The records the rule keeps, recounted from the CSV file: (event time, user, item, action),
+/// a record kept when no record of its (user, item) came in the 30 s before it.
+fn recount() -> Vec<(i64, String, String, String)> {
+    let text = std::fs::read_to_string(repo().join(SAMPLE)).unwrap();
+    let mut last_seen: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut kept = Vec::new();
+    for (n, line) in text.lines().skip(1).enumerate() {
+        let fields: Vec<&str> = line.split(',').collect();
+        let t = START + n as i64 * 100;
+        let key = (fields[0].to_string(), fields[1].to_string());
+        let duplicate = last_seen
+            .get(&key)
+            .is_some_and(|&seen| seen >= t - WITHIN_MS);
+        last_seen.insert(key.clone(), t);
+        if !duplicate {
+            kept.push((t, key.0, key.1, fields[7].to_string()));
+        }
+    }
+    kept
+}
+
+fn written(bootstrap: &str) -> BTreeMap<(i64, String, String, String), usize> {
+    let mut seen = BTreeMap::new();
+    for (t, value) in read_topic(bootstrap, "kept") {
+        let r: serde_json::Value = serde_json::from_str(&value).unwrap();
+        let text = |f: &str| r[f].as_str().unwrap_or_default().to_string();
+        *seen
+            .entry((t, text("user_id"), text("item_id"), text("action")))
+            .or_insert(0) += 1;
+    }
+    seen
+}
+
+#[test]
+fn dedupe_killed_6_times_keeps_each_first_record_once() {
+    let dir = scratch();
+    let (_broker, bootstrap) = broker(&dir.path, "memory://");
+    let (seed, mut random) = seeded();
+    let (load, job) = pipelines(&dir.path, &bootstrap, DEDUPE);
+    let start = |name: &str, file: &str| {
+        let mut cmd = weir();
+        cmd.args(["run", file]);
+        Background::start(
+            cmd,
+            &dir.path.join(format!("{name}.out")),
+            &dir.path.join(format!("{name}.log")),
+        )
+    };
+    let loader = start("load", &load);
+    for n in 0..6 {
+        let run = start(&format!("run{n}"), &job);
+        std::thread::sleep(Duration::from_millis(700 + random(1500)));
+        run.signal("KILL");
+    }
+    let (status, log) = loader.wait(Duration::from_secs(120));
+    assert!(status.success(), "{log}");
+
+    let expected = recount();
+    // Records after the last event time are never decided (no later record moves the
+    // watermark past them); judge those before it.
+    let last = expected.iter().map(|r| r.0).max().unwrap();
+    let required: Vec<_> = expected.iter().filter(|r| r.0 < last).cloned().collect();
+    let final_run = start("last", &job);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let probe = required.last().unwrap().clone();
+    while !written(&bootstrap).contains_key(&probe) {
+        assert!(
+            Instant::now() < deadline,
+            "seed {seed}: the last run did not catch up"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (status, log) = final_run.signal("TERM");
+    assert!(status.success(), "seed {seed}: {log}");
+
+    let got = written(&bootstrap);
+    let missing = required.iter().filter(|r| !got.contains_key(*r)).count();
+    let doubled: usize = got.values().map(|n| n - 1).sum();
+    let unexpected = got.keys().filter(|r| !expected.contains(r)).count();
+    let rows = std::fs::read_to_string(repo().join(SAMPLE))
+        .unwrap()
+        .lines()
+        .count()
+        - 1;
+    eprintln!(
+        "dedupe killed 6 times (seed {seed}): {rows} rows, {} kept by the recount, {} written; \
+         missing {missing}, duplicates {doubled}, not expected {unexpected}",
+        required.len(),
+        got.len()
+    );
+    assert_eq!((missing, doubled, unexpected), (0, 0, 0), "seed {seed}");
+}
+
+/// Sessions per category recounted from the CSV file: (start, end, category, records, distinct
+/// items), a new session where a category's next record is 2 s or more after the one before.
+fn recount_sessions() -> Vec<(i64, i64, String, i64, i64)> {
+    let text = std::fs::read_to_string(repo().join(SAMPLE)).unwrap();
+    let mut by_user: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
+    for (n, line) in text.lines().skip(1).enumerate() {
+        let fields: Vec<&str> = line.split(',').collect();
+        by_user
+            .entry(fields[2].to_string())
+            .or_default()
+            .push((START + n as i64 * 100, fields[1].to_string()));
+    }
+    let mut sessions = Vec::new();
+    for (user, records) in by_user {
+        let mut current: Vec<&(i64, String)> = Vec::new();
+        for record in &records {
+            if current
+                .last()
+                .is_some_and(|last| record.0 - last.0 >= SESSION_GAP_MS)
+            {
+                sessions.push(session_of(&user, &current));
+                current.clear();
+            }
+            current.push(record);
+        }
+        sessions.push(session_of(&user, &current));
+    }
+    sessions
+}
+
+fn session_of(user: &str, records: &[&(i64, String)]) -> (i64, i64, String, i64, i64) {
+    let items: std::collections::BTreeSet<&str> = records.iter().map(|r| r.1.as_str()).collect();
+    (
+        records[0].0,
+        records[records.len() - 1].0 + SESSION_GAP_MS,
+        user.to_string(),
+        records.len() as i64,
+        items.len() as i64,
+    )
+}
+
+fn written_sessions(bootstrap: &str) -> BTreeMap<(i64, i64, String, i64, i64), usize> {
+    let mut seen = BTreeMap::new();
+    for (_, value) in read_topic(bootstrap, "kept") {
+        let r: serde_json::Value = serde_json::from_str(&value).unwrap();
+        let int = |f: &str| r[f].as_i64().unwrap();
+        let key = (
+            int("window_start"),
+            int("window_end"),
+            r["cat_id"].as_str().unwrap().to_string(),
+            int("count"),
+            int("items"),
+        );
+        *seen.entry(key).or_insert(0) += 1;
+    }
+    seen
+}
+
+#[test]
+fn sessions_killed_6_times_are_each_written_once_with_their_recounted_records() {
+    let dir = scratch();
+    let (_broker, bootstrap) = broker(&dir.path, "memory://");
+    let (seed, mut random) = seeded();
+    let (load, job) = pipelines(&dir.path, &bootstrap, SESSIONS);
+    let start = |name: &str, file: &str| {
+        let mut cmd = weir();
+        cmd.args(["run", file]);
+        Background::start(
+            cmd,
+            &dir.path.join(format!("{name}.out")),
+            &dir.path.join(format!("{name}.log")),
+        )
+    };
+    let loader = start("load", &load);
+    for n in 0..6 {
+        let run = start(&format!("run{n}"), &job);
+        std::thread::sleep(Duration::from_millis(700 + random(1500)));
+        run.signal("KILL");
+    }
+    let (status, log) = loader.wait(Duration::from_secs(120));
+    assert!(status.success(), "{log}");
+
+    let expected = recount_sessions();
+    // The watermark ends near the last record's time: sessions ending after it stay open
+    // (judged: those ending a second before it).
+    let last = START + (expected.iter().map(|s| s.3).sum::<i64>() - 1) * 100;
+    let required: Vec<_> = expected
+        .iter()
+        .filter(|s| s.1 <= last - 1000)
+        .cloned()
+        .collect();
+    let probe = required.iter().max_by_key(|s| s.1).unwrap().clone();
+    let final_run = start("last", &job);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !written_sessions(&bootstrap).contains_key(&probe) {
+        assert!(
+            Instant::now() < deadline,
+            "seed {seed}: the last run did not write {probe:?}; of its group: {:?}",
+            written_sessions(&bootstrap)
+                .keys()
+                .filter(|s| s.2 == probe.2)
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (status, log) = final_run.signal("TERM");
+    assert!(status.success(), "seed {seed}: {log}");
+
+    let got = written_sessions(&bootstrap);
+    let missing = required.iter().filter(|s| !got.contains_key(*s)).count();
+    let doubled: usize = got.values().map(|n| n - 1).sum();
+    let unexpected = got.keys().filter(|s| !expected.contains(s)).count();
+    eprintln!(
+        "sessions killed 6 times (seed {seed}): {} sessions closed in the recount, {} written; \
+         missing {missing}, duplicates {doubled}, not expected {unexpected}",
+        required.len(),
+        got.len()
+    );
+    assert_eq!((missing, doubled, unexpected), (0, 0, 0), "seed {seed}");
+}
