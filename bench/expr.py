@@ -51,35 +51,41 @@ def pipeline(csv, transform):
             + '\n[sinks.null]\ntype = "blackhole"\ninputs = ["t"]\n')
 
 
+def measure(jobs, result_name, rows, runs):
+    """Runs each (name, transform) of `jobs` on a generated log of `rows` rows, best of `runs`;
+    prints the table and writes bench/results/<result_name>.json."""
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "weir"], cwd=ROOT, check=True)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = os.path.join(tmp, "user_log.csv")
+        subprocess.run([WEIR, "-q", "gen", "user-log", "--rows", str(rows), "--seed", "1",
+                        "--out", csv], check=True)
+        for name, transform in jobs:
+            path = os.path.join(tmp, "job.toml")
+            with open(path, "w") as f:
+                f.write(pipeline(csv, transform))
+            wall, cpu, rss = run_measured([WEIR, "run", path], runs)
+            results.append({"job": name, "rows": rows, "rows_per_s": round(rows / wall),
+                            "cpu_s_per_million": round(cpu / rows * 1e6, 3),
+                            "peak_rss_mb": rss})
+    base = results[0]["rows_per_s"]
+    print(f"{'job':38} {'rows/s':>11} {'CPU s/M':>8} {'of first':>8} {'RSS MB':>7}")
+    for r in results:
+        r["share_of_first"] = round(r["rows_per_s"] / base, 3)
+        print(f"{r['job']:38} {r['rows_per_s']:>11,} {r['cpu_s_per_million']:>8} "
+              f"{r['share_of_first']:>8} {r['peak_rss_mb']:>7}")
+    out = os.path.join(ROOT, "bench", "results", f"{result_name}.json")
+    with open(out, "w") as f:
+        json.dump(results, f, indent=1)
+    print(f"written to {out}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "weir"], cwd=ROOT, check=True)
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        csv = os.path.join(tmp, "user_log.csv")
-        subprocess.run([WEIR, "-q", "gen", "user-log", "--rows", str(args.rows), "--seed", "1",
-                        "--out", csv], check=True)
-        for name, transform in JOBS:
-            path = os.path.join(tmp, "job.toml")
-            with open(path, "w") as f:
-                f.write(pipeline(csv, transform))
-            wall, cpu, rss = run_measured([WEIR, "run", path], args.runs)
-            results.append({"job": name, "rows": args.rows, "rows_per_s": round(args.rows / wall),
-                            "cpu_s_per_million": round(cpu / args.rows * 1e6, 3),
-                            "peak_rss_mb": rss})
-    base = results[0]["rows_per_s"]
-    print(f"{'job':38} {'rows/s':>11} {'CPU s/M':>8} {'of none':>8} {'RSS MB':>7}")
-    for r in results:
-        r["share_of_no_transform"] = round(r["rows_per_s"] / base, 3)
-        print(f"{r['job']:38} {r['rows_per_s']:>11,} {r['cpu_s_per_million']:>8} "
-              f"{r['share_of_no_transform']:>8} {r['peak_rss_mb']:>7}")
-    out = os.path.join(ROOT, "bench", "results", "expr.json")
-    with open(out, "w") as f:
-        json.dump(results, f, indent=1)
-    print(f"written to {out}")
+    measure(JOBS, "expr", args.rows, args.runs)
 
 
 if __name__ == "__main__":

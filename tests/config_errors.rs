@@ -418,3 +418,27 @@ fn a_syntax_mistake_in_an_expression_is_reported_at_its_column() {
         "{stderr}"
     );
 }
+
+/// A `dedupe` or `session` straight after a consumer-group member would keep state over one
+/// member's share of the partitions: refused, with the way out.
+#[test]
+fn a_dedupe_or_session_after_a_group_member_is_refused() {
+    let group_source = "[sources.events]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:9\"\n\
+                        topic = \"sex\"\nassignment = \"group\"\n";
+    let sink = "[sinks.out]\ntype = \"console\"\ninputs = [\"state\"]\n";
+    for stage in [
+        "[transforms.state]\ntype = \"dedupe\"\ninputs = [\"events\"]\nkeys = [\"value\"]\nwithin = \"1m\"\n",
+        "[transforms.state]\ntype = \"session\"\ninputs = [\"events\"]\ngap = \"1m\"\n",
+    ] {
+        let (code, stderr) = validate_text(&format!("{group_source}{stage}{sink}"));
+        assert_eq!(code, 1, "{stderr}");
+        assert!(
+            stderr.contains("keeps state across records, but reads a consumer-group source")
+                && stderr.contains("assignment = \"all\""),
+            "{stderr}"
+        );
+        let all = group_source.replace("assignment = \"group\"", "assignment = \"all\"");
+        let (code, stderr) = validate_text(&format!("{all}{stage}{sink}"));
+        assert_eq!(code, 0, "{stderr}");
+    }
+}

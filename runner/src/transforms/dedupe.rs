@@ -158,42 +158,6 @@ impl Dedupe {
         }
     }
 
-    /// The key of row `row` of `batch` as text (fields joined by U+001F; a missing or null
-    /// field is U+0000, so it differs from an empty one).
-    fn key_of(&mut self, batch: &Batch, row: usize, text: &mut String) {
-        let schema = batch.schema();
-        if self
-            .key_index
-            .as_ref()
-            .is_none_or(|(known, _)| !Arc::ptr_eq(known, schema))
-        {
-            let positions = self.keys.iter().map(|k| schema.index_of(k)).collect();
-            self.key_index = Some((Arc::clone(schema), positions));
-        }
-        text.clear();
-        let row = batch.row(row);
-        let positions = &self.key_index.as_ref().expect("resolved above").1;
-        for (i, position) in positions.iter().enumerate() {
-            if i > 0 {
-                text.push('\u{1f}');
-            }
-            match position.map(|p| row.get(p)) {
-                None | Some(FieldRef::Null) => text.push('\u{0}'),
-                Some(value) => value.write_text(text),
-            }
-        }
-    }
-
-    /// Remembers that `key` was seen at `t`.
-    fn see(&mut self, key: &str, t: Millis) {
-        match self.last_seen.get_mut(key) {
-            Some(at) => *at = (*at).max(t),
-            None => {
-                self.last_seen.insert(Box::from(key), t);
-            }
-        }
-    }
-
     /// Decides every pending record at or before `through`, in time order; pushes the kept ones.
     fn decide_through(&mut self, through: Millis, out: &mut Vec<Batch>) {
         if through <= self.decided_through {
@@ -214,13 +178,18 @@ impl Dedupe {
         let mut kept: Vec<Vec<u32>> = vec![Vec::new(); self.pending.len()];
         let mut key = String::new();
         for &(t, p, row) in &due {
-            let batch = self.pending[p].batch.clone();
-            self.key_of(&batch, row as usize, &mut key);
+            key_text(
+                &self.keys,
+                &mut self.key_index,
+                &self.pending[p].batch,
+                row as usize,
+                &mut key,
+            );
             let duplicate = self
                 .last_seen
                 .get(key.as_str())
                 .is_some_and(|&seen| seen >= t.saturating_sub(self.within));
-            self.see(&key, t);
+            see(&mut self.last_seen, &key, t);
             if duplicate {
                 self.dropped_duplicates += 1;
             } else {
@@ -277,6 +246,47 @@ impl Dedupe {
     }
 }
 
+/// The key of row `row` of `batch` as text (fields joined by U+001F; a missing or null field is
+/// U+0000, so it differs from an empty one); `key_index` keeps the fields' positions per schema.
+fn key_text(
+    keys: &[String],
+    key_index: &mut Option<(Arc<Schema>, Vec<Option<usize>>)>,
+    batch: &Batch,
+    row: usize,
+    text: &mut String,
+) {
+    let schema = batch.schema();
+    if key_index
+        .as_ref()
+        .is_none_or(|(known, _)| !Arc::ptr_eq(known, schema))
+    {
+        let positions = keys.iter().map(|k| schema.index_of(k)).collect();
+        *key_index = Some((Arc::clone(schema), positions));
+    }
+    text.clear();
+    let row = batch.row(row);
+    let positions = &key_index.as_ref().expect("resolved above").1;
+    for (i, position) in positions.iter().enumerate() {
+        if i > 0 {
+            text.push('\u{1f}');
+        }
+        match position.map(|p| row.get(p)) {
+            None | Some(FieldRef::Null) => text.push('\u{0}'),
+            Some(value) => value.write_text(text),
+        }
+    }
+}
+
+/// Remembers that `key` was seen at `t`.
+fn see(last_seen: &mut HashMap<Box<str>, Millis>, key: &str, t: Millis) {
+    match last_seen.get_mut(key) {
+        Some(at) => *at = (*at).max(t),
+        None => {
+            last_seen.insert(Box::from(key), t);
+        }
+    }
+}
+
 impl Transform for Dedupe {
     fn process(&mut self, batch: Batch, _out: &mut Vec<Batch>) -> StageResult {
         self.resume_once();
@@ -288,8 +298,8 @@ impl Transform for Dedupe {
                 undecided.push(row as u32);
             } else if self.resumed_through.is_some_and(|r| t <= r) {
                 // Decided by an earlier run: only the memory of keys learns from it.
-                self.key_of(&batch, row, &mut key);
-                self.see(&key, t);
+                key_text(&self.keys, &mut self.key_index, &batch, row, &mut key);
+                see(&mut self.last_seen, &key, t);
                 self.replayed += 1;
             } else {
                 late += 1;

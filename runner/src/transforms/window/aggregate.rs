@@ -150,7 +150,7 @@ impl Accumulator {
             self.max = Some(m);
         }
         match (&mut self.distinct, other.distinct) {
-            (Some(mine), Some(theirs)) => mine.extend(theirs.into_iter()),
+            (Some(mine), Some(theirs)) => mine.extend(*theirs),
             (mine @ None, theirs) => *mine = theirs,
             (Some(_), None) => {}
         }

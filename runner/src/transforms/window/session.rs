@@ -107,6 +107,7 @@ impl StageConfig for SessionConfig {
             label: cx.path.clone(),
             metrics: Arc::clone(&cx.metrics),
             rejects: cx.rejects.clone(),
+            batches: 0,
         })))
     }
 }
@@ -122,12 +123,17 @@ impl SessionConfig {
     }
 }
 
+/// A schema, and in it the positions of the group fields and of the aggregated fields.
+type Resolved = (Arc<Schema>, Vec<Option<usize>>, Vec<Option<usize>>);
+
 /// One open session of a group.
 struct Session {
     first: Millis,
     last: Millis,
     accumulators: Vec<Accumulator>,
     acks: Acks,
+    /// The last batch whose tickets `acks` took (each batch's once).
+    batch: u64,
 }
 
 /// A group's values (for the output) and its open sessions, ordered by time, apart by `gap`.
@@ -144,7 +150,7 @@ struct Sessions {
     ops: Vec<(AggregateOp, Option<String>)>,
     schema: Arc<Schema>,
     /// Positions of the group and aggregate fields in the schema they were resolved for.
-    resolved: Option<(Arc<Schema>, Vec<Option<usize>>, Vec<Option<usize>>)>,
+    resolved: Option<Resolved>,
     groups: HashMap<Box<str>, Group>,
     /// When sessions may end, and of which group (an entry may be stale: checked when taken).
     ends: BinaryHeap<Reverse<(Millis, Box<str>)>>,
@@ -155,6 +161,8 @@ struct Sessions {
     label: String,
     metrics: Arc<StageMetrics>,
     rejects: Rejects,
+    /// Batches taken in (numbers them for `Session::batch`).
+    batches: u64,
 }
 
 impl Sessions {
@@ -188,52 +196,86 @@ impl Sessions {
         }
     }
 
-    /// Adds `row` at `t`, with the tickets `acks`; false when it is late.
-    fn add(&mut self, row: Row<'_>, t: Millis, acks: &Acks, key: &mut String) -> bool {
+    /// Adds `row` at `t` of the batch numbered `batch` (its tickets `acks`); false when it is
+    /// late.
+    fn add(&mut self, row: Row<'_>, t: Millis, batch: u64, acks: &Acks, key: &mut String) -> bool {
         let (_, group_fields, value_fields) = self.resolved.as_ref().expect("resolved");
         key.clear();
-        let mut values = Vec::with_capacity(group_fields.len());
         for (i, position) in group_fields.iter().enumerate() {
             if i > 0 {
                 key.push('\u{1f}');
             }
             match position.map(|p| row.get(p)) {
-                None | Some(FieldRef::Null) => {
-                    key.push('\u{0}');
-                    values.push(None);
-                }
-                Some(value) => {
-                    let from = key.len();
-                    value.write_text(key);
-                    values.push(Some(Box::from(&key[from..])));
-                }
+                None | Some(FieldRef::Null) => key.push('\u{0}'),
+                Some(value) => value.write_text(key),
             }
         }
         let gap = self.gap;
-        let group = self.groups.entry(Box::from(key.as_str())).or_insert(Group {
-            values,
-            sessions: Vec::new(),
-        });
-        // The sessions this record is within `gap` of become one, with it.
-        let touching: Vec<usize> = group
-            .sessions
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| t > s.first.saturating_sub(gap) && t < s.last.saturating_add(gap))
-            .map(|(i, _)| i)
-            .collect();
-        let replaying = self
-            .resumed_through
-            .is_some_and(|r| t.saturating_add(gap) <= r);
-        if touching.is_empty() && t.saturating_add(gap) <= self.closed_through && !replaying {
-            return false;
+        if !self.groups.contains_key(key.as_str()) {
+            let values = group_fields
+                .iter()
+                .map(|position| match position.map(|p| row.get(p)) {
+                    None | Some(FieldRef::Null) => None,
+                    Some(value) => {
+                        let mut text = String::new();
+                        value.write_text(&mut text);
+                        Some(text.into_boxed_str())
+                    }
+                })
+                .collect();
+            self.groups.insert(
+                Box::from(key.as_str()),
+                Group {
+                    values,
+                    sessions: Vec::new(),
+                },
+            );
         }
-        let mut session = Session {
-            first: t,
-            last: t,
-            accumulators: vec![Accumulator::default(); self.ops.len()],
-            acks: acks.clone(),
-        };
+        let group = self.groups.get_mut(key.as_str()).expect("inserted above");
+        // Sessions are ordered and `gap` apart: those this record is within `gap` of are a run.
+        let sessions = &mut group.sessions;
+        let from = sessions.partition_point(|s| s.last.saturating_add(gap) <= t);
+        let mut to = from;
+        while to < sessions.len() && sessions[to].first.saturating_sub(gap) < t {
+            to += 1;
+        }
+        if from == to {
+            let replaying = self
+                .resumed_through
+                .is_some_and(|r| t.saturating_add(gap) <= r);
+            if t.saturating_add(gap) <= self.closed_through && !replaying {
+                return false;
+            }
+            sessions.insert(
+                from,
+                Session {
+                    first: t,
+                    last: t,
+                    accumulators: vec![Accumulator::default(); self.ops.len()],
+                    acks: acks.clone(),
+                    batch,
+                },
+            );
+            to = from + 1;
+            self.ends
+                .push(Reverse((t.saturating_add(gap), Box::from(key.as_str()))));
+        }
+        // The record joins the first; the others it reaches join it too.
+        for other in sessions.drain(from + 1..to).collect::<Vec<_>>() {
+            let session = &mut sessions[from];
+            session.last = session.last.max(other.last);
+            for (mine, theirs) in session.accumulators.iter_mut().zip(other.accumulators) {
+                mine.merge(theirs);
+            }
+            session.acks.absorb(other.acks);
+        }
+        let session = &mut sessions[from];
+        session.first = session.first.min(t);
+        session.last = session.last.max(t);
+        if session.batch != batch {
+            session.acks.absorb(acks.clone());
+            session.batch = batch;
+        }
         for (accumulator, ((op, _), position)) in session
             .accumulators
             .iter_mut()
@@ -243,23 +285,9 @@ impl Sessions {
                 AggregateOp::Count if position.is_none() => None,
                 _ => Some(position.map_or(FieldRef::Null, |p| row.get(p))),
             };
-            if accumulator.feed(*op, value) == Fed::NotNumeric {
-                // Left out of sum/min/max/avg, as in the window.
-            }
+            // A non-numeric value is left out of sum/min/max/avg, as in the window.
+            let _: Fed = accumulator.feed(*op, value);
         }
-        for i in touching.into_iter().rev() {
-            let other = group.sessions.remove(i);
-            session.first = session.first.min(other.first);
-            session.last = session.last.max(other.last);
-            for (mine, theirs) in session.accumulators.iter_mut().zip(other.accumulators) {
-                mine.merge(theirs);
-            }
-            session.acks.absorb(other.acks);
-        }
-        let end = session.last.saturating_add(gap);
-        let at = group.sessions.partition_point(|s| s.first < session.first);
-        group.sessions.insert(at, session);
-        self.ends.push(Reverse((end, Box::from(key.as_str()))));
         true
     }
 
@@ -284,6 +312,15 @@ impl Sessions {
                 .into_iter()
                 .partition(|s| s.last.saturating_add(gap) <= through);
             group.sessions = open;
+            // A session that grew since this entry was made ends later: look again then.
+            if let Some(next) = group
+                .sessions
+                .iter()
+                .map(|s| s.last.saturating_add(gap))
+                .min()
+            {
+                self.ends.push(Reverse((next, key.clone())));
+            }
             for session in done {
                 let end = session.last.saturating_add(gap);
                 if self.resumed_through.is_some_and(|r| end <= r) {
@@ -325,11 +362,13 @@ impl Transform for Sessions {
         self.resume_once();
         self.resolve(batch.schema());
         let acks = batch.acks().clone();
+        self.batches += 1;
+        let number = self.batches;
         let mut key = String::new();
         let mut late = 0;
         for row in batch.rows() {
             let t = row.event_time();
-            if !self.add(row, t, &acks, &mut key) {
+            if !self.add(row, t, number, &acks, &mut key) {
                 late += 1;
                 if self.rejects.is_connected() {
                     let reason = format!(
@@ -403,6 +442,7 @@ mod tests {
             label: "transforms.s".into(),
             metrics: Arc::default(),
             rejects: Rejects::default(),
+            batches: 0,
         }
     }
 
