@@ -131,19 +131,25 @@ fn written(bootstrap: &str) -> BTreeMap<(i64, String, String, String), usize> {
     seen
 }
 
-#[test]
-fn dedupe_killed_6_times_keeps_each_first_record_once() {
-    let dir = scratch();
-    let (_broker, bootstrap) = broker(&dir.path, "memory://");
+/// A broker, the loader replaying the sample into `events` while the job with `stage` is
+/// SIGKILLed at 6 random moments and restarted, then one more run of the job until
+/// `caught_up(bootstrap)` and a SIGTERM. Returns the broker (kept running), its address and the
+/// seed.
+fn kill_six_times(
+    dir: &Path,
+    stage: &str,
+    caught_up: impl Fn(&str) -> bool,
+) -> (Background, String, u64) {
+    let (broker, bootstrap) = broker(dir, "memory://");
     let (seed, mut random) = seeded();
-    let (load, job) = pipelines(&dir.path, &bootstrap, DEDUPE);
+    let (load, job) = pipelines(dir, &bootstrap, stage);
     let start = |name: &str, file: &str| {
         let mut cmd = weir();
         cmd.args(["run", file]);
         Background::start(
             cmd,
-            &dir.path.join(format!("{name}.out")),
-            &dir.path.join(format!("{name}.log")),
+            &dir.join(format!("{name}.out")),
+            &dir.join(format!("{name}.log")),
         )
     };
     let loader = start("load", &load);
@@ -154,16 +160,9 @@ fn dedupe_killed_6_times_keeps_each_first_record_once() {
     }
     let (status, log) = loader.wait(Duration::from_secs(120));
     assert!(status.success(), "{log}");
-
-    let expected = recount();
-    // Records after the last event time are never decided (no later record moves the
-    // watermark past them); judge those before it.
-    let last = expected.iter().map(|r| r.0).max().unwrap();
-    let required: Vec<_> = expected.iter().filter(|r| r.0 < last).cloned().collect();
     let final_run = start("last", &job);
     let deadline = Instant::now() + Duration::from_secs(90);
-    let probe = required.last().unwrap().clone();
-    while !written(&bootstrap).contains_key(&probe) {
+    while !caught_up(&bootstrap) {
         assert!(
             Instant::now() < deadline,
             "seed {seed}: the last run did not catch up"
@@ -172,7 +171,21 @@ fn dedupe_killed_6_times_keeps_each_first_record_once() {
     }
     let (status, log) = final_run.signal("TERM");
     assert!(status.success(), "seed {seed}: {log}");
+    (broker, bootstrap, seed)
+}
 
+#[test]
+fn dedupe_killed_6_times_keeps_each_first_record_once() {
+    let dir = scratch();
+    let expected = recount();
+    // Records after the last event time are never decided (no later record moves the
+    // watermark past them); judge those before it.
+    let last = expected.iter().map(|r| r.0).max().unwrap();
+    let required: Vec<_> = expected.iter().filter(|r| r.0 < last).cloned().collect();
+    let probe = required.last().unwrap().clone();
+    let (_broker, bootstrap, seed) = kill_six_times(&dir.path, DEDUPE, |bootstrap| {
+        written(bootstrap).contains_key(&probe)
+    });
     let got = written(&bootstrap);
     let missing = required.iter().filter(|r| !got.contains_key(*r)).count();
     let doubled: usize = got.values().map(|n| n - 1).sum();
@@ -252,27 +265,6 @@ fn written_sessions(bootstrap: &str) -> BTreeMap<(i64, i64, String, i64, i64), u
 #[test]
 fn sessions_killed_6_times_are_each_written_once_with_their_recounted_records() {
     let dir = scratch();
-    let (_broker, bootstrap) = broker(&dir.path, "memory://");
-    let (seed, mut random) = seeded();
-    let (load, job) = pipelines(&dir.path, &bootstrap, SESSIONS);
-    let start = |name: &str, file: &str| {
-        let mut cmd = weir();
-        cmd.args(["run", file]);
-        Background::start(
-            cmd,
-            &dir.path.join(format!("{name}.out")),
-            &dir.path.join(format!("{name}.log")),
-        )
-    };
-    let loader = start("load", &load);
-    for n in 0..6 {
-        let run = start(&format!("run{n}"), &job);
-        std::thread::sleep(Duration::from_millis(700 + random(1500)));
-        run.signal("KILL");
-    }
-    let (status, log) = loader.wait(Duration::from_secs(120));
-    assert!(status.success(), "{log}");
-
     let expected = recount_sessions();
     // The watermark ends near the last record's time: sessions ending after it stay open
     // (judged: those ending a second before it).
@@ -283,22 +275,9 @@ fn sessions_killed_6_times_are_each_written_once_with_their_recounted_records() 
         .cloned()
         .collect();
     let probe = required.iter().max_by_key(|s| s.1).unwrap().clone();
-    let final_run = start("last", &job);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !written_sessions(&bootstrap).contains_key(&probe) {
-        assert!(
-            Instant::now() < deadline,
-            "seed {seed}: the last run did not write {probe:?}; of its group: {:?}",
-            written_sessions(&bootstrap)
-                .keys()
-                .filter(|s| s.2 == probe.2)
-                .collect::<Vec<_>>()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    let (status, log) = final_run.signal("TERM");
-    assert!(status.success(), "seed {seed}: {log}");
-
+    let (_broker, bootstrap, seed) = kill_six_times(&dir.path, SESSIONS, |bootstrap| {
+        written_sessions(bootstrap).contains_key(&probe)
+    });
     let got = written_sessions(&bootstrap);
     let missing = required.iter().filter(|s| !got.contains_key(*s)).count();
     let doubled: usize = got.values().map(|n| n - 1).sum();
