@@ -104,8 +104,9 @@ impl StageConfig for CsvConfig {
             },
         };
         // The position kept as its progress is a row number of this file (and, for a replay,
-        // the rows' stamps follow from the event rate).
-        let file = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        // the rows' stamps follow from the event rate). The path as written: a project moved
+        // elsewhere keeps its progress.
+        let file = &self.path;
         let meaning = match &timestamps {
             Timestamps::Replay { .. } => {
                 format!("file={} event_rate={event_rate}/s", file.display())
