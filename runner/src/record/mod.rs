@@ -313,6 +313,22 @@ impl<'a> Row<'a> {
         self.batch.schema.index_of(name).map(|i| self.get(i))
     }
 
+    /// Writes the row's fields at `positions` into `out` (cleared first) as one key: the fields'
+    /// text joined by U+001F, a missing (`None`) or null field as U+0000 so it differs from an
+    /// empty one. Two rows have the same key text when they agree on those fields.
+    pub fn write_key(&self, positions: &[Option<usize>], out: &mut String) {
+        out.clear();
+        for (i, position) in positions.iter().enumerate() {
+            if i > 0 {
+                out.push('\u{1f}');
+            }
+            match position.map(|p| self.get(p)) {
+                None | Some(FieldRef::Null) => out.push('\u{0}'),
+                Some(value) => value.write_text(out),
+            }
+        }
+    }
+
     /// The raw stored values of the row.
     pub fn values(&self) -> &'a [Value] {
         let width = self.batch.schema.len();

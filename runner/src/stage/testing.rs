@@ -1,7 +1,7 @@
 //! The one way unit tests drive a stage: build it with its factory from a TOML snippet of its
 //! options, push batches through it the way the engine does (after each batch the watermark
 //! advances to the latest event time seen, as with one input), and read what it emitted as JSON
-//! lines. Only compiled for tests.
+//! lines; and the seeded generator property tests draw from. Only compiled for tests.
 
 use super::drive::{Happening, TransformDriver};
 use super::error::StageResult;
@@ -171,4 +171,16 @@ pub fn lines(batches: &[Batch]) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
+}
+
+/// A xorshift generator seeded with `seed` (not 0): each call gives a number below its argument.
+/// Property tests draw their random cases from it, so a failure repeats with the same seed.
+pub fn xorshift(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut state = seed;
+    move |below| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % below
+    }
 }

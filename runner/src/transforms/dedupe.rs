@@ -13,7 +13,7 @@
 
 use crate::ack::Acks;
 use crate::record::json::row_json;
-use crate::record::{Batch, FieldRef, Millis, Schema};
+use crate::record::{Batch, Millis, Schema};
 use crate::resume::Resumed;
 use crate::stage::{
     BuildContext, Builtin, BuiltinConfig, DropReason, FieldUse, OptionDoc, OptionIssue, Rejected,
@@ -263,18 +263,8 @@ fn key_text(
         let positions = keys.iter().map(|k| schema.index_of(k)).collect();
         *key_index = Some((Arc::clone(schema), positions));
     }
-    text.clear();
-    let row = batch.row(row);
     let positions = &key_index.as_ref().expect("resolved above").1;
-    for (i, position) in positions.iter().enumerate() {
-        if i > 0 {
-            text.push('\u{1f}');
-        }
-        match position.map(|p| row.get(p)) {
-            None | Some(FieldRef::Null) => text.push('\u{0}'),
-            Some(value) => value.write_text(text),
-        }
-    }
+    batch.row(row).write_key(positions, text);
 }
 
 /// Remembers that `key` was seen at `t`.
@@ -454,13 +444,7 @@ mod tests {
     /// Any arrival order of the same records gives the same kept records.
     #[test]
     fn the_outcome_does_not_depend_on_arrival_order_or_batching() {
-        let mut rng = 0x1234_5678_9abc_def1_u64;
-        let mut next = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
+        let mut next = crate::stage::testing::xorshift(0x1234_5678_9abc_def1_u64);
         for _ in 0..100 {
             let records: Vec<(String, Millis)> = (0..next(60))
                 .map(|_| (format!("k{}", next(5)), next(100) as Millis))

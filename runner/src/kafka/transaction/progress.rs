@@ -441,13 +441,7 @@ mod tests {
     /// gives what the whole topic gives.
     #[test]
     fn members_snapshots_and_the_tail_equal_the_whole_history() {
-        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
+        let mut next = crate::stage::testing::xorshift(0x2545_f491_4f6c_dd1d_u64);
         let read_all = |topic: &[(i64, Entry)]| ReadMarks {
             marks: fold_if_complete(topic, 0, true).expect("whole"),
             complete_below: topic.len() as i64,
@@ -494,13 +488,7 @@ mod tests {
     /// snapshot, gives the marks a reading of the whole history gives.
     #[test]
     fn a_snapshot_and_the_tail_after_it_equal_the_whole_history() {
-        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
+        let mut next = crate::stage::testing::xorshift(0x9e37_79b9_7f4a_7c15_u64);
         for _ in 0..200 {
             let mut topic: Vec<(i64, Entry)> = Vec::new();
             let mut book = MarkBook::new(&ReadMarks::default(), true);

@@ -200,16 +200,7 @@ impl Sessions {
     /// late.
     fn add(&mut self, row: Row<'_>, t: Millis, batch: u64, acks: &Acks, key: &mut String) -> bool {
         let (_, group_fields, value_fields) = self.resolved.as_ref().expect("resolved");
-        key.clear();
-        for (i, position) in group_fields.iter().enumerate() {
-            if i > 0 {
-                key.push('\u{1f}');
-            }
-            match position.map(|p| row.get(p)) {
-                None | Some(FieldRef::Null) => key.push('\u{0}'),
-                Some(value) => value.write_text(key),
-            }
-        }
+        row.write_key(group_fields, key);
         let gap = self.gap;
         if !self.groups.contains_key(key.as_str()) {
             let values = group_fields
@@ -480,13 +471,7 @@ mod tests {
     /// session wherever the next record of the group is `gap` or more after the previous one.
     #[test]
     fn sessions_do_not_depend_on_arrival_order_and_equal_a_recount() {
-        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
+        let mut next = crate::stage::testing::xorshift(0x9e37_79b9_7f4a_7c15_u64);
         for _ in 0..200 {
             let gap = 1 + next(20) as Millis;
             let records: Vec<(String, Millis)> = (0..next(50))
