@@ -330,3 +330,58 @@ fn a_reader_resuming_inside_batches_of_a_partition_being_written_gets_every_reco
         );
     }
 }
+
+/// ListOffsets on the raw protocol, as a hostile client sends it: the latest offset of a
+/// partition written in one batch is its end (the in-memory engine answered the batch's first
+/// offset + 1); requests for a topic that does not exist and a negative partition, sent again and
+/// again without reading a refusal into anything, are answered and leave the broker serving.
+#[test]
+fn list_offsets_gives_a_partitions_ends_and_survives_nonsense() {
+    use common::kafka_wire::WireClient;
+    // ListOffsets v2 (read_committed): one topic, one partition, at `timestamp` (-1 latest,
+    // -2 earliest).
+    let request = |topic: &str, partition: i32, timestamp: i64| {
+        let mut body = Vec::new();
+        body.extend_from_slice(&(-1i32).to_be_bytes());
+        body.push(1);
+        body.extend_from_slice(&1i32.to_be_bytes());
+        body.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+        body.extend_from_slice(topic.as_bytes());
+        body.extend_from_slice(&1i32.to_be_bytes());
+        body.extend_from_slice(&partition.to_be_bytes());
+        body.extend_from_slice(&timestamp.to_be_bytes());
+        body
+    };
+    let offset_of = |answer: &[u8]| {
+        let tail: [u8; 8] = answer[answer.len() - 8..].try_into().unwrap();
+        i64::from_be_bytes(tail)
+    };
+    for storage in ["memory://", "sqlite://ends.db"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (_broker, address) = broker(dir.path(), storage);
+        let mut client = WireClient::connect(&address);
+        assert_eq!(client.create_topic("t"), Some(0), "{storage}");
+        let values: [&[u8]; 3] = [b"a", b"b", b"c"];
+        assert_eq!(client.produce("t", &values), Some(0), "{storage}");
+        let latest = client.request(2, 2, &request("t", 0, -1)).body(storage);
+        assert_eq!(offset_of(&latest), 3, "{storage}: latest");
+        let earliest = client.request(2, 2, &request("t", 0, -2)).body(storage);
+        assert_eq!(offset_of(&earliest), 0, "{storage}: earliest");
+        for round in 0..20 {
+            for (topic, partition) in [("nope", 7), ("t", -1), ("t", 99)] {
+                let answer = client.request(2, 2, &request(topic, partition, -1 - round % 2));
+                assert!(
+                    !answer.is_closed(),
+                    "{storage}: closed at {topic}/{partition}"
+                );
+            }
+        }
+        assert_eq!(
+            client.produce("t", &values),
+            Some(0),
+            "{storage}: still writing"
+        );
+        let mut fresh = WireClient::connect(&address);
+        assert_eq!(fresh.fetch("t"), Some((0, 6)), "{storage}");
+    }
+}

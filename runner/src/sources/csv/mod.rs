@@ -13,6 +13,7 @@
 mod config;
 mod guard;
 mod header;
+mod pace;
 mod parallel;
 mod rows;
 mod stamp;
@@ -56,6 +57,7 @@ use crate::stage::{
 };
 use crate::time::now_millis;
 use async_trait::async_trait;
+use pace::Pace;
 use parallel::{Cell, Cutting, ParallelRows};
 use rows::{CsvRows, ReadBatch};
 use std::fs::File;
@@ -63,7 +65,6 @@ use std::io::BufReader;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 /// How many bad rows are logged one by one before only the count is kept.
 const BAD_ROWS_LOGGED: u64 = 20;
@@ -372,7 +373,7 @@ impl CsvSource {
         let bytes_read = Arc::new(AtomicU64::new(0));
         // Parsing on several threads pays when the file is read flat out from its start; paced
         // replays and resumed runs read on one.
-        if self.parallelism > 1 && pace.rows_per_second.is_none() && position.skip == 0 {
+        if self.parallelism > 1 && pace.is_flat_out() && position.skip == 0 {
             match ParallelRows::start(
                 file,
                 self.options.clone(),
@@ -552,55 +553,5 @@ impl CsvSource {
 fn finish_bar(bar: Option<indicatif::ProgressBar>) {
     if let Some(bar) = bar {
         bar.finish_and_clear();
-    }
-}
-
-/// When each row is due when replaying at a fixed rate.
-struct Pace {
-    started: Instant,
-    rows_per_second: Option<f64>,
-    batch_size: usize,
-    /// Rows before this one are not paced (they were delivered by an earlier run).
-    first: u64,
-}
-
-impl Pace {
-    fn new(rate: Rate, batch_size: usize, first: u64) -> Pace {
-        Pace {
-            first,
-            started: Instant::now(),
-            rows_per_second: match rate {
-                Rate::Max => None,
-                Rate::PerSecond(r) => Some(r),
-            },
-            batch_size,
-        }
-    }
-
-    /// Rows per batch: a full batch flat out; about 20 batches a second when paced.
-    fn rows_per_batch(&self) -> usize {
-        match self.rows_per_second {
-            None => self.batch_size,
-            Some(r) => ((r / 20.0) as usize).clamp(1, self.batch_size),
-        }
-    }
-
-    /// Sleeps until row `row` (0-based) is due. Returns false if a stop was requested meanwhile.
-    fn wait_for(&self, row: u64, shutdown: &crate::stage::Shutdown) -> bool {
-        let Some(rate) = self.rows_per_second else {
-            return true;
-        };
-        let due =
-            self.started + Duration::from_secs_f64(row.saturating_sub(self.first) as f64 / rate);
-        loop {
-            if shutdown.is_requested() {
-                return false;
-            }
-            let now = Instant::now();
-            if now >= due {
-                return true;
-            }
-            std::thread::sleep((due - now).min(Duration::from_millis(50)));
-        }
     }
 }
