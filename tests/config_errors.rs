@@ -442,3 +442,89 @@ fn a_dedupe_or_session_after_a_group_member_is_refused() {
         assert_eq!(code, 0, "{stderr}");
     }
 }
+
+/// A pipeline whose marking stage reaches exactly-once Kafka sinks along more than one path.
+const FAN_OUT: &str = r#"
+[kafka]
+brokers = "127.0.0.1:9092"
+
+[sources.log]
+type = "csv"
+path = "data/user_log_sample.csv"
+
+[transforms.per_second]
+type = "window"
+inputs = ["log"]
+size = "1s"
+group_by = ["gender"]
+
+[sinks.result]
+type = "kafka"
+inputs = ["per_second"]
+topic = "result"
+
+[sinks.copy]
+type = "kafka"
+inputs = ["per_second"]
+topic = "copy"
+"#;
+
+#[test]
+fn a_marking_stage_reaching_exactly_once_sinks_along_two_paths_is_refused() {
+    let out = common::weir()
+        .args(["validate", "tests/fixtures/count_fan_out.toml"])
+        .env("BROKERS", "127.0.0.1:9092")
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: transforms.per_second: `per_second` resumes after a restart from how far its \
+             output was committed, but its output reaches Kafka sinks that write exactly once \
+             along 2 paths (per_second -> per_five_seconds -> result5; per_second -> result)"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: write it to one topic"), "{stderr}");
+
+    // Two sinks side by side: refused the same way.
+    let (code, stderr) = validate_text(FAN_OUT);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("along 2 paths (per_second -> result; per_second -> copy)"),
+        "{stderr}"
+    );
+    // The csv source marks its row count too; its only path runs through the window.
+    assert!(!stderr.contains("`log` resumes"), "{stderr}");
+
+    // One of them at least once: one path commits marks; a dashboard sink commits none.
+    let one_path = FAN_OUT.replace(
+        "topic = \"copy\"",
+        "topic = \"copy\"\nguarantee = \"at-least-once\"",
+    );
+    let (code, stderr) = validate_text(&one_path);
+    assert_eq!(code, 0, "{stderr}");
+    let with_console = FAN_OUT.replace(
+        "type = \"kafka\"\ninputs = [\"per_second\"]\ntopic = \"copy\"",
+        "type = \"console\"\ninputs = [\"per_second\"]",
+    );
+    let (code, stderr) = validate_text(&with_console);
+    assert_eq!(code, 0, "{stderr}");
+
+    // A source fanned out to a sink and into a window that writes: two paths from the source.
+    let source_fan_out = format!(
+        "{FAN_OUT}\n[sinks.rows]\ntype = \"kafka\"\ninputs = [\"log\"]\ntopic = \"rows\"\n"
+    )
+    .replace(
+        "[sinks.copy]",
+        "[sinks.copy]\nguarantee = \"at-least-once\"",
+    );
+    let (code, stderr) = validate_text(&source_fan_out);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("`log` resumes after a restart")
+            && stderr.contains("along 2 paths (log -> per_second -> result; log -> rows)"),
+        "{stderr}"
+    );
+}

@@ -115,11 +115,13 @@ type = "kafka"
 topic = "events"
 assignment = "group"
 group_id = "mirror"
+create_topic = false
 
 [sinks.copied]
 type = "kafka"
 inputs = ["events"]
 topic = "copied"
+create_topic = false
 # Records wait in the producer before they are sent, so a member killed mid-run always has
 # records read and not yet delivered: committing them early would lose them.
 options = {{ "linger.ms" = 300 }}
@@ -160,6 +162,7 @@ fn members_share_partitions_and_lose_nothing(signal: &str, guarantee: Guarantee)
     println!("members' logs in {}", dir.display());
     let (_broker, bootstrap) = broker(dir, "memory://");
     create_topic_with(&bootstrap, "events", INPUT_PARTITIONS);
+    create_topic_with(&bootstrap, "copied", 1);
     let pipeline = mirror_pipeline(dir, &bootstrap, guarantee);
 
     let mut members: Vec<Option<Background>> = (0..3)
@@ -341,6 +344,7 @@ fn a_member_paused_past_its_session_is_fenced_and_goes_on_exactly_once() {
     let dir = &scratch.path;
     let (_broker, bootstrap) = broker(dir, "memory://");
     create_topic_with(&bootstrap, "events", INPUT_PARTITIONS);
+    create_topic_with(&bootstrap, "copied", 1);
     let pipeline = mirror_pipeline(dir, &bootstrap, Guarantee::ExactlyOnce);
     // The pause (session timeout, then a rebalance: 6 to ~20 s) stays within the transaction
     // and delivery timeouts, so the broker does not abort the paused member's transaction by

@@ -3,11 +3,11 @@
 //! 30 s before, or `session` windows per category closed after 2 s without a record — writes to
 //! another topic, and is SIGKILLed at random moments and restarted. The output, read with
 //! read_committed, must hold every record (or session) an independent recount of the CSV file
-//! gives — once — and nothing else.
+//! gives — once — and nothing else. Topics are made by an admin client (`create_topic = false`).
 
 mod common;
 
-use common::kafka::{broker, read_topic, scratch, seeded};
+use common::kafka::{broker, create_topic, read_topic, scratch, seeded};
 use common::{Background, repo, weir};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,6 +29,7 @@ within = "30s"
 type = "kafka"
 inputs = ["first"]
 topic = "kept"
+create_topic = false
 codec = "json"
 fields = ["user_id", "item_id", "action"]
 "#;
@@ -45,6 +46,7 @@ aggregates = [{ op = "count" }, { op = "count_distinct", field = "item_id", as =
 type = "kafka"
 inputs = ["visits"]
 topic = "kept"
+create_topic = false
 codec = "json"
 "#;
 
@@ -68,6 +70,7 @@ start_time = "2015-11-11T00:00:00Z"
 type = "kafka"
 inputs = ["log"]
 topic = "events"
+create_topic = false
 codec = "json"
 fields = ["user_id", "item_id", "cat_id", "action"]
 "#,
@@ -86,6 +89,7 @@ brokers = "{bootstrap}"
 [sources.events]
 type = "kafka"
 topic = "events"
+create_topic = false
 codec = "json"
 fields = ["user_id", "item_id", "cat_id", "action"]
 group_id = "stateful-chaos"
@@ -141,6 +145,9 @@ fn kill_six_times(
     caught_up: impl Fn(&str) -> bool,
 ) -> (Background, String, u64) {
     let (broker, bootstrap) = broker(dir, "memory://");
+    for topic in ["events", "kept"] {
+        create_topic(&bootstrap, topic);
+    }
     let (seed, mut random) = seeded();
     let (load, job) = pipelines(dir, &bootstrap, stage);
     let start = |name: &str, file: &str| {

@@ -58,6 +58,10 @@ impl BuiltinConfig for KafkaSinkConfig {
 }
 
 impl StageConfig for KafkaSinkConfig {
+    fn commits_progress(&self) -> bool {
+        self.0.guarantee == Guarantee::ExactlyOnce
+    }
+
     fn replaceable_while_running(&self) -> bool {
         // A successor with the same transactional id would fence this producer before it has
         // committed; handing the transaction over is not built.

@@ -239,6 +239,18 @@ pub trait StageConfig: Send + Sync + Debug {
         false
     }
 
+    /// True when the stage marks its output with how far it has emitted (`ack`), and a restarted
+    /// run resumes from the mark committed with that output (a window, a csv source).
+    fn marks_progress(&self) -> bool {
+        false
+    }
+
+    /// For a sink: true when it commits, with what it writes, the progress marks that output
+    /// carries (a Kafka sink writing exactly once).
+    fn commits_progress(&self) -> bool {
+        false
+    }
+
     /// For a sink: false when a run may not finish it and build its replacement while the
     /// pipeline goes on (`weir run --watch`), e.g. because it hands state over to its successor
     /// that is not built yet (a Kafka sink's transactions).

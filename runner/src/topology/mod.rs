@@ -1,6 +1,6 @@
 //! The pipeline graph: planning it from a document (`plan`), rendering it (`graph`), running it
 //! (`engine`; a keyed transform with several instances through `parallel`; edits through `reload`;
-//! rejected records through `errors`) and watching it run (`view`).
+//! rejected records through `errors`; one committed path per marking stage, `mark_paths`) and watching it run (`view`).
 
 pub mod counts;
 pub mod engine;
@@ -8,6 +8,7 @@ pub mod errors;
 pub mod fields;
 pub mod graph;
 pub mod inputs;
+pub mod mark_paths;
 pub mod parallel;
 pub mod plan;
 pub mod reload;

@@ -120,6 +120,7 @@ pub fn plan(doc: &Document, registry: &Registry) -> (Option<Plan>, Diagnostics) 
     if !diagnostics.has_errors() {
         check_shares(&spec, &configs, &inputs, &mut diagnostics);
         super::fields::check_fields_read(&spec, &configs, &inputs, &mut diagnostics);
+        super::mark_paths::check_mark_paths(&spec, &configs, &inputs, &mut diagnostics);
     }
     if diagnostics.has_errors() {
         return (None, diagnostics);

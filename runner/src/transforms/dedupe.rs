@@ -77,6 +77,10 @@ impl StageConfig for DedupeConfig {
             .collect()
     }
 
+    fn marks_progress(&self) -> bool {
+        true
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
         let within = self.within.as_millis();
         let resumed = cx.resources.get::<Resumed>();

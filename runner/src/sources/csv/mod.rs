@@ -74,6 +74,10 @@ impl StageConfig for CsvConfig {
         self.columns.clone()
     }
 
+    fn marks_progress(&self) -> bool {
+        true
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
         let meta =
             std::fs::metadata(&self.path).map_err(|e| StageError::io("open", &self.path, e))?;

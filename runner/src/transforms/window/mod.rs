@@ -54,6 +54,10 @@ impl StageConfig for WindowConfig {
         Some(names)
     }
 
+    fn marks_progress(&self) -> bool {
+        true
+    }
+
     fn keeps_state(&self) -> bool {
         // Each half of a shared window is built to see only a share of the input.
         self.part.is_none()

@@ -83,6 +83,10 @@ impl StageConfig for SessionConfig {
         Some(self.names())
     }
 
+    fn marks_progress(&self) -> bool {
+        true
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
         let gap = self.gap.as_millis();
         let resumed = cx.resources.get::<Resumed>();
