@@ -71,7 +71,26 @@ fn a_chain_of_two_exactly_once_jobs_killed_at_random_writes_each_10_second_sum_o
     let (status, log) = loader.wait(Duration::from_secs(120));
     assert!(status.success(), "{log}");
 
-    let (expected, last_sure, surely_closed) = sums(&expected_windows(&csv), TEN_SECONDS);
+    // The recount: 1-second windows of the file, summed into 10-second ones. The last 1-second
+    // window stays open (no later record closes it), so only 10-second windows that end before
+    // it can close; a 10-second window closes once a later 1-second result has arrived.
+    let one_second = expected_windows(&csv);
+    let last = one_second.keys().map(|(w, _)| *w).max().unwrap();
+    let mut expected: BTreeMap<(i64, String), u64> = BTreeMap::new();
+    for ((window, gender), count) in &one_second {
+        let ten = window.div_euclid(TEN_SECONDS) * TEN_SECONDS;
+        if ten + TEN_SECONDS <= last {
+            *expected.entry((ten, gender.clone())).or_insert(0) += count;
+        }
+    }
+    // Closes for sure: a window ending at least two 1-second results before the last closed one.
+    let surely_closed = |ten: i64| ten + TEN_SECONDS <= last - 2000;
+    let last_sure = expected
+        .keys()
+        .map(|(w, _)| *w)
+        .filter(|w| surely_closed(*w))
+        .max();
+    let last_sure = last_sure.expect("the sample spans more than 10 s of event time");
 
     let counter = start("tests/fixtures/count_sex.toml", "count-last");
     let summer = start("tests/fixtures/sum_result.toml", "sum-last");
@@ -99,35 +118,4 @@ fn a_chain_of_two_exactly_once_jobs_killed_at_random_writes_each_10_second_sum_o
         verdict.duplicates
     );
     verdict.assert_exact(seed);
-}
-
-/// The recount of a window of `size` ms summing the file's 1-second counts: each such window's
-/// sum per gender, the start of the last one sure to close, and which windows are sure to close.
-/// The last 1-second window stays open (no later record closes it), so only windows that end
-/// before it can close; a window closes once a later 1-second result has arrived, so it is sure
-/// to close when it ends at least two 1-second results before the last closed one.
-fn sums(
-    one_second: &BTreeMap<(i64, String), u64>,
-    size: i64,
-) -> (
-    BTreeMap<(i64, String), u64>,
-    i64,
-    impl Fn(i64) -> bool + use<>,
-) {
-    let last = one_second.keys().map(|(w, _)| *w).max().unwrap();
-    let mut expected: BTreeMap<(i64, String), u64> = BTreeMap::new();
-    for ((window, gender), count) in one_second {
-        let start = window.div_euclid(size) * size;
-        if start + size <= last {
-            *expected.entry((start, gender.clone())).or_insert(0) += count;
-        }
-    }
-    let surely_closed = move |start: i64| start + size <= last - 2000;
-    let last_sure = expected
-        .keys()
-        .map(|(w, _)| *w)
-        .filter(|w| surely_closed(*w))
-        .max()
-        .expect("the sample spans more than one window of event time");
-    (expected, last_sure, surely_closed)
 }
