@@ -528,3 +528,29 @@ fn a_marking_stage_reaching_exactly_once_sinks_along_two_paths_is_refused() {
         "{stderr}"
     );
 }
+
+/// A Kafka source's records have the fields its codecs say (`fields`, `key_fields`, or the
+/// codec's own), so an expression reading another name is caught before anything runs.
+#[test]
+fn an_expression_after_a_kafka_source_is_checked_against_the_codec_fields() {
+    let (code, stderr) = validate_text(
+        "[sources.sex]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:9\"\ntopic = \"sex\"\nfields = [\"gender\"]\n\n\
+         [transforms.women]\ntype = \"filter\"\ninputs = [\"sex\"]\nwhere = \"gendr == '0'\"\n\n\
+         [sinks.o]\ntype = \"console\"\ninputs = [\"women\"]\n",
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            ":10:10: error: transforms.women.where: no field `gendr` in the records of sex\n  hint: did you mean `gender`?"
+        ),
+        "{stderr}"
+    );
+    // The tutorial's seed codec has `key` and `count`; a JSON key adds its fields.
+    let (code, stderr) = validate_text(
+        "[sources.result]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:9\"\ntopic = \"result\"\ncodec = \"seed\"\n\
+         key_codec = \"json\"\nkey_fields = [\"shop\"]\n\n\
+         [transforms.big]\ntype = \"filter\"\ninputs = [\"result\"]\nwhere = \"count > 3 && shop == 'a' && key != ''\"\n\n\
+         [sinks.o]\ntype = \"console\"\ninputs = [\"big\"]\n",
+    );
+    assert_eq!(code, 0, "{stderr}");
+}

@@ -33,6 +33,9 @@ type = "kafka"
 brokers = "127.0.0.1:1"
 inputs = ["per_second", "wall"]
 topic = "never"
+# Two windows of one source into one exactly-once sink would be refused (docs/kafka.md, "One path
+# per marking stage").
+guarantee = "at-least-once"
 "#;
 
 fn weir_test(dir: &Path, tests: &str) -> (bool, String) {

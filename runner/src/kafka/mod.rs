@@ -34,9 +34,11 @@ pub const EMBEDDED: &str = "embedded";
 ///
 /// Offsets are committed by the source itself once records are delivered, so librdkafka must not
 /// commit or store them; partition ends are reported so a finite run can tell it is caught up;
-/// a fetch waits at the broker up to 100 ms for new data (Kafka's default is 500: tried on
-/// 2026-12-07 to halve an idle pipeline's requests, it was dropped again the same day, when a
-/// consumer-group test lost records under load once — see BENCHMARKS.md, "A live job at rest");
+/// a fetch waits at the broker up to 500 ms for new data (Kafka's default; a broker answers
+/// as soon as data comes, so the wait only sets how often an idle consumer asks again: 100 ms
+/// made an idle pipeline's broker answer 10 fetches a second. Tried once before and dropped when
+/// a consumer-group test lost records under load, which the broker's fetch bug fixed since
+/// explains — tests/groups.rs);
 /// a short queue back-off keeps small-message throughput up; fetches
 /// of at most 512 KiB bound memory, since librdkafka keeps ~300 bytes per fetched message and a
 /// 50 MB fetch of one-byte messages would hold millions (a larger message still comes whole);
@@ -50,7 +52,7 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("enable.auto.offset.store", "false"),
     ("enable.partition.eof", "true"),
     ("session.timeout.ms", "6000"),
-    ("fetch.wait.max.ms", "100"),
+    ("fetch.wait.max.ms", "500"),
     ("fetch.queue.backoff.ms", "10"),
     ("topic.metadata.refresh.interval.ms", "10000"),
 ];

@@ -1,9 +1,10 @@
 //! Which fields each stage's records have, as far as the pipeline file says (a csv source's
-//! `columns`, a select's `keep` and `compute`, a window's groups and aggregates), and the check of
+//! `columns`, a Kafka source's codec fields, a select's `keep` and `compute`, a window's groups
+//! and aggregates), and the check of
 //! the field names expressions read against them: a misspelt field would read as null and
 //! silently change what a filter keeps, so `weir validate` reports it at its place in the
 //! expression, with the closest name. Where a stage's input fields are not known before records
-//! flow (a Kafka source, a plugin), nothing is checked.
+//! flow (a plugin, a csv header), nothing is checked.
 
 use crate::config::{Diagnostic, Diagnostics, NodeValue, did_you_mean};
 use crate::stage::{StageConfig, union_of_fields};

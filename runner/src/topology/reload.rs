@@ -392,7 +392,7 @@ topic = "TOPIC"
         assert_eq!(ids, ["f", "fo"]);
         assert!(
             refused(plan(&format!(
-                "{}[sinks.k2]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:1\"\ninputs = [\"w\"]\ntopic = \"t2\"\n",
+                "{}[sinks.k2]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:1\"\ninputs = [\"w\"]\ntopic = \"t2\"\nguarantee = \"at-least-once\"\n",
                 BASE.replace("FORMAT", "json").replace("TOPIC", "t")
             )))
             .contains("kafka sink `k2` is new, and it cannot be started while running")

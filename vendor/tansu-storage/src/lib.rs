@@ -2226,6 +2226,8 @@ impl Storage for StorageContainer {
         .await
         .inspect(|_| {
             STORAGE_CONTAINER_REQUESTS.add(1, &attributes);
+            // weir patch: wake the fetches waiting for new data (service/fetch.rs).
+            service::WRITTEN.notify_waiters();
         })
         .inspect_err(|_| {
             STORAGE_CONTAINER_ERRORS.add(1, &attributes);
@@ -2921,6 +2923,8 @@ impl Storage for StorageContainer {
         .await
         .inspect(|_| {
             STORAGE_CONTAINER_REQUESTS.add(1, &attributes);
+            // weir patch: a commit makes records visible to read_committed fetches waiting.
+            service::WRITTEN.notify_waiters();
         })
         .inspect_err(|_| {
             STORAGE_CONTAINER_ERRORS.add(1, &attributes);

@@ -12,6 +12,11 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 
+/// weir patch: raised whenever records are written or a transaction ends, so a fetch waiting
+/// for data wakes at once instead of looking again on a timer (an idle consumer cost the broker
+/// a look every few milliseconds). One per process: a spurious wake costs one look.
+pub(crate) static WRITTEN: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
 mod alter_user_scram_credentials;
 mod consumer_group_describe;
 mod create_acls;

@@ -73,6 +73,22 @@ impl BuiltinConfig for KafkaSourceConfig {
 }
 
 impl StageConfig for KafkaSourceConfig {
+    fn output_fields(&self, _inputs: &[Option<Vec<String>>]) -> Option<Vec<String>> {
+        // What the codecs make of a message, as the decoder the run builds names them.
+        let decoder = Decoder::new(
+            self.0.codec,
+            &self.0.fields,
+            self.0.key_codec,
+            &self.0.key_fields,
+        );
+        let decoder = if self.0.with_origin {
+            decoder.with_origin(ORIGIN_FIELDS)
+        } else {
+            decoder
+        };
+        Some(decoder.schema().names().map(str::to_string).collect())
+    }
+
     fn reads_a_share(&self) -> bool {
         self.0.assignment == Assignment::Group
     }

@@ -29,16 +29,9 @@ use tracing::{debug, error, instrument};
 
 use crate::{Error, Result, Storage, Topition};
 
-/// weir patch: how soon a fetch that has not yet reached its `min_bytes` looks for new data
-/// again while it waits (up to the request's `max_wait_ms`); each further look waits twice as
-/// long, up to POLL_STEP_MAX. Data that comes right after a fetch started is found within
-/// milliseconds; a consumer waiting on a quiet partition costs a few looks per wait instead of
-/// one every POLL_STEP (an idle live pipeline spent most of its CPU on those looks).
-const POLL_STEP: Duration = Duration::from_millis(5);
-
-/// weir patch: the longest pause between two looks of a waiting fetch: what new data may wait
-/// at most before a waiting fetch finds it.
-const POLL_STEP_MAX: Duration = Duration::from_millis(40);
+/// weir patch: the longest a waiting fetch goes without looking for new data, should a write
+/// not wake it (see `super::WRITTEN`).
+const LOOK_AT_LEAST_EVERY: Duration = Duration::from_millis(500);
 
 /// weir patch: how long a fetch keeps reading a partition once it has some of its records.
 const GATHER_FOR: Duration = Duration::from_millis(50);
@@ -334,10 +327,14 @@ impl FetchService {
             let mut iteration = 0;
             let mut elapsed = Duration::from_millis(0);
             let mut bytes = 0;
-            let mut step = POLL_STEP;
-
             while elapsed <= max_wait && bytes <= min_bytes {
                 debug!(?elapsed, ?max_wait, ?bytes, ?min_bytes);
+
+                // weir patch: listen for writes before looking, so one made while this pass
+                // reads is not missed.
+                let written = super::WRITTEN.notified();
+                tokio::pin!(written);
+                let _ = written.as_mut().enable();
 
                 let enumerate = topics.iter().enumerate();
                 responses.clear();
@@ -375,18 +372,20 @@ impl FetchService {
                     ?min_bytes
                 );
 
-                // weir patch: answer as soon as the fetch has its minimum; while it has not, look
-                // again after POLL_STEP, then after pauses doubling up to POLL_STEP_MAX, instead
-                // of sleeping through half or all of max_wait. The
-                // loop used to sleep the rest of max_wait after every fetch, data or not, which
-                // capped a consumer at one answer (at most max_bytes) per max_wait and delayed
-                // new data by up to max_wait.
+                // weir patch: answer as soon as the fetch has its minimum; while it has not, wait
+                // until records are written or a transaction ends (then look again), at most
+                // until max_wait. The loop used to sleep the rest of max_wait after every fetch,
+                // data or not, which capped a consumer at one answer (at most max_bytes) per
+                // max_wait and delayed new data by up to max_wait; then it looked again on a
+                // timer (every 5 to 40 ms), which kept an idle broker busy.
                 if bytes >= min_bytes.max(1) || remaining.is_zero() {
                     break;
                 }
 
-                sleep(remaining.min(step)).await;
-                step = (step * 2).min(POLL_STEP_MAX);
+                tokio::select! {
+                    () = &mut written => {}
+                    () = sleep(remaining.min(LOOK_AT_LEAST_EVERY)) => {}
+                }
 
                 iteration += 1;
             }
