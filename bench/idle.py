@@ -9,9 +9,18 @@ as a share of one core; and the same per thread, grouped by thread name (librdka
 threads, tokio's workers, the embedded broker's tasks run on tokio's workers), which is where a
 profile of an idle process spends its time.
 
-    python3 bench/idle.py [--warmup 10] [--span 30] [--runs 1]
+At 10 rows/s the console sink prints each window as JSON, and the time from a window's end (the
+replay stamps rows from the clock at start, so event time follows the wall clock) to its line on
+stdout is its latency to the outputs (the dashboard is pushed from the same window at the same
+moment).
 
-Prints one JSON line per mode and writes bench/results/idle.json.
+With `--before BINARY` every measurement is taken for that binary too, interleaved with the
+current one, and so is the throughput at `rate = "max"` on a generated log of `--rows` rows
+(launch to exit): what a change costs or saves, from one run of this script.
+
+    python3 bench/idle.py [--warmup 10] [--span 30] [--runs 1] [--before BINARY] [--rows 200000]
+
+Prints one JSON line per measurement and writes bench/results/idle.json.
 """
 
 import argparse
@@ -21,6 +30,7 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 import time
 
 import kafka  # bench/kafka.py: free ports, the release binary
@@ -64,16 +74,33 @@ def rss_mb(pid):
     return 0.0
 
 
-def one_run(mode, extra, warmup, span):
+def watch_latency(stream, latencies):
+    """Reads the console's JSON lines; appends each window's delay after its end, in ms."""
+    for line in stream:
+        arrived = time.time() * 1000
+        try:
+            end = json.loads(line)["window_end"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        latencies.append(arrived - end)
+
+
+def one_run(mode, extra, warmup, span, binary=None):
+    binary = binary or kafka.WEIR
     with tempfile.TemporaryDirectory() as tmp:
         kafka_port, dashboard = kafka.free_port(), kafka.free_port()
-        cmd = [kafka.WEIR, "run", kafka.PIPELINE,
+        cmd = [binary, "run", kafka.PIPELINE,
                "--set", f'kafka.embedded.listen="127.0.0.1:{kafka_port}"',
-               "--set", f'sinks.dashboard.listen="127.0.0.1:{dashboard}"'] + extra
+               "--set", f'sinks.dashboard.listen="127.0.0.1:{dashboard}"',
+               "--set", 'sinks.console.format="json"'] + extra
         log = open(os.path.join(tmp, "weir.log"), "w")
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, cwd=kafka.ROOT)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, cwd=kafka.ROOT, text=True)
+        latencies = []
+        watcher = threading.Thread(target=watch_latency, args=(proc.stdout, latencies), daemon=True)
+        watcher.start()
         try:
             time.sleep(warmup)
+            latencies.clear()
             if proc.poll() is not None:
                 raise SystemExit(f"weir exited early ({mode}):\n"
                                  + open(os.path.join(tmp, "weir.log")).read())
@@ -87,14 +114,39 @@ def one_run(mode, extra, warmup, span):
             used = (cpu_ticks(proc.pid) - start_ticks) / TICKS
             threads = thread_ticks(proc.pid)
             threads.subtract(start_threads)
+            measured = sorted(latencies)
         finally:
             proc.terminate()
             proc.wait()
             log.close()
     by_thread = {name: round(100 * t / TICKS / elapsed, 2)
                  for name, t in threads.most_common() if t > 0}
-    return {"mode": mode, "span_s": round(elapsed, 1), "cpu_percent": round(100 * used / elapsed, 2),
-            "peak_rss_mb": round(peak, 1), "cpu_percent_by_thread": by_thread}
+    result = {"binary": binary, "mode": mode, "span_s": round(elapsed, 1),
+              "cpu_percent": round(100 * used / elapsed, 2), "peak_rss_mb": round(peak, 1),
+              "cpu_percent_by_thread": by_thread}
+    if measured:
+        result["windows"] = len(measured)
+        result["latency_ms_median"] = round(measured[len(measured) // 2])
+        result["latency_ms_max"] = round(measured[-1])
+    return result
+
+
+def throughput(binary, csv):
+    """The shipped pipeline at rate = "max" over `csv`: launch to exit, rows/s."""
+    kafka_port, dashboard = kafka.free_port(), kafka.free_port()
+    with open(csv) as f:
+        rows = sum(1 for line in f if not line.startswith("user_id"))
+    cmd = [binary, "run", kafka.PIPELINE,
+           "--set", f'kafka.embedded.listen="127.0.0.1:{kafka_port}"',
+           "--set", f'sinks.dashboard.listen="127.0.0.1:{dashboard}"',
+           "--set", 'sources.user_log.rate="max"', "--set", f'sources.user_log.path="{csv}"',
+           "--unset", "sinks.console"]
+    start = time.monotonic()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=kafka.ROOT,
+                   check=True)
+    seconds = time.monotonic() - start
+    return {"binary": binary, "mode": f"rate max, {rows} rows", "seconds": round(seconds, 2),
+            "rows_per_s": round(rows / seconds)}
 
 
 def main():
@@ -103,15 +155,30 @@ def main():
     ap.add_argument("--warmup", type=float, default=10)
     ap.add_argument("--span", type=float, default=30)
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--before", help="another weir binary to measure alongside")
+    ap.add_argument("--rows", type=int, default=200_000)
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "weir", "--bin", "weir"],
                    cwd=kafka.ROOT, check=True)
+    binaries = [args.before, kafka.WEIR] if args.before else [kafka.WEIR]
     results = []
+
+    def note(result):
+        print(json.dumps(result, ensure_ascii=False), flush=True)
+        results.append(result)
+
     for _ in range(args.runs):
         for mode, extra in MODES.items():
-            result = one_run(mode, extra, args.warmup, args.span)
-            print(json.dumps(result), flush=True)
-            results.append(result)
+            for binary in binaries:
+                note(one_run(mode, extra, args.warmup, args.span, binary))
+    if args.before:
+        with tempfile.TemporaryDirectory() as tmp:
+            csv = os.path.join(tmp, "log.csv")
+            subprocess.run([kafka.WEIR, "-q", "gen", "user-log", "--rows", str(args.rows),
+                            "--seed", "1", "--out", csv], check=True)
+            for _ in range(args.runs):
+                for binary in binaries:
+                    note(throughput(binary, csv))
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "idle.json"), "w") as f:
         json.dump({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -13,6 +13,7 @@ pub fn factories() -> Vec<Arc<dyn StageFactory>> {
         Arc::new(sources::kafka::factory()),
         Arc::new(transforms::dedupe::factory()),
         Arc::new(transforms::filter::factory()),
+        Arc::new(transforms::lookup::factory()),
         Arc::new(transforms::select::factory()),
         Arc::new(transforms::window::session_factory()),
         Arc::new(transforms::window::factory()),

@@ -32,6 +32,24 @@ pub fn build(factory: &dyn StageFactory, options: &str, metrics: Arc<StageMetric
     build_in(factory, options, metrics, Default::default())
 }
 
+/// Why a stage of `factory` with `options` (which check) does not build.
+pub fn build_error(factory: &dyn StageFactory, options: &str) -> String {
+    let configured = factory
+        .configure(&self::options(options), "s")
+        .unwrap_or_else(|e| panic!("options do not check: {e:?}"));
+    let cx = BuildContext {
+        pipeline: "test".into(),
+        path: "s".into(),
+        metrics: Arc::default(),
+        resources: Default::default(),
+        rejects: super::Rejects::disconnected(),
+    };
+    match configured.config.build(&cx) {
+        Ok(_) => panic!("the stage builds"),
+        Err(e) => e.to_string(),
+    }
+}
+
 /// [`build`] with the run's shared `resources` given (to share them between runs under test).
 pub fn build_in(
     factory: &dyn StageFactory,

@@ -3,6 +3,7 @@
 
 pub mod dedupe;
 pub mod filter;
+pub mod lookup;
 pub mod select;
 pub mod window;
 
