@@ -4,13 +4,16 @@
 //! the watermark, processing time only when a step advances the virtual clock (timers due on the
 //! way fire at their due time). What each component puts out is kept until a step checks it.
 //! Each transform is driven by the engine's own rule (`stage::TransformDriver`): watermarks per
-//! input, the smallest of them passed on when it advances.
+//! input, the smallest of them passed on when it advances. What a transform rejects leaves
+//! through its errors stream (`X.errors`, when the pipeline reads one) after each call, as the
+//! engine flushes it, so a test can expect error records like any other output.
 
 use super::compare::{Row, check};
 use super::spec::{Action, Step, TIME_FIELD, TestCase};
 use crate::record::{Batch, BatchBuilder, FieldRef, Millis, Schema};
 use crate::stage::{
-    BuildContext, Happening, RunResources, Stage, StageKind, Transform, TransformDriver,
+    BuildContext, Happening, Rejects, RunResources, Stage, StageKind, Transform, TransformDriver,
+    error_stream,
 };
 use crate::time::VirtualClock;
 use crate::topology::plan::Plan;
@@ -31,6 +34,10 @@ struct Harness<'p> {
     plan: &'p Plan,
     /// Built transforms, by plan index (`None` for sources and sinks).
     transforms: Vec<Option<Box<dyn Transform>>>,
+    /// Each transform's rejects and the plan index of its errors stream, when one is read.
+    rejects: Vec<Option<(Rejects, usize)>>,
+    /// Error batches out of the last calls, by the errors stream they leave from.
+    rejected: VecDeque<(usize, Batch)>,
     /// Transforms in an order where every stage comes after its inputs.
     order: Vec<usize>,
     /// What each stage put out (for a sink: what reached it) since the last check.
@@ -64,9 +71,18 @@ impl<'p> Harness<'p> {
         let resources = Arc::new(RunResources::default());
         let pipeline = plan.pipeline_name();
         let mut transforms = Vec::with_capacity(plan.stages.len());
-        for stage in &plan.stages {
+        let mut rejects = Vec::with_capacity(plan.stages.len());
+        for (index, stage) in plan.stages.iter().enumerate() {
+            let stream = plan.stages.iter().position(|s| s.errors_of == Some(index));
+            let connected = match stream {
+                Some(stream) if stage.kind == StageKind::Transform => {
+                    Some((error_stream(&stage.id).0, stream))
+                }
+                _ => None,
+            };
             if stage.kind != StageKind::Transform {
                 transforms.push(None);
+                rejects.push(None);
                 continue;
             }
             let cx = BuildContext {
@@ -74,8 +90,11 @@ impl<'p> Harness<'p> {
                 path: stage.path.clone(),
                 metrics: Arc::default(),
                 resources: Arc::clone(&resources),
-                rejects: crate::stage::Rejects::disconnected(),
+                rejects: connected
+                    .as_ref()
+                    .map_or_else(Rejects::disconnected, |(r, _)| r.clone()),
             };
+            rejects.push(connected);
             match stage.config.build(&cx) {
                 Ok(Stage::Transform(t)) => transforms.push(Some(t)),
                 Ok(_) => unreachable!("a transform's config builds a transform"),
@@ -100,6 +119,8 @@ impl<'p> Harness<'p> {
             plan,
             order: topological(plan),
             transforms,
+            rejects,
+            rejected: VecDeque::new(),
             produced: vec![Vec::new(); stages],
             watermark_out: vec![None; stages],
             drivers: plan
@@ -203,15 +224,21 @@ impl<'p> Harness<'p> {
         let transform = self.transforms[index]
             .as_deref_mut()
             .expect("only transforms are driven");
-        self.drivers[index]
+        let passed_on = self.drivers[index]
             .handle(transform, happening, out)
-            .map_err(|e| format!("{} failed: {e}", self.plan.stages[index].path))
+            .map_err(|e| format!("{} failed: {e}", self.plan.stages[index].path));
+        if let Some((rejects, stream)) = &self.rejects[index]
+            && let Some(batch) = rejects.drain()
+        {
+            self.rejected.push_back((*stream, batch));
+        }
+        passed_on
     }
 
     /// Hands each batch (leaving stage `from`) to the stages that read `from`, and what they
     /// produce on to theirs, until nothing moves.
     fn flow(&mut self, mut queue: VecDeque<(usize, Batch)>) -> Result<(), String> {
-        while let Some((from, batch)) = queue.pop_front() {
+        while let Some((from, batch)) = queue.pop_front().or_else(|| self.rejected.pop_front()) {
             for consumer in self.plan.consumers(from) {
                 match self.plan.stages[consumer].kind {
                     StageKind::Transform => {

@@ -166,6 +166,12 @@ impl Rejects {
         }
     }
 
+    /// The waiting error records as one batch, for a driver that hands them on itself instead
+    /// of through the stream (the `weir test` harness, which runs without tasks).
+    pub fn drain(&self) -> Option<Batch> {
+        self.take().map(|(_, batch)| batch)
+    }
+
     /// A handle that can give these rejects back while any clone is alive.
     pub fn downgrade(&self) -> WeakRejects {
         WeakRejects(self.0.as_ref().map(Arc::downgrade))
