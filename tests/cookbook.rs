@@ -231,3 +231,74 @@ fn the_region_recipe_counts_what_a_recount_with_the_table_gives() {
     assert_eq!(counted, expected);
     assert_eq!(errors, unknown);
 }
+
+/// The top-brands recipe on the sample: each minute's ranked rows hold the three largest
+/// distinct-buyer counts a recount of the file gives, each brand with its recounted count
+/// (brands tied on a count may come in either order).
+#[test]
+fn the_top_brands_recipe_ranks_what_a_recount_gives() {
+    let out = weir()
+        .args(["run", "pipelines/cookbook/top_brands_per_minute.toml"])
+        .args([
+            "--set",
+            r#"sources.user_log.start_time="2015-11-11T00:00:00Z""#,
+        ])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    const START: i64 = 1_447_200_000_000; // 2015-11-11T00:00:00Z
+    let mut buyers: BTreeMap<i64, BTreeMap<String, std::collections::BTreeSet<String>>> =
+        BTreeMap::new();
+    for (n, row) in sample_rows().iter().enumerate() {
+        if row[7] == "2" {
+            let t = START + n as i64 * 100;
+            buyers
+                .entry(t - t % 60_000)
+                .or_default()
+                .entry(row[4].clone())
+                .or_default()
+                .insert(row[0].clone());
+        }
+    }
+    let mut ranked: BTreeMap<i64, Vec<(i64, String, i64)>> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        ranked
+            .entry(v["window_start"].as_i64().unwrap())
+            .or_default()
+            .push((
+                v["rank"].as_i64().unwrap(),
+                v["brand_id"].as_str().unwrap().to_string(),
+                v["buyers"].as_i64().unwrap(),
+            ));
+    }
+    assert_eq!(
+        ranked.keys().collect::<Vec<_>>(),
+        buyers.keys().collect::<Vec<_>>()
+    );
+    for (minute, rows) in &ranked {
+        let counts = &buyers[minute];
+        let mut best: Vec<i64> = counts.values().map(|b| b.len() as i64).collect();
+        best.sort_unstable_by(|a, b| b.cmp(a));
+        best.truncate(3);
+        let ranks: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        assert_eq!(
+            ranks,
+            (1..=best.len() as i64).collect::<Vec<_>>(),
+            "{minute}"
+        );
+        assert_eq!(
+            rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            best,
+            "{minute}"
+        );
+        for (_, brand, n) in rows {
+            assert_eq!(counts[brand].len() as i64, *n, "{minute} {brand}");
+        }
+    }
+}

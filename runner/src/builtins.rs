@@ -15,6 +15,7 @@ pub fn factories() -> Vec<Arc<dyn StageFactory>> {
         Arc::new(transforms::filter::factory()),
         Arc::new(transforms::lookup::factory()),
         Arc::new(transforms::select::factory()),
+        Arc::new(transforms::top::factory()),
         Arc::new(transforms::window::session_factory()),
         Arc::new(transforms::window::factory()),
         Arc::new(sinks::blackhole::factory()),

@@ -5,6 +5,7 @@ pub mod dedupe;
 pub mod filter;
 pub mod lookup;
 pub mod select;
+pub mod top;
 pub mod window;
 
 use crate::expr::Expression;
