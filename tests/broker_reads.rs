@@ -333,11 +333,14 @@ fn a_reader_resuming_inside_batches_of_a_partition_being_written_gets_every_reco
 
 /// ListOffsets on the raw protocol, as a hostile client sends it: the latest offset of a
 /// partition written in one batch is its end (the in-memory engine answered the batch's first
-/// offset + 1); requests for a topic that does not exist and a negative partition, sent again and
-/// again without reading a refusal into anything, are answered and leave the broker serving.
+/// offset + 1); requests for a topic that does not exist, a negative partition or one past the
+/// topic's partitions, sent again and again, are answered UNKNOWN_TOPIC_OR_PARTITION (they were
+/// answered offset 0 without an error, and each made-up name left an entry on the broker) and
+/// leave the broker serving.
 #[test]
 fn list_offsets_gives_a_partitions_ends_and_survives_nonsense() {
     use common::kafka_wire::WireClient;
+    const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     // ListOffsets v2 (read_committed): one topic, one partition, at `timestamp` (-1 latest,
     // -2 earliest).
     let request = |topic: &str, partition: i32, timestamp: i64| {
@@ -367,15 +370,33 @@ fn list_offsets_gives_a_partitions_ends_and_survives_nonsense() {
         assert_eq!(offset_of(&latest), 3, "{storage}: latest");
         let earliest = client.request(2, 2, &request("t", 0, -2)).body(storage);
         assert_eq!(offset_of(&earliest), 0, "{storage}: earliest");
+        // The answer's last partition: error code, timestamp, offset.
+        let error_of = |answer: &[u8]| {
+            let at = answer.len() - 18;
+            i16::from_be_bytes([answer[at], answer[at + 1]])
+        };
+        assert_eq!(error_of(&latest), 0, "{storage}");
         for round in 0..20 {
-            for (topic, partition) in [("nope", 7), ("t", -1), ("t", 99)] {
+            for (topic, partition) in [("nope", 7), ("t", -1), ("t", 99), ("nope", 0)] {
                 let answer = client.request(2, 2, &request(topic, partition, -1 - round % 2));
                 assert!(
                     !answer.is_closed(),
                     "{storage}: closed at {topic}/{partition}"
                 );
+                let body = answer.body(storage);
+                assert_eq!(
+                    (error_of(&body), offset_of(&body)),
+                    (UNKNOWN_TOPIC_OR_PARTITION, -1),
+                    "{storage}: {topic}/{partition}"
+                );
             }
         }
+        // Asking about a made-up topic created nothing.
+        assert_eq!(
+            client.create_topic("nope"),
+            Some(0),
+            "{storage}: `nope` was not made"
+        );
         assert_eq!(
             client.produce("t", &values),
             Some(0),

@@ -16,12 +16,12 @@ use std::{collections::BTreeSet, ops::Deref as _};
 
 use rama::{Context, Service};
 use tansu_sans_io::{
-    ApiKey, IsolationLevel, ListOffset, ListOffsetsRequest, ListOffsetsResponse,
+    ApiKey, ErrorCode, IsolationLevel, ListOffset, ListOffsetsRequest, ListOffsetsResponse,
     list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse},
 };
 use tracing::{debug, error, instrument};
 
-use crate::{Error, Result, Storage, Topition};
+use crate::{Error, ListOffsetResponse, Result, Storage, TopicId, Topition};
 
 /// A [`Service`] using [`Storage`] as [`Context`] taking [`ListOffsetsRequest`] returning [`ListOffsetsResponse`].
 /// ```
@@ -121,11 +121,38 @@ where
 
         let topics = if let Some(topics) = req.topics {
             let mut offsets = vec![];
+            // weir patch: a partition of a topic that does not exist, or past its partition
+            // count, is answered UNKNOWN_TOPIC_OR_PARTITION without asking the storage (which
+            // answered offset 0 and kept a watermark entry for every name a client made up).
+            let mut unknown = vec![];
 
             for topic in topics {
+                let metadata = ctx
+                    .state()
+                    .metadata(Some(&[TopicId::Name(topic.name.clone())]))
+                    .await?;
+                let partition_count = metadata
+                    .topics()
+                    .iter()
+                    .find(|t| t.name.as_deref() == Some(topic.name.as_str()))
+                    .and_then(|t| t.partitions.as_ref())
+                    .map_or(0, Vec::len);
                 if let Some(ref partitions) = topic.partitions {
                     for partition in partitions {
                         let tp = Topition::new(topic.name.clone(), partition.partition_index);
+                        let known = usize::try_from(partition.partition_index)
+                            .is_ok_and(|index| index < partition_count);
+                        if !known {
+                            unknown.push((
+                                tp,
+                                ListOffsetResponse {
+                                    error_code: ErrorCode::UnknownTopicOrPartition,
+                                    timestamp: None,
+                                    offset: Some(-1),
+                                },
+                            ));
+                            continue;
+                        }
                         let offset = ListOffset::try_from(partition.timestamp)?;
 
                         offsets.push((tp, offset));
@@ -133,9 +160,18 @@ where
                 }
             }
 
-            ctx.state()
-                .list_offsets(isolation_level, offsets.deref())
-                .await
+            let answered = if offsets.is_empty() {
+                Ok(vec![])
+            } else {
+                ctx.state()
+                    .list_offsets(isolation_level, offsets.deref())
+                    .await
+            };
+            answered
+                .map(|mut answered| {
+                    answered.extend(unknown);
+                    answered
+                })
                 .inspect(|r| debug!(?r, ?offsets))
                 .inspect_err(|err| error!(?err, ?offsets))
                 .map(|offsets| {
