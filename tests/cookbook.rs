@@ -140,6 +140,28 @@ fn the_first_clicks_recipe_counts_what_a_recount_keeps() {
     assert_eq!(counted, kept);
 }
 
+/// Runs `recipe` on `log` (or the sample) with its rows stamped from 2015-11-11T00:00:00Z, row n
+/// at n × 100 ms; returns what it printed.
+fn run_from_2015(recipe: &str, log: Option<&std::path::Path>) -> String {
+    let mut cmd = weir();
+    cmd.args(["run", &format!("pipelines/cookbook/{recipe}")])
+        .args([
+            "--set",
+            r#"sources.user_log.start_time="2015-11-11T00:00:00Z""#,
+        ])
+        .current_dir(repo());
+    if let Some(log) = log {
+        cmd.env("WEIR_USER_LOG", log);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The region recipe on a copy of the sample in which every 13th row's province is one the table
 /// does not know: each minute's purchases per region equal a recount made with the table read
 /// here, and every purchase from an unknown province is in the errors output once, not counted.
@@ -194,24 +216,10 @@ fn the_region_recipe_counts_what_a_recount_with_the_table_gives() {
     }
     assert!(unknown > 0 && !expected.is_empty());
 
-    let out = weir()
-        .args(["run", "pipelines/cookbook/purchases_by_region.toml"])
-        .args([
-            "--set",
-            r#"sources.user_log.start_time="2015-11-11T00:00:00Z""#,
-        ])
-        .env("WEIR_USER_LOG", &log)
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_from_2015("purchases_by_region.toml", Some(&log));
     let mut counted: BTreeMap<(i64, String), i64> = BTreeMap::new();
     let mut errors = 0;
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
+    for line in stdout.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         if let Some(region) = v["region"].as_str() {
             let key = (v["window_start"].as_i64().unwrap(), region.to_string());
@@ -237,20 +245,7 @@ fn the_region_recipe_counts_what_a_recount_with_the_table_gives() {
 /// (brands tied on a count may come in either order).
 #[test]
 fn the_top_brands_recipe_ranks_what_a_recount_gives() {
-    let out = weir()
-        .args(["run", "pipelines/cookbook/top_brands_per_minute.toml"])
-        .args([
-            "--set",
-            r#"sources.user_log.start_time="2015-11-11T00:00:00Z""#,
-        ])
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_from_2015("top_brands_per_minute.toml", None);
     const START: i64 = 1_447_200_000_000; // 2015-11-11T00:00:00Z
     let mut buyers: BTreeMap<i64, BTreeMap<String, std::collections::BTreeSet<String>>> =
         BTreeMap::new();
@@ -266,7 +261,7 @@ fn the_top_brands_recipe_ranks_what_a_recount_gives() {
         }
     }
     let mut ranked: BTreeMap<i64, Vec<(i64, String, i64)>> = BTreeMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
+    for line in stdout.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         ranked
             .entry(v["window_start"].as_i64().unwrap())

@@ -34,17 +34,7 @@ pub fn build(factory: &dyn StageFactory, options: &str, metrics: Arc<StageMetric
 
 /// Why a stage of `factory` with `options` (which check) does not build.
 pub fn build_error(factory: &dyn StageFactory, options: &str) -> String {
-    let configured = factory
-        .configure(&self::options(options), "s")
-        .unwrap_or_else(|e| panic!("options do not check: {e:?}"));
-    let cx = BuildContext {
-        pipeline: "test".into(),
-        path: "s".into(),
-        metrics: Arc::default(),
-        resources: Default::default(),
-        rejects: super::Rejects::disconnected(),
-    };
-    match configured.config.build(&cx) {
+    match try_build(factory, options, Arc::default(), Default::default()) {
         Ok(_) => panic!("the stage builds"),
         Err(e) => e.to_string(),
     }
@@ -57,6 +47,17 @@ pub fn build_in(
     metrics: Arc<StageMetrics>,
     resources: Arc<RunResources>,
 ) -> Stage {
+    try_build(factory, options, metrics, resources)
+        .unwrap_or_else(|e| panic!("stage does not build: {e}"))
+}
+
+/// A stage of `factory` with `options` (which must check), built at path `s`, or why not.
+fn try_build(
+    factory: &dyn StageFactory,
+    options: &str,
+    metrics: Arc<StageMetrics>,
+    resources: Arc<RunResources>,
+) -> Result<Stage, super::StageError> {
     let configured = factory
         .configure(&self::options(options), "s")
         .unwrap_or_else(|e| panic!("options do not check: {e:?}"));
@@ -67,10 +68,7 @@ pub fn build_in(
         resources,
         rejects: super::Rejects::disconnected(),
     };
-    configured
-        .config
-        .build(&cx)
-        .unwrap_or_else(|e| panic!("stage does not build: {e}"))
+    configured.config.build(&cx)
 }
 
 /// A transform of `factory` with `options`, ready to be driven.
