@@ -406,3 +406,62 @@ fn list_offsets_gives_a_partitions_ends_and_survives_nonsense() {
         assert_eq!(fresh.fetch("t"), Some((0, 6)), "{storage}");
     }
 }
+
+/// A fetch waiting at the broker for data is answered when a record is written, not when its
+/// wait runs out: on the raw protocol, a fetch waiting up to 20 s on an empty partition gets the
+/// record another connection writes. The broker wakes waiting fetches on writes (it no longer
+/// looks on a timer), so a missed wake would show here as a 20 s answer with nothing in it. A
+/// client that meanwhile keeps asking for offsets past the end or below zero is answered each
+/// time, and the waiting fetch is still woken.
+#[test]
+fn a_waiting_fetch_is_answered_by_a_write_not_by_its_timeout() {
+    use common::kafka_wire::WireClient;
+    for storage in ["memory://", "sqlite://wake.db"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (_broker, address) = broker(dir.path(), storage);
+        let mut writer = WireClient::connect(&address);
+        assert_eq!(writer.create_topic("quiet"), Some(0), "{storage}");
+        let waiting_address = address.clone();
+        let waiting = std::thread::spawn(move || {
+            let mut reader = WireClient::connect(&waiting_address);
+            let started = Instant::now();
+            let answer = reader.fetch_waiting("quiet", 0, 20_000);
+            (answer, started.elapsed())
+        });
+        let mut pest = WireClient::connect(&address);
+        for offset in [1_000_000, -5, i64::MAX].repeat(7) {
+            assert!(
+                pest.fetch_waiting("quiet", offset, 0).is_some(),
+                "{storage}: closed at quiet@{offset}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(writer.produce("quiet", &[b"hello"]), Some(0), "{storage}");
+        let (answer, took) = waiting.join().unwrap();
+        assert_eq!(answer, Some((0, 1)), "{storage}");
+        assert!(
+            took < Duration::from_secs(10),
+            "{storage}: the waiting fetch was answered after {took:?}, not by the write"
+        );
+    }
+}
+
+/// A fetch for a topic that does not exist is answered (an error code, or nothing), and the
+/// connection stays open, as on `memory://`. Seen failing on 2026-12-07: a `sqlite://` broker
+/// closes the connection at the first such fetch. Not fixed yet (docs/kafka.md, "Per broker").
+#[test]
+#[ignore = "fails on sqlite: the broker hangs up on a fetch for a topic that does not exist (2026-12-07), not fixed yet"]
+fn a_fetch_for_a_topic_that_does_not_exist_is_answered_on_both_engines() {
+    use common::kafka_wire::WireClient;
+    for storage in ["memory://", "sqlite://nothing.db"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (_broker, address) = broker(dir.path(), storage);
+        let mut client = WireClient::connect(&address);
+        for _ in 0..5 {
+            assert!(
+                client.fetch_waiting("nothing-here", 0, 0).is_some(),
+                "{storage}: the broker hung up"
+            );
+        }
+    }
+}

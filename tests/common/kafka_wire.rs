@@ -195,9 +195,25 @@ impl WireClient {
     /// Fetch v4 (read_uncommitted) of partition 0 of `topic` from offset 0: (error code, number
     /// of records in the answer), or `None` if closed.
     pub fn fetch(&mut self, topic: &str) -> Option<(i16, usize)> {
+        self.fetch_waiting(topic, 0, 500)
+    }
+
+    /// Fetch v4 of partition 0 of `topic` from `offset`, waiting at the broker up to
+    /// `max_wait_ms` for at least one byte: the error code and how many records came.
+    pub fn fetch_waiting(
+        &mut self,
+        topic: &str,
+        offset: i64,
+        max_wait_ms: i32,
+    ) -> Option<(i16, usize)> {
         let mut body = Encoder::default();
-        body.i32(-1).i32(500).i32(1).i32(1 << 20).i8(0);
-        body.i32(1).string(topic).i32(1).i32(0).i64(0).i32(1 << 20);
+        body.i32(-1).i32(max_wait_ms).i32(1).i32(1 << 20).i8(0);
+        body.i32(1)
+            .string(topic)
+            .i32(1)
+            .i32(0)
+            .i64(offset)
+            .i32(1 << 20);
         let body = match self.request(1, 4, &body.0) {
             Answer::Body(body) => body,
             Answer::Closed => return None,

@@ -22,6 +22,7 @@
 
 mod committing;
 mod group;
+mod quiet;
 mod reader;
 mod start;
 
@@ -42,6 +43,7 @@ use crate::stage::{
 };
 use async_trait::async_trait;
 use group::{Change, Changes, Membership};
+use quiet::more_follows;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError as ClientError;
@@ -541,36 +543,6 @@ fn apply_changes<C: ConsumerContext + Changes>(
             drop(builder.take());
         }
     }
-}
-
-/// How long the read loop waits for the broker's answer about a quiet partition.
-const QUIET_CHECK_TIMEOUT: Duration = Duration::from_millis(500);
-
-/// Whether the broker holds more of `topic`/`partition` than this consumer has read (`next`:
-/// the offset after its last record; its position is past transaction markers, which are no
-/// records), or None when the broker does not answer.
-fn more_follows<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    topic: &str,
-    partition: i32,
-    next: i64,
-) -> Option<bool> {
-    let position = consumer
-        .position()
-        .ok()
-        .and_then(|list| {
-            list.find_partition(topic, partition)
-                .map(|element| element.offset())
-        })
-        .and_then(|offset| match offset {
-            rdkafka::Offset::Offset(at) => Some(at),
-            _ => None,
-        })
-        .unwrap_or(next);
-    consumer
-        .fetch_watermarks(topic, partition, QUIET_CHECK_TIMEOUT)
-        .ok()
-        .map(|(_, high)| high > position.max(next))
 }
 
 /// How the read loop's progress is committed.
