@@ -206,12 +206,24 @@ impl WireClient {
         offset: i64,
         max_wait_ms: i32,
     ) -> Option<(i16, usize)> {
+        self.fetch_partition(topic, 0, offset, max_wait_ms)
+    }
+
+    /// Fetch v4 of `partition` of `topic` from `offset`, waiting at the broker up to
+    /// `max_wait_ms` for at least one byte: the error code and how many records came.
+    pub fn fetch_partition(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_wait_ms: i32,
+    ) -> Option<(i16, usize)> {
         let mut body = Encoder::default();
         body.i32(-1).i32(max_wait_ms).i32(1).i32(1 << 20).i8(0);
         body.i32(1)
             .string(topic)
             .i32(1)
-            .i32(0)
+            .i32(partition)
             .i64(offset)
             .i32(1 << 20);
         let body = match self.request(1, 4, &body.0) {

@@ -229,29 +229,27 @@ impl FetchService {
         Ok(FetchableTopicResponse::default()
             .topic(fetch.topic.clone())
             .topic_id(Some([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]))
-            .partitions(fetch.partitions.as_ref().map(|partitions| {
-                partitions
-                    .iter()
-                    .map(|partition| {
-                        PartitionData::default()
-                            .partition_index(partition.partition)
-                            .error_code(ErrorCode::UnknownTopicOrPartition.into())
-                            .high_watermark(0)
-                            .last_stable_offset(Some(0))
-                            .log_start_offset(Some(-1))
-                            .diverging_epoch(Some(
-                                EpochEndOffset::default().epoch(-1).end_offset(-1),
-                            ))
-                            .current_leader(Some(
-                                LeaderIdAndEpoch::default().leader_id(0).leader_epoch(0),
-                            ))
-                            .snapshot_id(Some(SnapshotId::default().end_offset(-1).epoch(-1)))
-                            .aborted_transactions(Some([].into()))
-                            .preferred_read_replica(Some(-1))
-                            .records(None)
-                    })
-                    .collect()
-            })))
+            .partitions(
+                fetch
+                    .partitions
+                    .as_ref()
+                    .map(|partitions| partitions.iter().map(Self::unknown_partition).collect()),
+            ))
+    }
+
+    fn unknown_partition(partition: &FetchPartition) -> PartitionData {
+        PartitionData::default()
+            .partition_index(partition.partition)
+            .error_code(ErrorCode::UnknownTopicOrPartition.into())
+            .high_watermark(0)
+            .last_stable_offset(Some(0))
+            .log_start_offset(Some(-1))
+            .diverging_epoch(Some(EpochEndOffset::default().epoch(-1).end_offset(-1)))
+            .current_leader(Some(LeaderIdAndEpoch::default().leader_id(0).leader_epoch(0)))
+            .snapshot_id(Some(SnapshotId::default().end_offset(-1).epoch(-1)))
+            .aborted_transactions(Some([].into()))
+            .preferred_read_replica(Some(-1))
+            .records(None)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -272,15 +270,31 @@ impl FetchService {
 
         let metadata = ctx.state().metadata(Some(&[fetch.into()])).await?;
 
+        // weir patch: metadata names a topic that does not exist too (with an error code and
+        // no partitions); that topic, and a partition the topic does not have, are answered
+        // UNKNOWN_TOPIC_OR_PARTITION instead of being read from storage, where the sqlite
+        // engine found no row and the client's connection was closed.
         if let Some(MetadataResponseTopic {
             topic_id,
             name: Some(name),
+            error_code,
+            partitions: known_partitions,
             ..
         }) = metadata.topics().first()
+            && *error_code == i16::from(ErrorCode::None)
         {
             let mut partitions = Vec::new();
 
             for fetch_partition in fetch.partitions.as_ref().unwrap_or(&Vec::new()) {
+                let is_known = known_partitions.as_ref().is_some_and(|known| {
+                    known
+                        .iter()
+                        .any(|known| known.partition_index == fetch_partition.partition)
+                });
+                if !is_known {
+                    partitions.push(Self::unknown_partition(fetch_partition));
+                    continue;
+                }
                 let partition = self
                     .fetch_partition(
                         ctx.clone(),
