@@ -44,9 +44,13 @@ JOBS = [
 
 
 def pipeline(csv, transform):
+    """The job: the source, then `transform` (the options of a stage `t` reading the source, or
+    whole `[transforms.*]` tables of which one is `t`), then a blackhole reading `t`."""
     text = SOURCE.format(csv=csv)
     if transform is None:
         return text + '\n[sinks.null]\ntype = "blackhole"\ninputs = ["log"]\n'
+    if transform.lstrip().startswith("[transforms."):
+        return text + "\n" + transform + '\n[sinks.null]\ntype = "blackhole"\ninputs = ["t"]\n'
     return (text + f'\n[transforms.t]\n{transform}\ninputs = ["log"]\n'
             + '\n[sinks.null]\ntype = "blackhole"\ninputs = ["t"]\n')
 

@@ -422,19 +422,25 @@ fn a_syntax_mistake_in_an_expression_is_reported_at_its_column() {
 /// A `dedupe` or `session` straight after a consumer-group member would keep state over one
 /// member's share of the partitions: refused, with the way out.
 #[test]
-fn a_dedupe_or_session_after_a_group_member_is_refused() {
+fn a_stateful_transform_after_a_group_member_is_refused() {
     let group_source = "[sources.events]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:9\"\n\
                         topic = \"sex\"\nassignment = \"group\"\n";
     let sink = "[sinks.out]\ntype = \"console\"\ninputs = [\"state\"]\n";
     for stage in [
         "[transforms.state]\ntype = \"dedupe\"\ninputs = [\"events\"]\nkeys = [\"value\"]\nwithin = \"1m\"\n",
         "[transforms.state]\ntype = \"session\"\ninputs = [\"events\"]\ngap = \"1m\"\n",
+        // Not only right after the source: through a filter, and as one side of a join.
+        "[transforms.some]\ntype = \"filter\"\ninputs = [\"events\"]\nwhere = \"value != ''\"\n\
+         [transforms.state]\ntype = \"dedupe\"\ninputs = [\"some\"]\nkeys = [\"value\"]\nwithin = \"1m\"\n",
+        "[transforms.some]\ntype = \"filter\"\ninputs = [\"events\"]\nwhere = \"value != ''\"\n\
+         [transforms.state]\ntype = \"join\"\ninputs = [\"events\", \"some\"]\non = [\"value\"]\nwithin = \"1m\"\n",
     ] {
         let (code, stderr) = validate_text(&format!("{group_source}{stage}{sink}"));
         assert_eq!(code, 1, "{stderr}");
         assert!(
-            stderr.contains("keeps state across records, but reads a consumer-group source")
-                && stderr.contains("assignment = \"all\""),
+            stderr.contains(
+                "`state` keeps state across records, but `events` reads only the partitions"
+            ) && stderr.contains("assignment = \"all\""),
             "{stderr}"
         );
         let all = group_source.replace("assignment = \"group\"", "assignment = \"all\"");
@@ -552,5 +558,35 @@ fn an_expression_after_a_kafka_source_is_checked_against_the_codec_fields() {
          [transforms.big]\ntype = \"filter\"\ninputs = [\"result\"]\nwhere = \"count > 3 && shop == 'a' && key != ''\"\n\n\
          [sinks.o]\ntype = \"console\"\ninputs = [\"big\"]\n",
     );
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn a_join_needs_two_inputs_and_its_keys_on_each_side() {
+    let sources = "[sources.carts]\ntype = \"csv\"\npath = \"data/user_log_sample.csv\"\n\
+                   [transforms.counts]\ntype = \"window\"\ninputs = [\"carts\"]\nsize = \"1s\"\n\
+                   group_by = [\"gender\"]\n";
+    let sink = "[sinks.out]\ntype = \"console\"\ninputs = [\"pairs\"]\n";
+    let one = "[transforms.pairs]\ntype = \"join\"\ninputs = [\"carts\"]\non = [\"user_id\"]\nwithin = \"1m\"\n";
+    let (code, stderr) = validate_text(&format!("{sources}{one}{sink}"));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            "p.toml:11:11: error: transforms.pairs.inputs: a `join` reads 2 inputs, 1 given"
+        ),
+        "{stderr}"
+    );
+    // `user_id` is in the log's records, not in the window's counts.
+    let two = one.replace("[\"carts\"]", "[\"carts\", \"counts\"]");
+    let (code, stderr) = validate_text(&format!("{sources}{two}{sink}"));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("transforms.pairs.on[0]: no field `user_id` in the records of counts"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("records of carts"), "{stderr}");
+    let both = two.replace("[\"carts\", \"counts\"]", "[\"carts\", \"carts2\"]");
+    let second = "[sources.carts2]\ntype = \"csv\"\npath = \"data/user_log_sample.csv\"\n";
+    let (code, stderr) = validate_text(&format!("{sources}{second}{both}{sink}"));
     assert_eq!(code, 0, "{stderr}");
 }

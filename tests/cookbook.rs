@@ -297,3 +297,54 @@ fn the_top_brands_recipe_ranks_what_a_recount_gives() {
         }
     }
 }
+
+/// The click-then-purchase recipe on the sample: each minute's pairs and shoppers equal a recount
+/// of every (click, purchase) of one shopper and item with the purchase 0–10 minutes after the
+/// click, counted at the purchase's minute.
+#[test]
+fn the_click_then_purchase_recipe_pairs_what_a_recount_pairs() {
+    let stdout = run_from_2015("clicks_then_purchases.toml", None);
+    const START: i64 = 1_447_200_000_000; // 2015-11-11T00:00:00Z
+    let rows = sample_rows();
+    let mut clicks: BTreeMap<(&str, &str), Vec<i64>> = BTreeMap::new();
+    for (n, row) in rows.iter().enumerate() {
+        if row[7] == "0" {
+            clicks
+                .entry((&row[0], &row[1]))
+                .or_default()
+                .push(START + n as i64 * 100);
+        }
+    }
+    type PerMinute = BTreeMap<i64, (i64, std::collections::BTreeSet<String>)>;
+    let mut expected = PerMinute::new();
+    for (n, row) in rows.iter().enumerate() {
+        let t = START + n as i64 * 100;
+        if row[7] != "2" {
+            continue;
+        }
+        let earlier = clicks
+            .get(&(&row[0][..], &row[1][..]))
+            .into_iter()
+            .flatten();
+        for _ in earlier.filter(|&&c| c <= t && t - c <= 600_000) {
+            let minute = expected.entry(t - t % 60_000).or_default();
+            minute.0 += 1;
+            minute.1.insert(row[0].clone());
+        }
+    }
+    let expected: BTreeMap<i64, (i64, i64)> = expected
+        .into_iter()
+        .map(|(m, (pairs, shoppers))| (m, (pairs, shoppers.len() as i64)))
+        .collect();
+    let got: BTreeMap<i64, (i64, i64)> = stdout
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let field = |f: &str| v[f].as_i64().unwrap();
+            (field("window_start"), (field("pairs"), field("shoppers")))
+        })
+        .collect();
+    let pairs: i64 = expected.values().map(|v| v.0).sum();
+    assert!(pairs > 500, "the sample has pairs to find: {pairs}");
+    assert_eq!(got, expected);
+}

@@ -12,6 +12,7 @@ pub fn factories() -> Vec<Arc<dyn StageFactory>> {
         Arc::new(sources::csv::factory()),
         Arc::new(sources::kafka::factory()),
         Arc::new(transforms::dedupe::factory()),
+        Arc::new(transforms::join::factory()),
         Arc::new(transforms::filter::factory()),
         Arc::new(transforms::lookup::factory()),
         Arc::new(transforms::select::factory()),

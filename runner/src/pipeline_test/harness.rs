@@ -243,7 +243,16 @@ impl<'p> Harness<'p> {
                 match self.plan.stages[consumer].kind {
                     StageKind::Transform => {
                         let mut out = Vec::new();
-                        self.drive(consumer, Happening::Batch(batch.clone()), &mut out)?;
+                        let port = self.plan.stages[consumer]
+                            .inputs
+                            .iter()
+                            .position(|&input| input == from)
+                            .expect("a consumer reads from its input");
+                        let happening = Happening::Batch {
+                            port,
+                            batch: batch.clone(),
+                        };
+                        self.drive(consumer, happening, &mut out)?;
                         queue.extend(out.into_iter().map(|b| (consumer, b)));
                     }
                     StageKind::Sink => self.produced[consumer].push(batch.clone()),

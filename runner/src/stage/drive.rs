@@ -11,8 +11,13 @@ use crate::record::{Batch, Millis};
 /// Something that happens to a transform.
 #[derive(Debug)]
 pub enum Happening {
-    /// A batch arrived (on any input).
-    Batch(Batch),
+    /// A batch arrived on input `port`.
+    Batch {
+        /// The input.
+        port: usize,
+        /// The records.
+        batch: Batch,
+    },
     /// Input `port` will send nothing at or before `at`.
     Watermark {
         /// The input.
@@ -56,7 +61,9 @@ impl TransformDriver {
         out: &mut Vec<Batch>,
     ) -> StageResult<Option<Millis>> {
         let advanced = match happening {
-            Happening::Batch(batch) => return transform.process(batch, out).map(|()| None),
+            Happening::Batch { port, batch } => {
+                return transform.process_from(port, batch, out).map(|()| None);
+            }
             Happening::Tick => return transform.tick(out).map(|()| None),
             Happening::Finish => return transform.finish(out).map(|()| None),
             Happening::Stop => return transform.stop(out).map(|()| None),

@@ -186,6 +186,9 @@ pub struct FieldUse {
     pub name: String,
     /// Where the option's string names it (a byte offset into that string).
     pub at: usize,
+    /// The input whose records must have it (a position in `inputs`), or `None` for any of
+    /// them (the field is looked for among all the inputs' fields).
+    pub input: Option<usize>,
 }
 
 /// The fields of records coming from all of `inputs` (see [`StageConfig::output_fields`]), when
@@ -219,6 +222,12 @@ pub trait StageConfig: Send + Sync + Debug {
     /// are known (a misspelt field would read as null and silently change the result).
     fn fields_read(&self) -> Vec<FieldUse> {
         Vec::new()
+    }
+
+    /// How many inputs the stage reads when that number is fixed (a join reads two, its sides),
+    /// with what each is for; `None`, the default: one or more, all alike.
+    fn inputs_expected(&self) -> Option<(usize, &'static str)> {
+        None
     }
 
     /// For a transform that keeps state per key and may run as several instances: how (see

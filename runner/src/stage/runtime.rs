@@ -30,6 +30,15 @@ pub trait Transform: Send + std::any::Any {
     /// Handles one input batch, pushing any output batches onto `out`.
     fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> StageResult;
 
+    /// Handles one batch that arrived on input `port` (the position of its input in the
+    /// component's `inputs`). The default does not tell the inputs apart and calls
+    /// [`process`](Self::process); a stage whose inputs play different parts (a join's two
+    /// sides) overrides it.
+    fn process_from(&mut self, port: usize, batch: Batch, out: &mut Vec<Batch>) -> StageResult {
+        let _ = port;
+        self.process(batch, out)
+    }
+
     /// How often [`tick`](Self::tick) should run; `None` (the default) for never.
     fn tick_interval(&self) -> Option<Duration> {
         None

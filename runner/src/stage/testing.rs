@@ -82,24 +82,35 @@ pub fn transform_in(
     options: &str,
     resources: Arc<RunResources>,
 ) -> Driver {
+    transform_with_inputs(factory, options, resources, 1)
+}
+
+/// [`transform_in`] for a transform with `inputs` inputs (a join's two sides), each with its
+/// own watermark.
+pub fn transform_with_inputs(
+    factory: &dyn StageFactory,
+    options: &str,
+    resources: Arc<RunResources>,
+    inputs: usize,
+) -> Driver {
     let metrics = Arc::new(StageMetrics::default());
     match build_in(factory, options, Arc::clone(&metrics), resources) {
         Stage::Transform(transform) => Driver {
             transform,
-            driver: TransformDriver::new(1),
-            latest: Millis::MIN,
+            driver: TransformDriver::new(inputs),
+            latest: vec![Millis::MIN; inputs],
             metrics,
         },
         _ => panic!("{} does not build a transform", factory.type_name()),
     }
 }
 
-/// A transform under test, driven by the engine's rule ([`TransformDriver`]) with one input
-/// whose watermark follows the latest event time of the batches it was given, as a source's does.
+/// A transform under test, driven by the engine's rule ([`TransformDriver`]) with inputs whose
+/// watermarks follow the latest event time of the batches each was given, as a source's does.
 pub struct Driver {
     transform: Box<dyn Transform>,
     driver: TransformDriver,
-    latest: Millis,
+    latest: Vec<Millis>,
     /// The stage's counters.
     pub metrics: Arc<StageMetrics>,
 }
@@ -107,17 +118,32 @@ pub struct Driver {
 impl Driver {
     /// Processes `batch`, then advances the watermark to the latest event time seen.
     pub fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> StageResult {
+        self.process_from(0, batch, out)
+    }
+
+    /// Processes `batch` arriving on input `port`, then advances that input's watermark to the
+    /// latest event time it has seen.
+    pub fn process_from(&mut self, port: usize, batch: Batch, out: &mut Vec<Batch>) -> StageResult {
         let latest = batch.times().iter().copied().max().unwrap_or(Millis::MIN);
-        self.latest = self.latest.max(latest);
+        self.latest[port] = self.latest[port].max(latest);
+        let happening = Happening::Batch { port, batch };
         self.driver
-            .handle(self.transform.as_mut(), Happening::Batch(batch), out)?;
-        let at = self.latest;
+            .handle(self.transform.as_mut(), happening, out)?;
+        let at = self.latest[port];
         self.driver.handle(
             self.transform.as_mut(),
-            Happening::Watermark { port: 0, at },
+            Happening::Watermark { port, at },
             out,
         )?;
         Ok(())
+    }
+
+    /// Input `port` ends (the others may go on).
+    pub fn end_input(&mut self, port: usize, out: &mut Vec<Batch>) -> StageResult {
+        let ended = Happening::Ended { port };
+        self.driver
+            .handle(self.transform.as_mut(), ended, out)
+            .map(drop)
     }
 
     /// Offers the transform its edited self (as `weir run --watch` does); takes it if it can.

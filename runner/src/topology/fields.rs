@@ -29,11 +29,17 @@ pub fn check_fields_read(
             .iter()
             .map(|&input| fields_of(input, configs, inputs, &mut known))
             .collect();
-        let Some(available) = union_of_fields(&from) else {
-            continue;
-        };
         let component = &spec.components[i];
         for read in reads {
+            // A field read from one input is looked for there; any other among all of them.
+            let (available, read_from) = match read.input {
+                Some(port) if port < from.len() => (from[port].clone(), &inputs[i][port..port + 1]),
+                Some(_) => continue,
+                None => (union_of_fields(&from), &inputs[i][..]),
+            };
+            let Some(available) = available else {
+                continue;
+            };
             if available.contains(&read.name) {
                 continue;
             }
@@ -53,7 +59,7 @@ pub fn check_fields_read(
                     format!(
                         "no field `{}` in the records of {}",
                         read.name,
-                        inputs[i]
+                        read_from
                             .iter()
                             .map(|&s| spec.components[s].id.as_str())
                             .collect::<Vec<_>>()

@@ -117,6 +117,7 @@ pub fn plan(doc: &Document, registry: &Registry) -> (Option<Plan>, Diagnostics) 
         flows[stream].push(of);
     }
     check_graph(&spec, &inputs, &flows, &mut diagnostics);
+    check_input_counts(&spec, &configs, &mut diagnostics);
     if !diagnostics.has_errors() {
         check_shares(&spec, &configs, &inputs, &mut diagnostics);
         super::fields::check_fields_read(&spec, &configs, &inputs, &mut diagnostics);
@@ -186,6 +187,38 @@ fn configure(
             diagnostics.0.extend(errors);
             (None, options)
         }
+    }
+}
+
+/// A stage that reads a fixed number of inputs (a join: two) is given that many.
+fn check_input_counts(
+    spec: &PipelineSpec,
+    configs: &[Option<Box<dyn StageConfig>>],
+    diagnostics: &mut Diagnostics,
+) {
+    for (component, config) in spec.components.iter().zip(configs) {
+        let Some((expected, roles)) = config.as_deref().and_then(|c| c.inputs_expected()) else {
+            continue;
+        };
+        let given = component.inputs.len();
+        if given == expected {
+            continue;
+        }
+        let origin = component
+            .inputs
+            .first()
+            .map_or_else(|| component.origin.clone(), |input| input.origin.clone());
+        diagnostics.push(
+            Diagnostic::error(
+                origin,
+                format!("{}.inputs", component.path),
+                format!(
+                    "a `{}` reads {expected} inputs, {given} given",
+                    component.type_name
+                ),
+            )
+            .with_hint(roles),
+        );
     }
 }
 

@@ -35,29 +35,6 @@ pub fn split_shared_windows(doc: &Document, spec: &mut PipelineSpec) -> Vec<Diag
             && c.type_name == "kafka"
             && setting(c, "assignment").as_deref() == Some("group")
     };
-    // Other stateful transforms have no split halves yet: each member would keep state over its
-    // own share of the partitions only.
-    for c in &spec.components {
-        if c.kind == StageKind::Transform
-            && matches!(c.type_name.as_str(), "dedupe" | "session")
-            && c.inputs
-                .iter()
-                .any(|input| spec.component(&input.id).is_some_and(&is_group_source))
-        {
-            errors.push(
-                Diagnostic::error(
-                    c.origin.clone(),
-                    &c.path,
-                    format!(
-                        "`{}` ({}) keeps state across records, but reads a consumer-group source: \
-                         each member would see only its share of the partitions",
-                        c.id, c.type_name
-                    ),
-                )
-                .with_hint("read the topic with `assignment = \"all\"` (one process)"),
-            );
-        }
-    }
     let windows: Vec<usize> = (0..spec.components.len())
         .filter(|&i| {
             let c = &spec.components[i];

@@ -11,9 +11,10 @@
 //! the decisions have passed its last record by `within`, so the sources' commit point stays
 //! before every record a later decision may still need; a restart reads that much again.
 
+use super::keys::KeyFields;
 use crate::ack::Acks;
 use crate::record::json::row_json;
-use crate::record::{Batch, Millis, Schema};
+use crate::record::{Batch, Millis};
 use crate::resume::Resumed;
 use crate::stage::{
     BuildContext, Builtin, BuiltinConfig, DropReason, FieldUse, OptionDoc, OptionIssue, Rejected,
@@ -73,8 +74,13 @@ impl StageConfig for DedupeConfig {
                 key: format!("keys[{i}]"),
                 name: name.clone(),
                 at: 0,
+                input: None,
             })
             .collect()
+    }
+
+    fn keeps_state(&self) -> bool {
+        true
     }
 
     fn marks_progress(&self) -> bool {
@@ -90,8 +96,7 @@ impl StageConfig for DedupeConfig {
             format!("keys={} within={within}ms", self.keys.join(",")),
         );
         Ok(Stage::Transform(Box::new(Dedupe {
-            keys: self.keys.clone(),
-            key_index: None,
+            keys: KeyFields::new(self.keys.clone()),
             within,
             lateness: self.allowed_lateness.map_or(0, DurationSpec::as_millis),
             decided_through: Millis::MIN,
@@ -120,9 +125,7 @@ struct Pending {
 
 /// The running `dedupe` transform.
 struct Dedupe {
-    keys: Vec<String>,
-    /// The key fields' positions in the schema they were resolved for.
-    key_index: Option<(Arc<Schema>, Vec<Option<usize>>)>,
+    keys: KeyFields,
     within: Millis,
     lateness: Millis,
     /// Every record at or before this was decided.
@@ -182,13 +185,8 @@ impl Dedupe {
         let mut kept: Vec<Vec<u32>> = vec![Vec::new(); self.pending.len()];
         let mut key = String::new();
         for &(t, p, row) in &due {
-            key_text(
-                &self.keys,
-                &mut self.key_index,
-                &self.pending[p].batch,
-                row as usize,
-                &mut key,
-            );
+            self.keys
+                .write(&self.pending[p].batch, row as usize, &mut key);
             let duplicate = self
                 .last_seen
                 .get(key.as_str())
@@ -250,27 +248,6 @@ impl Dedupe {
     }
 }
 
-/// The key of row `row` of `batch` as text (fields joined by U+001F; a missing or null field is
-/// U+0000, so it differs from an empty one); `key_index` keeps the fields' positions per schema.
-fn key_text(
-    keys: &[String],
-    key_index: &mut Option<(Arc<Schema>, Vec<Option<usize>>)>,
-    batch: &Batch,
-    row: usize,
-    text: &mut String,
-) {
-    let schema = batch.schema();
-    if key_index
-        .as_ref()
-        .is_none_or(|(known, _)| !Arc::ptr_eq(known, schema))
-    {
-        let positions = keys.iter().map(|k| schema.index_of(k)).collect();
-        *key_index = Some((Arc::clone(schema), positions));
-    }
-    let positions = &key_index.as_ref().expect("resolved above").1;
-    batch.row(row).write_key(positions, text);
-}
-
 /// Remembers that `key` was seen at `t`.
 fn see(last_seen: &mut HashMap<Box<str>, Millis>, key: &str, t: Millis) {
     match last_seen.get_mut(key) {
@@ -292,7 +269,7 @@ impl Transform for Dedupe {
                 undecided.push(row as u32);
             } else if self.resumed_through.is_some_and(|r| t <= r) {
                 // Decided by an earlier run: only the memory of keys learns from it.
-                key_text(&self.keys, &mut self.key_index, &batch, row, &mut key);
+                self.keys.write(&batch, row, &mut key);
                 see(&mut self.last_seen, &key, t);
                 self.replayed += 1;
             } else {
@@ -367,7 +344,7 @@ impl Transform for Dedupe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::BatchBuilder;
+    use crate::record::{BatchBuilder, Schema};
 
     fn batch(rows: &[(&str, Millis)]) -> Batch {
         let mut b = BatchBuilder::with_capacity(Arc::new(Schema::new(["user"])), rows.len());
@@ -380,8 +357,7 @@ mod tests {
 
     fn dedupe(within: Millis) -> Dedupe {
         Dedupe {
-            keys: vec!["user".into()],
-            key_index: None,
+            keys: KeyFields::new(vec!["user".into()]),
             within,
             lateness: 0,
             decided_through: Millis::MIN,

@@ -118,6 +118,7 @@ impl StageConfig for LookupConfig {
             key: "on".into(),
             name: self.on.clone(),
             at: 0,
+            input: None,
         }]
     }
 

@@ -3,6 +3,8 @@
 
 pub mod dedupe;
 pub mod filter;
+pub mod join;
+mod keys;
 pub mod lookup;
 pub mod select;
 pub mod top;
@@ -22,6 +24,7 @@ fn fields_read_by(key: &str, text: &str) -> Vec<FieldUse> {
                     key: key.to_string(),
                     name: name.to_string(),
                     at: span.start,
+                    input: None,
                 })
                 .collect()
         })

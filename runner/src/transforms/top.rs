@@ -94,11 +94,13 @@ impl StageConfig for TopConfig {
             key: "by".into(),
             name: self.by.clone(),
             at: 0,
+            input: None,
         };
         let per = self.per.iter().enumerate().map(|(i, name)| FieldUse {
             key: format!("per[{i}]"),
             name: name.clone(),
             at: 0,
+            input: None,
         });
         std::iter::once(by).chain(per).collect()
     }

@@ -159,13 +159,14 @@ async fn drive_transform(
             }
         };
         let happening = match next {
-            Some(Some(InputEvent::Batch(_, batch))) => {
+            Some(Some(InputEvent::Batch(port, batch))) => {
                 metrics
                     .received
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 let acks = batch.acks().clone();
                 let started = std::time::Instant::now();
-                if let Err(e) = driver.handle(transform, Happening::Batch(batch), produced) {
+                if let Err(e) = driver.handle(transform, Happening::Batch { port, batch }, produced)
+                {
                     return fail_with(health, &acks, e);
                 }
                 metrics.add_batch(started.elapsed());

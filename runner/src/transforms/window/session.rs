@@ -83,6 +83,10 @@ impl StageConfig for SessionConfig {
         Some(self.names())
     }
 
+    fn keeps_state(&self) -> bool {
+        true
+    }
+
     fn marks_progress(&self) -> bool {
         true
     }
