@@ -2,9 +2,12 @@
 //! column equals one of the record's fields — a lookup join against a static table (province →
 //! region, brand id → brand name), as Flink's lookup joins and Vector's enrichment tables do.
 //!
-//! The table is read whole when the stage is built (at start, and again on a live reload that
-//! edits the stage), so an edited table file takes effect with `weir run --watch` after a touch of
-//! the pipeline file, or at the next run. Keys are compared as text: an integer field `7` finds
+//! The table is read whole when the stage is built (at start, and on a live reload that edits the
+//! stage), and again when the file changes while the pipeline runs: every `watch` the stage looks
+//! at the file's modification time and size, and once a change has held still for one look (so a
+//! file being written is not read half-way) it reads the table again and swaps it in between two
+//! batches. A table that does not read (a duplicate key, a missing column) or whose columns would
+//! change the records' fields is refused with an error in the log, and the old one stays. Keys are compared as text: an integer field `7` finds
 //! the row keyed `7`. A key that appears twice in the table is an error at start, naming both
 //! lines. A record whose key is not in the table (or is null) keeps its fields and gets nulls
 //! (`missing = "null"`, a left join), is left out (`"drop"`, an inner join), or is rejected to
@@ -16,11 +19,16 @@ use crate::stage::{
     Stage, StageConfig, StageError, StageKind, StageMetrics, StageResult, Transform,
     adopt_stateless, can_adopt_stateless,
 };
+use crate::time::DurationSpec;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// How often the table file is looked at when `watch` is not set.
+const DEFAULT_WATCH: Duration = Duration::from_secs(2);
 
 crate::stage_options! {
     /// Options of the `lookup` transform.
@@ -33,6 +41,7 @@ crate::stage_options! {
         fields: Option<Vec<String>> => OptionDoc::of("[string]", "every column but the key", "the table columns added to the record, in this order (a record field of the same name is replaced)"),
         #[serde(default)]
         missing: Missing => OptionDoc::of("\"null\" | \"drop\" | \"error\"", "\"null\"", "a record whose key is not in the table: added fields are null (left join), the record is left out (inner join), or it goes to <id>.errors"),
+        watch: Option<DurationSpec> => OptionDoc::of("duration", "\"2s\"", "how often to look whether the table file changed (read again once a change has held for one look); \"0s\": never"),
     }
 }
 
@@ -84,16 +93,9 @@ impl LookupConfig {
         self.key.as_deref().unwrap_or(&self.on)
     }
 
-    /// The columns added: `fields`, or every column of the table but the key.
+    /// The columns added to the records, given the table's `header`.
     fn added(&self, header: &[String]) -> Vec<String> {
-        match &self.fields {
-            Some(fields) => fields.clone(),
-            None => header
-                .iter()
-                .filter(|c| *c != self.key_column())
-                .cloned()
-                .collect(),
-        }
+        added_columns(self.fields.as_deref(), self.key_column(), header)
     }
 }
 
@@ -123,19 +125,37 @@ impl StageConfig for LookupConfig {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
+        let stamp = FileStamp::of(&self.path);
         let table = Table::read(&self.path, self.key_column(), self.fields.as_deref())?;
         let added = self.added(&table.header);
+        let watch = self.watch.map_or(DEFAULT_WATCH, |w| w.0);
         Ok(Stage::Transform(Box::new(Lookup {
             on: self.on.clone(),
             key: self.key_column().to_string(),
             table,
             added,
+            source: TableFile {
+                path: self.path.clone(),
+                fields: self.fields.clone(),
+                watch: (!watch.is_zero()).then_some(watch),
+                read: stamp,
+                changing: None,
+                label: cx.path.clone(),
+            },
             missing: self.missing,
             rejects: cx.rejects.clone(),
             metrics: Arc::clone(&cx.metrics),
             plan: None,
             key_text: String::new(),
         })))
+    }
+}
+
+/// The columns a table with `header` adds: `fields`, or every column but the `key` column.
+fn added_columns(fields: Option<&[String]>, key: &str, header: &[String]) -> Vec<String> {
+    match fields {
+        Some(fields) => fields.to_vec(),
+        None => header.iter().filter(|c| *c != key).cloned().collect(),
     }
 }
 
@@ -226,12 +246,44 @@ impl Table {
     }
 }
 
+/// When a file was last modified, and its size: a change to either is a change of the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+}
+
+impl FileStamp {
+    /// The file's stamp now; `None` when it cannot be looked at (gone, no permission).
+    fn of(path: &Path) -> Option<FileStamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+        })
+    }
+}
+
+/// The table's file, watched for changes.
+struct TableFile {
+    path: PathBuf,
+    fields: Option<Vec<String>>,
+    /// How often to look; `None`: never.
+    watch: Option<Duration>,
+    /// The stamp of the file as last read (or refused).
+    read: Option<FileStamp>,
+    /// A stamp seen that differs from `read`, waiting to hold still for one look.
+    changing: Option<FileStamp>,
+    label: String,
+}
+
 struct Lookup {
     on: String,
     /// The table column matched.
     key: String,
     table: Table,
     added: Vec<String>,
+    source: TableFile,
     missing: Missing,
     rejects: Rejects,
     metrics: Arc<StageMetrics>,
@@ -257,6 +309,53 @@ enum Source {
 }
 
 impl Lookup {
+    /// Looks at the table file; reads it again once a change has held still since the last look.
+    fn look_at_the_file(&mut self) {
+        let now = FileStamp::of(&self.source.path);
+        if now.is_none() || now == self.source.read {
+            self.source.changing = None;
+            return;
+        }
+        if self.source.changing != now {
+            // Changed since the last look: it may still be being written.
+            self.source.changing = now;
+            return;
+        }
+        self.source.changing = None;
+        self.source.read = now;
+        let path = &self.source.path;
+        let table = match Table::read(path, &self.key, self.source.fields.as_deref()) {
+            Ok(table) => table,
+            Err(e) => {
+                tracing::error!(
+                    "{}: the changed table is not used, the one read before stays: {e}",
+                    self.source.label
+                );
+                return;
+            }
+        };
+        let added = added_columns(self.source.fields.as_deref(), &self.key, &table.header);
+        if added != self.added {
+            tracing::error!(
+                "{}: the changed table {} adds the columns {} where the records got {}; it is not \
+                 used (the records' fields would change under the stages after this one): \
+                 restart, or set `fields`",
+                self.source.label,
+                path.display(),
+                added.join(", "),
+                self.added.join(", ")
+            );
+            return;
+        }
+        tracing::info!(
+            "{}: table {} read again: {} rows",
+            self.source.label,
+            path.display(),
+            table.rows.len()
+        );
+        self.table = table;
+    }
+
     fn plan_for(&self, input: &Arc<Schema>) -> Plan {
         let mut names: Vec<String> = input.names().map(str::to_string).collect();
         let mut sources: Vec<Source> = (0..names.len()).map(Source::Input).collect();
@@ -286,6 +385,15 @@ impl Transform for Lookup {
 
     fn adopt(&mut self, edited: Box<dyn Transform>) {
         adopt_stateless(self, edited);
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        self.source.watch
+    }
+
+    fn tick(&mut self, _out: &mut Vec<Batch>) -> StageResult {
+        self.look_at_the_file();
+        Ok(())
     }
 
     fn process(&mut self, mut batch: Batch, out: &mut Vec<Batch>) -> StageResult {

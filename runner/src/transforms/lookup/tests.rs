@@ -156,3 +156,62 @@ fn output_fields_come_from_the_options_or_the_tables_header() {
         ])
     );
 }
+
+/// The table file is read again once a change has held still for one look; a changed table that
+/// does not read, or that would change the records' fields, is refused and the old one stays.
+#[test]
+fn a_changed_table_is_read_again_once_it_holds_still_and_a_bad_one_is_refused() {
+    let (dir, path) = table("province,region\n浙江,华东\n");
+    let mut t = testing::transform(&factory(), &format!("path = '{path}'\non = 'province'"));
+    let mut out = Vec::new();
+    let region_now =
+        |t: &mut testing::Driver| t.lines_of(testing::batch(&["province"], &[(1, &["浙江"])]));
+    assert_eq!(
+        region_now(&mut t),
+        [r#"{"province":"浙江","region":"华东"}"#]
+    );
+    let file = dir.path().join("t.csv");
+    std::fs::write(&file, "province,region\n浙江,East China\n").unwrap();
+    t.tick(&mut out).unwrap();
+    assert_eq!(
+        region_now(&mut t),
+        [r#"{"province":"浙江","region":"华东"}"#],
+        "a change is read only after it held still for one look"
+    );
+    t.tick(&mut out).unwrap();
+    assert_eq!(
+        region_now(&mut t),
+        [r#"{"province":"浙江","region":"East China"}"#]
+    );
+    // A key twice: refused, the table read before stays.
+    std::fs::write(&file, "province,region\n浙江,a\n浙江,b\n").unwrap();
+    t.tick(&mut out).unwrap();
+    t.tick(&mut out).unwrap();
+    assert_eq!(
+        region_now(&mut t),
+        [r#"{"province":"浙江","region":"East China"}"#]
+    );
+    // Another column: the records' fields would change under the next stages; refused.
+    std::fs::write(&file, "province,region,south\n浙江,x,true\n").unwrap();
+    t.tick(&mut out).unwrap();
+    t.tick(&mut out).unwrap();
+    assert_eq!(
+        region_now(&mut t),
+        [r#"{"province":"浙江","region":"East China"}"#]
+    );
+    // Fixed again: read.
+    std::fs::write(&file, "province,region\n浙江,华东 again\n").unwrap();
+    t.tick(&mut out).unwrap();
+    t.tick(&mut out).unwrap();
+    assert_eq!(
+        region_now(&mut t),
+        [r#"{"province":"浙江","region":"华东 again"}"#]
+    );
+    assert!(out.is_empty(), "looking at the file emits nothing");
+    assert_eq!(t.tick_interval(), Some(Duration::from_secs(2)));
+    let never = testing::transform(
+        &factory(),
+        &format!("path = '{path}'\non = 'province'\nwatch = '0s'"),
+    );
+    assert_eq!(never.tick_interval(), None);
+}

@@ -1,8 +1,8 @@
 //! Aggregate functions of the window transform and their running state.
 
+use super::distinct::Distinct;
 use crate::record::{FieldRef, Number};
 use serde::Deserialize;
-use std::collections::HashSet;
 
 /// An aggregate function.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -18,8 +18,8 @@ pub enum AggregateOp {
     Max,
     /// Mean of a numeric field.
     Avg,
-    /// Number of distinct non-empty values of a field (exact: every value of the window and group
-    /// is kept until the window is emitted).
+    /// Number of distinct non-empty values of a field: exact up to `distinct::EXACT_UP_TO` values
+    /// per window and group, estimated past that (see `distinct`).
     #[serde(rename = "count_distinct")]
     CountDistinct,
 }
@@ -50,8 +50,7 @@ pub struct Accumulator {
     max: Option<Number>,
     /// `count_distinct`: the values seen. Boxed on purpose: one pointer in every accumulator of
     /// every window and group (most never hold a set) instead of a 48-byte set.
-    #[allow(clippy::box_collection)]
-    distinct: Option<Box<HashSet<Box<str>>>>,
+    distinct: Option<Box<Distinct>>,
 }
 
 impl Default for Accumulator {
@@ -86,15 +85,11 @@ impl Accumulator {
             match value {
                 None | Some(FieldRef::Null) => {}
                 Some(FieldRef::Str("")) => {}
-                Some(FieldRef::Str(s)) => {
-                    if !seen.contains(s) {
-                        seen.insert(Box::from(s));
-                    }
-                }
+                Some(FieldRef::Str(s)) => seen.insert(s),
                 Some(other) => {
                     let mut text = String::new();
                     other.write_text(&mut text);
-                    seen.insert(text.into_boxed_str());
+                    seen.insert(&text);
                 }
             }
             return Fed::Used;
@@ -150,7 +145,7 @@ impl Accumulator {
             self.max = Some(m);
         }
         match (&mut self.distinct, other.distinct) {
-            (Some(mine), Some(theirs)) => mine.extend(*theirs),
+            (Some(mine), Some(theirs)) => mine.merge(*theirs),
             (mine @ None, theirs) => *mine = theirs,
             (Some(_), None) => {}
         }
@@ -166,7 +161,7 @@ impl Accumulator {
         match op {
             AggregateOp::Count => FieldRef::Int(self.count as i64),
             AggregateOp::CountDistinct => {
-                FieldRef::Int(self.distinct.as_ref().map_or(0, |seen| seen.len()) as i64)
+                FieldRef::Int(self.distinct.as_ref().map_or(0, |seen| seen.count()) as i64)
             }
             _ if self.numeric == 0 => FieldRef::Null,
             AggregateOp::Sum if self.all_int => FieldRef::Int(self.int_sum),

@@ -19,6 +19,7 @@
 
 mod aggregate;
 mod config;
+mod distinct;
 mod groups;
 mod merge;
 mod partial;
