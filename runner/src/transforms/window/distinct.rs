@@ -38,7 +38,7 @@ impl Distinct {
                 if !values.contains(value) {
                     values.insert(Box::from(value));
                     if values.len() > EXACT_UP_TO {
-                        self.to_sketch();
+                        self.switch_to_sketch();
                     }
                 }
             }
@@ -52,7 +52,7 @@ impl Distinct {
             (Distinct::Exact(mine), Distinct::Exact(theirs)) => {
                 mine.extend(theirs);
                 if mine.len() > EXACT_UP_TO {
-                    self.to_sketch();
+                    self.switch_to_sketch();
                 }
             }
             (Distinct::Sketch(mine), Distinct::Exact(theirs)) => {
@@ -84,7 +84,7 @@ impl Distinct {
         }
     }
 
-    fn to_sketch(&mut self) {
+    fn switch_to_sketch(&mut self) {
         let mut registers = vec![0u8; REGISTERS].into_boxed_slice();
         if let Distinct::Exact(values) = self {
             for value in values.iter() {
