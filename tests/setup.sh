@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 venvs="${WEIR_VENV_DIR:-$HOME/.cache/weir}"
 
 # Debian packages: the C toolchain, pkg-config, zlib and OpenSSL headers that rdkafka's bundled
-# librdkafka builds with (TLS and SCRAM), the browser for the dashboard tests, and the openssl
+# librdkafka builds with (TLS and SCRAM) — the C compiler also builds the C example plugin — the browser for the dashboard tests, and the openssl
 # command line that makes the TLS tests' certificates.
 packages=(build-essential pkg-config zlib1g-dev libssl-dev openssl chromium chromium-driver
           fonts-noto-cjk)
