@@ -32,7 +32,7 @@ seed() { # target files...
   done
   return 0
 }
-seed pipeline ../pipelines/*.toml ../tests/fixtures/*.toml
+seed pipeline ../pipelines/*.toml ../pipelines/cookbook/*.toml ../tests/fixtures/*.toml
 seed csv ../tests/fixtures/*.csv
 head -c 4000 ../data/user_log_sample.csv > corpus/csv/seed-sample-head.csv
 mkdir -p corpus/kafka_codecs
