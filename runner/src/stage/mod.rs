@@ -33,7 +33,8 @@ pub use metrics::{DropReason, Figures, PartitionFigures, StageMetrics};
 pub use output::{DownstreamClosed, Joiner, Message, Output, StageEnded, Tap};
 pub use rejects::{ERROR_FIELDS, Rejected, Rejects, WeakRejects, error_schema, error_stream};
 pub use runtime::{
-    Sink, Source, SourceContext, Stage, Transform, adopt_stateless, blocking, can_adopt_stateless,
+    EditRefusal, Sink, Source, SourceContext, Stage, Transform, adopt_stateless, blocking,
+    can_adopt_stateless,
 };
 pub use signals::{RunHealth, Shutdown, ShutdownTrigger, shutdown_pair};
 #[cfg(test)]

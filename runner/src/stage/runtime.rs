@@ -79,8 +79,10 @@ pub trait Transform: Send + std::any::Any {
     /// Whether this running transform can take the settings of `edited` (the same component
     /// built from the edited pipeline file, `weir run --watch`) and keep everything it holds;
     /// if not, why. The default refuses: what a transform holds must not be lost silently.
-    fn can_adopt(&self, _edited: &dyn Transform) -> Result<(), String> {
-        Err("this transform type cannot take an edit while running".into())
+    fn can_adopt(&self, _edited: &dyn Transform) -> Result<(), EditRefusal> {
+        Err(EditRefusal::new(
+            "this transform type cannot take an edit while running",
+        ))
     }
 
     /// Takes the settings of `edited`, which [`can_adopt`](Self::can_adopt) accepted, between two
@@ -98,12 +100,31 @@ pub fn adopt_stateless<T: Transform>(current: &mut T, edited: Box<dyn Transform>
 }
 
 /// [`Transform::can_adopt`] for a stateless `T`: any edited `T`.
-pub fn can_adopt_stateless<T: Transform>(edited: &dyn Transform) -> Result<(), String> {
+pub fn can_adopt_stateless<T: Transform>(edited: &dyn Transform) -> Result<(), EditRefusal> {
     let edited: &dyn std::any::Any = edited;
     if edited.is::<T>() {
         Ok(())
     } else {
-        Err("its type changed".into())
+        Err(EditRefusal::new("its type changed"))
+    }
+}
+
+/// Why a running transform cannot take its edited settings ([`Transform::can_adopt`]): what
+/// stands in the way, told as the end of "<stage> cannot take the edit: …" (the reload adds
+/// what to do).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EditRefusal(String);
+
+impl EditRefusal {
+    /// A refusal for `reason`.
+    pub fn new(reason: impl Into<String>) -> EditRefusal {
+        EditRefusal(reason.into())
+    }
+}
+
+impl std::fmt::Display for EditRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

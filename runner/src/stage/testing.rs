@@ -147,7 +147,7 @@ impl Driver {
     }
 
     /// Offers the transform its edited self (as `weir run --watch` does); takes it if it can.
-    pub fn offer(&mut self, edited: Driver) -> Result<(), String> {
+    pub fn offer(&mut self, edited: Driver) -> Result<(), super::EditRefusal> {
         self.transform.can_adopt(edited.transform.as_ref())?;
         self.transform.adopt(edited.transform);
         Ok(())

@@ -12,7 +12,9 @@
 
 use super::plan::{Plan, PlannedStage};
 use crate::record::Batch;
-use crate::stage::{BuildContext, Sink, StageConfig, StageKind, StageResult, Transform};
+use crate::stage::{
+    BuildContext, EditRefusal, Sink, StageConfig, StageKind, StageResult, Transform,
+};
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
@@ -21,7 +23,55 @@ pub struct Reload {
     /// The new plan, checked.
     pub plan: Plan,
     /// What was applied, or why nothing was.
-    pub reply: oneshot::Sender<Result<String, String>>,
+    pub reply: oneshot::Sender<Result<ReloadOutcome, ReloadError>>,
+}
+
+/// What an applied edit changed, one phrase per stage ("transforms.t changed (its state kept)").
+#[derive(Debug, Default)]
+pub struct ReloadOutcome {
+    /// The changes, in the order they were made.
+    pub changed: Vec<String>,
+}
+
+impl std::fmt::Display for ReloadOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.changed.is_empty() {
+            f.write_str("nothing changed")
+        } else {
+            f.write_str(&self.changed.join(", "))
+        }
+    }
+}
+
+/// Why an edit was not applied; the pipeline keeps running as it was.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The edit changes what a running pipeline cannot change (a source, a stage's inputs, a sink
+    /// that cannot be replaced while running).
+    #[error("{0}; restart to apply")]
+    NeedsRestart(String),
+    /// A changed transform cannot take its edited settings and keep what it holds.
+    #[error("{stage} cannot take the edit: {refusal}; restart to apply")]
+    Refused {
+        /// The transform's key path.
+        stage: String,
+        /// Why.
+        refusal: EditRefusal,
+    },
+    /// A stage the edit touches has ended (its input was exhausted).
+    #[error("{stage} has already ended")]
+    Ended {
+        /// The stage's key path.
+        stage: String,
+    },
+    /// An edited or added stage could not be built or started.
+    #[error("{stage}: {reason}")]
+    NotStarted {
+        /// The stage's key path.
+        stage: String,
+        /// The build's error.
+        reason: String,
+    },
 }
 
 /// What a running stage is, for comparing with an edit.
@@ -119,10 +169,10 @@ impl Changes {
 
 /// Compares `edited` with what runs; what to change, or why the edit cannot be applied while
 /// running.
-pub fn changes(running: &[Running], edited: Plan) -> Result<Changes, String> {
+pub fn changes(running: &[Running], edited: Plan) -> Result<Changes, ReloadError> {
     let new = Running::of(&edited);
     let refuse =
-        |what: String| -> Result<Changes, String> { Err(format!("{what}; restart to apply")) };
+        |what: String| -> Result<Changes, ReloadError> { Err(ReloadError::NeedsRestart(what)) };
     // What runs now: removed sinks and transforms stay in the plan (a discard, a finished task)
     // but count as gone.
     let live = |r: &&Running| r.fingerprint != REMOVED;
@@ -271,7 +321,7 @@ pub struct TransformEdit {
     /// The edited transform.
     pub edited: Box<dyn Transform>,
     /// The running transform's answer: whether it can take the edit.
-    pub verdict: oneshot::Sender<Result<(), String>>,
+    pub verdict: oneshot::Sender<Result<(), EditRefusal>>,
     /// Whether to take it after all (every transform of the edit accepted it).
     pub commit: oneshot::Receiver<bool>,
 }
@@ -303,6 +353,23 @@ impl Sink for Discard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A refusal is told as "<stage> cannot take the edit: <why>; restart to apply", the advice
+    /// once (a transform's reason says only what stands in the way).
+    #[test]
+    fn a_refused_edit_reads_as_one_sentence() {
+        let refused = ReloadError::Refused {
+            stage: "transforms.top".into(),
+            refusal: EditRefusal::new("`by` cannot change while running"),
+        };
+        assert_eq!(
+            refused.to_string(),
+            "transforms.top cannot take the edit: `by` cannot change while running; restart to \
+             apply"
+        );
+        let nothing = ReloadOutcome::default();
+        assert_eq!(nothing.to_string(), "nothing changed");
+    }
     use crate::config::parse_text;
 
     fn plan(text: &str) -> Plan {
@@ -358,7 +425,7 @@ topic = "TOPIC"
             (1, 0),
             "the window is offered its edit (it refuses a new size itself)"
         );
-        let refused = |plan| changes(&running, plan).err().unwrap();
+        let refused = |plan| changes(&running, plan).err().unwrap().to_string();
         assert!(refused(version("json", "\"1s\"", "u")).contains("kafka sink `k` changed"));
         assert!(
             refused(plan(

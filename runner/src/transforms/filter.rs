@@ -6,9 +6,9 @@
 use crate::expr::{Bound, Expression};
 use crate::record::{Batch, FieldRef, Schema};
 use crate::stage::{
-    BuildContext, Builtin, BuiltinConfig, DropReason, FieldUse, OptionDoc, OptionIssue, Rejects,
-    Stage, StageConfig, StageError, StageKind, StageMetrics, StageResult, Transform,
-    adopt_stateless, can_adopt_stateless,
+    BuildContext, Builtin, BuiltinConfig, DropReason, EditRefusal, FieldUse, OptionDoc,
+    OptionIssue, Rejects, Stage, StageConfig, StageError, StageKind, StageMetrics, StageResult,
+    Transform, adopt_stateless, can_adopt_stateless,
 };
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
@@ -180,7 +180,7 @@ struct Filter {
 
 impl Transform for Filter {
     // Holds nothing between batches: an edit replaces it whole.
-    fn can_adopt(&self, edited: &dyn Transform) -> Result<(), String> {
+    fn can_adopt(&self, edited: &dyn Transform) -> Result<(), EditRefusal> {
         can_adopt_stateless::<Self>(edited)
     }
 
@@ -227,7 +227,7 @@ struct Condition {
 
 impl Transform for Condition {
     // Holds nothing between batches: an edit (a new expression) replaces it whole.
-    fn can_adopt(&self, edited: &dyn Transform) -> Result<(), String> {
+    fn can_adopt(&self, edited: &dyn Transform) -> Result<(), EditRefusal> {
         can_adopt_stateless::<Self>(edited)
     }
 

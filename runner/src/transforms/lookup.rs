@@ -15,9 +15,9 @@
 
 use crate::record::{Batch, BatchBuilder, FieldRef, Schema};
 use crate::stage::{
-    BuildContext, Builtin, BuiltinConfig, DropReason, FieldUse, OptionDoc, OptionIssue, Rejects,
-    Stage, StageConfig, StageError, StageKind, StageMetrics, StageResult, Transform,
-    adopt_stateless, can_adopt_stateless,
+    BuildContext, Builtin, BuiltinConfig, DropReason, EditRefusal, FieldUse, OptionDoc,
+    OptionIssue, Rejects, Stage, StageConfig, StageError, StageKind, StageMetrics, StageResult,
+    Transform, adopt_stateless, can_adopt_stateless,
 };
 use crate::time::DurationSpec;
 use serde::Deserialize;
@@ -379,7 +379,7 @@ impl Lookup {
 
 impl Transform for Lookup {
     // Holds nothing between batches but the table, which an edit re-reads.
-    fn can_adopt(&self, edited: &dyn Transform) -> Result<(), String> {
+    fn can_adopt(&self, edited: &dyn Transform) -> Result<(), EditRefusal> {
         can_adopt_stateless::<Self>(edited)
     }
 

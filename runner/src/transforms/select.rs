@@ -7,9 +7,9 @@
 use crate::expr::{Bound, Expression, Value};
 use crate::record::{Batch, BatchBuilder, FieldRef, Schema};
 use crate::stage::{
-    BuildContext, Builtin, BuiltinConfig, DropReason, FieldUse, OptionDoc, OptionIssue, Rejects,
-    Stage, StageConfig, StageError, StageKind, StageMetrics, StageResult, Transform,
-    adopt_stateless, can_adopt_stateless,
+    BuildContext, Builtin, BuiltinConfig, DropReason, EditRefusal, FieldUse, OptionDoc,
+    OptionIssue, Rejects, Stage, StageConfig, StageError, StageKind, StageMetrics, StageResult,
+    Transform, adopt_stateless, can_adopt_stateless,
 };
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
@@ -288,7 +288,7 @@ impl Select {
 
 impl Transform for Select {
     // Holds nothing between batches: an edit replaces it whole.
-    fn can_adopt(&self, edited: &dyn Transform) -> Result<(), String> {
+    fn can_adopt(&self, edited: &dyn Transform) -> Result<(), EditRefusal> {
         can_adopt_stateless::<Self>(edited)
     }
 

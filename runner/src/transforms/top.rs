@@ -14,8 +14,9 @@
 use crate::ack::Acks;
 use crate::record::{Batch, BatchBuilder, FieldRef, Millis, Schema};
 use crate::stage::{
-    BuildContext, Builtin, BuiltinConfig, DropReason, FieldUse, OptionDoc, OptionIssue, Rejects,
-    Stage, StageConfig, StageError, StageKind, StageMetrics, StageResult, Transform,
+    BuildContext, Builtin, BuiltinConfig, DropReason, EditRefusal, FieldUse, OptionDoc,
+    OptionIssue, Rejects, Stage, StageConfig, StageError, StageKind, StageMetrics, StageResult,
+    Transform,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -325,21 +326,21 @@ impl Transform for Top {
 
     // What is held stays right under an edit of the rank's name or a smaller `k`; a larger `k`
     // only once nothing is held (records past the old `k` were let go).
-    fn can_adopt(&self, edited: &dyn Transform) -> Result<(), String> {
+    fn can_adopt(&self, edited: &dyn Transform) -> Result<(), EditRefusal> {
         let edited: &dyn std::any::Any = edited;
         let Some(e) = edited.downcast_ref::<Top>() else {
-            return Err("its type changed".into());
+            return Err(EditRefusal::new("its type changed"));
         };
         if e.by != self.by || e.per != self.per || e.descending != self.descending {
-            return Err(
-                "`by`, `per` and `order` cannot change while running; restart to apply".into(),
-            );
+            return Err(EditRefusal::new(
+                "`by`, `per` and `order` cannot change while running",
+            ));
         }
         if e.k > self.k && !self.open.is_empty() {
-            return Err(format!(
+            return Err(EditRefusal::new(format!(
                 "`k` can grow only while no group is open ({} event times are); try again",
                 self.open.len()
-            ));
+            )));
         }
         Ok(())
     }

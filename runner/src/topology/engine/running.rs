@@ -7,7 +7,8 @@ use super::super::counts::StageCounts;
 use super::super::inputs::Inputs;
 use super::super::plan::{Plan, PlannedStage};
 use super::super::reload::{
-    Changes, REMOVED, Retune, Running, SinkSwap, Swap, TransformControl, TransformEdit, changes,
+    Changes, REMOVED, ReloadError, ReloadOutcome, Retune, Running, SinkSwap, Swap,
+    TransformControl, TransformEdit, changes,
 };
 use super::super::view::RunView;
 use super::build::{
@@ -18,8 +19,8 @@ use super::drive::{
 };
 use super::report::{RunReport, StageFailure};
 use crate::stage::{
-    BuildContext, Joiner, Message, Output, Rejects, RunHealth, RunResources, ShutdownTrigger,
-    Stage, StageError, StageKind, StageMetrics, StageResult, WeakRejects,
+    BuildContext, EditRefusal, Joiner, Message, Output, Rejects, RunHealth, RunResources,
+    ShutdownTrigger, Stage, StageError, StageKind, StageMetrics, StageResult, WeakRejects,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -291,7 +292,10 @@ impl<'a> RunningPipeline<'a> {
     /// Applies an edited plan (see `reload`): transforms first (each must accept its edit, or
     /// none takes it), then sink replacements, then added stages, then removed transforms. Says
     /// what changed, or why nothing did.
-    pub(super) async fn apply_reload(&mut self, edited: Plan) -> Result<String, String> {
+    pub(super) async fn apply_reload(
+        &mut self,
+        edited: Plan,
+    ) -> Result<ReloadOutcome, ReloadError> {
         let Changes {
             retunes,
             swaps,
@@ -303,25 +307,22 @@ impl<'a> RunningPipeline<'a> {
             .iter()
             .find(|i| self.wires.editors.get(i).is_some_and(|e| e.len() > 1))
         {
-            return Err(format!(
+            return Err(ReloadError::NeedsRestart(format!(
                 "{} runs as several instances, and such a transform cannot be removed while \
-                 running; restart to apply",
+                 running",
                 self.plan.stages[several].path
-            ));
+            )));
         }
         let mut changed = self.offer_edits(retunes).await?;
         changed.extend(self.swap_sinks(swaps).await?);
         changed.extend(self.add_stages(added, added_inputs)?);
         changed.extend(self.retire(retired).await);
-        if changed.is_empty() {
-            return Ok("nothing changed".into());
-        }
-        Ok(changed.join(", "))
+        Ok(ReloadOutcome { changed })
     }
 
     /// Offers every instance of every changed transform its edited self, and has them take the
     /// edits only if all accept.
-    async fn offer_edits(&mut self, retunes: Vec<Retune>) -> Result<Vec<String>, String> {
+    async fn offer_edits(&mut self, retunes: Vec<Retune>) -> Result<Vec<String>, ReloadError> {
         let mut changed = Vec::new();
         if retunes.is_empty() {
             return Ok(changed);
@@ -340,10 +341,13 @@ impl<'a> RunningPipeline<'a> {
                 .unwrap_or_default();
             let instances = retune.config.parallel().map_or(1, |p| p.instances);
             if editors.len() != instances {
-                refusal = Some(format!(
-                    "{path} cannot take the edit: it runs as {} instances, the edit asks for {instances}",
-                    editors.len()
-                ));
+                refusal = Some(ReloadError::Refused {
+                    refusal: EditRefusal::new(format!(
+                        "it runs as {} instances, the edit asks for {instances}",
+                        editors.len()
+                    )),
+                    stage: path,
+                });
                 break;
             }
             let cx = self.build_context(retune.index);
@@ -352,7 +356,10 @@ impl<'a> RunningPipeline<'a> {
                     Ok(Stage::Transform(t)) => t,
                     Ok(_) => unreachable!("a transform's config builds a transform"),
                     Err(e) => {
-                        refusal = Some(format!("{path}: {e}"));
+                        refusal = Some(ReloadError::NotStarted {
+                            stage: path.clone(),
+                            reason: e.to_string(),
+                        });
                         break;
                     }
                 };
@@ -364,18 +371,25 @@ impl<'a> RunningPipeline<'a> {
                     commit: commit_rx,
                 };
                 if editor.send(TransformControl::Offer(offered)).await.is_err() {
-                    refusal = Some(format!("{path} has already ended"));
+                    refusal = Some(ReloadError::Ended {
+                        stage: path.clone(),
+                    });
                     break;
                 }
                 commits.push(commit);
                 match answer.await {
                     Ok(Ok(())) => {}
                     Ok(Err(why)) => {
-                        refusal = Some(format!("{path} cannot take the edit: {why}"));
+                        refusal = Some(ReloadError::Refused {
+                            stage: path.clone(),
+                            refusal: why,
+                        });
                         break;
                     }
                     Err(_) => {
-                        refusal = Some(format!("{path} has already ended"));
+                        refusal = Some(ReloadError::Ended {
+                            stage: path.clone(),
+                        });
                         break;
                     }
                 }
@@ -389,7 +403,7 @@ impl<'a> RunningPipeline<'a> {
             let _ = commit.send(take);
         }
         if let Some(why) = refusal {
-            return Err(format!("{why}; restart to apply"));
+            return Err(why);
         }
         for retune in retunes {
             changed.push(format!(
@@ -402,12 +416,12 @@ impl<'a> RunningPipeline<'a> {
     }
 
     /// Replaces or removes sinks; each answers once the new sink is in place.
-    async fn swap_sinks(&mut self, swaps: Vec<Swap>) -> Result<Vec<String>, String> {
+    async fn swap_sinks(&mut self, swaps: Vec<Swap>) -> Result<Vec<String>, ReloadError> {
         let mut changed = Vec::new();
         for swap in swaps {
             let path = self.plan.stages[swap.index].path.clone();
             let Some(sender) = self.wires.swaps.get(&swap.index) else {
-                return Err(format!("{path} has already ended"));
+                return Err(ReloadError::Ended { stage: path });
             };
             let removed = swap.config.is_none();
             let (done, in_place) = tokio::sync::oneshot::channel();
@@ -417,13 +431,18 @@ impl<'a> RunningPipeline<'a> {
                 done,
             };
             if sender.send(told).await.is_err() {
-                return Err(format!("{path} has already ended"));
+                return Err(ReloadError::Ended { stage: path });
             }
             // Answer only once the new sink is in place (its port bound, its file open).
             match in_place.await {
                 Ok(Ok(())) => {}
-                Ok(Err(why)) => return Err(format!("{path}: {why}")),
-                Err(_) => return Err(format!("{path} has already ended")),
+                Ok(Err(reason)) => {
+                    return Err(ReloadError::NotStarted {
+                        stage: path,
+                        reason,
+                    });
+                }
+                Err(_) => return Err(ReloadError::Ended { stage: path }),
             }
             if removed {
                 self.view.remove(swap.index);
@@ -442,7 +461,7 @@ impl<'a> RunningPipeline<'a> {
         &mut self,
         added: Vec<PlannedStage>,
         added_inputs: Vec<Vec<String>>,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, ReloadError> {
         let mut changed = Vec::new();
         let mut pending: Vec<_> = added.into_iter().zip(added_inputs).collect();
         while !pending.is_empty() {
@@ -460,7 +479,9 @@ impl<'a> RunningPipeline<'a> {
                 .enumerate()
                 .find_map(|(at, (_, ids))| resolved(ids, &self.running).map(|inputs| (at, inputs)))
             else {
-                return Err("the added stages' inputs do not resolve".into());
+                return Err(ReloadError::NeedsRestart(
+                    "the added stages' inputs do not resolve".into(),
+                ));
             };
             let (mut stage, _) = pending.remove(at);
             stage.inputs = inputs;
@@ -485,17 +506,20 @@ impl<'a> RunningPipeline<'a> {
 
     /// Builds an added transform or sink, joins it to the outputs it reads and runs it, as
     /// [`start`](Self::start) does each stage.
-    fn add_stage(&mut self, stage: PlannedStage) -> Result<String, String> {
+    fn add_stage(&mut self, stage: PlannedStage) -> Result<String, ReloadError> {
         let path = stage.path.clone();
         if let Some(&ended) = stage
             .inputs
             .iter()
             .find(|&&i| self.wires.joiners[i].ended())
         {
-            return Err(format!(
-                "{path} cannot be added: its input `{}` has ended",
-                self.plan.stages[ended].id
-            ));
+            return Err(ReloadError::NotStarted {
+                reason: format!(
+                    "cannot be added: its input `{}` has ended",
+                    self.plan.stages[ended].id
+                ),
+                stage: path,
+            });
         }
         let metrics: Arc<StageMetrics> = Arc::default();
         // Nothing can read the errors of a stage an edit adds (that would add a source).
@@ -506,7 +530,10 @@ impl<'a> RunningPipeline<'a> {
             resources: Arc::clone(&self.resources),
             rejects: Rejects::disconnected(),
         };
-        let built = build_instances(&stage, &cx).map_err(|e| format!("{path}: {e}"))?;
+        let built = build_instances(&stage, &cx).map_err(|e| ReloadError::NotStarted {
+            stage: path.clone(),
+            reason: e.to_string(),
+        })?;
         let index = self.plan.stages.len();
         self.plan.stages.push(stage);
         self.metrics.push(metrics);

@@ -115,3 +115,22 @@ fn k_of_zero_is_an_option_error() {
         "{errors:?}"
     );
 }
+
+/// A running `top` takes a smaller `k` or another rank name, a larger `k` while no group is open,
+/// and never another `by`.
+#[test]
+fn edits_it_can_take_and_a_refusal_told_once() {
+    let top = |options: &str| testing::transform(&factory(), options);
+    let (_, mut running) = rows("by = 'buyers'\nk = 2", &[(59_999, &["a", "3"])]);
+    running
+        .offer(top("by = 'buyers'\nk = 1\nrank = 'place'"))
+        .unwrap();
+    // The watermark passed the only group: nothing is open, so `k` may grow.
+    running.offer(top("by = 'buyers'\nk = 5")).unwrap();
+    let other_by = running.offer(top("by = 'brand'\nk = 1")).unwrap_err();
+    // What stands in the way only: the reload adds the stage and what to do.
+    assert_eq!(
+        other_by.to_string(),
+        "`by`, `per` and `order` cannot change while running"
+    );
+}

@@ -39,7 +39,7 @@ use crate::sources::checkpoint::Tenures;
 use crate::stage::{
     BuildContext, Parallel, Stage, StageConfig, StageError, StageMetrics, StageResult, Transform,
 };
-use crate::stage::{DropReason, Rejected, Rejects};
+use crate::stage::{DropReason, EditRefusal, Rejected, Rejects};
 use crate::time::{DurationSpec, now_millis};
 use state::{AggregateSpec, Geometry, Placement, WindowState};
 use std::sync::Arc;
@@ -337,18 +337,22 @@ impl Transform for Window {
 
     // Open windows carry over an edit of what decides when they close (`allowed_lateness`),
     // not of what they are.
-    fn can_adopt(&self, edited: &dyn Transform) -> Result<(), String> {
+    fn can_adopt(&self, edited: &dyn Transform) -> Result<(), EditRefusal> {
         let edited: &dyn std::any::Any = edited;
         let Some(edited) = edited.downcast_ref::<Window>() else {
-            return Err("it is no longer a plain window (type, shared or parallel)".into());
+            return Err(EditRefusal::new(
+                "it is no longer a plain window (type, shared or parallel)",
+            ));
         };
         if edited.mode != self.mode {
-            return Err("its `time` changed: the open windows cannot carry over".into());
+            return Err(EditRefusal::new(
+                "its `time` changed: the open windows cannot carry over",
+            ));
         }
         match self.state.shape_change(&edited.state) {
-            Some(what) => Err(format!(
+            Some(what) => Err(EditRefusal::new(format!(
                 "its {what} changed: the open windows cannot carry over"
-            )),
+            ))),
             None => Ok(()),
         }
     }

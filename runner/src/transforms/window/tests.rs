@@ -194,9 +194,10 @@ fn an_edited_lateness_is_taken_with_the_open_windows_and_a_new_size_is_refused()
         .offer(window(
             "size = \"2s\"\nallowed_lateness = \"2s\"\ngroup_by = [\"g\"]",
         ))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(refused.contains("size or slide changed"), "{refused}");
-    let refused = w.offer(window("size = \"1s\"")).unwrap_err();
+    let refused = w.offer(window("size = \"1s\"")).unwrap_err().to_string();
     assert!(refused.contains("group_by changed"), "{refused}");
     w.offer(window("size = \"1s\"\ngroup_by = [\"g\"]"))
         .unwrap();
