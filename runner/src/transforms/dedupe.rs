@@ -12,13 +12,13 @@
 //! before every record a later decision may still need; a restart reads that much again.
 
 use super::keys::KeyFields;
+use super::late::{Decided, reject_late};
 use crate::ack::Acks;
-use crate::record::json::row_json;
 use crate::record::{Batch, Millis};
 use crate::resume::Resumed;
 use crate::stage::{
-    BuildContext, Builtin, BuiltinConfig, DropReason, FieldUse, OptionDoc, OptionIssue, Rejected,
-    Rejects, Stage, StageConfig, StageError, StageKind, StageMetrics, StageResult, Transform,
+    BuildContext, Builtin, BuiltinConfig, FieldUse, OptionDoc, OptionIssue, Rejects, Stage,
+    StageConfig, StageError, StageKind, StageMetrics, StageResult, Transform,
 };
 use crate::time::DurationSpec;
 use serde::Deserialize;
@@ -263,7 +263,7 @@ impl Transform for Dedupe {
         self.resume_once();
         let mut undecided = Vec::new();
         let mut key = String::new();
-        let mut late = 0;
+        let mut late = Vec::new();
         for (row, &t) in batch.times().iter().enumerate() {
             if t > self.decided_through {
                 undecided.push(row as u32);
@@ -273,26 +273,15 @@ impl Transform for Dedupe {
                 see(&mut self.last_seen, &key, t);
                 self.replayed += 1;
             } else {
-                late += 1;
-                if self.rejects.is_connected() {
-                    let reason = format!(
-                        "late: records at or before {} were decided already (allowed_lateness \
-                         {} ms)",
-                        self.decided_through, self.lateness
-                    );
-                    self.rejects.reject(Rejected {
-                        reason: &reason,
-                        at: &format!("event time {t}"),
-                        record: &row_json(&batch.row(row)),
-                    });
-                }
+                late.push(row);
             }
         }
-        if late > 0 {
-            self.metrics.add_dropped(DropReason::Late, late);
-            // A late record's error keeps its input's tickets until it is delivered.
-            self.rejects.attach(batch.acks());
-        }
+        let decided = Decided {
+            what: "decided",
+            through: self.decided_through,
+            lateness: self.lateness,
+        };
+        reject_late(&batch, &late, &decided, &self.rejects, &self.metrics);
         if let Some(&last) = batch.times().iter().max() {
             self.held.push((last, batch.acks().clone()));
         }

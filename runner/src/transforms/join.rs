@@ -18,13 +18,13 @@
 //! again. Tickets released ride on the next pair emitted, which carries a mark at least as far.
 
 use super::keys::KeyFields;
+use super::late::{Decided, reject_late};
 use crate::ack::Acks;
-use crate::record::json::row_json;
 use crate::record::{Batch, BatchBuilder, Millis, Schema};
 use crate::resume::Resumed;
 use crate::stage::{
-    BuildContext, Builtin, BuiltinConfig, DropReason, FieldUse, OptionDoc, OptionIssue, Rejected,
-    Rejects, Stage, StageConfig, StageError, StageKind, StageMetrics, StageResult, Transform,
+    BuildContext, Builtin, BuiltinConfig, FieldUse, OptionDoc, OptionIssue, Rejects, Stage,
+    StageConfig, StageError, StageKind, StageMetrics, StageResult, Transform,
 };
 use crate::time::DurationSpec;
 use serde::Deserialize;
@@ -415,33 +415,22 @@ impl Join {
         self.resume_once();
         let mut undecided = Vec::new();
         let mut replayed = Vec::new();
-        let mut late = 0;
+        let mut late = Vec::new();
         for (row, &t) in batch.times().iter().enumerate() {
             if t > self.decided_through {
                 undecided.push(row as u32);
             } else if self.resumed_through.is_some_and(|r| t <= r) {
                 replayed.push(row as u32);
             } else {
-                late += 1;
-                if self.rejects.is_connected() {
-                    let reason = format!(
-                        "late: records at or before {} were paired already (allowed_lateness \
-                         {} ms)",
-                        self.decided_through, self.lateness
-                    );
-                    self.rejects.reject(Rejected {
-                        reason: &reason,
-                        at: &format!("event time {t}"),
-                        record: &row_json(&batch.row(row)),
-                    });
-                }
+                late.push(row);
             }
         }
-        if late > 0 {
-            self.metrics.add_dropped(DropReason::Late, late);
-            // A late record's error keeps its input's tickets until it is delivered.
-            self.rejects.attach(batch.acks());
-        }
+        let decided = Decided {
+            what: "paired",
+            through: self.decided_through,
+            lateness: self.lateness,
+        };
+        reject_late(&batch, &late, &decided, &self.rejects, &self.metrics);
         let this = &mut self.sides[side];
         if let Some(&last) = batch.times().iter().max() {
             let needed_until = last.saturating_add(this.keep_for);

@@ -5,6 +5,7 @@ pub mod dedupe;
 pub mod filter;
 pub mod join;
 mod keys;
+mod late;
 pub mod lookup;
 pub mod select;
 pub mod top;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::stage::DropReason;
 use crate::stage::testing::{self, batch, lines, xorshift};
 
 /// A record of a test: (event time, user, item, what).
