@@ -250,8 +250,10 @@ fn a_run_resumed_from_a_mark_emits_the_pairs_after_it_once() {
 }
 
 #[test]
-fn a_record_behind_the_decided_point_is_late_and_counted() {
+fn a_record_behind_the_decided_point_is_late_counted_and_sent_to_errors() {
     let mut join = Join::new(vec!["user".into()], 10, 0, "right_".into());
+    let (rejects, _stream) = crate::stage::error_stream("transforms.join");
+    join.rejects = rejects.clone();
     let mut out = Vec::new();
     join.process_from(LEFT, side_batch(&[record(50, "u", "i", "l")]), &mut out)
         .unwrap();
@@ -262,6 +264,13 @@ fn a_record_behind_the_decided_point_is_late_and_counted() {
     assert!(out.is_empty());
     let late = join.metrics.figures().dropped_by[DropReason::Late as usize];
     assert_eq!(late, 1);
+    let errors = lines(&[rejects.drain().expect("the late record's error")]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("late: records at or before 60 were paired already")
+            && errors[0].contains("event time 55"),
+        "{errors:?}"
+    );
 }
 
 #[test]
