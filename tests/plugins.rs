@@ -623,6 +623,29 @@ path = "DIR/rejected.jsonl"
             "{record}"
         );
     }
+    // `weir schema` with the pipeline describes the plugin's component and options for editors.
+    let schema_of = |args: &[&str]| -> serde_json::Value {
+        let out = run(args);
+        assert!(out.status.success(), "{}", text_of(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let component = |schema: &serde_json::Value| -> Option<serde_json::Value> {
+        schema["properties"]["transforms"]["additionalProperties"]["allOf"]
+            .as_array()?
+            .iter()
+            .find(|c| c["if"]["properties"]["type"]["const"] == "c_example.not_equal")
+            .map(|c| c["then"].clone())
+    };
+    let file = dir.join("p.toml");
+    let described = component(&schema_of(&["schema", file.to_str().unwrap()]))
+        .expect("the plugin's component is in the schema");
+    assert_eq!(described["additionalProperties"], false, "{described}");
+    assert_eq!(
+        described["properties"]["value"]["description"],
+        "records whose field is this text are rejected"
+    );
+    assert_eq!(described["properties"]["field"]["type"], "string");
+    assert!(component(&schema_of(&["schema"])).is_none());
     // Its own option check, reported at the value in the pipeline file.
     let escaped = pipeline.replace(r#"value = "2""#, r#"value = "\t""#);
     let (out, stderr, _) = run_with(&library, &escaped, "validate");

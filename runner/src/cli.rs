@@ -211,8 +211,12 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
-    /// Print a JSON Schema of pipeline files, for editors (docs/editor.md).
-    Schema,
+    /// Print a JSON Schema of pipeline files, for editors (docs/editor.md); given a pipeline,
+    /// the plugins it loads (`[plugins]`) are in it too, with their options.
+    Schema {
+        /// A pipeline whose plugins to describe as well.
+        pipeline: Option<PathBuf>,
+    },
     /// Print the pipeline's graph.
     #[command(after_help = GRAPH_EXAMPLES)]
     Graph {

@@ -8,6 +8,7 @@ mod user_log_gen;
 
 use clap::Parser;
 use cli::{Cli, Command, GenCommand, GraphFormat, PipelineArgs};
+use std::path::Path;
 use std::process::ExitCode;
 use weir::config::{Diagnostics, Edit, load_document};
 use weir::kafka::broker_users::BrokerUser;
@@ -65,7 +66,7 @@ fn main() -> ExitCode {
             }),
             None => ExitCode::FAILURE,
         },
-        Command::Schema => print_schema(&registry),
+        Command::Schema { pipeline } => print_schema(&registry, pipeline.as_deref()),
         Command::Test { paths } => test_pipelines(&paths, &registry),
         Command::Run {
             pipeline,
@@ -239,8 +240,20 @@ fn broker_users(users: &[String]) -> Option<Vec<BrokerUser>> {
 }
 
 /// `weir schema`: the JSON Schema of pipeline files.
-fn print_schema(registry: &Registry) -> ExitCode {
-    let schema = weir::schema::pipeline_schema(registry);
+fn print_schema(registry: &Registry, pipeline: Option<&Path>) -> ExitCode {
+    let mut registry = registry.clone();
+    if let Some(file) = pipeline {
+        // The pipeline's plugins, loaded as a run would; the rest of the file is not checked.
+        let diagnostics = match load_document(file, &[]) {
+            Ok(doc) => Diagnostics(weir::plugins::register(&doc, &mut registry)),
+            Err(diagnostics) => diagnostics,
+        };
+        print_diagnostics(&diagnostics);
+        if diagnostics.has_errors() {
+            return ExitCode::FAILURE;
+        }
+    }
+    let schema = weir::schema::pipeline_schema(&registry);
     match serde_json::to_string_pretty(&schema) {
         Ok(text) => {
             println!("{text}");

@@ -5,7 +5,8 @@
 //! is one of the stage types of its section, told apart by `type`, with exactly its options.
 //! Types come from the declarations' type text (`integer`, `"a" | "b"`, `[string]`, ...);
 //! defaults from their default text when it is a TOML value. Plugin types (`plugin.component`)
-//! are accepted with any keys: their options are known only once the library is loaded.
+//! are accepted with any keys, unless the registry holds them (`weir schema PIPELINE` loads the
+//! pipeline's plugins first): then they are described like built-ins.
 //! Checked with taplo 0.9 and Python's `jsonschema` (tests/schema.rs).
 
 use crate::registry::Registry;
