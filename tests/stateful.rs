@@ -175,8 +175,8 @@ fn written(bootstrap: &str) -> BTreeMap<(i64, String, String, String), usize> {
     seen
 }
 
-/// A broker, the loader replaying the sample into `events` while the job with `stage` is
-/// SIGKILLed at 6 random moments and restarted, then one more run of the job until
+/// A broker (`memory://`), the loader replaying the sample into `events` while the job with
+/// `stage` is SIGKILLed at 6 random moments and restarted, then one more run of the job until
 /// `caught_up(bootstrap)` and a SIGTERM. Returns the broker (kept running), its address and the
 /// seed.
 fn kill_six_times(
@@ -184,7 +184,17 @@ fn kill_six_times(
     stage: &str,
     caught_up: impl Fn(&str) -> bool,
 ) -> (Background, String, u64) {
-    let (broker, bootstrap) = broker(dir, "memory://");
+    kill_six_times_on(dir, "memory://", stage, caught_up)
+}
+
+/// [`kill_six_times`] on a broker with `storage`.
+fn kill_six_times_on(
+    dir: &Path,
+    storage: &str,
+    stage: &str,
+    caught_up: impl Fn(&str) -> bool,
+) -> (Background, String, u64) {
+    let (broker, bootstrap) = broker(dir, storage);
     for topic in ["events", "kept"] {
         create_topic(&bootstrap, topic);
     }
@@ -389,6 +399,16 @@ fn written_pairs(bootstrap: &str) -> BTreeMap<(i64, String, i64, i64), usize> {
 
 #[test]
 fn a_join_killed_6_times_writes_each_pair_once() {
+    join_killed_6_times_on("memory://");
+}
+
+/// The same on durable storage: the broker keeps its topics in SQLite.
+#[test]
+fn a_join_killed_6_times_on_a_sqlite_broker_writes_each_pair_once() {
+    join_killed_6_times_on("sqlite://broker.db");
+}
+
+fn join_killed_6_times_on(storage: &str) {
     let dir = scratch();
     let expected = recount_pairs();
     // Pairs at the last event time are never decided on a live input (no later record moves
@@ -396,7 +416,7 @@ fn a_join_killed_6_times_writes_each_pair_once() {
     let last = START + 9_998 * 100;
     let required: Vec<_> = expected.iter().filter(|p| p.0 < last).cloned().collect();
     let probe = required.iter().max().unwrap().clone();
-    let (_broker, bootstrap, seed) = kill_six_times(&dir.path, JOIN, |bootstrap| {
+    let (_broker, bootstrap, seed) = kill_six_times_on(&dir.path, storage, JOIN, |bootstrap| {
         written_pairs(bootstrap).contains_key(&probe)
     });
     let got = written_pairs(&bootstrap);
@@ -404,8 +424,8 @@ fn a_join_killed_6_times_writes_each_pair_once() {
     let doubled: usize = got.values().map(|n| n - 1).sum();
     let unexpected = got.keys().filter(|p| !expected.contains(p)).count();
     eprintln!(
-        "join killed 6 times (seed {seed}): {} pairs in the recount, {} written; missing \
-         {missing}, duplicates {doubled}, not expected {unexpected}",
+        "join killed 6 times on {storage} (seed {seed}): {} pairs in the recount, {} written; \
+         missing {missing}, duplicates {doubled}, not expected {unexpected}",
         required.len(),
         got.len()
     );
