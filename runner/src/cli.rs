@@ -335,6 +335,27 @@ pub enum GenCommand {
         #[arg(long)]
         no_header: bool,
     },
+    /// The events of the Nexmark benchmark (persons, auctions, bids 1:3:46) as CSV.
+    Nexmark {
+        /// Number of events.
+        #[arg(long)]
+        events: u64,
+        /// Random seed; the same seed gives the same bytes.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Event time of the first event, epoch milliseconds.
+        #[arg(long, default_value_t = 1_700_000_000_000)]
+        start: i64,
+        /// Events per second of event time.
+        #[arg(long, default_value_t = 10_000)]
+        rate: u64,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Leave out the header line.
+        #[arg(long)]
+        no_header: bool,
+    },
 }
 
 /// `--log-format`.

@@ -1,13 +1,15 @@
 //! The `weir` binary: parses the command line and dispatches to the library.
 
 mod cli;
+mod generate;
+mod nexmark_gen;
 mod observe;
 mod tap_table;
 mod topic_io;
 mod user_log_gen;
 
 use clap::Parser;
-use cli::{Cli, Command, GenCommand, GraphFormat, PipelineArgs};
+use cli::{Cli, Command, GraphFormat, PipelineArgs};
 use std::path::Path;
 use std::process::ExitCode;
 use weir::config::{Diagnostics, Edit, load_document};
@@ -30,19 +32,7 @@ fn main() -> ExitCode {
         }
         Command::Validate(args) => validate(&args, &registry),
         Command::Graph { pipeline, format } => draw_graph(&pipeline, format, &registry),
-        Command::Gen(GenCommand::UserLog {
-            rows,
-            seed,
-            out,
-            no_header,
-        }) => generate_user_log(
-            user_log_gen::UserLogSpec {
-                rows,
-                seed,
-                header: !no_header,
-            },
-            out,
-        ),
+        Command::Gen(what) => generate::generate(what),
         Command::Plugins { paths } => describe_plugins(paths),
         Command::Broker {
             listen,
@@ -169,39 +159,6 @@ fn draw_graph(pipeline: &PipelineArgs, format: GraphFormat, registry: &Registry)
     };
     print!("{text}");
     ExitCode::SUCCESS
-}
-
-/// `weir gen user-log`: to `out`, or standard output.
-fn generate_user_log(spec: user_log_gen::UserLogSpec, out: Option<std::path::PathBuf>) -> ExitCode {
-    let rows = spec.rows;
-    let result = match &out {
-        Some(path) => std::fs::File::create(path).and_then(|f| {
-            user_log_gen::write_user_log(spec, &mut std::io::BufWriter::with_capacity(1 << 20, f))
-        }),
-        None => user_log_gen::write_user_log(
-            spec,
-            &mut std::io::BufWriter::new(std::io::stdout().lock()),
-        ),
-    };
-    match result {
-        Ok(genders) => {
-            tracing::info!(
-                "wrote {rows} rows; gender 0: {}, 1: {}, 2: {}",
-                genders[0],
-                genders[1],
-                genders[2]
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!(
-                "error: cannot write {}: {e}",
-                out.as_ref()
-                    .map_or("standard output".into(), |p| p.display().to_string())
-            );
-            ExitCode::FAILURE
-        }
-    }
 }
 
 /// `weir plugins`: what the named libraries (or those on `WEIR_PLUGIN_PATH`) offer.
