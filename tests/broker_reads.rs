@@ -481,3 +481,24 @@ fn a_fetch_for_a_topic_or_partition_that_does_not_exist_is_refused_on_both_engin
         assert_eq!(client.fetch("present"), Some((0, 2)), "{storage}");
     }
 }
+
+/// A fetch whose topic is a null string (a hostile or broken client) does not take the broker
+/// down: the connection gets an answer or is closed, and the broker goes on serving others.
+#[test]
+fn a_fetch_naming_a_null_topic_leaves_the_broker_serving() {
+    use common::kafka_wire::{Answer, WireClient};
+    for storage in ["memory://", "sqlite://nothing.db"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (_broker, address) = broker(dir.path(), storage);
+        let mut hostile = WireClient::connect(&address);
+        for _ in 0..3 {
+            if matches!(hostile.fetch_null_topic(), Answer::Closed) {
+                hostile = WireClient::connect(&address);
+            }
+        }
+        let mut client = WireClient::connect(&address);
+        assert_eq!(client.create_topic("after"), Some(0), "{storage}");
+        assert_eq!(client.produce("after", &[b"x"]), Some(0), "{storage}");
+        assert_eq!(client.fetch("after"), Some((0, 1)), "{storage}");
+    }
+}

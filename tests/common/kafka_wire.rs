@@ -209,6 +209,20 @@ impl WireClient {
         self.fetch_partition(topic, 0, offset, max_wait_ms)
     }
 
+    /// Fetch v4 naming its topic with a null string (neither a name nor, before v13, an id):
+    /// the answer, or `Answer::Closed`.
+    pub fn fetch_null_topic(&mut self) -> Answer {
+        let mut body = Encoder::default();
+        body.i32(-1).i32(0).i32(1).i32(1 << 20).i8(0);
+        body.i32(1)
+            .nullable_string(None)
+            .i32(1)
+            .i32(0)
+            .i64(0)
+            .i32(1 << 20);
+        self.request(1, 4, &body.0)
+    }
+
     /// Fetch v4 of `partition` of `topic` from `offset`, waiting at the broker up to
     /// `max_wait_ms` for at least one byte: the error code and how many records came.
     pub fn fetch_partition(
