@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{repo, weir};
+use common::{json_lines, repo, succeeding_in_repo, weir};
 use std::collections::BTreeMap;
 
 fn recipes() -> Vec<String> {
@@ -18,17 +18,7 @@ fn recipes() -> Vec<String> {
 
 #[test]
 fn every_recipe_passes_its_own_tests() {
-    let out = weir()
-        .args(["test", "pipelines/cookbook/"])
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeding_in_repo(&["test", "pipelines/cookbook/"], &[]);
     let recipes = recipes();
     assert!(recipes.len() >= 8, "{recipes:?}");
     for recipe in &recipes {
@@ -55,22 +45,10 @@ fn sample_rows() -> Vec<Vec<String>> {
 
 /// Runs a recipe on the sample; returns its stdout lines as JSON.
 fn run_recipe(recipe: &str, env: &[(&str, &std::path::Path)]) -> Vec<serde_json::Value> {
-    let mut cmd = weir();
-    cmd.args(["run", &format!("pipelines/cookbook/{recipe}")])
-        .current_dir(repo());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    json_lines(&succeeding_in_repo(
+        &["run", &format!("pipelines/cookbook/{recipe}")],
+        env,
+    ))
 }
 
 /// Rows whose age range is not a number go to the dead-letter file, each once; the rest are

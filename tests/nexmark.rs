@@ -3,22 +3,12 @@
 
 mod common;
 
-use common::{repo, weir};
+use common::{json_lines, succeeding_in_repo, weir};
 use std::collections::BTreeMap;
 
 #[test]
 fn every_query_passes_its_own_tests() {
-    let out = weir()
-        .args(["test", "pipelines/nexmark/"])
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeding_in_repo(&["test", "pipelines/nexmark/"], &[]);
     assert!(
         stdout.contains("3 passed, 0 failed, 0 pipeline(s) without tests"),
         "{stdout}"
@@ -42,21 +32,10 @@ fn events(file: &std::path::Path) -> Vec<BTreeMap<String, String>> {
 }
 
 fn run_query(query: &str, file: &std::path::Path) -> Vec<serde_json::Value> {
-    let out = weir()
-        .args(["run", &format!("pipelines/nexmark/{query}.toml")])
-        .env("WEIR_NEXMARK", file)
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    json_lines(&succeeding_in_repo(
+        &["run", &format!("pipelines/nexmark/{query}.toml")],
+        &[("WEIR_NEXMARK", file)],
+    ))
 }
 
 /// q1 and q2 on 100,000 generated events: every bid converted, the bids on every 123rd auction.

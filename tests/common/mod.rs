@@ -230,3 +230,25 @@ impl Drop for Background {
         let _ = self.child.wait();
     }
 }
+
+/// Runs `weir ARGS` in the repository with `env` set; asserts it succeeded and returns its
+/// standard output.
+pub fn succeeding_in_repo(args: &[&str], env: &[(&str, &Path)]) -> String {
+    let mut cmd = weir();
+    cmd.args(args).current_dir(repo());
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let out = cmd.output().expect("weir starts");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "weir {args:?}: {stdout}{stderr}");
+    stdout
+}
+
+/// Each line of `stdout` as JSON.
+pub fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
