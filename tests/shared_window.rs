@@ -154,9 +154,11 @@ impl Verdict {
         self.missing.is_empty() && self.conflicting.is_empty() && self.duplicates == 0
     }
 
-    /// Prints what the members wrote to the partials topic for the first wrong window.
+    /// Prints what the members wrote to the partials topic for the first wrong or missing
+    /// window.
     fn show_partials(&self, bootstrap: &str) {
-        if let Some(((start, _), _, _)) = self.conflicting.first() {
+        let first_wrong = self.conflicting.first().map(|((start, _), _, _)| start);
+        if let Some(start) = first_wrong.or(self.missing.first().map(|(start, _)| start)) {
             for line in read_partials(bootstrap, "counters.per_second.partials", *start) {
                 println!("partials: {line}");
             }

@@ -22,6 +22,7 @@ pub fn factories() -> Vec<Arc<dyn StageFactory>> {
         Arc::new(sinks::blackhole::factory()),
         Arc::new(sinks::console::factory()),
         Arc::new(sinks::file::factory()),
+        Arc::new(sinks::http::factory()),
         Arc::new(sinks::kafka::factory()),
         Arc::new(sinks::prometheus::factory()),
         Arc::new(sinks::socketio::factory()),

@@ -327,6 +327,17 @@ pub struct Scratch {
     pub path: std::path::PathBuf,
 }
 
+impl Drop for Scratch {
+    /// A test that fails keeps its directory (the members' logs), and says where.
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(temp) = self._temp.take()
+        {
+            eprintln!("kept {} for a look at the failure", temp.keep().display());
+        }
+    }
+}
+
 /// A new [`Scratch`] directory.
 pub fn scratch() -> Scratch {
     let temp = tempfile::tempdir().unwrap();

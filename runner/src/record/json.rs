@@ -21,6 +21,21 @@ impl JsonWriter {
         }
     }
 
+    /// Appends rows `rows` of `batch` to `out`, each followed by `separator`.
+    pub fn write_rows(
+        &mut self,
+        batch: &Batch,
+        rows: std::ops::Range<usize>,
+        separator: &[u8],
+        out: &mut Vec<u8>,
+    ) {
+        let keys = self.keys_for(batch.schema());
+        for index in rows.filter(|&i| i < batch.len()) {
+            write_object(&batch.row(index), keys, out);
+            out.extend_from_slice(separator);
+        }
+    }
+
     fn keys_for(&mut self, schema: &Arc<Schema>) -> &[Vec<u8>] {
         let stale = !matches!(&self.cached, Some((s, _)) if Arc::ptr_eq(s, schema));
         if stale {

@@ -4,6 +4,7 @@
 pub mod blackhole;
 pub mod console;
 pub mod file;
+pub mod http;
 pub mod kafka;
 pub mod prometheus;
 pub mod socketio;
