@@ -475,6 +475,29 @@ inputs = ["per_second"]
 topic = "copy"
 "#;
 
+/// `postgres` commits progress as a Kafka sink writing exactly once does: a window reaching both
+/// (the dashboard of the shipped job swapped for a table while `result` stays) is refused.
+#[test]
+fn a_window_reaching_a_postgres_table_and_an_exactly_once_topic_is_refused() {
+    let out = common::weir()
+        .args([
+            "validate",
+            "pipelines/shopping_gender.toml",
+            "--set",
+            "sinks.dashboard={ type = \"postgres\", inputs = [\"per_second\"], url = \"postgres://weir@127.0.0.1/weir\", table = \"t\" }",
+        ])
+        .current_dir(common::repo())
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("along 2 paths (per_second -> dashboard; per_second -> result)")
+            || stderr.contains("along 2 paths (per_second -> result; per_second -> dashboard)"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_marking_stage_reaching_exactly_once_sinks_along_two_paths_is_refused() {
     let out = common::weir()
@@ -487,8 +510,9 @@ fn a_marking_stage_reaching_exactly_once_sinks_along_two_paths_is_refused() {
     assert!(
         stderr.contains(
             "error: transforms.per_second: `per_second` resumes after a restart from how far its \
-             output was committed, but its output reaches Kafka sinks that write exactly once \
-             along 2 paths (per_second -> per_five_seconds -> result5; per_second -> result)"
+             output was committed, but its output reaches sinks that commit progress (Kafka \
+             sinks writing exactly once, postgres) along 2 paths (per_second -> \
+             per_five_seconds -> result5; per_second -> result)"
         ),
         "{stderr}"
     );

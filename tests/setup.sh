@@ -11,7 +11,7 @@ venvs="${WEIR_VENV_DIR:-$HOME/.cache/weir}"
 # librdkafka builds with (TLS and SCRAM) — the C compiler also builds the C example plugin — the browser for the dashboard tests, and the openssl
 # command line that makes the TLS tests' certificates.
 packages=(build-essential pkg-config zlib1g-dev libssl-dev openssl chromium chromium-driver
-          fonts-noto-cjk)
+          fonts-noto-cjk postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

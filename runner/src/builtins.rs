@@ -24,6 +24,7 @@ pub fn factories() -> Vec<Arc<dyn StageFactory>> {
         Arc::new(sinks::file::factory()),
         Arc::new(sinks::http::factory()),
         Arc::new(sinks::kafka::factory()),
+        Arc::new(sinks::postgres::factory()),
         Arc::new(sinks::prometheus::factory()),
         Arc::new(sinks::socketio::factory()),
     ]

@@ -6,5 +6,6 @@ pub mod console;
 pub mod file;
 pub mod http;
 pub mod kafka;
+pub mod postgres;
 pub mod prometheus;
 pub mod socketio;

@@ -255,7 +255,7 @@ pub trait StageConfig: Send + Sync + Debug {
     }
 
     /// For a sink: true when it commits, with what it writes, the progress marks that output
-    /// carries (a Kafka sink writing exactly once).
+    /// carries (a Kafka sink writing exactly once, `postgres`).
     fn commits_progress(&self) -> bool {
         false
     }

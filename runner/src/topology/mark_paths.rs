@@ -1,7 +1,8 @@
 //! One path from each marking stage to the transactions that commit its marks. A stage that
 //! marks its output with how far it has emitted (a window, a session window, dedupe, a csv
 //! source; see `ack`) resumes after a restart from the one mark committed with its output. When
-//! its output reaches Kafka sinks that write exactly once along two or more paths (fanned out to
+//! its output reaches sinks that commit progress (Kafka sinks writing exactly once, `postgres`)
+//! along two or more paths (fanned out to
 //! two sinks, or to a sink and into a second window that holds the results for seconds), the
 //! paths commit at different moments: one path's commit says "emitted through T" while another
 //! still holds results before T, and a restart then skips those for good (or, with the smaller
@@ -67,7 +68,8 @@ pub fn check_mark_paths(
                 &component.path,
                 format!(
                     "`{}` resumes after a restart from how far its output was committed, but its \
-                     output reaches Kafka sinks that write exactly once along {} paths ({}); they \
+                     output reaches sinks that commit progress (Kafka sinks writing exactly \
+                     once, postgres) along {} paths ({}); they \
                      commit at different moments, so a restart would lose or repeat results",
                     component.id,
                     shown.len(),
