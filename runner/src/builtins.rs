@@ -27,6 +27,7 @@ pub fn factories() -> Vec<Arc<dyn StageFactory>> {
         Arc::new(sinks::postgres::factory()),
         Arc::new(sinks::prometheus::factory()),
         Arc::new(sinks::socketio::factory()),
+        Arc::new(sinks::websocket::factory()),
     ]
 }
 

@@ -3,6 +3,7 @@
 //! before the run starts with a message that names the key, and serving an axum app on the
 //! current runtime, over TLS when asked.
 
+pub mod access;
 pub mod tls;
 pub mod token;
 

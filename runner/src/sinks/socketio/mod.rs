@@ -3,19 +3,18 @@
 //! browser over Socket.IO. Also speaks the tutorial's Flask-SocketIO events (`test_message`,
 //! `test_connect` → `connected`) so its original page and Socket.IO 2.x clients keep working.
 
-pub mod access;
 mod board;
 pub mod server;
 
 use crate::format::window_points::{self, Fields};
 use crate::record::Batch;
+use crate::serve::access::Access;
 use crate::serve::tls::ServerTls;
 use crate::stage::{
     BuildContext, Builtin, BuiltinConfig, OptionDoc, OptionIssue, Sink, Stage, StageConfig,
     StageError, StageKind, StageMetrics, StageResult,
 };
 use crate::stage::{DropReason, Rejects};
-use access::Access;
 use async_trait::async_trait;
 use serde::Deserialize;
 use server::{Dashboard, PageConfig, Series};

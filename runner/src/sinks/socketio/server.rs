@@ -2,10 +2,10 @@
 //! and 4 for Socket.IO 2.x clients), access checks, and broadcasting that never waits for a slow
 //! browser.
 
-use super::access::{Access, Refusal};
 use super::board::{Board, Snapshot, tutorial_message};
 use crate::format::window_points::Point;
 use crate::serve::ListenError;
+use crate::serve::access::{Access, Refusal};
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;

@@ -1,4 +1,5 @@
-//! Who may connect to the dashboard: the token, the origin allow-list and the connection cap.
+//! Who may connect to a server weir runs for browsers and clients (the dashboard, the `websocket`
+//! sink): the token, the origin allow-list and the connection cap.
 //!
 //! - **Token.** Presented in the Socket.IO handshake's `auth` payload, an
 //!   `Authorization: Bearer` header or the `weir_token` cookie — never in a URL, where it would
