@@ -354,3 +354,177 @@ fn the_page_reconnects_by_itself_when_the_server_restarts() {
     assert_eq!(result["reconnected"], true, "{result}");
     assert!(browser.wait().unwrap().success());
 }
+
+/// Window records of a file sink: window_end -> (the `key` field -> count).
+fn windows_in(path: &Path, key: &str) -> BTreeMap<i64, BTreeMap<String, f64>> {
+    let mut windows: BTreeMap<i64, BTreeMap<String, f64>> = BTreeMap::new();
+    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+        let r: Value = serde_json::from_str(line).unwrap();
+        windows
+            .entry(r["window_end"].as_i64().unwrap())
+            .or_default()
+            .insert(
+                r[key].as_str().unwrap().to_string(),
+                r["count"].as_f64().unwrap(),
+            );
+    }
+    windows
+}
+
+/// A pipeline that is not the gender count (pipelines/purchases_by_province.toml: purchases per
+/// province, actions per 10 s) gets its panels from the file: a real browser must show a bar per
+/// province and a table row per province with the latest window's counts and the totals so far,
+/// the latest window's total as a number, and a line per labelled action — each equal to what a
+/// file sink on the same windows wrote.
+#[test]
+fn a_page_of_panels_from_the_pipeline_file_shows_exactly_the_computed_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let provinces = dir.path().join("provinces.jsonl");
+    let actions = dir.path().join("actions.jsonl");
+    let log = dir.path().join("weir.log");
+    let listen = format!("sinks.dashboard.listen=127.0.0.1:{port}");
+    let copy = |id: &str, input: &str, path: &Path| {
+        format!(
+            "sinks.{id}={{ type = \"file\", inputs = [\"{input}\"], path = \"{}\" }}",
+            path.display()
+        )
+    };
+    let child = weir()
+        .args([
+            "run",
+            "pipelines/purchases_by_province.toml",
+            "--set",
+            "sources.user_log.rate=400",
+            "--set",
+            &listen,
+            "--set",
+            &copy("provinces", "per_province", &provinces),
+            "--set",
+            &copy("actions", "per_action", &actions),
+        ])
+        .current_dir(repo())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let weir = Weir {
+        child,
+        port,
+        out: provinces.clone(),
+        log: log.clone(),
+        dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains(&format!(" at http://127.0.0.1:{port}/"))
+    {
+        assert!(Instant::now() < deadline, "the dashboard did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let py = python("WEIR_TEST_PYTHON", "venv-sio5");
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-panels.png");
+    let (out, page) = run_script(
+        &py,
+        "panels.py",
+        &[&format!("{}/", weir.url()), "3", shot.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        page["errors"].as_array().unwrap().len(),
+        0,
+        "{}",
+        page["errors"]
+    );
+    assert_eq!(page["title"], "Purchases by province");
+    let panels = page["panels"].as_array().unwrap();
+    let dom = page["dom"].as_array().unwrap();
+    let types: Vec<&str> = panels.iter().map(|p| p["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["bar", "table", "number", "line"]);
+    assert_eq!(dom[0]["heading"], "Purchases per province, last 10 s");
+    let by_province = windows_in(&provinces, "province");
+    let by_action = windows_in(&actions, "action");
+    let format = |v: f64| format!("{v}");
+
+    // Bar, table and number: the latest window each holds is one the pipeline computed.
+    for (i, panel) in panels.iter().enumerate().take(3) {
+        let points = panel["points"].as_array().unwrap();
+        for point in points {
+            let t = point["t"].as_i64().unwrap();
+            assert_eq!(
+                Some(&values(point)),
+                by_province.get(&t),
+                "panel {i}, window ending {t}"
+            );
+        }
+        let latest = values(points.last().unwrap());
+        match i {
+            0 => {
+                let shown: BTreeMap<String, f64> = dom[0]["bars"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|b| {
+                        (
+                            b[0].as_str().unwrap().to_string(),
+                            b[1].as_str().unwrap().parse().unwrap(),
+                        )
+                    })
+                    .filter(|(_, v)| *v != 0.0)
+                    .collect();
+                assert_eq!(shown, latest, "a bar per province of the latest window");
+            }
+            1 => {
+                let end = points.last().unwrap()["t"].as_i64().unwrap();
+                let first = points.first().unwrap()["t"].as_i64().unwrap();
+                // Totals count every window the page was sent: those before its history too.
+                let mut totals: BTreeMap<String, f64> = BTreeMap::new();
+                for (_, window) in by_province.range(..=end) {
+                    for (k, v) in window {
+                        *totals.entry(k.clone()).or_default() += v;
+                    }
+                }
+                assert!(by_province.range(..first).count() + points.len() >= points.len());
+                for row in dom[1]["rows"].as_array().unwrap() {
+                    let key = row[0].as_str().unwrap();
+                    assert_eq!(
+                        row[1].as_str().unwrap(),
+                        format(latest.get(key).copied().unwrap_or(0.0)),
+                        "{key}"
+                    );
+                    assert_eq!(
+                        row[2].as_str().unwrap(),
+                        format(totals[key]),
+                        "{key}: total so far"
+                    );
+                }
+                assert!(!dom[1]["rows"].as_array().unwrap().is_empty());
+            }
+            _ => {
+                let sum: f64 = latest.values().sum();
+                assert_eq!(dom[2]["number"].as_str().unwrap(), format(sum));
+            }
+        }
+    }
+    // Line: four labelled actions, every point a computed window.
+    assert_eq!(
+        dom[3]["series"], 4,
+        "click, add to cart, purchase, favourite"
+    );
+    for point in panels[3]["points"].as_array().unwrap() {
+        let t = point["t"].as_i64().unwrap();
+        assert_eq!(
+            Some(&values(point)),
+            by_action.get(&t),
+            "actions, window ending {t}"
+        );
+    }
+    assert!(shot.exists());
+    weir.stop();
+}

@@ -54,6 +54,7 @@ inputs = ["builtin", "plugin", "plugin_copy"]
             metrics: Arc::default(),
             resources: Default::default(),
             rejects: Default::default(),
+            inputs: plan.input_ids(i),
         };
         match plan.stages[i].config.build(&cx).expect("builds") {
             Stage::Transform(t) => t,

@@ -93,6 +93,7 @@ impl<'p> Harness<'p> {
                 rejects: connected
                     .as_ref()
                     .map_or_else(Rejects::disconnected, |(r, _)| r.clone()),
+                inputs: plan.input_ids(index),
             };
             rejects.push(connected);
             match stage.config.build(&cx) {

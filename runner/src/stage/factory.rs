@@ -105,6 +105,9 @@ pub struct BuildContext {
     /// Where the stage sends the records it rejects (connected when a component reads
     /// `<id>.errors`).
     pub rejects: Rejects,
+    /// The ids of the stage's inputs, in the order of its `inputs` (the ports batches come
+    /// from).
+    pub inputs: Vec<String>,
 }
 
 /// Things the stages of one run share, one value per type, created on first use (for example

@@ -135,6 +135,13 @@ pub trait Sink: Send {
     /// (`batch.acks().fail()`) before letting go of it, then returns the error.
     async fn write(&mut self, batch: Batch) -> StageResult;
 
+    /// Delivers one batch that came from input `input` (its place in the sink's `inputs`): for
+    /// a sink that treats its inputs apart (a dashboard panel per input). By default, `write`.
+    async fn write_from(&mut self, input: usize, batch: Batch) -> StageResult {
+        let _ = input;
+        self.write(batch).await
+    }
+
     /// Called once when every input has ended: flush and close.
     async fn finish(&mut self) -> StageResult;
 

@@ -67,6 +67,7 @@ fn try_build(
         metrics,
         resources,
         rejects: super::Rejects::disconnected(),
+        inputs: Vec::new(),
     };
     configured.config.build(&cx)
 }

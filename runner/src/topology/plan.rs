@@ -46,6 +46,15 @@ pub struct PlannedStage {
 }
 
 impl Plan {
+    /// The ids of stage `index`'s inputs, in order (`BuildContext::inputs`).
+    pub fn input_ids(&self, index: usize) -> Vec<String> {
+        self.stages[index]
+            .inputs
+            .iter()
+            .filter_map(|&i| self.stages.get(i).map(|s| s.id.clone()))
+            .collect()
+    }
+
     /// The pipeline's name: its file name without the extension, e.g. `shopping_gender`
     /// (`BuildContext::pipeline`).
     pub fn pipeline_name(&self) -> String {

@@ -1,6 +1,7 @@
 //! Sink `socketio`: a live dashboard. Serves a page (embedded in the binary, works offline) that
-//! draws the last N windows as a line chart, and pushes every closed window to every connected
-//! browser over Socket.IO. Also speaks the tutorial's Flask-SocketIO events (`test_message`,
+//! draws the windows in panels — line charts of the last N windows, bars and tables of the latest
+//! one, a number — as the pipeline file lists them (by default one line chart), and pushes every
+//! closed window to every connected browser over Socket.IO. Also speaks the tutorial's Flask-SocketIO events (`test_message`,
 //! `test_connect` → `connected`) so its original page and Socket.IO 2.x clients keep working.
 
 mod board;
@@ -17,7 +18,7 @@ use crate::stage::{
 use crate::stage::{DropReason, Rejects};
 use async_trait::async_trait;
 use serde::Deserialize;
-use server::{Dashboard, PageConfig, Series};
+use server::{Dashboard, PageConfig, PanelKind, PanelView, Series};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -45,7 +46,31 @@ crate::stage_options! {
         max_connections: usize => OptionDoc::of("integer", "20000", "most browsers connected at once; more are refused and counted"),
         #[serde(default = "default_buffer")]
         client_buffer: usize => OptionDoc::of("integer", "128", "messages queued per browser; a slow browser beyond it misses updates (counted)"),
+        panels: Option<Vec<PanelConfig>> => OptionDoc::of("[{ type, title, key, value, input, series, points }]", "one line chart (title, series, key_field, value_field)", "the page's panels, in order: type \"line\" (the last `points` windows, a series per key), \"bar\" or \"table\" (the latest window, per key), \"number\" (the latest window's total); each reads the sink's inputs, or only `input`"),
     }
+}
+
+/// One panel of the page (`panels`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PanelConfig {
+    /// What it draws.
+    #[serde(rename = "type")]
+    kind: PanelKind,
+    /// Its heading.
+    #[serde(default)]
+    title: String,
+    /// The series key field (default: the first field that is not a window bound).
+    key: Option<String>,
+    /// The value field (default: the last field).
+    value: Option<String>,
+    /// The one input (component id) it reads (default: every input of the sink).
+    input: Option<String>,
+    /// Labels of keys; a line chart with labels draws only those keys.
+    #[serde(default)]
+    series: BTreeMap<String, String>,
+    /// Windows a line chart shows (default: the sink's `points`).
+    points: Option<usize>,
 }
 
 fn default_max_connections() -> usize {
@@ -116,6 +141,20 @@ impl BuiltinConfig for SocketIoConfig {
                 "client_buffer must be at least 1",
             ));
         }
+        for (i, panel) in self.panels.iter().flatten().enumerate() {
+            if panel.points.is_some_and(|p| !(1..=10_000).contains(&p)) {
+                issues.push(OptionIssue::new(
+                    "panels",
+                    format!("panel {}: points must be between 1 and 10000", i + 1),
+                ));
+            }
+        }
+        if self.panels.as_ref().is_some_and(Vec::is_empty) {
+            issues.push(
+                OptionIssue::new("panels", "no panels to draw")
+                    .hint("e.g. panels = [{ type = \"bar\", key = \"province\" }]"),
+            );
+        }
         issues
     }
 
@@ -129,19 +168,82 @@ impl BuiltinConfig for SocketIoConfig {
     }
 }
 
-impl StageConfig for SocketIoConfig {
-    fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
-        let page = PageConfig {
-            title: self.title.clone(),
-            points: self.points,
-            series: self
-                .series
+/// Which records feed a panel, and which of their fields it draws.
+struct PanelFeed {
+    fields: Fields,
+    /// The input port it reads (None: every input).
+    input: Option<usize>,
+}
+
+impl SocketIoConfig {
+    /// The page's panels and what feeds each: `panels` as written, or one line chart from the
+    /// sink's own `title`, `series`, `key_field` and `value_field`.
+    fn panels(&self, inputs: &[String]) -> Result<(Vec<PanelView>, Vec<PanelFeed>), StageError> {
+        let labels = |series: &BTreeMap<String, String>| -> Vec<Series> {
+            series
                 .iter()
                 .map(|(key, label)| Series {
                     key: key.clone(),
                     label: label.clone(),
                 })
-                .collect(),
+                .collect()
+        };
+        let Some(panels) = &self.panels else {
+            let view = PanelView {
+                kind: PanelKind::Line,
+                title: self.title.clone(),
+                points: self.points,
+                series: labels(&self.series),
+            };
+            let feed = PanelFeed {
+                fields: Fields {
+                    key: self.key_field.clone(),
+                    value: self.value_field.clone(),
+                },
+                input: None,
+            };
+            return Ok((vec![view], vec![feed]));
+        };
+        let mut views = Vec::with_capacity(panels.len());
+        let mut feeds = Vec::with_capacity(panels.len());
+        for (i, panel) in panels.iter().enumerate() {
+            let input = match &panel.input {
+                None => None,
+                Some(id) => Some(inputs.iter().position(|known| known == id).ok_or_else(|| {
+                    StageError::Input(format!(
+                        "panel {} reads `{id}`, which is not an input of this sink (its inputs: \
+                         {})",
+                        i + 1,
+                        inputs.join(", ")
+                    ))
+                })?),
+            };
+            views.push(PanelView {
+                kind: panel.kind,
+                title: panel.title.clone(),
+                points: panel.points.unwrap_or(self.points),
+                series: labels(&panel.series),
+            });
+            feeds.push(PanelFeed {
+                fields: Fields {
+                    key: panel.key.clone(),
+                    value: panel.value.clone(),
+                },
+                input,
+            });
+        }
+        Ok((views, feeds))
+    }
+}
+
+impl StageConfig for SocketIoConfig {
+    fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
+        let (panels, feeds) = self.panels(&cx.inputs)?;
+        let page = PageConfig {
+            title: self.title.clone(),
+            points: self.points,
+            series: panels[0].series.clone(),
+            panels,
         };
         let access = |port| {
             Access::new(
@@ -157,10 +259,7 @@ impl StageConfig for SocketIoConfig {
         Ok(Stage::Sink(Box::new(SocketIoSink {
             serving,
             dashboard,
-            fields: Fields {
-                key: self.key_field.clone(),
-                value: self.value_field.clone(),
-            },
+            feeds,
             label: cx.path.clone(),
             metrics: Arc::clone(&cx.metrics),
             rejects: cx.rejects.clone(),
@@ -172,7 +271,8 @@ struct SocketIoSink {
     /// The server; it stops when the sink finishes (or is dropped).
     serving: crate::serve::Serving,
     dashboard: Arc<Dashboard>,
-    fields: Fields,
+    /// What feeds each panel, in the page's order.
+    feeds: Vec<PanelFeed>,
     /// Where records it cannot show go (`<id>.errors`).
     rejects: Rejects,
     label: String,
@@ -182,18 +282,38 @@ struct SocketIoSink {
 #[async_trait]
 impl Sink for SocketIoSink {
     async fn write(&mut self, batch: Batch) -> StageResult {
-        let (points, skipped) = window_points::points(&batch, &self.fields);
+        self.write_from(0, batch).await
+    }
+
+    async fn write_from(&mut self, input: usize, batch: Batch) -> StageResult {
+        // A record no panel reading it can draw is rejected once, with the first panel's reason.
+        let mut skipped_by_all: Option<Vec<window_points::Skipped>> = None;
+        for (panel, feed) in self.feeds.iter().enumerate() {
+            if feed.input.is_some_and(|only| only != input) {
+                continue;
+            }
+            let (points, skipped) = window_points::points(&batch, &feed.fields);
+            skipped_by_all = Some(match skipped_by_all {
+                None => skipped,
+                Some(before) => before
+                    .into_iter()
+                    .filter(|(row, _)| skipped.iter().any(|(other, _)| other == row))
+                    .collect(),
+            });
+            for point in points {
+                self.dashboard.publish(panel, point).await;
+                // A batch may close many windows at once (a replay catching up). Let the
+                // browsers' writer tasks take each update off their queues before the next one,
+                // so a burst longer than `client_buffer` is dropped only for browsers that are
+                // really behind.
+                tokio::task::yield_now().await;
+            }
+        }
+        let skipped = skipped_by_all.unwrap_or_default();
         if !skipped.is_empty() {
             self.metrics
                 .add_dropped(DropReason::Invalid, skipped.len() as u64);
             self.rejects.reject_rows(&batch, &skipped);
-        }
-        for point in points {
-            self.dashboard.publish(point).await;
-            // A batch may close many windows at once (a replay catching up). Let the browsers'
-            // writer tasks take each update off their queues before the next one, so a burst
-            // longer than `client_buffer` is dropped only for browsers that are really behind.
-            tokio::task::yield_now().await;
         }
         Ok(())
     }

@@ -32,14 +32,45 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Room of the clients that speak the tutorial's protocol.
 const TUTORIAL_ROOM: &str = "tutorial";
 
-/// What the page is told when it connects: title and series.
+/// What the page is told when it connects: the title and the panels (and, for pages that know
+/// one chart only, the first panel's points and series).
 #[derive(Clone, Debug, Serialize)]
 pub struct PageConfig {
-    /// Chart title.
+    /// Page title.
     pub title: String,
-    /// Points shown.
+    /// Points the first panel shows.
     pub points: usize,
-    /// Series in order: key in the records and label on the chart.
+    /// The first panel's labelled series: key in the records and label on the chart.
+    pub series: Vec<Series>,
+    /// Every panel, in order.
+    pub panels: Vec<PanelView>,
+}
+
+/// What a panel draws.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PanelKind {
+    /// The last windows, a line per key.
+    Line,
+    /// The latest window, a bar per key.
+    Bar,
+    /// The latest window, a row per key, with the totals so far.
+    Table,
+    /// The latest window's total.
+    Number,
+}
+
+/// A panel as the page is told of it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PanelView {
+    /// What it draws.
+    #[serde(rename = "type")]
+    pub kind: PanelKind,
+    /// Its heading.
+    pub title: String,
+    /// Windows kept (and drawn, by a line chart).
+    pub points: usize,
+    /// Labels of keys; a line chart with labels draws only those keys, others draw every key seen.
     pub series: Vec<Series>,
 }
 
@@ -71,7 +102,8 @@ pub struct Stats {
 /// A running dashboard.
 pub struct Dashboard {
     io: SocketIo,
-    board: Mutex<Board>,
+    /// One board per panel.
+    boards: Mutex<Vec<Board>>,
     /// Delivery counters.
     pub stats: Stats,
 }
@@ -139,7 +171,7 @@ pub fn app(page: PageConfig, access: Access, buffer: usize) -> (Router, Arc<Dash
         .build_svc();
     let dashboard = Arc::new(Dashboard {
         io: io.clone(),
-        board: Mutex::new(Board::new(page.points)),
+        boards: Mutex::new(page.panels.iter().map(|p| Board::new(p.points)).collect()),
         stats: Stats::default(),
     });
     let page = Arc::new(page);
@@ -221,13 +253,9 @@ pub fn app(page: PageConfig, access: Access, buffer: usize) -> (Router, Arc<Dash
                 let _ = socket.disconnect();
                 return;
             }
-            let snapshot: Snapshot = dashboard
-                .board
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .snapshot();
+            let history = dashboard.history();
             let config_sent = socket.emit("config", &*page);
-            let _ = socket.emit("history", &snapshot);
+            let _ = socket.emit("history", &history);
             // Gone already: closed before the handler above was set up, or (a socketioxide race)
             // before the socket joined the namespace. Disconnecting it takes it out of the
             // namespace, should it have got there; its count goes with the socket (above).
@@ -316,15 +344,36 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
 }
 
 impl Dashboard {
-    /// Records a closed window and pushes it to every browser, without waiting for slow ones.
-    pub async fn publish(&self, point: Point) {
+    /// What a browser that connects now is sent: every panel's board, and the first one's
+    /// points and totals at the top (for pages that know one chart only).
+    fn history(&self) -> Value {
+        let boards = self.boards.lock().unwrap_or_else(|e| e.into_inner());
+        let panels: Vec<Snapshot> = boards.iter().map(Board::snapshot).collect();
+        let first = panels.first().cloned();
+        json!({
+            "points": first.as_ref().map(|s| &s.points),
+            "totals": first.as_ref().map(|s| &s.totals),
+            "panels": panels,
+        })
+    }
+
+    /// Records a closed window of panel `panel` and pushes it to every browser, without waiting
+    /// for slow ones. The tutorial's clients get the first panel's windows.
+    pub async fn publish(&self, panel: usize, point: Point) {
         let (update, tutorial) = {
-            let mut board = self.board.lock().unwrap_or_else(|e| e.into_inner());
-            let tutorial = tutorial_message(&point);
-            let update = serde_json::to_value(board.add(point)).unwrap_or(Value::Null);
+            let mut boards = self.boards.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(board) = boards.get_mut(panel) else {
+                return;
+            };
+            let tutorial = (panel == 0).then(|| tutorial_message(&point));
+            let mut update = serde_json::to_value(board.add(point)).unwrap_or(Value::Null);
+            if let Some(fields) = update.as_object_mut() {
+                fields.insert("panel".into(), json!(panel));
+            }
             (update, tutorial)
         };
         self.broadcast(None, "window", &update).await;
+        let Some(tutorial) = tutorial else { return };
         self.broadcast(
             Some(TUTORIAL_ROOM),
             "test_message",
@@ -374,6 +423,12 @@ mod tests {
             title: "t".into(),
             points: 2,
             series: Vec::new(),
+            panels: vec![PanelView {
+                kind: PanelKind::Line,
+                title: "t".into(),
+                points: 2,
+                series: Vec::new(),
+            }],
         };
         app(page, Access::new(token, Vec::new(), 5000, 4), 8)
     }

@@ -250,7 +250,7 @@ pub(super) async fn run_sink(
                 None => swaps_open = false,
             },
             event = input.next() => match event {
-                Some(InputEvent::Batch(_, batch)) => {
+                Some(InputEvent::Batch(port, batch)) => {
                     metrics
                         .received
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -260,7 +260,7 @@ pub(super) async fn run_sink(
                     // this catches what it holds.
                     let on_failure = batch.acks().on_failure();
                     let started = std::time::Instant::now();
-                    if let Err(e) = sink.write(batch).await {
+                    if let Err(e) = sink.write_from(port, batch).await {
                         health.fail();
                         on_failure.fail();
                         return Err(e);

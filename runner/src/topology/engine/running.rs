@@ -79,6 +79,7 @@ impl<'a> RunningPipeline<'a> {
                 metrics: Arc::clone(&metrics[i]),
                 resources: Arc::clone(&resources),
                 rejects: connect_rejects(&plan, i, &resources),
+                inputs: plan.input_ids(i),
             };
             rejects.push(cx.rejects.clone());
             match build_instances(stage, &cx) {
@@ -286,6 +287,7 @@ impl<'a> RunningPipeline<'a> {
                 .rejects
                 .get(index)
                 .map_or_else(Rejects::disconnected, WeakRejects::upgrade),
+            inputs: self.plan.input_ids(index),
         }
     }
 
@@ -529,6 +531,11 @@ impl<'a> RunningPipeline<'a> {
             metrics: Arc::clone(&metrics),
             resources: Arc::clone(&self.resources),
             rejects: Rejects::disconnected(),
+            inputs: stage
+                .inputs
+                .iter()
+                .filter_map(|&i| self.plan.stages.get(i).map(|s| s.id.clone()))
+                .collect(),
         };
         let built = build_instances(&stage, &cx).map_err(|e| ReloadError::NotStarted {
             stage: path.clone(),
