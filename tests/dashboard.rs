@@ -528,3 +528,74 @@ fn a_page_of_panels_from_the_pipeline_file_shows_exactly_the_computed_windows() 
     assert!(shot.exists());
     weir.stop();
 }
+
+/// `static_dir` serves a page of one's own instead of the embedded one: a tutorial-style page
+/// (tests/fixtures/own_page) with its chart library in a file beside it gets `connected` and a
+/// `test_message` per window, each equal to a window the pipeline computed; nothing outside the
+/// directory is served.
+#[test]
+fn a_page_of_ones_own_is_served_from_static_dir_and_gets_the_tutorials_events() {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo().join("tests/fixtures/own_page/index.html"),
+        site.path().join("index.html"),
+    )
+    .unwrap();
+    std::fs::create_dir(site.path().join("js")).unwrap();
+    for library in ["socket.io.min.js", "uPlot.iife.min.js", "uPlot.min.css"] {
+        std::fs::copy(
+            repo().join("web/vendor").join(library),
+            site.path().join("js").join(library),
+        )
+        .unwrap();
+    }
+    let dir = format!("sinks.dashboard.static_dir={}", site.path().display());
+    let weir = start(&[&dir]);
+    let (status, _) = http_request(weir.port, "/../Cargo.toml", "");
+    assert!(status.contains("404"), "{status}");
+    let (status, _) = http_request(weir.port, "/app.js", "");
+    assert!(
+        status.contains("404"),
+        "the embedded page is not served: {status}"
+    );
+    let py = python("WEIR_TEST_PYTHON", "venv-sio5");
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-own-page.png");
+    let (out, page) = run_script(
+        &py,
+        "own_page.py",
+        &[&format!("{}/", weir.url()), "4", shot.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        page["errors"].as_array().unwrap().len(),
+        0,
+        "{}",
+        page["errors"]
+    );
+    assert_eq!(page["connected"], "yes");
+    assert_eq!(
+        page["chart"], true,
+        "the chart library loaded from the page's directory"
+    );
+    let windows = weir.windows();
+    let pairs: Vec<String> = windows
+        .values()
+        .map(|w| {
+            let value = |k: &str| w.get(k).copied().unwrap_or(0.0);
+            format!("{},{}", value("0"), value("1"))
+        })
+        .collect();
+    for message in page["received"].as_array().unwrap() {
+        let message = message.as_str().unwrap();
+        assert!(
+            pairs.iter().any(|p| p == message),
+            "{message} is not a computed window"
+        );
+    }
+    weir.stop();
+}

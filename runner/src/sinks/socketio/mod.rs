@@ -5,6 +5,7 @@
 //! `test_connect` → `connected`) so its original page and Socket.IO 2.x clients keep working.
 
 mod board;
+mod pages;
 pub mod server;
 
 use crate::format::window_points::{self, Fields};
@@ -46,6 +47,7 @@ crate::stage_options! {
         max_connections: usize => OptionDoc::of("integer", "20000", "most browsers connected at once; more are refused and counted"),
         #[serde(default = "default_buffer")]
         client_buffer: usize => OptionDoc::of("integer", "128", "messages queued per browser; a slow browser beyond it misses updates (counted)"),
+        static_dir: Option<std::path::PathBuf> => OptionDoc::of("string", "none (the embedded page)", "serve this directory's files at / instead of the embedded page (index.html for a directory): a page of your own, speaking the events of docs/dashboard.md"),
         panels: Option<Vec<PanelConfig>> => OptionDoc::of("[{ type, title, key, value, input, series, points }]", "one line chart (title, series, key_field, value_field)", "the page's panels, in order: type \"line\" (the last `points` windows, a series per key), \"bar\" or \"table\" (the latest window, per key), \"number\" (the latest window's total); each reads the sink's inputs, or only `input`"),
     }
 }
@@ -148,6 +150,14 @@ impl BuiltinConfig for SocketIoConfig {
                     format!("panel {}: points must be between 1 and 10000", i + 1),
                 ));
             }
+        }
+        if let Some(dir) = &self.static_dir
+            && !dir.is_dir()
+        {
+            issues.push(OptionIssue::new(
+                "static_dir",
+                format!("{} is not a directory", dir.display()),
+            ));
         }
         if self.panels.as_ref().is_some_and(Vec::is_empty) {
             issues.push(
@@ -254,8 +264,14 @@ impl StageConfig for SocketIoConfig {
             )
         };
         let tls = self.tls.as_ref().map(ServerTls::load).transpose()?;
-        let (dashboard, serving) =
-            server::start(&self.listen, page, access, self.client_buffer, tls)?;
+        let (dashboard, serving) = server::start(
+            &self.listen,
+            page,
+            self.static_dir.clone(),
+            access,
+            self.client_buffer,
+            tls,
+        )?;
         Ok(Stage::Sink(Box::new(SocketIoSink {
             serving,
             dashboard,

@@ -7,9 +7,6 @@ use crate::format::window_points::Point;
 use crate::serve::ListenError;
 use crate::serve::access::{Access, Refusal};
 use axum::Router;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
 use serde::Serialize;
 use serde_json::{Value, json};
 use socketioxide::extract::{SocketRef, TryData};
@@ -139,6 +136,7 @@ impl Drop for Admission {
 pub fn start(
     listen: &str,
     page: PageConfig,
+    page_dir: Option<std::path::PathBuf>,
     access: impl FnOnce(u16) -> Access,
     buffer: usize,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -148,7 +146,7 @@ pub fn start(
         address: listen.to_string(),
         source,
     })?;
-    let (app, dashboard) = app(page, access(addr.port()), buffer);
+    let (app, dashboard) = app(page, page_dir, access(addr.port()), buffer);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let serving = crate::serve::spawn(listener, app, format!("dashboard server on {addr}"), tls)
         .map_err(|source| ListenError::Bind {
@@ -161,7 +159,12 @@ pub fn start(
 
 /// The dashboard's web app (page, assets, Socket.IO) and its state, not yet served; with
 /// `buffer` messages queued per client. Must be called on a tokio runtime.
-pub fn app(page: PageConfig, access: Access, buffer: usize) -> (Router, Arc<Dashboard>) {
+pub fn app(
+    page: PageConfig,
+    page_dir: Option<std::path::PathBuf>,
+    access: Access,
+    buffer: usize,
+) -> (Router, Arc<Dashboard>) {
     let (socket_io, io) = SocketIo::builder()
         .max_payload(MAX_CLIENT_MESSAGE)
         .ws_max_message_size(MAX_CLIENT_MESSAGE as usize)
@@ -269,78 +272,12 @@ pub fn app(page: PageConfig, access: Access, buffer: usize) -> (Router, Arc<Dash
         }
     };
     io.ns("/", on_connect.with(admit));
-    let app = Router::new()
-        .route(
-            "/",
-            get(|| async {
-                asset(
-                    "text/html; charset=utf-8",
-                    include_str!("../../../../web/index.html"),
-                )
-            }),
-        )
-        .route(
-            "/app.js",
-            get(|| async {
-                asset(
-                    "text/javascript; charset=utf-8",
-                    include_str!("../../../../web/app.js"),
-                )
-            }),
-        )
-        .route(
-            "/style.css",
-            get(|| async {
-                asset(
-                    "text/css; charset=utf-8",
-                    include_str!("../../../../web/style.css"),
-                )
-            }),
-        )
-        .route(
-            "/vendor/uPlot.iife.min.js",
-            get(|| async {
-                asset(
-                    "text/javascript; charset=utf-8",
-                    include_str!("../../../../web/vendor/uPlot.iife.min.js"),
-                )
-            }),
-        )
-        .route(
-            "/vendor/uPlot.min.css",
-            get(|| async {
-                asset(
-                    "text/css; charset=utf-8",
-                    include_str!("../../../../web/vendor/uPlot.min.css"),
-                )
-            }),
-        )
-        .route(
-            "/vendor/socket.io.min.js",
-            get(|| async {
-                asset(
-                    "text/javascript; charset=utf-8",
-                    include_str!("../../../../web/vendor/socket.io.min.js"),
-                )
-            }),
-        )
+    let app = super::pages::routes(page_dir)
         // One Socket.IO service for the one path: each socketioxide layer or service holds its
         // own Engine.IO session table, so it must not be applied per route (polling would lose
         // its session between requests).
-        .route_service("/socket.io/", socket_io)
-        .fallback(|| async { (StatusCode::NOT_FOUND, "not found") });
+        .route_service("/socket.io/", socket_io);
     (app, dashboard)
-}
-
-fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
-    let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    (headers, body)
 }
 
 impl Dashboard {
@@ -430,7 +367,7 @@ mod tests {
                 series: Vec::new(),
             }],
         };
-        app(page, Access::new(token, Vec::new(), 5000, 4), 8)
+        app(page, None, Access::new(token, Vec::new(), 5000, 4), 8)
     }
 
     async fn call(router: &Router, request: Request<Body>) -> String {
