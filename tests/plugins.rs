@@ -7,41 +7,10 @@
 mod c_plugin;
 mod common;
 
+use common::plugins::{lib, plugin_dir};
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
-
-/// Builds the plugin crates once per test run, in a target directory of their own (the outer
-/// `cargo test` holds the lock on its own), and returns where the libraries are.
-fn plugin_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugins");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let packages = [
-            "weir-shop",
-            "weir-test-faulty",
-            "weir-test-future-abi",
-            "weir-test-not-a-plugin",
-            "weir-plugin-template",
-        ];
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(repo())
-            .args(["build", "--quiet", "--locked", "--target-dir"])
-            .arg(&target);
-        for p in packages {
-            cmd.args(["-p", p]);
-        }
-        let status = cmd.status().expect("cargo runs");
-        assert!(status.success(), "building the plugins failed");
-        target.join("debug")
-    })
-}
-
-fn lib(name: &str) -> PathBuf {
-    plugin_dir().join(format!("lib{name}.{}", std::env::consts::DLL_EXTENSION))
-}
 
 /// Writes `pipeline` (with PLUGIN replaced by the library path of `plugin`) and runs `args` on it.
 fn run_with(plugin: &Path, pipeline: &str, command: &str) -> (Output, String, PathBuf) {
@@ -149,9 +118,10 @@ fn weir_plugins_lists_what_a_library_offers() {
     let out = run(&["plugins", lib("weir_shop").to_str().unwrap()]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("plugin `shop` 0.1.0 (ABI 1.1)"), "{stdout}");
+    assert!(stdout.contains("plugin `shop` 0.1.0 (ABI 1.2)"), "{stdout}");
     for line in [
         "transform shop.label",
+        "transform shop.distinct_buyers",
         "sink      shop.csv_append",
         "source    shop.generate",
     ] {

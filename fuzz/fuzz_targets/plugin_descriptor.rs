@@ -104,6 +104,7 @@ fuzz_target!(|data: &[u8]| {
         version: str_of(version),
         components: components.as_ptr(),
         components_len: components.len(),
+        extensions: std::ptr::null(),
     };
     // SAFETY: every table and string above outlives `plugin`, which is dropped in this scope.
     let read = unsafe { read_descriptor(Path::new("fuzz.so"), &raw const descriptor) };

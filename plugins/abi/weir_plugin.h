@@ -17,7 +17,7 @@
 /**
  * Minor version of this ABI.
  */
-#define WeirABI_MINOR 1
+#define WeirABI_MINOR 2
 
 /**
  * A borrowed UTF-8 string: `len` bytes at `ptr`.
@@ -333,6 +333,29 @@ typedef struct WeirComponentVTable {
 } WeirComponentVTable;
 
 /**
+ * What a component offers beyond its [`ComponentVTable`] (ABI 1.2): one per component, in the
+ * order of [`PluginDescriptor::components`]. The table of vtables cannot grow (it is an array),
+ * so what later minors add goes here, each entry saying its own size.
+ */
+typedef struct WeirComponentExtension {
+  /**
+   * `size_of::<ComponentExtension>()` as the plugin knows it.
+   */
+  uintptr_t struct_size;
+  /**
+   * For a transform that keeps records and emits what it derives from them later (its own
+   * windows, sessions, distinct sets): after any call, every input record with an event time
+   * at or before the time returned is wholly reflected in what the instance has emitted, and
+   * nothing it emits later derives from such a record; `i64::MIN` while that holds of none.
+   * The host keeps the delivery tickets of the input until this passes it (so a restart reads
+   * that input again) and, after a restart, hands the instance only records after the time
+   * its output had been committed through. Null for a transform that holds nothing (what it
+   * emits during a call derives only from that call's input), and for sources and sinks.
+   */
+  int64_t (*emitted_through)(WeirHandle handle);
+} WeirComponentExtension;
+
+/**
  * What the entry symbol returns.
  */
 typedef struct WeirPluginDescriptor {
@@ -364,6 +387,10 @@ typedef struct WeirPluginDescriptor {
    * Number of components.
    */
   uintptr_t components_len;
+  /**
+   * ABI 1.2: `components_len` [`ComponentExtension`]s, or null for none.
+   */
+  const struct WeirComponentExtension *extensions;
 } WeirPluginDescriptor;
 
 /**

@@ -6,6 +6,7 @@
 pub mod dashboard;
 pub mod kafka;
 pub mod kafka_wire;
+pub mod plugins;
 pub mod postgres;
 pub mod tls;
 

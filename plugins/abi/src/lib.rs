@@ -19,6 +19,8 @@
 //! - **Versioning.** `abi_major` changes on any incompatible change; the host refuses other majors.
 //!   `abi_minor` grows when fields are appended to the end of a struct; the host accepts plugins
 //!   whose minor is at most its own, and reads `struct_size` to know which fields exist.
+//!   1.2 appended [`PluginDescriptor::extensions`] ([`ComponentExtension`]: stateful transforms);
+//!   1.1 plugins load and behave as before.
 //!
 //! This crate has no dependencies and only declares types; the safe Rust layer is `weir-plugin`.
 
@@ -29,7 +31,7 @@ use core::ffi::c_void;
 /// Major version of this ABI.
 pub const ABI_MAJOR: u32 = 1;
 /// Minor version of this ABI.
-pub const ABI_MINOR: u32 = 1;
+pub const ABI_MINOR: u32 = 2;
 /// Name of the exported entry function, NUL-terminated for `dlsym`.
 pub const ENTRY_SYMBOL: &[u8] = b"weir_plugin_descriptor\0";
 
@@ -273,6 +275,25 @@ pub struct ComponentVTable {
     pub destroy: unsafe extern "C-unwind" fn(handle: Handle),
 }
 
+/// What a component offers beyond its [`ComponentVTable`] (ABI 1.2): one per component, in the
+/// order of [`PluginDescriptor::components`]. The table of vtables cannot grow (it is an array),
+/// so what later minors add goes here, each entry saying its own size.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ComponentExtension {
+    /// `size_of::<ComponentExtension>()` as the plugin knows it.
+    pub struct_size: usize,
+    /// For a transform that keeps records and emits what it derives from them later (its own
+    /// windows, sessions, distinct sets): after any call, every input record with an event time
+    /// at or before the time returned is wholly reflected in what the instance has emitted, and
+    /// nothing it emits later derives from such a record; `i64::MIN` while that holds of none.
+    /// The host keeps the delivery tickets of the input until this passes it (so a restart reads
+    /// that input again) and, after a restart, hands the instance only records after the time
+    /// its output had been committed through. Null for a transform that holds nothing (what it
+    /// emits during a call derives only from that call's input), and for sources and sinks.
+    pub emitted_through: Option<unsafe extern "C-unwind" fn(handle: Handle) -> i64>,
+}
+
 /// What the entry symbol returns.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -291,12 +312,15 @@ pub struct PluginDescriptor {
     pub components: *const ComponentVTable,
     /// Number of components.
     pub components_len: usize,
+    /// ABI 1.2: `components_len` [`ComponentExtension`]s, or null for none.
+    pub extensions: *const ComponentExtension,
 }
 
 // The descriptor and its tables are immutable statics shared by every thread.
 unsafe impl Sync for PluginDescriptor {}
 unsafe impl Sync for ComponentVTable {}
 unsafe impl Sync for OptionDesc {}
+unsafe impl Sync for ComponentExtension {}
 unsafe impl Send for Str {}
 unsafe impl Sync for Str {}
 

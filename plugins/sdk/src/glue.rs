@@ -4,7 +4,9 @@
 use crate::{Batch, Component, Host, Poll, Sink, Source, Transform};
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use weir_plugin_abi::{BatchView, ComponentVTable, Handle, HostApi, Kind, Status, Str};
+use weir_plugin_abi::{
+    BatchView, ComponentExtension, ComponentVTable, Handle, HostApi, Kind, Status, Str,
+};
 
 /// Runs `body`, turning an error into [`Status::ERROR`] and a panic into [`Status::PANIC`],
 /// each reported to the host.
@@ -271,5 +273,48 @@ pub const fn source<T: Source>() -> ComponentVTable {
     ComponentVTable {
         poll: poll_source::<T>,
         ..base::<T>(Kind::SOURCE)
+    }
+}
+
+/// How far a stateful transform's output goes (see [`Transform::emitted_through`]); a panic says
+/// "none", which keeps every ticket.
+unsafe extern "C-unwind" fn emitted_through<T: Transform>(handle: Handle) -> i64 {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: a handle from `create::<T>`, called by one thread at a time.
+        let component: &T = unsafe { instance::<T>(handle) };
+        component.emitted_through()
+    }))
+    .unwrap_or(i64::MIN)
+}
+
+/// The [`ComponentExtension`]s of each kind (used by [`export_plugin!`](crate::export_plugin)).
+pub mod extension {
+    use super::*;
+
+    const NONE: ComponentExtension = ComponentExtension {
+        struct_size: core::mem::size_of::<ComponentExtension>(),
+        emitted_through: None,
+    };
+
+    /// Transform `T`'s: how far its output goes, if it keeps state.
+    pub const fn transform<T: Transform>() -> ComponentExtension {
+        ComponentExtension {
+            emitted_through: if T::KEEPS_STATE {
+                Some(emitted_through::<T>)
+            } else {
+                None
+            },
+            ..NONE
+        }
+    }
+
+    /// Sink `T`'s: nothing beyond its vtable.
+    pub const fn sink<T: Sink>() -> ComponentExtension {
+        NONE
+    }
+
+    /// Source `T`'s: nothing beyond its vtable.
+    pub const fn source<T: Source>() -> ComponentExtension {
+        NONE
     }
 }

@@ -22,7 +22,7 @@ pub use weir_plugin_abi as abi;
 pub use weir_plugin_abi::LogLevel;
 
 #[doc(hidden)]
-pub use glue::{sink, source, transform};
+pub use glue::{extension, sink, source, transform};
 
 use serde::de::DeserializeOwned;
 use weir_plugin_abi::{OptionDesc, Str};
@@ -52,6 +52,21 @@ pub trait Component: Sized + Send + 'static {
 pub trait Transform: Component {
     /// Milliseconds between calls to [`tick`](Self::tick); 0 for none.
     const TICK_INTERVAL_MILLIS: u64 = 0;
+
+    /// True for a transform that keeps records and emits what it derives from them later (its
+    /// own windows or sessions): then it says how far its output goes with
+    /// [`emitted_through`](Self::emitted_through), and the host keeps the input's delivery
+    /// tickets until then — exactly once through restarts, as for the built-in window. False
+    /// (the default): what it emits during a call derives only from that call's input.
+    const KEEPS_STATE: bool = false;
+
+    /// For a transform that [keeps state](Self::KEEPS_STATE): every input record with an event
+    /// time at or before this is wholly reflected in what it has emitted, and nothing it emits
+    /// later derives from one (for a tumbling window: the end of the last window emitted, less
+    /// one). `i64::MIN` while none is. After a restart the host hands it only later records.
+    fn emitted_through(&self) -> i64 {
+        i64::MIN
+    }
 
     /// Handles one batch; emit output with [`Host::emit`].
     fn process(&mut self, batch: &Batch<'_>, host: &mut Host) -> Result<(), String>;
@@ -116,6 +131,8 @@ pub const fn option(
 macro_rules! export_plugin {
     (name: $name:expr, version: $version:expr, components: [$($kind:ident($ty:ty)),* $(,)?] $(,)?) => {
         static __WEIR_COMPONENTS: &[$crate::abi::ComponentVTable] = &[$($crate::$kind::<$ty>()),*];
+        static __WEIR_EXTENSIONS: &[$crate::abi::ComponentExtension] =
+            &[$($crate::extension::$kind::<$ty>()),*];
 
         static __WEIR_DESCRIPTOR: $crate::abi::PluginDescriptor = $crate::abi::PluginDescriptor {
             abi_major: $crate::abi::ABI_MAJOR,
@@ -125,6 +142,7 @@ macro_rules! export_plugin {
             version: $crate::abi::Str::from_static($version),
             components: __WEIR_COMPONENTS.as_ptr(),
             components_len: __WEIR_COMPONENTS.len(),
+            extensions: __WEIR_EXTENSIONS.as_ptr(),
         };
 
         /// The plugin's entry point, found by the host with `dlsym`.

@@ -233,6 +233,14 @@ impl fmt::Debug for PluginConfig {
 }
 
 impl StageConfig for PluginConfig {
+    fn keeps_state(&self) -> bool {
+        self.plugin.components[self.index].emitted_through.is_some()
+    }
+
+    fn marks_progress(&self) -> bool {
+        self.keeps_state()
+    }
+
     fn build(&self, cx: &BuildContext) -> Result<Stage, StageError> {
         let component = &self.plugin.components[self.index];
         stages::create(component, &self.plugin.path, &self.text, cx)

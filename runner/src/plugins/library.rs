@@ -37,6 +37,8 @@ pub struct Component {
     pub options: Vec<OptionDoc>,
     /// Its entry points.
     pub vtable: &'static ComponentVTable,
+    /// For a transform that keeps state (ABI 1.2): how far its output goes.
+    pub emitted_through: Option<unsafe extern "C-unwind" fn(weir_plugin_abi::Handle) -> i64>,
 }
 
 /// Why a library could not be used as a plugin (the messages leave out the library's path:
@@ -232,18 +234,37 @@ pub unsafe fn read_descriptor(
     if descriptor.is_null() {
         return Err(DescriptorError::Null);
     }
-    // SAFETY: non-null and valid for as long as the plugin is used (the caller's promise).
-    let descriptor: &'static PluginDescriptor = unsafe { &*descriptor };
+    // A plugin of an older minor has a shorter descriptor: copy the part it has (its
+    // `struct_size`, which every version has at the same place, says how long) and leave the
+    // fields it does not know zero (null).
+    // SAFETY: non-null and valid for as long as the plugin is used (the caller's promise); the
+    // fields before `struct_size` and `struct_size` itself exist in every version.
+    let size = unsafe { std::ptr::addr_of!((*descriptor).struct_size).read() };
+    let copied = size.min(std::mem::size_of::<PluginDescriptor>());
+    // SAFETY: all-zero bytes are a valid descriptor (null pointers, zero lengths, no functions).
+    let mut local: PluginDescriptor = unsafe { std::mem::zeroed() };
+    // SAFETY: the plugin's descriptor has `size` readable bytes; `local` has room for `copied`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            descriptor.cast::<u8>(),
+            (&raw mut local).cast::<u8>(),
+            copied,
+        );
+    }
+    let descriptor = &local;
     check_version(descriptor)?;
     let name = text(descriptor.name, "plugin name")?;
     if name.is_empty() || name.contains('.') {
         return Err(DescriptorError::BadName(name.to_string()));
     }
+    let extensions = extensions_of(descriptor);
     let components = (0..descriptor.components_len)
         .map(|i| {
             // SAFETY: the descriptor's table has `components_len` entries.
             let vtable: &'static ComponentVTable = unsafe { &*descriptor.components.add(i) };
-            component(vtable)
+            // SAFETY: a non-null extension table has `components_len` entries.
+            let extension = extensions.map(|table| unsafe { table.add(i) });
+            component(vtable, extension)
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Plugin {
@@ -255,6 +276,26 @@ pub unsafe fn read_descriptor(
     })
 }
 
+/// The size of the descriptor of ABI minor `minor`: 1.0 and 1.1 end before `extensions`.
+fn descriptor_size(minor: u32) -> usize {
+    if minor < 2 {
+        std::mem::offset_of!(PluginDescriptor, extensions)
+    } else {
+        std::mem::size_of::<PluginDescriptor>()
+    }
+}
+
+/// The component extensions of a 1.2 (or later) descriptor, if it has a table.
+fn extensions_of(
+    descriptor: &PluginDescriptor,
+) -> Option<*const weir_plugin_abi::ComponentExtension> {
+    if descriptor.abi_minor < 2 || descriptor.struct_size < descriptor_size(2) {
+        return None;
+    }
+    let table = descriptor.extensions;
+    (!table.is_null()).then_some(table)
+}
+
 fn check_version(d: &PluginDescriptor) -> Result<(), DescriptorError> {
     let (major, minor) = (d.abi_major, d.abi_minor);
     if major != ABI_MAJOR {
@@ -263,7 +304,7 @@ fn check_version(d: &PluginDescriptor) -> Result<(), DescriptorError> {
     if minor > ABI_MINOR {
         return Err(DescriptorError::NewerMinor { major, minor });
     }
-    let expected = std::mem::size_of::<PluginDescriptor>();
+    let expected = descriptor_size(minor);
     if d.struct_size < expected {
         return Err(DescriptorError::Short {
             size: d.struct_size,
@@ -273,7 +314,10 @@ fn check_version(d: &PluginDescriptor) -> Result<(), DescriptorError> {
     Ok(())
 }
 
-fn component(vtable: &'static ComponentVTable) -> Result<Component, DescriptorError> {
+fn component(
+    vtable: &'static ComponentVTable,
+    extension: Option<*const weir_plugin_abi::ComponentExtension>,
+) -> Result<Component, DescriptorError> {
     let kind = match vtable.kind {
         Kind::SOURCE => StageKind::Source,
         Kind::TRANSFORM => StageKind::Transform,
@@ -292,12 +336,26 @@ fn component(vtable: &'static ComponentVTable) -> Result<Component, DescriptorEr
             })
         })
         .collect::<Result<Vec<_>, DescriptorError>>()?;
+    let emitted_through = extension.and_then(|extension| {
+        // SAFETY: an entry of the plugin's static extension table; `struct_size` comes first in
+        // every version and says whether `emitted_through` is there.
+        let size = unsafe { std::ptr::addr_of!((*extension).struct_size).read() };
+        let has_field = size
+            >= std::mem::offset_of!(weir_plugin_abi::ComponentExtension, emitted_through)
+                + std::mem::size_of::<usize>();
+        // SAFETY: as above, the field is within the entry.
+        let f =
+            has_field.then(|| unsafe { std::ptr::addr_of!((*extension).emitted_through).read() });
+        f.flatten()
+    });
     Ok(Component {
         kind,
         name: text(vtable.name, "component name")?,
         description: text(vtable.description, "component description")?,
         options,
         vtable,
+        // Only transforms hold input.
+        emitted_through: emitted_through.filter(|_| kind == StageKind::Transform),
     })
 }
 
@@ -323,4 +381,137 @@ pub fn files(path: &Path) -> Result<Vec<PathBuf>, std::io::Error> {
         .collect();
     files.sort();
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_plugin_abi::{ComponentExtension, Handle};
+
+    /// The descriptor as ABI 1.1 laid it out: everything before `extensions`.
+    #[repr(C)]
+    struct DescriptorV11 {
+        abi_major: u32,
+        abi_minor: u32,
+        struct_size: usize,
+        name: Str,
+        version: Str,
+        components: *const ComponentVTable,
+        components_len: usize,
+    }
+
+    unsafe extern "C-unwind" fn seven(_: Handle) -> i64 {
+        7
+    }
+
+    /// A transform vtable of the test's own making (every entry a no-op).
+    fn vtable() -> ComponentVTable {
+        unsafe extern "C-unwind" fn ok(_: Str, _: *const HostApi, _: *mut c_void) -> Status {
+            Status::OK
+        }
+        unsafe extern "C-unwind" fn create(
+            _: Str,
+            _: *const HostApi,
+            _: *mut c_void,
+            _: *mut Handle,
+        ) -> Status {
+            Status::ERROR
+        }
+        unsafe extern "C-unwind" fn batch(
+            _: Handle,
+            _: *const weir_plugin_abi::BatchView,
+            _: *const HostApi,
+            _: *mut c_void,
+        ) -> Status {
+            Status::OK
+        }
+        unsafe extern "C-unwind" fn poll(
+            _: Handle,
+            _: usize,
+            _: *const HostApi,
+            _: *mut c_void,
+        ) -> Status {
+            Status::FINISHED
+        }
+        unsafe extern "C-unwind" fn call(_: Handle, _: *const HostApi, _: *mut c_void) -> Status {
+            Status::OK
+        }
+        unsafe extern "C-unwind" fn destroy(_: Handle) {}
+        static VTABLE: ComponentVTable = ComponentVTable {
+            kind: Kind::TRANSFORM,
+            name: Str::from_static("t"),
+            description: Str::from_static("test"),
+            options: std::ptr::null(),
+            options_len: 0,
+            validate: ok,
+            create,
+            process: batch,
+            poll,
+            tick: call,
+            tick_interval_millis: 0,
+            finish: call,
+            destroy,
+        };
+        VTABLE
+    }
+
+    use std::ffi::c_void;
+    use weir_plugin_abi::{HostApi, Status};
+
+    #[test]
+    fn a_1_1_plugin_with_the_shorter_descriptor_loads_without_state() {
+        let components = [vtable()];
+        let old = DescriptorV11 {
+            abi_major: 1,
+            abi_minor: 1,
+            struct_size: std::mem::size_of::<DescriptorV11>(),
+            name: Str::from_static("old"),
+            version: Str::from_static("0.1.0"),
+            components: components.as_ptr(),
+            components_len: 1,
+        };
+        // SAFETY: a descriptor of the 1.1 layout whose tables outlive the plugin read here.
+        let plugin = unsafe {
+            read_descriptor(
+                Path::new("old.so"),
+                (&raw const old).cast::<PluginDescriptor>(),
+            )
+        }
+        .unwrap();
+        assert_eq!(plugin.abi, (1, 1));
+        assert!(plugin.components[0].emitted_through.is_none());
+    }
+
+    #[test]
+    fn a_1_2_plugin_says_which_transforms_keep_state() {
+        let components = [vtable()];
+        let extensions = [ComponentExtension {
+            struct_size: std::mem::size_of::<ComponentExtension>(),
+            emitted_through: Some(seven),
+        }];
+        let descriptor = PluginDescriptor {
+            abi_major: 1,
+            abi_minor: 2,
+            struct_size: std::mem::size_of::<PluginDescriptor>(),
+            name: Str::from_static("new"),
+            version: Str::from_static("0.2.0"),
+            components: components.as_ptr(),
+            components_len: 1,
+            extensions: extensions.as_ptr(),
+        };
+        // SAFETY: the descriptor and its tables outlive the plugin read here.
+        let plugin =
+            unsafe { read_descriptor(Path::new("new.so"), &raw const descriptor) }.unwrap();
+        let through = plugin.components[0].emitted_through.expect("keeps state");
+        // SAFETY: the test's function ignores its handle.
+        assert_eq!(unsafe { through(std::ptr::null_mut()) }, 7);
+        // A 1.2 descriptor cut short of its extension table is refused as such.
+        let short = PluginDescriptor {
+            struct_size: std::mem::offset_of!(PluginDescriptor, extensions),
+            ..descriptor
+        };
+        // SAFETY: as above.
+        let refused = unsafe { read_descriptor(Path::new("short.so"), &raw const short) };
+        assert!(matches!(refused, Err(DescriptorError::Short { .. })));
+    }
 }

@@ -93,7 +93,12 @@ pub fn create(
     };
     Ok(match component.kind {
         StageKind::Source => Stage::Source(Box::new(PluginSource(instance))),
-        StageKind::Transform => Stage::Transform(Box::new(PluginTransform(instance))),
+        StageKind::Transform => Stage::Transform(Box::new(PluginTransform {
+            held: component
+                .emitted_through
+                .map(|emitted_through| Held::new(emitted_through, build, component.name)),
+            instance,
+        })),
         StageKind::Sink => Stage::Sink(Box::new(PluginSink(instance))),
     })
 }
@@ -211,15 +216,125 @@ impl Instance {
     }
 }
 
-struct PluginTransform(Instance);
+struct PluginTransform {
+    instance: Instance,
+    /// For a plugin that keeps state: the input tickets it still holds.
+    held: Option<Held>,
+}
+
+/// The delivery tickets of the input a stateful plugin transform holds (see
+/// `ComponentExtension::emitted_through`): each input batch's, with its latest event time, kept
+/// until the plugin's output goes past that time; then they leave with its output, marked
+/// "emitted through" so a restarted run hands the plugin only later records — exactly once, as
+/// for the built-in window.
+struct Held {
+    emitted_through: unsafe extern "C-unwind" fn(Handle) -> i64,
+    /// (latest event time of an input batch, its tickets), oldest first.
+    tickets: std::collections::VecDeque<(i64, crate::ack::Acks)>,
+    /// The plugin's last answer.
+    through: i64,
+    /// The stage's progress mark.
+    mark: Arc<str>,
+    /// How far an earlier run's output was committed, until read at the first batch.
+    resumed: Option<Arc<crate::resume::Resumed>>,
+    /// Records at or before this were accounted for by an earlier run.
+    replay_through: Option<i64>,
+    /// Records of an earlier run's output not handed to the plugin again.
+    replayed: u64,
+}
+
+impl Held {
+    fn new(
+        emitted_through: unsafe extern "C-unwind" fn(Handle) -> i64,
+        build: &BuildContext,
+        component: &str,
+    ) -> Held {
+        let resumed = build.resources.get::<crate::resume::Resumed>();
+        // Marks of another component are not this one's: switching the plugin is refused.
+        resumed.declare(&build.path, format!("plugin component={component}"));
+        Held {
+            emitted_through,
+            tickets: std::collections::VecDeque::new(),
+            through: i64::MIN,
+            mark: Arc::from(build.path.as_str()),
+            resumed: Some(resumed),
+            replay_through: None,
+            replayed: 0,
+        }
+    }
+
+    /// `batch` without the records an earlier run's committed output already accounts for.
+    fn unseen(&mut self, batch: Batch) -> Batch {
+        if let Some(resumed) = self.resumed.take() {
+            self.replay_through = resumed.through(&self.mark);
+            if let Some(through) = self.replay_through {
+                tracing::info!(
+                    "{}: going on after the output committed through {through}",
+                    self.mark
+                );
+            }
+        }
+        let Some(through) = self.replay_through else {
+            return batch;
+        };
+        if batch.times().iter().all(|&t| t > through) {
+            return batch;
+        }
+        let kept = batch.retain(|row| row.event_time() > through);
+        self.replayed += (batch.len() - kept.len()) as u64;
+        kept.with_acks(batch.acks().clone())
+    }
+
+    /// After a call: asks the plugin how far its output goes and lets the tickets of the input
+    /// wholly before that leave with what the call emitted (`out[first_new..]`), marked.
+    fn release(&mut self, handle: Handle, out: &mut [Batch], first_new: usize) {
+        // SAFETY: a live handle, called from the one thread calling this instance; the SDK
+        // catches panics (answering "none").
+        let through = unsafe { (self.emitted_through)(handle) };
+        // An answer going back would take back what was released: keep the furthest.
+        self.through = self.through.max(through);
+        let mut released = crate::ack::Acks::default();
+        while self
+            .tickets
+            .front()
+            .is_some_and(|(latest, _)| *latest <= self.through)
+        {
+            let (_, acks) = self.tickets.pop_front().expect("checked");
+            released.absorb(acks);
+        }
+        if self.through == i64::MIN {
+            return;
+        }
+        released.mark(Arc::clone(&self.mark), self.through);
+        match out[first_new..].last_mut() {
+            Some(last) => {
+                let mut acks = last.take_acks();
+                acks.absorb(released);
+                last.attach_acks(acks);
+            }
+            // Nothing to carry them: they settle here; the mark waits for the next output.
+            None => drop(released),
+        }
+    }
+}
 
 impl Transform for PluginTransform {
-    /// What the plugin emits during `process` carries the input's delivery tickets. Plugin
-    /// transforms are taken to be stateless for acknowledgement: records a plugin keeps and emits
-    /// later (on a tick or at the end) are acknowledged when the call that received them returns.
+    /// A stateless plugin's output carries the input's delivery tickets: what it emits during
+    /// `process` derives from that input. A stateful one's ([`Held`]) carries the tickets of
+    /// the input its output has gone past.
     fn process(&mut self, mut batch: Batch, out: &mut Vec<Batch>) -> StageResult {
         let first_new = out.len();
-        self.0.process(&batch, out)?;
+        if let Some(held) = &mut self.held {
+            batch = held.unseen(batch);
+            let latest = batch.times().iter().copied().max().unwrap_or(i64::MIN);
+            held.tickets.push_back((latest, batch.take_acks()));
+            if !batch.is_empty() {
+                self.instance.process(&batch, out)?;
+            }
+            held.release(self.instance.handle, out, first_new);
+            return Ok(());
+        }
+        self.instance.process(&batch, out)?;
         let acks = batch.take_acks();
         if !acks.is_empty() {
             for emitted in &mut out[first_new..] {
@@ -229,27 +344,73 @@ impl Transform for PluginTransform {
         Ok(())
     }
 
+    /// Stopped before its input ended (Ctrl-C, SIGTERM): a stateful plugin is not asked to emit
+    /// what it holds — that would be a partial result — and the tickets of what it holds are
+    /// given up, so the next run reads that input again and completes it. A stateless one
+    /// finishes as usual.
+    fn stop(&mut self, out: &mut Vec<Batch>) -> StageResult {
+        let Some(held) = &mut self.held else {
+            return self.finish(out);
+        };
+        let holding = held.tickets.len();
+        for (_, acks) in held.tickets.drain(..) {
+            acks.abandon();
+        }
+        if holding > 0 {
+            tracing::info!(
+                "{}: stopping with {holding} input batches not yet wholly emitted; the next run \
+                 reads them again",
+                held.mark
+            );
+        }
+        Ok(())
+    }
+
+    fn output_watermark(&self, input: crate::record::Millis) -> crate::record::Millis {
+        match &self.held {
+            // What it emits later may be as old as the first record it still holds.
+            Some(held) => input.min(held.through),
+            None => input,
+        }
+    }
+
     fn tick_interval(&self) -> Option<Duration> {
-        let millis = self.0.vtable.tick_interval_millis;
+        let millis = self.instance.vtable.tick_interval_millis;
         (millis > 0).then(|| Duration::from_millis(millis))
     }
 
     fn tick(&mut self, out: &mut Vec<Batch>) -> StageResult {
+        let first_new = out.len();
         // SAFETY: a live handle; no borrowed data crosses.
         blocking(|| {
-            self.0
+            self.instance
                 .call(out, |v, h, api, cx| unsafe { (v.tick)(h, api, cx) })
-        })
-        .map(|_| ())
+        })?;
+        if let Some(held) = &mut self.held {
+            held.release(self.instance.handle, out, first_new);
+        }
+        Ok(())
     }
 
     fn finish(&mut self, out: &mut Vec<Batch>) -> StageResult {
+        let first_new = out.len();
         // SAFETY: as for `tick`.
         blocking(|| {
-            self.0
+            self.instance
                 .call(out, |v, h, api, cx| unsafe { (v.finish)(h, api, cx) })
-        })
-        .map(|_| ())
+        })?;
+        if let Some(held) = &mut self.held {
+            held.release(self.instance.handle, out, first_new);
+            if held.replayed > 0 {
+                tracing::info!(
+                    "{}: {} records of output an earlier run committed were not handed to the \
+                     plugin again",
+                    held.mark,
+                    held.replayed
+                );
+            }
+        }
+        Ok(())
     }
 }
 

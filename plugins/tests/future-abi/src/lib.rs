@@ -10,6 +10,7 @@ static DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     version: Str::from_static("9.0.0"),
     components: std::ptr::null(),
     components_len: 0,
+    extensions: std::ptr::null(),
 };
 
 /// The entry point, with a descriptor from the future.
