@@ -507,3 +507,66 @@ path = "DIR/rejected.jsonl"
         "the rejected rows are counted as dropped: {stderr}"
     );
 }
+
+/// `weir plugin new` writes a crate that builds outside this repository (the SDK comes with it)
+/// and `weir plugin test` runs its unit test, a release build and its pipeline's tests — for each
+/// kind; a pipeline test that no longer holds makes it fail.
+#[test]
+fn a_scaffolded_plugin_of_each_kind_builds_and_passes_its_tests_outside_the_repository() {
+    let both = |out: &Output| {
+        let (stdout, stderr) = text(out);
+        format!("{stdout}\n{stderr}")
+    };
+    let outside = tempfile::tempdir().unwrap();
+    // Shared between runs of this test: the first build compiles serde and toml once.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold");
+    for kind in ["transform", "sink", "source"] {
+        let name = format!("my_{kind}");
+        let out = weir()
+            .args(["plugin", "new", &name, "--kind", kind])
+            .current_dir(outside.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", both(&out));
+        let dir = outside.path().join(&name);
+        assert!(dir.join("weir-sdk/sdk/src/glue.rs").is_file());
+        let out = weir()
+            .args(["plugin", "test", dir.to_str().unwrap()])
+            .env("CARGO_TARGET_DIR", &target)
+            .env("CARGO_NET_OFFLINE", "true")
+            .output()
+            .unwrap();
+        let shown = both(&out);
+        assert!(out.status.success(), "{kind}: {shown}");
+        assert!(
+            shown.contains("test result: ok. 1 passed") && shown.contains("1 passed, 0 failed"),
+            "{kind}: the unit test and the pipeline test ran: {shown}"
+        );
+    }
+    // The pipeline test fails once the transform's expected output is wrong.
+    let tests = outside.path().join("my_transform/pipeline.test.toml");
+    let text = std::fs::read_to_string(&tests).unwrap();
+    std::fs::write(&tests, text.replace("\"ADA\"", "\"ada\"")).unwrap();
+    let out = weir()
+        .args(["plugin", "test", "my_transform"])
+        .current_dir(outside.path())
+        .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_NET_OFFLINE", "true")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", both(&out));
+    assert!(both(&out).contains("0 passed, 1 failed"), "{}", both(&out));
+    // A name that cannot be a plugin's, and a directory that exists, are refused.
+    let out = weir()
+        .args(["plugin", "new", "My-Stage"])
+        .current_dir(outside.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && both(&out).contains("cannot name a plugin"));
+    let out = weir()
+        .args(["plugin", "new", "my_sink"])
+        .current_dir(outside.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && both(&out).contains("exists already"));
+}

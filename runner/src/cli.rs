@@ -306,6 +306,49 @@ pub enum Command {
     /// Generate synthetic input data.
     #[command(subcommand, after_help = GEN_EXAMPLES)]
     Gen(GenCommand),
+    /// Start a stage plugin of your own, and test it (plugins/README.md).
+    #[command(subcommand, after_help = PLUGIN_EXAMPLES)]
+    Plugin(PluginCommand),
+}
+
+const PLUGIN_EXAMPLES: &str = "Examples:
+  weir plugin new my_stage --kind transform      # a crate in ./my_stage, ready to build
+  weir plugin test my_stage                      # its unit tests, a release build, its pipeline tests";
+
+/// `weir plugin` commands.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Write a ready plugin crate (Rust): one component of `kind`, a unit test, a pipeline that
+    /// uses it and the pipeline's tests; the SDK comes with it, so it builds anywhere.
+    New {
+        /// The plugin's name (lower case, digits and `_`): the crate, the library and the
+        /// `<name>.` prefix of its stage types.
+        name: String,
+        /// The kind of component to start from.
+        #[arg(long, value_enum, default_value_t = PluginKind::Transform)]
+        kind: PluginKind,
+        /// Where to write it (default: ./NAME); must not exist yet.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Test a plugin crate: `cargo test`, `cargo build --release`, then `weir test` on its
+    /// pipelines (run from its directory, with the library just built).
+    Test {
+        /// The crate's directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+/// The kind of component `weir plugin new` starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PluginKind {
+    /// Turns batches into batches.
+    Transform,
+    /// Delivers records out of the pipeline.
+    Sink,
+    /// Produces records.
+    Source,
 }
 
 /// `weir consume --isolation`.

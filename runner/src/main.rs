@@ -4,6 +4,7 @@ mod cli;
 mod generate;
 mod nexmark_gen;
 mod observe;
+mod scaffold;
 mod tap_table;
 mod topic_io;
 mod user_log_gen;
@@ -33,6 +34,12 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate(&args, &registry),
         Command::Graph { pipeline, format } => draw_graph(&pipeline, format, &registry),
         Command::Gen(what) => generate::generate(what),
+        Command::Plugin(cli::PluginCommand::New { name, kind, dir }) => {
+            scaffold::new_plugin(&name, kind, dir)
+        }
+        Command::Plugin(cli::PluginCommand::Test { dir }) => {
+            scaffold::test_plugin(&dir, |pipelines| test_pipelines(pipelines, &registry))
+        }
         Command::Plugins { paths } => describe_plugins(paths),
         Command::Broker {
             listen,
