@@ -27,7 +27,7 @@ fn pipeline(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
 [sources.rows]
 type = "csv"
 path = "{}"
-rate = 2000
+rate = 1000
 
 [sinks.live]
 type = "websocket"
