@@ -1,5 +1,6 @@
 //! Template plugin `template` with one transform, `template.upper`, that upper-cases a text field.
-//! Copy this crate to start a plugin: rename it, change the component, keep the shape.
+//! Copy this crate to start a plugin (or let `weir plugin new` write one, from this very file):
+//! rename it, change the component, keep the shape; plugins/README.md explains it all.
 
 use serde::Deserialize;
 use weir_plugin::{Batch, BatchBuilder, Component, Field, Host, Transform, option};
@@ -12,10 +13,15 @@ pub struct Config {
     field: String,
 }
 
-/// The running transform: keeps its config and an output batch it reuses.
+/// The running transform: its config and an output batch it reuses.
 pub struct Upper {
     field: String,
     out: BatchBuilder,
+}
+
+/// What the transform does to one value.
+fn shout(text: &str) -> String {
+    text.to_uppercase()
 }
 
 impl Component for Upper {
@@ -53,9 +59,7 @@ impl Transform for Upper {
         for row in 0..batch.len() {
             for column in 0..batch.names().len() {
                 match batch.get(row, column) {
-                    Field::Str(text) if Some(column) == target => {
-                        self.out.push_str(&text.to_uppercase())
-                    }
+                    Field::Str(text) if Some(column) == target => self.out.push_str(&shout(text)),
                     other => self.out.push(other),
                 }
             }
@@ -70,3 +74,15 @@ weir_plugin::export_plugin!(
     version: env!("CARGO_PKG_VERSION"),
     components: [transform(Upper)],
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_upper_cased_whatever_their_script() {
+        assert_eq!(shout("weir"), "WEIR");
+        assert_eq!(shout("straße"), "STRASSE");
+        assert_eq!(shout("内蒙古"), "内蒙古");
+    }
+}
