@@ -113,6 +113,12 @@ impl Acks {
         self.tickets.is_empty()
     }
 
+    /// True when it carries neither a ticket nor a progress mark (marks travel without tickets
+    /// from a source that has no transaction to keep them).
+    pub fn carries_nothing(&self) -> bool {
+        self.tickets.is_empty() && self.marks.is_empty()
+    }
+
     /// Number of tickets held.
     pub fn len(&self) -> usize {
         self.tickets.len()

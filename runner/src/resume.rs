@@ -22,6 +22,7 @@ pub struct Resumed {
     any_source_resumes: AtomicBool,
     meanings: Mutex<BTreeMap<String, String>>,
     start_over: AtomicBool,
+    sink_keeps_marks: AtomicBool,
 }
 
 impl Resumed {
@@ -57,6 +58,18 @@ impl Resumed {
     /// source is built; sources are built before sinks).
     pub fn source_resumes(&self) {
         self.any_source_resumes.store(true, Ordering::Release);
+    }
+
+    /// A sink of this run stores the progress marks its batches carry itself, outside any Kafka
+    /// transaction (`postgres`; called when it is built).
+    pub fn sink_keeps_marks(&self) {
+        self.sink_keeps_marks.store(true, Ordering::Release);
+    }
+
+    /// True when a sink stores marks itself: then a source with no transaction to keep its own
+    /// marks in sends them along with its batches.
+    pub fn marks_travel_to_a_sink(&self) -> bool {
+        self.sink_keeps_marks.load(Ordering::Acquire)
     }
 
     /// True when some source of this run continues from committed progress.

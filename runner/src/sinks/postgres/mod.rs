@@ -193,6 +193,7 @@ impl StageConfig for PostgresConfig {
                 .unwrap_or_else(|| progress::default_job(&cx.pipeline)),
         };
         let resumed = cx.resources.get::<Resumed>();
+        resumed.sink_keeps_marks();
         let mut sink = PostgresSink {
             server: server_of(&connect),
             connect,

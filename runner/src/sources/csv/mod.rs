@@ -252,6 +252,9 @@ struct Position {
     /// The ledger whose settled prefix is the position to commit, when a transaction takes it.
     ledger: Option<Arc<Checkpoints>>,
     partition: Partition,
+    /// Without a transaction to keep it: the clock-stamped replay's first event time, carried as
+    /// a progress mark on every batch for sinks that store marks themselves (`postgres`).
+    start_time_mark: Option<(Arc<str>, Millis)>,
 }
 
 #[async_trait]
@@ -283,6 +286,7 @@ impl CsvSource {
                 skip: 0,
                 ledger: None,
                 partition,
+                start_time_mark: self.start_time_without_transactor(),
             };
         };
         let skip = transactor
@@ -303,7 +307,31 @@ impl CsvSource {
             skip,
             ledger: Some(ledger),
             partition,
+            start_time_mark: None,
         }
+    }
+
+    /// A replay stamped from the clock, with no transaction to keep its first event time: that
+    /// time as a mark for the batches to carry, taken from the marks a sink handed back at start
+    /// (a `postgres` sink's) when an earlier run's is there — so rows read again get the times
+    /// they had.
+    fn start_time_without_transactor(&mut self) -> Option<(Arc<str>, Millis)> {
+        let Timestamps::Replay { start_time, .. } = &mut self.timestamps else {
+            return None;
+        };
+        // Only a sink that keeps marks itself would store it: otherwise it would only cost.
+        if !self.start_time_from_clock || !self.resumed.marks_travel_to_a_sink() {
+            return None;
+        }
+        let key = format!("{}{START_TIME_MARK}", self.label);
+        if let Some(earlier) = self.resumed.through(&key) {
+            tracing::info!(
+                "{}: stamping rows from {earlier} ms, as the earlier run did",
+                self.label
+            );
+            *start_time = earlier;
+        }
+        Some((Arc::from(key.as_str()), *start_time))
     }
 
     /// A replay stamped from the clock keeps its first event time as a progress mark of its own
@@ -481,6 +509,10 @@ impl CsvSource {
                         let at = i64::try_from(*emitted).unwrap_or(i64::MAX);
                         batch =
                             batch.with_acks(ledger.issue(vec![(position.partition.clone(), at)]));
+                    } else if let Some((key, start_time)) = &position.start_time_mark {
+                        let mut acks = batch.take_acks();
+                        acks.mark(Arc::clone(key), *start_time);
+                        batch.attach_acks(acks);
                     }
                     self.rejects.attach(batch.acks());
                     if cx.output.blocking_send(batch).is_err() {

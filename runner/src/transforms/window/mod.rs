@@ -266,9 +266,9 @@ impl Transform for Window {
                 }
                 // A late row's error record keeps its input's tickets until it is delivered.
                 self.rejects.attach(&acks);
-                // Only batches with delivery tickets need their time span.
+                // Only batches with delivery tickets (or marks) need their time span.
                 let times = batch.times().iter().copied();
-                (!acks.is_empty())
+                (!acks.carries_nothing())
                     .then(|| times.clone().min().zip(times.max()))
                     .flatten()
             }

@@ -216,7 +216,7 @@ impl WindowState {
     /// every open window of that span, so each window's result carries the tickets of the records
     /// it counted (a window holding a ticket it does not need only delays a commit).
     pub fn hold(&mut self, acks: Acks, earliest: Millis, latest: Millis) {
-        if acks.is_empty() {
+        if acks.carries_nothing() {
             return;
         }
         let from = earliest.saturating_sub(self.geometry.size);
