@@ -11,8 +11,8 @@ use libfuzzer_sys::fuzz_target;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use tower::ServiceExt;
-use weir::sinks::socketio::access::Access;
-use weir::sinks::socketio::server::{Dashboard, PageConfig, Series, app};
+use weir::serve::access::Access;
+use weir::sinks::socketio::server::{Dashboard, PageConfig, PanelKind, PanelView, Series, app};
 
 struct Served {
     runtime: tokio::runtime::Runtime,
@@ -28,16 +28,23 @@ fn served() -> &'static Served {
             .enable_all()
             .build()
             .unwrap();
+        let series = vec![Series {
+            key: "0".into(),
+            label: "zero".into(),
+        }];
         let page = PageConfig {
             title: "fuzz".into(),
             points: 4,
-            series: vec![Series {
-                key: "0".into(),
-                label: "zero".into(),
+            series: series.clone(),
+            panels: vec![PanelView {
+                kind: PanelKind::Line,
+                title: "fuzz".into(),
+                points: 4,
+                series,
             }],
         };
         let (router, dashboard) = runtime.block_on(async {
-            app(page, Access::new(Some("t0ken"), Vec::new(), 5000, 8), 16)
+            app(page, None, Access::new(Some("t0ken"), Vec::new(), 5000, 8), 16)
         });
         Served {
             runtime,
