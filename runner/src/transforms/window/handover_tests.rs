@@ -403,3 +403,78 @@ proptest! {
         prop_assert_eq!(got, expected);
     }
 }
+
+/// A merger whose transaction is aborted (the group moved on and the broker refused its
+/// offsets) and which is then given the partials partition again must emit again what it had
+/// emitted in that transaction: it goes on from the committed marks, not from what it did in
+/// memory. Seen in `tests/shared_window.rs` under churn: one window (all genders) never written.
+#[test]
+fn a_merger_given_the_partials_again_goes_on_from_the_committed_marks_not_its_own() {
+    let tenures = Arc::new(Tenures::default());
+    let resumed = Arc::new(Resumed::default());
+    let mut merge = MergeWindow::new(
+        geometry(),
+        vec!["gender".into()],
+        count(),
+        Arc::clone(&tenures),
+        Arc::clone(&resumed),
+        Arc::from("transforms.w"),
+        "merge".into(),
+        Arc::new(StageMetrics::default()),
+    );
+    let schema = Arc::new(Schema::new(
+        [
+            "window_start",
+            "window_end",
+            "_from_partition",
+            "_of_partitions",
+            "_through",
+            "gender",
+            "count",
+        ]
+        .into_iter()
+        .chain(ORIGIN_FIELDS),
+    ));
+    // One partition's partial for window [0, WINDOW) and its progress row, read in `tenure`.
+    let partials = |tenure: u64| {
+        let mut b = BatchBuilder::with_capacity(Arc::clone(&schema), 2);
+        for (start, end, through, gender, n) in [
+            (Some(0), Some(WINDOW), None, Some("1"), Some(5)),
+            (None, None, Some(WINDOW + 4), None, None),
+        ] {
+            let int = |v: Option<i64>| v.map_or(FieldRef::Null, FieldRef::Int);
+            for value in [int(start), int(end), FieldRef::Int(0), FieldRef::Int(1)] {
+                b.push(value);
+            }
+            b.push(int(through));
+            b.push(gender.map_or(FieldRef::Null, FieldRef::Str));
+            b.push(int(n));
+            for origin in [0, tenure as i64, 1] {
+                b.push(FieldRef::Int(origin));
+            }
+            b.end_row(end.unwrap_or(WINDOW + 4));
+        }
+        b.build()
+    };
+    let emitted = |out: &Vec<Batch>| out.iter().map(Batch::len).sum::<usize>();
+    let first = tenures.begin();
+    let mut out = Vec::new();
+    merge.process(partials(first), &mut out).unwrap();
+    assert_eq!(
+        emitted(&out),
+        1,
+        "the window is emitted in the first tenure"
+    );
+    // Its transaction is aborted; the partition goes elsewhere and comes back. Nothing was
+    // committed: the marks still say nothing, and the partials are read again.
+    tenures.end([first]);
+    let again = tenures.begin();
+    out.clear();
+    merge.process(partials(again), &mut out).unwrap();
+    assert_eq!(
+        emitted(&out),
+        1,
+        "the window is emitted again: its first emission was never committed"
+    );
+    assert!(resumed.through("transforms.w").is_none());
+}

@@ -56,9 +56,12 @@ pub struct MergeWindow {
     partitions: i64,
     /// Tickets of progress rows, each with its `_through`: let go once windows are emitted so far.
     progress_acks: Vec<(Millis, Acks)>,
-    /// Every window ending at or before this has been emitted (by this member or, from the
-    /// committed marks, another).
+    /// Every window ending at or before this has been emitted (by this member in this tenure
+    /// or, from the committed marks, another).
     emitted_through: Millis,
+    /// The furthest `emitted_through` so far: the output watermark never goes back, even when a
+    /// new tenure goes on from committed marks behind what this member had emitted.
+    announced_through: Millis,
     tenures: Arc<Tenures>,
     resumed: Arc<Resumed>,
     mark: Arc<str>,
@@ -95,6 +98,7 @@ impl MergeWindow {
             partitions: 0,
             progress_acks: Vec::new(),
             emitted_through: Millis::MIN,
+            announced_through: Millis::MIN,
             tenures,
             resumed,
             mark,
@@ -142,9 +146,11 @@ impl MergeWindow {
         self.complete.clear();
         self.partitions = 0;
         self.tenure = Some(tenure);
-        if let Some(through) = self.resumed.through(&self.mark) {
-            self.emitted_through = self.emitted_through.max(through);
-        }
+        // Go on from the committed marks (read again when the partials partition was granted),
+        // not from what this member emitted under an earlier tenure: that may never have been
+        // committed — its transaction is aborted when the broker refuses its offsets because the
+        // group moved on — and the partials of those windows are read again now.
+        self.emitted_through = self.resumed.through(&self.mark).unwrap_or(Millis::MIN);
         self.state = merging_state(self.slide, &self.group_by, &self.aggregates);
         self.state.resume(self.merge_point(self.emitted_through));
         tracing::info!(
@@ -201,6 +207,7 @@ impl MergeWindow {
         self.state
             .close_through(self.merge_point(through), &mut closed);
         self.emitted_through = through;
+        self.announced_through = self.announced_through.max(through);
         let mut acks = Acks::default();
         self.progress_acks.retain(|(at, held)| {
             let settled = *at <= through;
@@ -333,7 +340,7 @@ impl Transform for MergeWindow {
     }
 
     fn output_watermark(&self, _input: Millis) -> Millis {
-        self.emitted_through.saturating_sub(1)
+        self.announced_through.saturating_sub(1)
     }
 
     fn tick_interval(&self) -> Option<Duration> {
